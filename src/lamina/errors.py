@@ -1,0 +1,27 @@
+"""The few exceptions users catch. Each subclasses the builtin a Keras user already catches."""
+
+from __future__ import annotations
+
+
+class UnknownNameError(ValueError):
+    """A string identifier (activation, loss, optimizer, layer, ...) that names nothing known."""
+
+
+class ShapeError(ValueError):
+    """An input whose shape a layer or loss cannot accept."""
+
+
+class NotCompiledError(RuntimeError):
+    """`fit`/`evaluate` called before `compile`."""
+
+
+class FileFormatError(ValueError):
+    """A missing, truncated or foreign model or weights file."""
+
+
+class UnsafeLoadError(ValueError):
+    """A file whose loading would run code (e.g. a `Lambda` layer) while `safe_mode=True`."""
+
+
+class DataError(ValueError):
+    """Training data that would silently give a wrong result: NaN inputs, labels out of range."""
