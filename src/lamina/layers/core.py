@@ -1,0 +1,469 @@
+"""Core layers: Dense, Activation, Dropout, Embedding, Masking, Lambda, Identity, and TorchOp
+(a torch function applied to symbolic tensors inside a functional model)."""
+
+from __future__ import annotations
+
+import base64
+import marshal
+import types
+from typing import Any, Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from lamina import activations, config
+from lamina import constraints as constraints_module
+from lamina import initializers as initializers_module
+from lamina import regularizers as regularizers_module
+from lamina._registry import register
+from lamina.errors import ShapeError, UnsafeLoadError
+from lamina.layers.layer import Layer, check_input_rank, unique_name
+
+Tensor = torch.Tensor
+
+
+def serialize_argument(value: Any) -> Any:
+    """Serialize an activation/initializer/regularizer/constraint argument for get_config."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    from lamina.saving.serialization import serialize
+
+    return serialize(value)
+
+
+def check_positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}.")
+    return value
+
+
+def check_rate(name: str, value: Any) -> float:
+    if not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ValueError(
+            f"`{name}` must be a float in the range [0, 1). Received: {name}={value!r}."
+        )
+    return float(value)
+
+
+@register("Dense")
+class Dense(Layer):
+    """Densely connected layer: `outputs = activation(inputs @ kernel + bias)`, the sheet's
+    `z = W·x + b; a = f(z)`.
+
+    Args:
+        units: dimensionality of the output space.
+        activation: activation function or its name (None: linear).
+        use_bias: whether to add a bias vector.
+
+    Input shape: `(batch_size, ..., input_dim)`. Output shape: `(batch_size, ..., units)`.
+    The kernel is stored in Keras's layout `(input_dim, units)`.
+    """
+
+    def __init__(
+        self,
+        units: int,
+        activation: Any = None,
+        use_bias: bool = True,
+        kernel_initializer: Any = "glorot_uniform",
+        bias_initializer: Any = "zeros",
+        kernel_regularizer: Any = None,
+        bias_regularizer: Any = None,
+        activity_regularizer: Any = None,
+        kernel_constraint: Any = None,
+        bias_constraint: Any = None,
+        **kwargs: Any,
+    ):
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        self.units = check_positive_int("units", units)
+        self.activation = activations.get(activation)
+        self.use_bias = use_bias
+        self.kernel_initializer = initializers_module.get(kernel_initializer)
+        self.bias_initializer = initializers_module.get(bias_initializer)
+        self.kernel_regularizer = regularizers_module.get(kernel_regularizer)
+        self.bias_regularizer = regularizers_module.get(bias_regularizer)
+        self.kernel_constraint = constraints_module.get(kernel_constraint)
+        self.bias_constraint = constraints_module.get(bias_constraint)
+        self.supports_masking = True
+
+    def build(self, input_shape):
+        check_input_rank(self, input_shape, min_rank=2)
+        input_dim = input_shape[-1]
+        if input_dim is None:
+            raise ShapeError(
+                f"Layer {self.name!r} (Dense) needs the last axis of its input to be known. "
+                f"Received an input of shape {tuple(input_shape)}."
+            )
+        self.kernel = self.add_weight(
+            shape=(input_dim, self.units), initializer=self.kernel_initializer,
+            regularizer=self.kernel_regularizer, constraint=self.kernel_constraint, name="kernel",
+        )
+        self.bias = None
+        if self.use_bias:
+            self.bias = self.add_weight(
+                shape=(self.units,), initializer=self.bias_initializer,
+                regularizer=self.bias_regularizer, constraint=self.bias_constraint, name="bias",
+            )
+        self.input_dim = input_dim
+
+    def call(self, inputs):
+        if inputs.shape[-1] != self.input_dim:
+            raise ShapeError(
+                f"Input 0 of layer {self.name!r} (Dense) is incompatible: expected the last axis "
+                f"to have size {self.input_dim}, but received an input of shape "
+                f"{tuple(inputs.shape)}."
+            )
+        if inputs.ndim == 2 and self.bias is not None:
+            outputs = torch.addmm(self.bias, inputs, self.kernel)
+        else:
+            outputs = inputs @ self.kernel
+            if self.bias is not None:
+                outputs = outputs + self.bias
+        return self.activation(outputs)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.units,)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "activation": activations.serialize(self.activation),
+            "use_bias": self.use_bias,
+            "kernel_initializer": serialize_argument(self.kernel_initializer),
+            "bias_initializer": serialize_argument(self.bias_initializer),
+            "kernel_regularizer": serialize_argument(self.kernel_regularizer),
+            "bias_regularizer": serialize_argument(self.bias_regularizer),
+            "kernel_constraint": serialize_argument(self.kernel_constraint),
+            "bias_constraint": serialize_argument(self.bias_constraint),
+        }
+
+
+@register("Activation")
+class Activation(Layer):
+    """Applies an activation function: `outputs = activation(inputs)`."""
+
+    def __init__(self, activation: Any, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.activation = activations.get(activation)
+        self.supports_masking = True
+
+    def call(self, inputs):
+        return self.activation(inputs)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "activation": activations.serialize(self.activation)}
+
+
+@register("Identity")
+class Identity(Layer):
+    """Returns its input unchanged (a placeholder in architectures with optional parts)."""
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def call(self, inputs):
+        return inputs
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+@register("Dropout")
+class Dropout(Layer):
+    """Zeroes inputs with probability `rate` during training and scales the rest by
+    `1 / (1 - rate)`, so inference needs no rescaling.
+
+    Args:
+        rate: fraction of the inputs to drop, in [0, 1).
+        noise_shape: shape of the binary mask, broadcast over the input (None entries take the
+            input's size); e.g. `(batch, 1, features)` drops the same features at every step.
+        seed: makes the sequence of masks reproducible.
+    """
+
+    def __init__(self, rate: float, noise_shape: Sequence[int | None] | None = None,
+                 seed: int | None = None, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.rate = check_rate("rate", rate)
+        self.noise_shape = None if noise_shape is None else tuple(noise_shape)
+        self.seed = seed
+        self._generator: torch.Generator | None = None
+        self.supports_masking = True
+
+    def call(self, inputs, training=None):
+        if not training or self.rate == 0.0:
+            return inputs
+        if self.noise_shape is None and self.seed is None:
+            return F.dropout(inputs, self.rate, True)
+        shape = inputs.shape if self.noise_shape is None else tuple(
+            inputs.shape[i] if d is None else d for i, d in enumerate(self.noise_shape)
+        )
+        keep = torch.empty(shape, dtype=inputs.dtype, device=inputs.device)
+        keep.bernoulli_(1.0 - self.rate, generator=self._seeded_generator(inputs.device))
+        return inputs * keep / (1.0 - self.rate)
+
+    def _seeded_generator(self, device: torch.device) -> torch.Generator | None:
+        if self.seed is None:
+            return None
+        if self._generator is None or self._generator.device != device:
+            self._generator = torch.Generator(device=device).manual_seed(self.seed)
+        return self._generator
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self):
+        noise_shape = None if self.noise_shape is None else list(self.noise_shape)
+        return {**super().get_config(), "rate": self.rate, "noise_shape": noise_shape,
+                "seed": self.seed}
+
+
+@register("Embedding")
+class Embedding(Layer):
+    """Turns positive integer indices into dense vectors: `outputs = embeddings[inputs]`.
+
+    Args:
+        input_dim: vocabulary size (largest index + 1).
+        output_dim: dimension of the dense embedding.
+        mask_zero: treat index 0 as padding: the layer then emits a mask that downstream
+            layers (RNNs, attention, pooling) use to ignore padded steps. Index 0 must then not be
+            used for a real token, so `input_dim` should be vocabulary size + 1.
+
+    Input shape: `(batch_size, ...)` integers. Output shape: `(batch_size, ..., output_dim)`.
+    """
+
+    def __init__(self, input_dim: int, output_dim: int, embeddings_initializer: Any = "uniform",
+                 embeddings_regularizer: Any = None, embeddings_constraint: Any = None,
+                 mask_zero: bool = False, weights: Any = None, **kwargs: Any):
+        # Keras 2's `input_length` only fixed the input shape; accept it so old code runs.
+        input_length = kwargs.pop("input_length", None)
+        if input_length is not None and "input_shape" not in kwargs:
+            kwargs["input_shape"] = (input_length,)
+        super().__init__(weights=weights, **kwargs)
+        self.input_dim = check_positive_int("input_dim", input_dim)
+        self.output_dim = check_positive_int("output_dim", output_dim)
+        self.embeddings_initializer = initializers_module.get(embeddings_initializer)
+        self.embeddings_regularizer = regularizers_module.get(embeddings_regularizer)
+        self.embeddings_constraint = constraints_module.get(embeddings_constraint)
+        self.mask_zero = mask_zero
+        self.supports_masking = mask_zero
+        self._produces_mask = mask_zero
+
+    def build(self, input_shape=None):
+        self.embeddings = self.add_weight(
+            shape=(self.input_dim, self.output_dim), initializer=self.embeddings_initializer,
+            regularizer=self.embeddings_regularizer, constraint=self.embeddings_constraint,
+            name="embeddings",
+        )
+
+    def call(self, inputs):
+        if inputs.dtype.is_floating_point:
+            inputs = inputs.long()
+        return F.embedding(inputs, self.embeddings)
+
+    def compute_mask(self, inputs, mask=None):
+        if not self.mask_zero:
+            return None
+        return inputs != 0
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape) + (self.output_dim,)
+
+    def get_config(self):
+        return {
+            **super().get_config(), "input_dim": self.input_dim, "output_dim": self.output_dim,
+            "embeddings_initializer": serialize_argument(self.embeddings_initializer),
+            "embeddings_regularizer": serialize_argument(self.embeddings_regularizer),
+            "embeddings_constraint": serialize_argument(self.embeddings_constraint),
+            "mask_zero": self.mask_zero,
+        }
+
+
+@register("Masking")
+class Masking(Layer):
+    """Masks time steps whose features all equal `mask_value`; downstream layers skip them."""
+
+    def __init__(self, mask_value: float = 0.0, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.mask_value = mask_value
+        self.supports_masking = True
+        self._produces_mask = True
+
+    def call(self, inputs):
+        keep = (inputs != self.mask_value).any(dim=-1, keepdim=True)
+        return inputs * keep.to(inputs.dtype)
+
+    def compute_mask(self, inputs, mask=None):
+        return (inputs != self.mask_value).any(dim=-1)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "mask_value": self.mask_value}
+
+
+@register("Lambda")
+class Lambda(Layer):
+    """Wraps an arbitrary function of tensors as a layer: `outputs = function(inputs, **arguments)`.
+
+    A Lambda's function is code, so a saved model containing one loads only with
+    `safe_mode=False` (files never run code by default).
+    """
+
+    def __init__(self, function: Callable, output_shape: Any = None, mask: Any = None,
+                 arguments: dict | None = None, **kwargs: Any):
+        super().__init__(**kwargs)
+        if not callable(function):
+            raise TypeError(f"`function` must be callable. Received: {function!r}.")
+        self.function = function
+        self.output_shape_arg = output_shape
+        self.mask = mask
+        self.arguments = arguments or {}
+        self.supports_masking = mask is not None
+
+    def call(self, inputs):
+        return self.function(inputs, **self.arguments)
+
+    def compute_mask(self, inputs, mask=None):
+        if callable(self.mask):
+            return self.mask(inputs, mask)
+        return self.mask
+
+    def get_config(self):
+        code = base64.b64encode(marshal.dumps(self.function.__code__)).decode("ascii")
+        return {**super().get_config(), "function": {"python_bytecode": code},
+                "output_shape": self.output_shape_arg, "arguments": self.arguments}
+
+    @classmethod
+    def from_config(cls, config_dict, safe_mode: bool = True):
+        config_dict = dict(config_dict)
+        function = config_dict.pop("function")
+        if isinstance(function, dict):
+            if safe_mode:
+                raise UnsafeLoadError(
+                    "This model contains a Lambda layer, whose function is Python bytecode that "
+                    "would run when loaded. Loading it is disabled by default. If you trust the "
+                    "file, load it with safe_mode=False."
+                )
+            code = marshal.loads(base64.b64decode(function["python_bytecode"]))
+            function = types.FunctionType(code, {"torch": torch, "F": F})
+        output_shape = config_dict.pop("output_shape", None)
+        return cls(function, output_shape=output_shape, **config_dict)
+
+
+# Torch namespaces a saved TorchOp may name; loading resolves names only here, never by import.
+_TORCH_NAMESPACES = {"torch": torch, "torch.nn.functional": F, "torch.Tensor": Tensor}
+
+
+class TorchOp(Layer):
+    """A torch function applied to symbolic tensors in a functional model (`torch.cat([a, b])`,
+    `x[:, 0]`, `a + b`). Not for direct use: applying the function to a `KerasTensor` makes one."""
+
+    def __init__(self, function: Callable, args: tuple, kwargs: dict, **layer_kwargs: Any):
+        function_name = getattr(function, "__name__", "op").strip("_")
+        layer_kwargs.setdefault("name", unique_name(f"torch_{function_name}"))
+        super().__init__(**layer_kwargs)
+        self.function = function
+        self.template = (args, kwargs)
+        self.built = True
+
+    def _record(self) -> Any:
+        from lamina._symbolic import KerasTensor, _flatten, symbolic_call
+
+        inputs = [t for t in _flatten(self.template) if isinstance(t, KerasTensor)]
+        return symbolic_call(self, (inputs,), {})
+
+    def call(self, inputs):
+        from lamina._symbolic import KerasTensor
+
+        position = iter(inputs)
+
+        def fill(value: Any) -> Any:
+            if isinstance(value, KerasTensor):
+                return next(position)
+            if isinstance(value, list):
+                return [fill(v) for v in value]
+            if isinstance(value, tuple):
+                return tuple(fill(v) for v in value)
+            if isinstance(value, dict):
+                return {k: fill(v) for k, v in value.items()}
+            return value
+
+        args, kwargs = fill(self.template)
+        return self.function(*args, **kwargs)
+
+    def get_config(self):
+        from lamina._symbolic import KerasTensor
+
+        namespace = next((name for name, space in _TORCH_NAMESPACES.items()
+                          if getattr(space, self.function.__name__, None) is self.function), None)
+        if namespace is None:
+            raise ValueError(
+                f"Cannot save the torch operation {self.function!r} applied in a functional model: "
+                "only functions of torch, torch.nn.functional and torch.Tensor can be saved. "
+                "Wrap it in a custom Layer subclass registered with "
+                "lamina.saving.register_keras_serializable()."
+            )
+        counter = iter(range(10**9))
+
+        def encode(value: Any) -> Any:
+            if isinstance(value, KerasTensor):
+                return {"__input__": next(counter)}
+            if isinstance(value, slice):
+                return {"__slice__": [encode(value.start), encode(value.stop), encode(value.step)]}
+            if value is Ellipsis:
+                return {"__ellipsis__": True}
+            if isinstance(value, torch.dtype):
+                return {"__dtype__": config.dtype_name(value)}
+            if isinstance(value, tuple):
+                return {"__tuple__": [encode(v) for v in value]}
+            if isinstance(value, list):
+                return [encode(v) for v in value]
+            if isinstance(value, dict):
+                return {k: encode(v) for k, v in value.items()}
+            if value is None or isinstance(value, (int, float, bool, str)):
+                return value
+            raise ValueError(f"Cannot save the argument {value!r} of torch operation {self.name!r}.")
+
+        args, kwargs = self.template
+        return {**super().get_config(), "function": f"{namespace}.{self.function.__name__}",
+                "args": encode(list(args)), "kwargs": encode(kwargs)}
+
+    @classmethod
+    def from_config(cls, config_dict):
+        from lamina._symbolic import KerasTensor
+
+        config_dict = dict(config_dict)
+        namespace, _, function_name = config_dict.pop("function").rpartition(".")
+        if namespace not in _TORCH_NAMESPACES:
+            raise UnsafeLoadError(f"Refusing to load a torch operation from {namespace!r}.")
+        function = getattr(_TORCH_NAMESPACES[namespace], function_name)
+        placeholder = KerasTensor((), torch.float32, (torch.zeros(()), torch.zeros(())))
+
+        def decode(value: Any) -> Any:
+            if isinstance(value, dict):
+                if "__input__" in value:
+                    return placeholder
+                if "__slice__" in value:
+                    return slice(*(decode(v) for v in value["__slice__"]))
+                if "__ellipsis__" in value:
+                    return Ellipsis
+                if "__dtype__" in value:
+                    return config.torch_dtype(value["__dtype__"])
+                if "__tuple__" in value:
+                    return tuple(decode(v) for v in value["__tuple__"])
+                return {k: decode(v) for k, v in value.items()}
+            if isinstance(value, list):
+                return [decode(v) for v in value]
+            return value
+
+        args = tuple(decode(config_dict.pop("args")))
+        kwargs = decode(config_dict.pop("kwargs"))
+        return cls(function, args, kwargs, **config_dict)
+
+
+register("TorchOp")(TorchOp)

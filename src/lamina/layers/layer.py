@@ -1,0 +1,578 @@
+"""`Layer`: the Keras layer contract on a `torch.nn.Module`.
+
+A layer is an `nn.Module` whose `forward` builds it on first call (Keras's lazy `build`), resolves
+`training` from the module's train/eval mode, and carries Keras masks between layers as a
+`_keras_mask` attribute on tensors (as Keras does in eager mode). Once built, a call costs one
+Python frame more than `nn.Module.__call__` (DESIGN principle 5).
+
+Layers start in inference mode: calling a layer or model directly behaves as Keras's
+`model(x)` does (dropout off, batch norm on moving statistics). `fit` and `model.train()` switch to
+training mode, so a hand-written PyTorch loop calls `model.train()` as the sheet's loop does.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections import defaultdict
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from lamina import config
+from lamina import constraints as constraints_module
+from lamina import initializers as initializers_module
+from lamina import regularizers as regularizers_module
+from lamina.errors import ShapeError
+
+Tensor = torch.Tensor
+
+_NAME_COUNTS: dict[str, int] = defaultdict(int)
+
+# Keyword arguments every layer accepts (Keras's base-layer kwargs).
+_BASE_KWARGS = ("input_shape", "input_dim", "batch_input_shape", "batch_size", "weights")
+
+
+def to_snake_case(name: str) -> str:
+    """'BatchNormalization' -> 'batch_normalization', 'Conv2D' -> 'conv2d', as Keras names layers."""
+    name = re.sub(r"(.)([A-Z][a-z0-9]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def unique_name(base: str) -> str:
+    """'dense', then 'dense_1', 'dense_2', ... per base name, as Keras does."""
+    count = _NAME_COUNTS[base]
+    _NAME_COUNTS[base] += 1
+    return base if count == 0 else f"{base}_{count}"
+
+
+def clear_session() -> None:
+    """Reset the default-name counters (Keras's `keras.backend.clear_session`)."""
+    _NAME_COUNTS.clear()
+
+
+def shape_of(value: Any) -> Any:
+    """The shape of a tensor (as a tuple), or the same structure of shapes for lists/dicts."""
+    if isinstance(value, (list, tuple)):
+        return [shape_of(v) for v in value]
+    if isinstance(value, dict):
+        return {k: shape_of(v) for k, v in value.items()}
+    shape = getattr(value, "shape", None)
+    return tuple(shape) if shape is not None else None
+
+
+def _unbatched_shape(value: Any) -> Any:
+    """The shape of an output with the batch axis as None, as summaries show it."""
+    shape = shape_of(value)
+    if isinstance(shape, tuple) and shape:
+        return (None,) + shape[1:]
+    if isinstance(shape, list):
+        return [(None,) + s[1:] if isinstance(s, tuple) and s else s for s in shape]
+    return shape
+
+
+def _is_symbolic(value: Any) -> bool:
+    from lamina._symbolic import KerasTensor
+
+    if isinstance(value, KerasTensor):
+        return True
+    if isinstance(value, (list, tuple)):
+        return any(isinstance(v, KerasTensor) for v in value)
+    if isinstance(value, dict):
+        return any(isinstance(v, KerasTensor) for v in value.values())
+    return False
+
+
+class Layer(nn.Module):
+    """Base class of every layer: lazy `build`, `call`, weights in Keras layouts, config.
+
+    Subclass it as in Keras: create weights in `build(input_shape)` with `add_weight`, compute in
+    `call(inputs, training=None, mask=None)` (declare only the arguments you use), and return the
+    `__init__` arguments from `get_config`.
+
+    >>> class Scale(Layer):
+    ...     def build(self, input_shape):
+    ...         self.w = self.add_weight(shape=(input_shape[-1],), initializer="ones")
+    ...     def call(self, inputs):
+    ...         return inputs * self.w
+    >>> Scale()(torch.ones(2, 3)).shape
+    torch.Size([2, 3])
+    """
+
+    _registry_kind = "layer"
+    # Set per class by __init_subclass__ from `call`'s signature.
+    _call_takes_training = False
+    _call_takes_mask = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        parameters = inspect.signature(cls.call).parameters
+        has_var_kw = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+        cls._call_takes_training = "training" in parameters or has_var_kw
+        cls._call_takes_mask = "mask" in parameters
+
+    def __init__(
+        self,
+        *,
+        activity_regularizer: Any = None,
+        trainable: bool = True,
+        dtype: Any = None,
+        autocast: bool = True,
+        name: str | None = None,
+        **kwargs: Any,
+    ):
+        unknown = set(kwargs) - set(_BASE_KWARGS)
+        if unknown:
+            raise TypeError(
+                f"Unrecognized keyword arguments passed to {type(self).__name__}: "
+                f"{sorted(unknown)}. Check the spelling against the layer's documented arguments."
+            )
+        super().__init__()
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"`name` must be a string. Received: name={name!r}.")
+        self.name = name or unique_name(to_snake_case(type(self).__name__))
+        self._trainable = bool(trainable)
+        self._dtype = config.torch_dtype(dtype)
+        self.autocast = autocast
+        self.activity_regularizer = regularizers_module.get(activity_regularizer)
+        self.built = False
+        self.supports_masking = False
+        self.training = False
+        self._batch_input_shape = _batch_input_shape_from_kwargs(kwargs)
+        self._initial_weights = kwargs.get("weights")
+        self._build_input_shape: Any = None
+        self._output_shape: Any = None
+        self._keras_weight_names: dict[str, str] = {}
+        self._weight_attr_by_id: dict[int, str] = {}
+        self._regularized: list[tuple[str, Any]] = []
+        self._constrained: list[tuple[str, Any]] = []
+        self._activity_losses: list[Tensor] = []
+
+    # ----------------------------------------------------------------- the Keras contract
+
+    def build(self, input_shape: Any) -> None:
+        """Create the layer's weights from the input shape. Called once, before the first call."""
+
+    def call(self, inputs: Any) -> Any:
+        raise NotImplementedError(
+            f"Layer {type(self).__name__} does not implement `call(inputs)`. Subclasses of "
+            "lamina.layers.Layer compute their output in `call`."
+        )
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        """The output shape for an input shape (batch axis None), found by a probe call."""
+        from lamina._symbolic import output_shape_by_probe
+
+        return output_shape_by_probe(self, input_shape)
+
+    def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
+        """The mask of the output: the input's mask for layers that support masking, else None."""
+        return mask if self.supports_masking else None
+
+    def get_config(self) -> dict[str, Any]:
+        config_dict: dict[str, Any] = {
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": config.dtype_name(self._dtype),
+        }
+        if self._batch_input_shape is not None:
+            config_dict["batch_input_shape"] = list(self._batch_input_shape)
+        if self.activity_regularizer is not None:
+            from lamina.saving.serialization import serialize
+
+            config_dict["activity_regularizer"] = serialize(self.activity_regularizer)
+        return config_dict
+
+    @classmethod
+    def from_config(cls, config_dict: dict[str, Any]) -> "Layer":
+        return cls(**config_dict)
+
+    # ----------------------------------------------------------------- calling
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        first = args[0] if args else next(iter(kwargs.values()), None)
+        if _is_symbolic(first) or (not args and any(_is_symbolic(v) for v in kwargs.values())):
+            from lamina._symbolic import symbolic_call
+
+            return symbolic_call(self, args, kwargs)
+        if not self.built:
+            args = self._build_on_first_call(args, kwargs)
+            first = args[0] if args else first
+        if self._call_takes_training and kwargs.get("training") is None:
+            kwargs["training"] = self.training
+        input_mask = getattr(first, "_keras_mask", None)
+        if input_mask is not None and self._call_takes_mask and kwargs.get("mask") is None:
+            kwargs["mask"] = input_mask
+        outputs = self.call(*args, **kwargs)
+        if self._output_shape is None:
+            self._output_shape = _unbatched_shape(outputs)
+        if self.supports_masking or input_mask is not None or self._produces_mask:
+            _attach_mask(outputs, self.compute_mask(first, input_mask))
+        if self.activity_regularizer is not None:
+            self._activity_losses.append(self.activity_regularizer(outputs))
+        return outputs
+
+    # Layers that create masks (Embedding(mask_zero=True), Masking) set this in __init__.
+    _produces_mask = False
+
+    def _build_on_first_call(self, args: tuple, kwargs: dict) -> tuple:
+        args = tuple(_to_tensor(a, self._dtype) for a in args)
+        self._maybe_build(_build_shapes(self, args, kwargs))
+        if self._initial_weights is not None:
+            self.set_weights(self._initial_weights)
+            self._initial_weights = None
+        return args
+
+    def _maybe_build(self, input_shape: Any) -> None:
+        if self.built:
+            return
+        self._build_input_shape = input_shape
+        if isinstance(input_shape, tuple) and len(input_shape) == 2 and _build_arity(self) == 2:
+            self.build(*input_shape)
+        else:
+            self.build(input_shape)
+        self.built = True
+        # Plain torch modules added as attributes start in training mode; follow the layer's.
+        self.train(self.training)
+
+    def build_from_config_shape(self, input_shape: Sequence[int | None]) -> None:
+        """Build from a shape with a None batch axis (used when loading and by `Sequential`)."""
+        self._maybe_build(tuple(input_shape))
+
+    # ----------------------------------------------------------------- weights
+
+    def add_weight(
+        self,
+        shape: Sequence[int] | None = None,
+        initializer: Any = None,
+        dtype: Any = None,
+        trainable: bool = True,
+        autocast: bool = True,
+        regularizer: Any = None,
+        constraint: Any = None,
+        aggregation: str = "none",
+        name: str | None = None,
+    ) -> Tensor:
+        """Create a weight of the given (Keras-layout) shape and track it.
+
+        Trainable weights are `nn.Parameter`s; non-trainable ones are buffers, so `.to(device)`
+        and `state_dict()` carry both. Returns the tensor; assigning it to an attribute
+        (`self.w = self.add_weight(...)`) registers it under that attribute name.
+        """
+        shape = tuple(int(d) for d in (shape or ()))
+        if any(d < 0 for d in shape):
+            raise ValueError(
+                f"Layer {self.name!r}: weight shape must have non-negative sizes. Received: {shape}."
+            )
+        torch_dtype = config.torch_dtype(dtype) if dtype is not None else self._dtype
+        if initializer is None:
+            initializer = "glorot_uniform" if torch_dtype.is_floating_point else "zeros"
+        keras_name = name or "variable"
+        value = initializers_module.get(initializer)(shape, dtype=torch_dtype)
+        value = self._from_keras_layout(keras_name, value)
+        attr = _free_attribute(self, keras_name)
+        if trainable:
+            weight: Tensor = nn.Parameter(value)
+            self.register_parameter(attr, weight)
+        else:
+            weight = value
+            self.register_buffer(attr, weight)
+        self._keras_weight_names[attr] = keras_name
+        self._weight_attr_by_id[id(weight)] = attr
+        if regularizer is not None:
+            self._regularized.append((attr, regularizers_module.get(regularizer)))
+        if constraint is not None:
+            self._constrained.append((attr, constraints_module.get(constraint)))
+        return weight
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        weight_attrs = self.__dict__.get("_weight_attr_by_id")
+        if weight_attrs and isinstance(value, Tensor):
+            old = weight_attrs.get(id(value))
+            if old is not None and old != name:
+                self._rename_weight(old, name, value)
+                return
+        if isinstance(value, list) and value and all(isinstance(v, nn.Module) for v in value):
+            # Keras tracks layers kept in a list; torch needs a ModuleList to see them.
+            value = nn.ModuleList(value)
+        super().__setattr__(name, value)
+
+    def _rename_weight(self, old: str, new: str, value: Tensor) -> None:
+        # A plain attribute of that name (e.g. `self.bias = None` set earlier) gives way.
+        self.__dict__.pop(new, None)
+        if old in self._parameters:
+            del self._parameters[old]
+            self.register_parameter(new, value)
+        else:
+            del self._buffers[old]
+            self.register_buffer(new, value)
+        self._keras_weight_names[new] = self._keras_weight_names.pop(old)
+        self._weight_attr_by_id[id(value)] = new
+        self._regularized = [(new if a == old else a, r) for a, r in self._regularized]
+        self._constrained = [(new if a == old else a, c) for a, c in self._constrained]
+
+    def _from_keras_layout(self, name: str, value: Tensor) -> Tensor:
+        """Keras layout -> the layout this layer stores (identity unless a layer overrides)."""
+        return value
+
+    def _to_keras_layout(self, name: str, value: Tensor) -> Tensor:
+        """Stored layout -> Keras layout, for `get_weights` and saved files."""
+        return value
+
+    def _own_weights(self) -> list[tuple[str, Tensor]]:
+        """This layer's own weights as (Keras name, tensor), parameters then buffers."""
+        items = [(self._keras_weight_names.get(a, a), p) for a, p in self._parameters.items()
+                 if p is not None]
+        items += [(self._keras_weight_names.get(a, a), b) for a, b in self._buffers.items()
+                  if b is not None and a not in self._non_persistent_buffers_set]
+        return items
+
+    def _weight_entries(self) -> list[tuple[nn.Module, str, Tensor]]:
+        """(owner, Keras name, tensor) for every weight, in Keras's order, without duplicates."""
+        entries: list[tuple[nn.Module, str, Tensor]] = []
+        seen: set[int] = set()
+        for owner, name, tensor in _walk_weights(self):
+            if id(tensor) not in seen:
+                seen.add(id(tensor))
+                entries.append((owner, name, tensor))
+        return entries
+
+    @property
+    def weights(self) -> list[Tensor]:
+        """All weights: trainable parameters and non-trainable state (e.g. moving statistics)."""
+        return [t for _, _, t in self._weight_entries()]
+
+    @property
+    def trainable_weights(self) -> list[Tensor]:
+        return [t for t in self.weights if isinstance(t, nn.Parameter) and t.requires_grad]
+
+    @property
+    def non_trainable_weights(self) -> list[Tensor]:
+        return [t for t in self.weights if not (isinstance(t, nn.Parameter) and t.requires_grad)]
+
+    @property
+    def variables(self) -> list[Tensor]:
+        return self.weights
+
+    @property
+    def trainable_variables(self) -> list[Tensor]:
+        return self.trainable_weights
+
+    @property
+    def non_trainable_variables(self) -> list[Tensor]:
+        return self.non_trainable_weights
+
+    def get_weights(self) -> list[np.ndarray]:
+        """The weights as numpy arrays in Keras layouts (a Dense kernel is (input_dim, units))."""
+        arrays = []
+        for owner, name, tensor in self._weight_entries():
+            value = owner._to_keras_layout(name, tensor) if isinstance(owner, Layer) else tensor
+            arrays.append(value.detach().cpu().numpy().copy())
+        return arrays
+
+    def set_weights(self, weights: Sequence[Any]) -> None:
+        """Set the weights from arrays in Keras layouts, in the order of `get_weights()`."""
+        entries = self._weight_entries()
+        weights = list(weights)
+        if len(weights) != len(entries):
+            raise ValueError(
+                f"Layer {self.name!r} expects {len(entries)} weight arrays "
+                f"({', '.join(n for _, n, _ in entries) or 'none'}), but received "
+                f"{len(weights)}. Pass the list returned by get_weights() of an identical layer."
+            )
+        with torch.no_grad():
+            for (owner, name, tensor), array in zip(entries, weights):
+                value = torch.as_tensor(np.asarray(array), dtype=tensor.dtype)
+                expected = tuple(
+                    (owner._to_keras_layout(name, tensor) if isinstance(owner, Layer) else tensor).shape
+                )
+                if tuple(value.shape) != expected:
+                    raise ValueError(
+                        f"Layer {getattr(owner, 'name', type(owner).__name__)!r} weight {name!r} "
+                        f"expects shape {expected}, but received shape {tuple(value.shape)}."
+                    )
+                if isinstance(owner, Layer):
+                    value = owner._from_keras_layout(name, value)
+                tensor.copy_(value.to(tensor.device))
+
+    def count_params(self) -> int:
+        """The number of scalars in all weights, trainable or not (Keras's `count_params`)."""
+        if not self.built:
+            raise ValueError(
+                f"You tried to call count_params on layer {self.name!r}, but the layer isn't "
+                "built. Build it first by calling it on data or giving it an input_shape."
+            )
+        return sum(t.numel() for t in self.weights)
+
+    @property
+    def trainable(self) -> bool:
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        value = bool(value)
+        for module in self.modules():
+            if isinstance(module, Layer):
+                object.__setattr__(module, "_trainable", value)
+        for parameter in self.parameters():
+            parameter.requires_grad_(value)
+
+    @property
+    def dtype(self) -> str:
+        return config.dtype_name(self._dtype)
+
+    @property
+    def compute_dtype(self) -> str:
+        return self.dtype
+
+    @property
+    def input_shape(self) -> Any:
+        if self._build_input_shape is None:
+            raise AttributeError(f"Layer {self.name!r} has not been called yet; it has no input shape.")
+        return self._build_input_shape
+
+    @property
+    def output_shape(self) -> Any:
+        if self._output_shape is None:
+            raise AttributeError(f"Layer {self.name!r} has no defined output shape yet.")
+        return self._output_shape
+
+    # ----------------------------------------------------------------- losses
+
+    def add_loss(self, loss: Tensor) -> None:
+        """Add a loss term (an activity penalty, say) to be included in the training loss."""
+        self._activity_losses.append(loss)
+
+    @property
+    def losses(self) -> list[Tensor]:
+        """Weight-regularization penalties (recomputed now) and losses added during the last call."""
+        found: list[Tensor] = []
+        for module in self.modules():
+            if isinstance(module, Layer):
+                found.extend(module._activity_losses)
+                for attr, regularizer in module._regularized:
+                    found.append(regularizer(getattr(module, attr)))
+        return found
+
+    def _clear_losses(self) -> None:
+        for module in self.modules():
+            if isinstance(module, Layer) and module._activity_losses:
+                module._activity_losses = []
+
+    # ----------------------------------------------------------------- modes and display
+
+    def train(self, mode: bool = True) -> "Layer":
+        return super().train(mode)
+
+    def __repr__(self) -> str:
+        if self._modules:
+            return super().__repr__()
+        return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+    def _sublayers(self) -> list[nn.Module]:
+        return list(_iter_sublayers(self))
+
+    @property
+    def layers(self) -> list[nn.Module]:
+        return self._sublayers()
+
+
+def _iter_sublayers(module: nn.Module) -> Iterator[nn.Module]:
+    for child in module._modules.values():
+        if child is None:
+            continue
+        if isinstance(child, (nn.ModuleList, nn.ModuleDict)) and not isinstance(child, Layer):
+            yield from _iter_sublayers(child)
+        else:
+            yield child
+
+
+def _walk_weights(module: nn.Module) -> Iterator[tuple[nn.Module, str, Tensor]]:
+    if isinstance(module, Layer):
+        for name, tensor in module._own_weights():
+            yield module, name, tensor
+        for child in _iter_sublayers(module):
+            yield from _walk_weights(child)
+    else:
+        # A plain torch module is a leaf: all its parameters, then its persistent buffers.
+        for name, tensor in module.state_dict(keep_vars=True).items():
+            yield module, name, tensor
+
+
+def _free_attribute(layer: Layer, base: str) -> str:
+    attr = re.sub(r"\W", "_", base)
+    candidate, index = attr, 1
+    while candidate in layer.__dict__ or candidate in layer._parameters or \
+            candidate in layer._buffers or candidate in layer._modules or \
+            hasattr(type(layer), candidate):
+        candidate = f"{attr}_{index}"
+        index += 1
+    return candidate
+
+
+def _build_arity(layer: Layer) -> int:
+    parameters = [p for p in inspect.signature(layer.build).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(parameters)
+
+
+def _build_shapes(layer: Layer, args: tuple, kwargs: dict) -> Any:
+    arity = _build_arity(layer)
+    if arity >= 2 and len(args) >= 2:
+        return tuple(shape_of(a) for a in args[:arity])
+    return shape_of(args[0]) if args else shape_of(next(iter(kwargs.values())))
+
+
+def _batch_input_shape_from_kwargs(kwargs: dict[str, Any]) -> tuple | None:
+    if kwargs.get("batch_input_shape") is not None:
+        return tuple(kwargs["batch_input_shape"])
+    if kwargs.get("input_shape") is not None:
+        shape = kwargs["input_shape"]
+        shape = (shape,) if isinstance(shape, int) else tuple(shape)
+        return (kwargs.get("batch_size"),) + shape
+    if kwargs.get("input_dim") is not None:
+        return (kwargs.get("batch_size"), int(kwargs["input_dim"]))
+    return None
+
+
+def _to_tensor(value: Any, dtype: torch.dtype) -> Any:
+    """numpy arrays and Python numbers become tensors (floats in the layer's dtype)."""
+    if isinstance(value, Tensor) or value is None:
+        return value
+    if isinstance(value, (list, tuple)) and value and isinstance(value[0], (Tensor, np.ndarray)):
+        return type(value)(_to_tensor(v, dtype) for v in value)
+    if isinstance(value, dict):
+        return {k: _to_tensor(v, dtype) for k, v in value.items()}
+    array = np.asarray(value)
+    if array.dtype.kind == "f":
+        return torch.as_tensor(array, dtype=dtype)
+    if array.dtype.kind in "iub":
+        return torch.as_tensor(array)
+    return value
+
+
+def _attach_mask(outputs: Any, mask: Any) -> None:
+    if mask is None:
+        return
+    if isinstance(outputs, Tensor):
+        outputs._keras_mask = mask
+    elif isinstance(outputs, (list, tuple)):
+        masks = mask if isinstance(mask, (list, tuple)) else [mask] * len(outputs)
+        for output, m in zip(outputs, masks):
+            if isinstance(output, Tensor) and m is not None:
+                output._keras_mask = m
+
+
+def check_input_rank(layer: Layer, input_shape: Sequence[Any], min_rank: int | None = None,
+                     rank: int | None = None, description: str = "") -> None:
+    """Raise a ShapeError naming the layer, the expected rank and the received shape."""
+    received = len(input_shape)
+    if (rank is not None and received != rank) or (min_rank is not None and received < min_rank):
+        expected = f"rank {rank}" if rank is not None else f"rank >= {min_rank}"
+        raise ShapeError(
+            f"Input 0 of layer {layer.name!r} ({type(layer).__name__}) is incompatible: expected "
+            f"{expected}{' ' + description if description else ''}, but received an input of "
+            f"shape {tuple(input_shape)}."
+        )

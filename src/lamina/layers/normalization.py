@@ -1,0 +1,284 @@
+"""Normalization layers: BatchNormalization, LayerNormalization, GroupNormalization,
+UnitNormalization."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from lamina import constraints as constraints_module
+from lamina import initializers as initializers_module
+from lamina import regularizers as regularizers_module
+from lamina._registry import register
+from lamina.errors import ShapeError
+from lamina.layers.core import serialize_argument
+from lamina.layers.layer import Layer
+
+Tensor = torch.Tensor
+
+
+def _axes(axis: int | Sequence[int]) -> tuple[int, ...]:
+    return (axis,) if isinstance(axis, int) else tuple(axis)
+
+
+@register("BatchNormalization")
+class BatchNormalization(Layer):
+    """Normalizes with batch statistics in training and moving statistics in inference:
+    `y = gamma * (x - mean) / sqrt(var + epsilon) + beta`.
+
+    Keras semantics: `moving = moving * momentum + batch * (1 - momentum)` with momentum 0.99
+    (torch's momentum is `1 - momentum`), the moving variance tracks the *biased* batch variance,
+    and a layer with `trainable=False` always runs in inference mode (frozen BatchNorm in transfer
+    learning does not drift).
+
+    Args:
+        axis: the feature axis (default -1, channels_last).
+        momentum: moving-average momentum.
+        epsilon: added to the variance.
+    """
+
+    def __init__(
+        self,
+        axis: int = -1,
+        momentum: float = 0.99,
+        epsilon: float = 1e-3,
+        center: bool = True,
+        scale: bool = True,
+        beta_initializer: Any = "zeros",
+        gamma_initializer: Any = "ones",
+        moving_mean_initializer: Any = "zeros",
+        moving_variance_initializer: Any = "ones",
+        beta_regularizer: Any = None,
+        gamma_regularizer: Any = None,
+        beta_constraint: Any = None,
+        gamma_constraint: Any = None,
+        synchronized: bool = False,
+        **kwargs: Any,
+    ):
+        super().__init__(**kwargs)
+        if not isinstance(axis, int):
+            raise TypeError(f"`axis` must be an integer. Received: axis={axis!r}.")
+        if not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"`momentum` must be in [0, 1]. Received: momentum={momentum}.")
+        if epsilon <= 0:
+            raise ValueError(f"`epsilon` must be positive. Received: epsilon={epsilon}.")
+        self.axis, self.momentum, self.epsilon = axis, float(momentum), float(epsilon)
+        self.center, self.scale, self.synchronized = center, scale, synchronized
+        self.beta_initializer = initializers_module.get(beta_initializer)
+        self.gamma_initializer = initializers_module.get(gamma_initializer)
+        self.moving_mean_initializer = initializers_module.get(moving_mean_initializer)
+        self.moving_variance_initializer = initializers_module.get(moving_variance_initializer)
+        self.beta_regularizer = regularizers_module.get(beta_regularizer)
+        self.gamma_regularizer = regularizers_module.get(gamma_regularizer)
+        self.beta_constraint = constraints_module.get(beta_constraint)
+        self.gamma_constraint = constraints_module.get(gamma_constraint)
+        self.supports_masking = True
+
+    def build(self, input_shape):
+        rank = len(input_shape)
+        if not -rank <= self.axis < rank:
+            raise ShapeError(
+                f"Layer {self.name!r} (BatchNormalization): axis {self.axis} is out of range for "
+                f"an input of shape {tuple(input_shape)}."
+            )
+        self._feature_axis = self.axis % rank
+        features = input_shape[self._feature_axis]
+        if features is None:
+            raise ShapeError(
+                f"Layer {self.name!r} (BatchNormalization) needs the feature axis {self.axis} to be "
+                f"known. Received an input of shape {tuple(input_shape)}."
+            )
+        shape = (features,)
+        self.gamma = self.add_weight(shape=shape, initializer=self.gamma_initializer,
+                                     regularizer=self.gamma_regularizer,
+                                     constraint=self.gamma_constraint, name="gamma") \
+            if self.scale else None
+        self.beta = self.add_weight(shape=shape, initializer=self.beta_initializer,
+                                    regularizer=self.beta_regularizer,
+                                    constraint=self.beta_constraint, name="beta") \
+            if self.center else None
+        self.moving_mean = self.add_weight(shape=shape, initializer=self.moving_mean_initializer,
+                                           trainable=False, name="moving_mean")
+        self.moving_variance = self.add_weight(
+            shape=shape, initializer=self.moving_variance_initializer, trainable=False,
+            name="moving_variance",
+        )
+
+    def call(self, inputs, training=None):
+        # torch normalizes axis 1; moving a last feature axis there is a view (channels_last
+        # memory format for images), so no copy is made.
+        moved = self._feature_axis != 1
+        x = inputs.movedim(self._feature_axis, 1) if moved else inputs
+        if training and self.trainable:
+            outputs, mean, inverse_std = torch.native_batch_norm(
+                x, self.gamma, self.beta, None, None, True, 0.0, self.epsilon
+            )
+            with torch.no_grad():
+                variance = inverse_std.pow(-2) - self.epsilon
+                weight = 1.0 - self.momentum
+                self.moving_mean.lerp_(mean.to(self.moving_mean.dtype), weight)
+                self.moving_variance.lerp_(variance.to(self.moving_variance.dtype), weight)
+        else:
+            outputs = F.batch_norm(x, self.moving_mean, self.moving_variance, self.gamma,
+                                   self.beta, False, 0.0, self.epsilon)
+        return outputs.movedim(1, self._feature_axis) if moved else outputs
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self):
+        return {
+            **super().get_config(), "axis": self.axis, "momentum": self.momentum,
+            "epsilon": self.epsilon, "center": self.center, "scale": self.scale,
+            "beta_initializer": serialize_argument(self.beta_initializer),
+            "gamma_initializer": serialize_argument(self.gamma_initializer),
+            "moving_mean_initializer": serialize_argument(self.moving_mean_initializer),
+            "moving_variance_initializer": serialize_argument(self.moving_variance_initializer),
+            "beta_regularizer": serialize_argument(self.beta_regularizer),
+            "gamma_regularizer": serialize_argument(self.gamma_regularizer),
+            "beta_constraint": serialize_argument(self.beta_constraint),
+            "gamma_constraint": serialize_argument(self.gamma_constraint),
+            "synchronized": self.synchronized,
+        }
+
+
+@register("LayerNormalization")
+class LayerNormalization(Layer):
+    """Normalizes each sample over `axis`: `y = gamma * (x - mean) / sqrt(var + epsilon) + beta`.
+
+    `rms_scaling=True` gives RMSNorm (`y = gamma * x / sqrt(mean(x^2) + epsilon)`).
+    """
+
+    def __init__(self, axis: int | Sequence[int] = -1, epsilon: float = 1e-3, center: bool = True,
+                 scale: bool = True, rms_scaling: bool = False, beta_initializer: Any = "zeros",
+                 gamma_initializer: Any = "ones", beta_regularizer: Any = None,
+                 gamma_regularizer: Any = None, beta_constraint: Any = None,
+                 gamma_constraint: Any = None, **kwargs: Any):
+        super().__init__(**kwargs)
+        if epsilon <= 0:
+            raise ValueError(f"`epsilon` must be positive. Received: epsilon={epsilon}.")
+        self.axis = axis if isinstance(axis, int) else list(axis)
+        self.epsilon, self.center, self.scale, self.rms_scaling = float(epsilon), center, scale, rms_scaling
+        self.beta_initializer = initializers_module.get(beta_initializer)
+        self.gamma_initializer = initializers_module.get(gamma_initializer)
+        self.beta_regularizer = regularizers_module.get(beta_regularizer)
+        self.gamma_regularizer = regularizers_module.get(gamma_regularizer)
+        self.beta_constraint = constraints_module.get(beta_constraint)
+        self.gamma_constraint = constraints_module.get(gamma_constraint)
+        self.supports_masking = True
+
+    def build(self, input_shape):
+        rank = len(input_shape)
+        axes = sorted(a % rank for a in _axes(self.axis))
+        if any(input_shape[a] is None for a in axes):
+            raise ShapeError(
+                f"Layer {self.name!r} (LayerNormalization) needs the normalized axes {self.axis} "
+                f"to be known. Received an input of shape {tuple(input_shape)}."
+            )
+        self._axes = axes
+        # torch's fused layer_norm normalizes trailing axes; use it when the axes are trailing.
+        self._trailing = axes == list(range(rank - len(axes), rank))
+        shape = tuple(input_shape[a] for a in axes)
+        self._normalized_shape = shape
+        self.gamma = self.add_weight(shape=shape, initializer=self.gamma_initializer,
+                                     regularizer=self.gamma_regularizer,
+                                     constraint=self.gamma_constraint, name="gamma") \
+            if self.scale else None
+        self.beta = self.add_weight(shape=shape, initializer=self.beta_initializer,
+                                    regularizer=self.beta_regularizer,
+                                    constraint=self.beta_constraint, name="beta") \
+            if self.center and not self.rms_scaling else None
+
+    def call(self, inputs):
+        if self.rms_scaling:
+            if self._trailing:
+                return F.rms_norm(inputs, self._normalized_shape, self.gamma, self.epsilon)
+            variance = inputs.square().mean(dim=self._axes, keepdim=True)
+            outputs = inputs * torch.rsqrt(variance + self.epsilon)
+        elif self._trailing:
+            return F.layer_norm(inputs, self._normalized_shape, self.gamma, self.beta, self.epsilon)
+        else:
+            variance, mean = torch.var_mean(inputs, dim=self._axes, keepdim=True, correction=0)
+            outputs = (inputs - mean) * torch.rsqrt(variance + self.epsilon)
+        broadcast = [1] * inputs.ndim
+        for a in self._axes:
+            broadcast[a] = inputs.shape[a]
+        if self.gamma is not None:
+            outputs = outputs * self.gamma.reshape(broadcast)
+        if self.beta is not None:
+            outputs = outputs + self.beta.reshape(broadcast)
+        return outputs
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self):
+        return {
+            **super().get_config(), "axis": self.axis, "epsilon": self.epsilon,
+            "center": self.center, "scale": self.scale, "rms_scaling": self.rms_scaling,
+            "beta_initializer": serialize_argument(self.beta_initializer),
+            "gamma_initializer": serialize_argument(self.gamma_initializer),
+            "beta_regularizer": serialize_argument(self.beta_regularizer),
+            "gamma_regularizer": serialize_argument(self.gamma_regularizer),
+            "beta_constraint": serialize_argument(self.beta_constraint),
+            "gamma_constraint": serialize_argument(self.gamma_constraint),
+        }
+
+
+@register("GroupNormalization")
+class GroupNormalization(Layer):
+    """Normalizes over groups of channels per sample (Wu & He, 2018); `groups=1` is layer norm
+    over all features, `groups=channels` instance norm."""
+
+    def __init__(self, groups: int = 32, axis: int = -1, epsilon: float = 1e-3, center: bool = True,
+                 scale: bool = True, beta_initializer: Any = "zeros", gamma_initializer: Any = "ones",
+                 **kwargs: Any):
+        super().__init__(**kwargs)
+        self.groups, self.axis, self.epsilon = groups, axis, float(epsilon)
+        self.center, self.scale = center, scale
+        self.beta_initializer = initializers_module.get(beta_initializer)
+        self.gamma_initializer = initializers_module.get(gamma_initializer)
+        self.supports_masking = True
+
+    def build(self, input_shape):
+        self._feature_axis = self.axis % len(input_shape)
+        channels = input_shape[self._feature_axis]
+        if channels is None or channels % self.groups:
+            raise ShapeError(
+                f"Layer {self.name!r} (GroupNormalization): the number of channels ({channels}) "
+                f"must be a multiple of groups={self.groups}."
+            )
+        self.gamma = self.add_weight(shape=(channels,), initializer=self.gamma_initializer,
+                                     name="gamma") if self.scale else None
+        self.beta = self.add_weight(shape=(channels,), initializer=self.beta_initializer,
+                                    name="beta") if self.center else None
+
+    def call(self, inputs):
+        x = inputs.movedim(self._feature_axis, 1)
+        outputs = F.group_norm(x, self.groups, self.gamma, self.beta, self.epsilon)
+        return outputs.movedim(1, self._feature_axis)
+
+    def get_config(self):
+        return {**super().get_config(), "groups": self.groups, "axis": self.axis,
+                "epsilon": self.epsilon, "center": self.center, "scale": self.scale,
+                "beta_initializer": serialize_argument(self.beta_initializer),
+                "gamma_initializer": serialize_argument(self.gamma_initializer)}
+
+
+@register("UnitNormalization")
+class UnitNormalization(Layer):
+    """Scales each sample to unit L2 norm over `axis`."""
+
+    def __init__(self, axis: int | Sequence[int] = -1, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.axis = axis if isinstance(axis, int) else list(axis)
+        self.supports_masking = True
+
+    def call(self, inputs):
+        norm = inputs.square().sum(dim=_axes(self.axis), keepdim=True).clamp_min(1e-12).sqrt()
+        return inputs / norm
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis}

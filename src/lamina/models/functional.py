@@ -1,0 +1,396 @@
+"""The functional API: `Input` gives a symbolic tensor, layers called on symbolic tensors record
+a graph, and `Model(inputs, outputs)` turns that graph into a model.
+
+At construction the graph is sorted once into a flat plan of (layer, input slots, output slots);
+a call walks the plan with no graph logic, so a functional model costs what its layers cost.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from lamina import config
+from lamina._registry import register
+from lamina._symbolic import KerasTensor, Node, _flatten, make_probes
+from lamina.layers.layer import Layer, _to_tensor, unique_name
+from lamina.models.model import Model
+
+Tensor = torch.Tensor
+
+
+@register("InputLayer")
+class InputLayer(Layer):
+    """The layer behind `Input`: it holds the input's shape and dtype and has no weights."""
+
+    def __init__(self, shape: Sequence[int | None] | None = None, batch_size: int | None = None,
+                 dtype: Any = None, sparse: Any = None, batch_shape: Sequence[int | None] | None = None,
+                 input_tensor: Any = None, name: str | None = None, **kwargs: Any):
+        kwargs.pop("batch_input_shape", None)
+        super().__init__(name=name or unique_name("input_layer"), **kwargs)
+        if batch_shape is None:
+            if shape is None:
+                raise ValueError("An Input needs `shape` (without the batch axis) or `batch_shape`.")
+            shape = (shape,) if isinstance(shape, int) else tuple(shape)
+            batch_shape = (batch_size,) + shape
+        self.batch_shape = tuple(None if d is None else int(d) for d in batch_shape)
+        self.dtype_arg = dtype
+        self.built = True
+        input_dtype = config.torch_dtype(dtype)
+        self.output_tensor = KerasTensor(self.batch_shape, input_dtype,
+                                         make_probes(self.batch_shape, input_dtype), name=self.name)
+        self.output_tensor.node = Node(self, (), {}, [self.output_tensor])
+        self._output_shape = self.batch_shape
+        self._build_input_shape = self.batch_shape
+
+    def call(self, inputs):
+        return inputs
+
+    def get_config(self):
+        return {"batch_shape": list(self.batch_shape), "dtype": self.dtype_arg, "name": self.name}
+
+
+def Input(shape: Sequence[int | None] | None = None, batch_size: int | None = None,
+          dtype: Any = None, sparse: Any = None, batch_shape: Sequence[int | None] | None = None,
+          name: str | None = None, tensor: Any = None) -> KerasTensor:
+    """A symbolic input of the given shape (without the batch axis): `Input(shape=(784,))`."""
+    return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, batch_shape=batch_shape,
+                      name=name).output_tensor
+
+
+def _map_structure(fn, structure: Any) -> Any:
+    if isinstance(structure, KerasTensor):
+        return fn(structure)
+    if isinstance(structure, list):
+        return [_map_structure(fn, s) for s in structure]
+    if isinstance(structure, tuple):
+        return tuple(_map_structure(fn, s) for s in structure)
+    if isinstance(structure, dict):
+        return {k: _map_structure(fn, v) for k, v in structure.items()}
+    return structure
+
+
+def _topological_nodes(outputs: list[KerasTensor]) -> list[Node]:
+    order: list[Node] = []
+    state: dict[int, int] = {}  # 1: visiting, 2: done
+
+    def visit(node: Node) -> None:
+        mark = state.get(id(node))
+        if mark == 2:
+            return
+        if mark == 1:
+            raise ValueError("The layer graph has a cycle.")
+        state[id(node)] = 1
+        for tensor in node.inputs:
+            visit(tensor.node)
+        state[id(node)] = 2
+        order.append(node)
+
+    for tensor in outputs:
+        visit(tensor.node)
+    return order
+
+
+class Functional(Model):
+    """A model defined by a graph of layers from `Input`s to outputs (Keras's functional API).
+
+    Inputs and outputs may be a tensor, a list or a dict. Layers may be shared (called on several
+    tensors) and models may be nested as layers. Torch functions applied to symbolic tensors become
+    graph nodes too.
+    """
+
+    def __init__(self, inputs: Any, outputs: Any, name: str | None = None, trainable: bool = True,
+                 **kwargs: Any):
+        super().__init__(name=name, trainable=trainable, **kwargs)
+        flat_inputs = [t for t in _flatten(inputs)]
+        flat_outputs = [t for t in _flatten(outputs)]
+        for tensor in flat_inputs + flat_outputs:
+            if not isinstance(tensor, KerasTensor):
+                raise TypeError(
+                    "Model(inputs, outputs) takes symbolic tensors made from lamina.Input(...) "
+                    f"and layers called on them. Received: {tensor!r}."
+                )
+        for tensor in flat_inputs:
+            if not isinstance(tensor.node.layer, InputLayer):
+                raise ValueError(
+                    f"Every model input must come from lamina.Input(); {tensor!r} is the output of "
+                    f"layer {getattr(tensor.node.layer, 'name', '?')!r}."
+                )
+        self._inputs_struct = inputs
+        self._outputs_struct = outputs
+        self._flat_inputs = flat_inputs
+        self._flat_outputs = flat_outputs
+        nodes = _topological_nodes(flat_outputs)
+        input_nodes = {id(t.node) for t in flat_inputs}
+        for node in nodes:
+            if isinstance(node.layer, InputLayer) and id(node) not in input_nodes:
+                raise ValueError(
+                    f"The graph needs input {node.layer.name!r}, which is not among the model's "
+                    "inputs. Pass every Input the outputs depend on in `inputs`."
+                )
+        self._nodes = nodes
+        self._register_layers(nodes)
+        self._plan = self._make_plan(nodes)
+        self.built = True
+        self._build_input_shape = _map_structure(lambda t: t.shape, inputs)
+        self._output_shape = _map_structure(lambda t: t.shape, outputs)
+
+    def _register_layers(self, nodes: list[Node]) -> None:
+        seen: set[int] = set()
+        self._graph_layers: list[nn.Module] = []
+        for node in nodes:
+            layer = node.layer
+            if id(layer) in seen:
+                continue
+            seen.add(id(layer))
+            name = str(getattr(layer, "name", f"{type(layer).__name__.lower()}_{len(seen)}"))
+            name = name.replace(".", "_")
+            if name in self._modules:
+                raise ValueError(
+                    f"The name {name!r} is used 2 times in the model. All layer names should be "
+                    "unique; pass name= to one of them."
+                )
+            self.add_module(name, layer)
+            layer.train(self.training)
+            self._graph_layers.append(layer)
+
+    def _make_plan(self, nodes: list[Node]) -> list[tuple]:
+        """(layer, kind, input slot ids, template, output ids) per non-input node, in order."""
+        plan = []
+        for node in nodes:
+            if isinstance(node.layer, InputLayer):
+                continue
+            input_ids = [id(t) for t in node.inputs]
+            simple = (len(node.args) == 1 and not node.kwargs
+                      and isinstance(node.args[0], KerasTensor))
+            listed = (len(node.args) == 1 and not node.kwargs and isinstance(node.args[0], list)
+                      and all(isinstance(t, KerasTensor) for t in node.args[0]))
+            kind = "single" if simple else "list" if listed else "template"
+            takes_training = bool(getattr(node.layer, "_call_takes_training", False))
+            plan.append((node.layer, kind, input_ids, (node.args, node.kwargs),
+                         [id(t) for t in node.outputs], takes_training))
+        return plan
+
+    @property
+    def layers(self) -> list[nn.Module]:
+        return list(self._graph_layers)
+
+    @property
+    def inputs(self) -> list[KerasTensor]:
+        return list(self._flat_inputs)
+
+    @property
+    def outputs(self) -> list[KerasTensor]:
+        return list(self._flat_outputs)
+
+    @property
+    def input(self) -> Any:
+        return self._inputs_struct
+
+    @property
+    def output(self) -> Any:
+        return self._outputs_struct
+
+    @property
+    def input_names(self) -> list[str]:
+        return [t.node.layer.name for t in self._flat_inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [getattr(t.node.layer, "name", str(i)) for i, t in enumerate(self._flat_outputs)]
+
+    def _bind_inputs(self, inputs: Any) -> dict[int, Any]:
+        flat = self._flat_inputs
+        if isinstance(inputs, dict):
+            if isinstance(self._inputs_struct, dict):
+                missing = set(self._inputs_struct) - set(inputs)
+                if missing:
+                    raise ValueError(f"Missing inputs {sorted(missing)} for model {self.name!r}.")
+                values = [inputs[k] for k in self._inputs_struct]
+                flat = [self._inputs_struct[k] for k in self._inputs_struct]
+            else:
+                names = self.input_names
+                missing = set(names) - set(inputs)
+                if missing:
+                    raise ValueError(
+                        f"Model {self.name!r} expects inputs named {names}; missing {sorted(missing)}."
+                    )
+                values = [inputs[n] for n in names]
+        elif len(flat) == 1:
+            values = [inputs]
+        else:
+            if not isinstance(inputs, (list, tuple)) or len(inputs) != len(flat):
+                count = len(inputs) if isinstance(inputs, (list, tuple)) else 1
+                raise ValueError(
+                    f"Model {self.name!r} expects {len(flat)} inputs, but it received {count} "
+                    "input tensors. Pass a list (in the order of `inputs`) or a dict by input name."
+                )
+            values = list(inputs)
+        bound = {}
+        for tensor, value in zip(flat, values):
+            if not isinstance(value, Tensor):
+                value = _to_tensor(value, tensor.dtype)
+                if isinstance(value, Tensor) and value.dtype != tensor.dtype and \
+                        value.dtype.is_floating_point == tensor.dtype.is_floating_point:
+                    value = value.to(tensor.dtype)
+            bound[id(tensor)] = value
+        return bound
+
+    def call(self, inputs: Any, training: Any = None, mask: Any = None) -> Any:
+        values = self._bind_inputs(inputs)
+        for layer, kind, input_ids, template, output_ids, takes_training in self._plan:
+            extra = {"training": training} if training is not None and takes_training else {}
+            if kind == "single":
+                outputs = layer(values[input_ids[0]], **extra)
+            elif kind == "list":
+                outputs = layer([values[i] for i in input_ids], **extra)
+            else:
+                args, kwargs = _map_structure(lambda t: values[id(t)], template)
+                outputs = layer(*args, **kwargs, **extra)
+            if len(output_ids) == 1 and isinstance(outputs, Tensor):
+                values[output_ids[0]] = outputs
+            else:
+                for key, value in zip(output_ids, [o for o in _flatten(outputs) if isinstance(o, Tensor)]):
+                    values[key] = value
+        return _map_structure(lambda t: values[id(t)], self._outputs_struct)
+
+    # ------------------------------------------------------------------- config
+
+    def get_config(self) -> dict[str, Any]:
+        from lamina.saving.serialization import serialize
+
+        node_index: dict[int, int] = {}
+        per_layer: dict[int, int] = {}
+        for node in self._nodes:
+            count = per_layer.get(id(node.layer), 0)
+            node_index[id(node)] = count
+            per_layer[id(node.layer)] = count + 1
+
+        def reference(tensor: KerasTensor) -> dict[str, Any]:
+            return {"__keras_tensor__": [tensor.node.layer.name, node_index[id(tensor.node)],
+                                         tensor.index]}
+
+        layers = []
+        for layer in self._graph_layers:
+            entry = serialize(layer)
+            entry["name"] = layer.name
+            entry["inbound_nodes"] = [
+                {"args": _encode_template(node.args, reference),
+                 "kwargs": _encode_template(node.kwargs, reference)}
+                for node in self._nodes if node.layer is layer and not isinstance(layer, InputLayer)
+            ]
+            layers.append(entry)
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "layers": layers,
+            "input_layers": _encode_template(self._inputs_struct, reference),
+            "output_layers": _encode_template(self._outputs_struct, reference),
+        }
+
+    @classmethod
+    def from_config(cls, config_dict: dict[str, Any], custom_objects: dict | None = None,
+                    safe_mode: bool = True) -> "Functional":
+        from lamina.saving.serialization import deserialize
+
+        created: dict[str, Any] = {}
+        produced: dict[tuple[str, int], Any] = {}
+        pending = []
+        for entry in config_dict["layers"]:
+            layer = deserialize(entry, custom_objects, safe_mode=safe_mode)
+            created[entry["name"]] = layer
+            if isinstance(layer, InputLayer):
+                produced[(entry["name"], 0)] = layer.output_tensor
+            for node_index, node in enumerate(entry.get("inbound_nodes", [])):
+                pending.append((entry["name"], node_index, node))
+
+        def resolve(value: Any) -> Any:
+            if isinstance(value, dict) and "__keras_tensor__" in value:
+                name, node_index, tensor_index = value["__keras_tensor__"]
+                outputs = produced[(name, node_index)]
+                flat = [t for t in _flatten(outputs) if isinstance(t, KerasTensor)]
+                return flat[tensor_index]
+            return _decode_value(value, resolve)
+
+        def ready(value: Any) -> bool:
+            if isinstance(value, dict) and "__keras_tensor__" in value:
+                name, node_index, _ = value["__keras_tensor__"]
+                return (name, node_index) in produced
+            if isinstance(value, dict):
+                return all(ready(v) for v in value.values())
+            if isinstance(value, list):
+                return all(ready(v) for v in value)
+            return True
+
+        while pending:
+            progressed = False
+            for item in list(pending):
+                name, node_index, node = item
+                if ready(node["args"]) and ready(node["kwargs"]):
+                    layer = created[name]
+                    args, kwargs = resolve(node["args"]), resolve(node["kwargs"])
+                    produced[(name, node_index)] = _call_for_rebuild(layer, args, kwargs)
+                    pending.remove(item)
+                    progressed = True
+            if not progressed:
+                raise ValueError("Cannot rebuild the functional model: its config has unresolved inputs.")
+        inputs = resolve(config_dict["input_layers"])
+        outputs = resolve(config_dict["output_layers"])
+        return cls(inputs, outputs, name=config_dict.get("name"),
+                   trainable=config_dict.get("trainable", True))
+
+
+def _call_for_rebuild(layer: Any, args: Any, kwargs: Any) -> Any:
+    from lamina.layers.core import TorchOp
+
+    if isinstance(layer, TorchOp):
+        # A TorchOp node's only argument is the list of its symbolic inputs.
+        layer.template = _fill_placeholders(layer.template, args[0])
+        return layer._record()
+    return layer(*args, **kwargs)
+
+
+def _fill_placeholders(template: Any, inputs: list[KerasTensor]) -> Any:
+    position = iter(inputs)
+
+    def fill(value: Any) -> Any:
+        if isinstance(value, KerasTensor):
+            return next(position)
+        if isinstance(value, list):
+            return [fill(v) for v in value]
+        if isinstance(value, tuple):
+            return tuple(fill(v) for v in value)
+        if isinstance(value, dict):
+            return {k: fill(v) for k, v in value.items()}
+        return value
+
+    return fill(template)
+
+
+def _encode_template(value: Any, reference) -> Any:
+    if isinstance(value, KerasTensor):
+        return reference(value)
+    if isinstance(value, tuple):
+        return {"__tuple__": [_encode_template(v, reference) for v in value]}
+    if isinstance(value, list):
+        return [_encode_template(v, reference) for v in value]
+    if isinstance(value, dict):
+        return {k: _encode_template(v, reference) for k, v in value.items()}
+    if value is None or isinstance(value, (int, float, bool, str)):
+        return value
+    raise ValueError(f"Cannot save the call argument {value!r} in a functional model's config.")
+
+
+def _decode_value(value: Any, resolve) -> Any:
+    if isinstance(value, dict):
+        if "__tuple__" in value:
+            return tuple(resolve(v) for v in value["__tuple__"])
+        return {k: resolve(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve(v) for v in value]
+    return value
+
+
+register("Functional")(Functional)

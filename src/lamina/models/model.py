@@ -1,0 +1,204 @@
+"""`Model`: a `Layer` with training, evaluation, saving and a summary.
+
+`Model(inputs, outputs)` builds a functional model; subclassing `Model` and writing `call` gives
+a subclassed model, as in Keras. Training calls go to the one engine in `lamina.training`; this
+file holds no loop code.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from torch import nn
+
+from lamina._registry import register
+from lamina.layers.layer import Layer
+
+
+@register("Model")
+class Model(Layer):
+    """A trainable model. Three ways to make one, as in Keras:
+
+    - `Sequential([...])`, a stack of layers;
+    - `Model(inputs, outputs)`, a graph of layers built on `Input` tensors;
+    - a subclass of `Model` with layers made in `__init__` and the forward pass in `call`.
+
+    Every model is an `nn.Module`: `parameters()`, `state_dict()`, `.to(device)` and hand-written
+    PyTorch loops work on it.
+    """
+
+    def __new__(cls, *args: Any, **kwargs: Any):
+        if cls is Model and (len(args) >= 2 or ("inputs" in kwargs and "outputs" in kwargs)
+                             or (len(args) == 1 and "outputs" in kwargs)):
+            from lamina.models.functional import Functional
+
+            return super().__new__(Functional)
+        return super().__new__(cls)
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        if args:
+            raise TypeError(
+                f"{type(self).__name__}() got unexpected positional arguments {args!r}. A subclassed "
+                "model calls super().__init__() with keyword arguments only (name=, trainable=)."
+            )
+        super().__init__(**kwargs)
+        self._compile_config: dict[str, Any] | None = None
+        self.stop_training = False
+        self.history = None
+
+    def call(self, inputs: Any, training: Any = None) -> Any:
+        raise NotImplementedError(
+            f"Model {type(self).__name__} has no `call` method. A subclassed model defines "
+            "`call(self, inputs, training=None)`; use Sequential or Model(inputs, outputs) otherwise."
+        )
+
+    # ------------------------------------------------------------------- training (the engine)
+
+    def compile(self, optimizer: Any = "rmsprop", loss: Any = None, loss_weights: Any = None,
+                metrics: Any = None, weighted_metrics: Any = None, run_eagerly: bool = False,
+                steps_per_execution: int = 1, jit_compile: Any = "auto", auto_scale_loss: bool = True,
+                **kwargs: Any) -> None:
+        """Configure the model for training (optimizer, loss, metrics); see `lamina.training`."""
+        from lamina.training.compile import compile_model
+
+        compile_model(self, optimizer=optimizer, loss=loss, loss_weights=loss_weights,
+                      metrics=metrics, weighted_metrics=weighted_metrics, run_eagerly=run_eagerly,
+                      steps_per_execution=steps_per_execution, jit_compile=jit_compile, **kwargs)
+
+    def _trainer(self):
+        from lamina.training.trainer import trainer_of
+
+        return trainer_of(self)
+
+    def fit(self, x: Any = None, y: Any = None, batch_size: int | None = None, epochs: int = 1,
+            verbose: Any = "auto", callbacks: Any = None, validation_split: float = 0.0,
+            validation_data: Any = None, shuffle: bool = True, class_weight: Any = None,
+            sample_weight: Any = None, initial_epoch: int = 0, steps_per_epoch: int | None = None,
+            validation_steps: int | None = None, validation_batch_size: int | None = None,
+            validation_freq: int = 1, **kwargs: Any):
+        """Train for `epochs` epochs; returns a `History` (`history.history['val_loss']`, ...)."""
+        return self._trainer().fit(
+            x, y, batch_size=batch_size, epochs=epochs, verbose=verbose, callbacks=callbacks,
+            validation_split=validation_split, validation_data=validation_data, shuffle=shuffle,
+            class_weight=class_weight, sample_weight=sample_weight, initial_epoch=initial_epoch,
+            steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
+            validation_batch_size=validation_batch_size, validation_freq=validation_freq, **kwargs)
+
+    def evaluate(self, x: Any = None, y: Any = None, batch_size: int | None = None,
+                 verbose: Any = "auto", sample_weight: Any = None, steps: int | None = None,
+                 callbacks: Any = None, return_dict: bool = False, **kwargs: Any):
+        """Loss and metrics on the given data: a scalar, a list, or a dict with `return_dict`."""
+        return self._trainer().evaluate(x, y, batch_size=batch_size, verbose=verbose,
+                                        sample_weight=sample_weight, steps=steps,
+                                        callbacks=callbacks, return_dict=return_dict, **kwargs)
+
+    def predict(self, x: Any, batch_size: int | None = None, verbose: Any = "auto",
+                steps: int | None = None, callbacks: Any = None, **kwargs: Any):
+        """Outputs for the inputs, batched, as numpy arrays."""
+        return self._trainer().predict(x, batch_size=batch_size, verbose=verbose, steps=steps,
+                                       callbacks=callbacks, **kwargs)
+
+    def train_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None,
+                       class_weight: Any = None, return_dict: bool = False):
+        return self._trainer().train_on_batch(x, y, sample_weight=sample_weight,
+                                              class_weight=class_weight, return_dict=return_dict)
+
+    def test_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None,
+                      return_dict: bool = False):
+        return self._trainer().test_on_batch(x, y, sample_weight=sample_weight,
+                                             return_dict=return_dict)
+
+    def predict_on_batch(self, x: Any):
+        return self._trainer().predict_on_batch(x)
+
+    def train_step(self, data: Any) -> dict[str, Any]:
+        """One optimization step on a batch: forward, loss, backward, optimizer step.
+
+        Override it for custom training (as Keras 3 documents); return a dict of logs.
+        """
+        return self._trainer().default_train_step(data)
+
+    def test_step(self, data: Any) -> dict[str, Any]:
+        return self._trainer().default_test_step(data)
+
+    def predict_step(self, data: Any) -> Any:
+        return self._trainer().default_predict_step(data)
+
+    def compute_loss(self, x: Any = None, y: Any = None, y_pred: Any = None,
+                     sample_weight: Any = None, training: bool = True):
+        """The compiled loss (plus regularization losses), as Keras 3's `compute_loss`."""
+        return self._trainer().compute_loss(x, y, y_pred, sample_weight, training=training)
+
+    def compute_metrics(self, x: Any, y: Any, y_pred: Any, sample_weight: Any = None):
+        return self._trainer().compute_metrics(x, y, y_pred, sample_weight)
+
+    @property
+    def metrics(self) -> list:
+        return self._trainer().metrics if self._compile_config is not None else []
+
+    @property
+    def metrics_names(self) -> list[str]:
+        return [m.name for m in self.metrics]
+
+    @property
+    def optimizer(self):
+        return self._trainer().optimizer if self._compile_config is not None else None
+
+    @property
+    def loss(self):
+        return self._compile_config.get("loss") if self._compile_config else None
+
+    # ------------------------------------------------------------------- inspection and saving
+
+    def summary(self, line_length: int | None = None, positions: Any = None,
+                print_fn: Callable[[str], Any] | None = None, expand_nested: bool = False,
+                show_trainable: bool = False, layer_range: Any = None) -> None:
+        """Print each layer's output shape and parameter count, then the totals."""
+        from lamina.models.summary import print_summary
+
+        print_summary(self, line_length=line_length, print_fn=print_fn,
+                      expand_nested=expand_nested, show_trainable=show_trainable)
+
+    def get_layer(self, name: str | None = None, index: int | None = None) -> nn.Module:
+        """A layer by name or by index in `model.layers`."""
+        layers = self.layers
+        if index is not None:
+            if not -len(layers) <= index < len(layers):
+                raise ValueError(
+                    f"Was asked to retrieve layer at index {index} but model {self.name!r} only "
+                    f"has {len(layers)} layers."
+                )
+            return layers[index]
+        for layer in layers:
+            if getattr(layer, "name", None) == name:
+                return layer
+        valid = [getattr(layer, "name", type(layer).__name__) for layer in layers]
+        raise ValueError(f"No such layer: {name!r}. Existing layers are: {valid}.")
+
+    def save(self, filepath: Any, overwrite: bool = True, **kwargs: Any) -> None:
+        """Save architecture, weights and compile state: `.keras` (zip) or `.h5` (legacy HDF5)."""
+        from lamina.saving.saving_api import save_model
+
+        save_model(self, filepath, overwrite=overwrite, **kwargs)
+
+    def save_weights(self, filepath: Any, overwrite: bool = True) -> None:
+        """Save the weights to an HDF5 file (`.weights.h5`, or `.h5` as the sheet writes it)."""
+        from lamina.saving.saving_api import save_weights
+
+        save_weights(self, filepath, overwrite=overwrite)
+
+    def load_weights(self, filepath: Any, skip_mismatch: bool = False, **kwargs: Any) -> None:
+        """Load weights saved by `save_weights` (or inside a `.keras` file), matched by layer name."""
+        from lamina.saving.saving_api import load_weights
+
+        load_weights(self, filepath, skip_mismatch=skip_mismatch, **kwargs)
+
+    def to_json(self, **kwargs: Any) -> str:
+        import json
+
+        from lamina.saving.serialization import serialize
+
+        return json.dumps(serialize(self), **kwargs)
+
+    def get_compile_config(self) -> dict[str, Any] | None:
+        return self._compile_config
