@@ -109,37 +109,47 @@ _CLASS_OF_FUNCTION = {
 }
 
 
-def serialize(loss: Loss | Any) -> dict[str, Any] | str:
-    """A `Loss` as `{"class_name": ..., "config": ...}`; a registered function as its name."""
+def serialize(loss: Loss | Any) -> dict[str, Any]:
+    """A JSON-able description of a `Loss` or a registered loss function.
+
+    The layout is the one `lamina.saving.serialization` writes for every object, so either
+    side reads the other's output.
+    """
     if isinstance(loss, Loss):
+        cls = type(loss)
         return {
-            "class_name": canonical_name(type(loss)) or type(loss).__name__,
+            "module": cls.__module__,
+            "class_name": cls.__name__,
+            "registered_name": canonical_name(cls) or cls.__name__,
+            "kind": "loss",
             "config": loss.get_config(),
         }
     name = canonical_name(loss)
     if name is None:
         raise TypeError(
             f"Cannot serialize the loss {loss!r}: it is neither a `Loss` nor a registered loss "
-            "function. Register it with lamina.saving.register_keras_serializable() or "
-            "lamina._registry.register(name, kind='loss')."
+            "function. Register it with lamina.saving.register_keras_serializable()."
         )
-    return name
+    return {"class_name": "function", "kind": "loss", "config": name}
 
 
 def deserialize(config: dict[str, Any] | str, custom_objects: dict[str, Any] | None = None) -> Any:
-    """The inverse of `serialize`: a name gives the registered object, a dict a `Loss`."""
+    """The inverse of `serialize`; a bare name gives the registered function or class."""
     if isinstance(config, str):
         return lookup("loss", config, custom_objects)
     if not isinstance(config, dict) or "class_name" not in config:
         raise ValueError(
-            "A serialized loss is a name or a dict with 'class_name' and 'config'. "
-            f"Received: {config!r}."
+            "A serialized loss is a name or a dict with 'class_name' and 'config', as "
+            f"`lamina.losses.serialize` writes. Received: {config!r}."
         )
-    cls = lookup("loss", config["class_name"], custom_objects)
+    if config["class_name"] == "function":
+        return lookup("loss", config["config"], custom_objects)
+    name = config.get("registered_name") or config["class_name"]
+    cls = lookup("loss", name, custom_objects)
     if not (inspect.isclass(cls) and issubclass(cls, Loss)):
         raise TypeError(
-            f"{config['class_name']!r} names a loss function, not a `Loss` class; serialize "
-            "functions as their name."
+            f"{name!r} names the loss function {cls!r}, not a `Loss` class. Serialize "
+            "functions as {'class_name': 'function', 'config': name}."
         )
     return cls.from_config(dict(config.get("config", {})))
 

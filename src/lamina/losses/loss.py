@@ -149,7 +149,7 @@ def reduce_weighted_values(
         if sample_weight is None:
             sample_weight = mask
         else:
-            mask, sample_weight = squeeze_or_expand_to_same_rank(mask, sample_weight)
+            sample_weight, mask = _weights_like(sample_weight, mask)
             sample_weight = sample_weight * mask
     if sample_weight is not None:
         sample_weight, values = _weights_like(sample_weight, values)
@@ -219,7 +219,7 @@ class Loss:
             # One host sync per instance, on its first call: the cheapest place to catch
             # NaN labels or out-of-range classes before they become a silent NaN loss.
             if not torch.compiler.is_compiling():
-                self.check_inputs(y_true, y_pred)
+                self.check_inputs(y_true.detach(), y_pred.detach())
             self._inputs_checked = True
         losses = self.call(y_true, y_pred)
         out_mask = get_mask(losses)
