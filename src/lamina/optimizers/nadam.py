@@ -1,0 +1,102 @@
+"""Nadam: Adam with Nesterov momentum, on `torch.optim.NAdam`."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import torch
+
+from lamina._registry import register
+from lamina.optimizers.optimizer import Optimizer, check_float_range
+from lamina.optimizers.schedules import LearningRateSchedule
+
+
+@register("Nadam")
+class Nadam(Optimizer):
+    """Nadam (Dozat, 2016): Adam whose first moment takes a Nesterov look-ahead.
+
+    Keras's rule, followed here, with a momentum schedule `u_t = beta_1 * (1 - 0.5 * 0.96**t)`
+    and `prod_t = u_1 * ... * u_t`:
+
+    ```
+    m = beta_1 * m + (1 - beta_1) * g
+    v = beta_2 * v + (1 - beta_2) * g**2
+    m_hat = u_{t+1} * m / (1 - prod_t * u_{t+1}) + (1 - u_t) * g / (1 - prod_t)
+    v_hat = v / (1 - beta_2**t)
+    w = w - learning_rate * m_hat / (sqrt(v_hat) + epsilon)
+    ```
+
+    `torch.optim.NAdam` computes the same update with `u_t = beta_1 * (1 - 0.5 *
+    0.96**(t * momentum_decay))` and defaults to `momentum_decay=0.004`, a far slower momentum
+    warm-up than Keras's; it is run here with `momentum_decay=1.0`, which is Keras's schedule.
+    Unlike Adam, Keras's Nadam adds `epsilon` after the bias correction, as torch does.
+
+    Args:
+        learning_rate: a float, a `LearningRateSchedule` or a callable. Defaults to 0.001.
+        beta_1: decay rate of the first moment, in [0, 1).
+        beta_2: decay rate of the second moment, in [0, 1).
+        epsilon: added to `sqrt(v_hat)`. Defaults to 1e-7.
+        weight_decay, clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum,
+        ema_overwrite_frequency, loss_scale_factor, gradient_accumulation_steps, name:
+            see `lamina.optimizers.Optimizer`.
+    """
+
+    def __init__(
+        self,
+        learning_rate: float | LearningRateSchedule | Callable[[], float] = 0.001,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-7,
+        weight_decay: float | None = None,
+        clipnorm: float | None = None,
+        clipvalue: float | None = None,
+        global_clipnorm: float | None = None,
+        use_ema: bool = False,
+        ema_momentum: float = 0.99,
+        ema_overwrite_frequency: int | None = None,
+        loss_scale_factor: float | None = None,
+        gradient_accumulation_steps: int | None = None,
+        name: str = "nadam",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            learning_rate=learning_rate,
+            weight_decay=weight_decay,
+            clipnorm=clipnorm,
+            clipvalue=clipvalue,
+            global_clipnorm=global_clipnorm,
+            use_ema=use_ema,
+            ema_momentum=ema_momentum,
+            ema_overwrite_frequency=ema_overwrite_frequency,
+            loss_scale_factor=loss_scale_factor,
+            gradient_accumulation_steps=gradient_accumulation_steps,
+            name=name,
+            **kwargs,
+        )
+        check_float_range("beta_1", beta_1, 0.0, 1.0, high_open=True)
+        check_float_range("beta_2", beta_2, 0.0, 1.0, high_open=True)
+        check_float_range("epsilon", epsilon, 0.0, math.inf)
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+
+    def _create_torch_optimizer(
+        self, variables: list[torch.Tensor], **kernel: bool
+    ) -> torch.optim.Optimizer:
+        return torch.optim.NAdam(
+            variables,
+            lr=self._current_learning_rate(),
+            betas=(self.beta_1, self.beta_2),
+            eps=self.epsilon,
+            momentum_decay=1.0,
+            **kernel,
+        )
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "beta_1": self.beta_1,
+            "beta_2": self.beta_2,
+            "epsilon": self.epsilon,
+        }
