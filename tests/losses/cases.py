@@ -140,9 +140,13 @@ def ref_categorical_focal(t, p, alpha=0.25, gamma=2.0, logits=False):
     return -(alpha * (1 - p) ** gamma * t * np.log(p)).sum(-1)
 
 
-def ref_triplet_semihard(labels, emb, margin=1.0):
+def _euclidean(emb):
+    return np.sqrt(((emb[:, None] - emb[None]) ** 2).sum(-1))
+
+
+def ref_triplet_semihard(labels, emb, margin=1.0, d=None):
     n = len(labels)
-    d = np.sqrt(((emb[:, None] - emb[None]) ** 2).sum(-1))
+    d = _euclidean(emb) if d is None else d
     total, pairs = 0.0, 0
     for a in range(n):
         negatives = [k for k in range(n) if labels[k] != labels[a]]
@@ -156,9 +160,9 @@ def ref_triplet_semihard(labels, emb, margin=1.0):
     return np.asarray(total / pairs)
 
 
-def ref_triplet_hard(labels, emb, margin=1.0, soft=False):
+def ref_triplet_hard(labels, emb, margin=1.0, soft=False, d=None):
     n = len(labels)
-    d = np.sqrt(((emb[:, None] - emb[None]) ** 2).sum(-1))
+    d = _euclidean(emb) if d is None else d
     values = []
     for a in range(n):
         d_ap = max(d[a, p] for p in range(n) if p != a and labels[p] == labels[a])
