@@ -1,0 +1,236 @@
+"""`PyDataset` (Keras 3's batch-indexed dataset) and the prefetching iterator `fit` reads it with."""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import multiprocessing
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from typing import Any, Iterator
+
+import numpy as np
+
+
+class PyDataset:
+    """Base class for a dataset that returns whole batches by index, as `keras.utils.PyDataset`.
+
+    Subclasses implement `__getitem__(index)` (one complete batch, e.g. `(x, y)`) and
+    `__len__()` (the number of batches), or the `num_batches` property returning `None` for an
+    infinite dataset. `on_epoch_begin()` / `on_epoch_end()` run around every epoch (reshuffle
+    there).
+
+    Args:
+        workers: threads (or processes) that load batches ahead of the training step. 0 loads
+            each batch in the consumer's thread when it is asked for.
+        use_multiprocessing: load in worker processes instead of threads, for Python-heavy
+            `__getitem__`. The dataset is pickled to each process once per epoch, so it must be
+            picklable and its class importable (defined at module level).
+        max_queue_size: the most batches loaded ahead (in flight or waiting) at any time.
+
+    >>> class Squares(PyDataset):
+    ...     def __len__(self):
+    ...         return 3
+    ...     def __getitem__(self, index):
+    ...         return np.array([index**2])
+    >>> [int(batch[0]) for batch in iterate_batches(Squares(workers=2))]
+    [0, 1, 4]
+    """
+
+    def __init__(
+        self, workers: int = 1, use_multiprocessing: bool = False, max_queue_size: int = 10
+    ) -> None:
+        self.workers = workers
+        self.use_multiprocessing = use_multiprocessing
+        self.max_queue_size = max_queue_size
+
+    # Properties rather than plain attributes so that a subclass that forgot
+    # `super().__init__()` still gets Keras's defaults, and so every assignment is validated.
+    @property
+    def workers(self) -> int:
+        return getattr(self, "_workers", 1)
+
+    @workers.setter
+    def workers(self, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise ValueError(
+                "`workers` must be a non-negative integer (0 loads batches in the calling "
+                f"thread). Received: workers={value!r}."
+            )
+        self._workers = int(value)
+
+    @property
+    def use_multiprocessing(self) -> bool:
+        return getattr(self, "_use_multiprocessing", False)
+
+    @use_multiprocessing.setter
+    def use_multiprocessing(self, value: bool) -> None:
+        if not isinstance(value, (bool, np.bool_)):
+            raise TypeError(
+                f"`use_multiprocessing` must be True or False. Received: use_multiprocessing={value!r}."
+            )
+        self._use_multiprocessing = bool(value)
+
+    @property
+    def max_queue_size(self) -> int:
+        return getattr(self, "_max_queue_size", 10)
+
+    @max_queue_size.setter
+    def max_queue_size(self, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(
+                f"`max_queue_size` must be a positive integer. Received: max_queue_size={value!r}."
+            )
+        self._max_queue_size = int(value)
+
+    def __getitem__(self, index: int) -> Any:
+        """The batch at position `index`."""
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement `__getitem__(self, index)` returning one batch."
+        )
+
+    @property
+    def num_batches(self) -> int | None:
+        """Number of batches, or None for an infinite dataset; `len(self)` by default."""
+        if hasattr(self, "__len__"):
+            return len(self)  # type: ignore[arg-type]
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement `__len__` (the number of batches) or the "
+            "`num_batches` property (None for an infinite dataset)."
+        )
+
+    def on_epoch_begin(self) -> None:
+        """Called at the start of every epoch."""
+
+    def on_epoch_end(self) -> None:
+        """Called at the end of every epoch."""
+
+    def __iter__(self) -> Iterator[Any]:
+        # Without this, Python's legacy sequence protocol would call __getitem__ past the end
+        # until an IndexError that most user datasets never raise.
+        num_batches = self.num_batches
+        indices = itertools.count() if num_batches is None else range(num_batches)
+        for index in indices:
+            yield self[index]
+
+
+Sequence = PyDataset  # the Keras 2 name, kept for legacy code
+
+
+# The dataset each worker process received from its pool initializer.
+_PROCESS_DATASET: Any = None
+
+
+def _init_worker_process(dataset: Any) -> None:
+    global _PROCESS_DATASET
+    _PROCESS_DATASET = dataset
+
+
+def _get_in_worker_process(index: int) -> Any:
+    return _PROCESS_DATASET[index]
+
+
+def _make_executor(dataset: Any, workers: int, use_multiprocessing: bool) -> Executor:
+    if use_multiprocessing:
+        # spawn, not fork: forking a process that already runs torch's or our own threads can
+        # deadlock the child (and Python >= 3.12 warns about it).
+        return ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker_process,
+            initargs=(dataset,),
+        )
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lamina-data")
+
+
+def iterate_batches(py_dataset: Any, *, shuffle: bool = False) -> Iterator[Any]:
+    """One epoch of a `PyDataset`'s batches, loaded ahead by its `workers`.
+
+    Batches come in index order (or a random order when `shuffle`, drawn from NumPy's global
+    generator so `set_random_seed` makes it reproducible) whatever order the workers finish in.
+    Up to `max_queue_size` batches are loaded ahead, so a training step only waits when loading
+    is slower than training on every worker at once. `on_epoch_begin()` runs first and
+    `on_epoch_end()` runs when the epoch ends, also when the consumer stops early (e.g. after
+    `steps_per_epoch` batches); an exception raised in `__getitem__` propagates unchanged.
+
+    Args:
+        py_dataset: a `PyDataset` (or any object with `__getitem__` and `__len__`).
+        shuffle: visit the batches of a finite dataset in a random order.
+    """
+    if not hasattr(py_dataset, "__getitem__"):
+        raise TypeError(
+            "`iterate_batches` expects a lamina.utils.PyDataset (an object with `__getitem__` "
+            f"returning batches). Received: {type(py_dataset).__name__}."
+        )
+    num_batches = _num_batches(py_dataset)
+    if num_batches is None:
+        if shuffle:
+            raise ValueError(
+                "Cannot shuffle an infinite PyDataset (num_batches is None). Pass shuffle=False, "
+                "or shuffle inside its __getitem__."
+            )
+        indices: Iterator[int] = itertools.count()
+    elif shuffle:
+        indices = iter(np.random.permutation(num_batches).tolist())
+    else:
+        indices = iter(range(num_batches))
+
+    workers = getattr(py_dataset, "workers", 1)
+    use_multiprocessing = getattr(py_dataset, "use_multiprocessing", False)
+    max_queue_size = getattr(py_dataset, "max_queue_size", 10)
+
+    _call_hook(py_dataset, "on_epoch_begin")
+    if workers == 0:
+        yield from _iterate_in_caller(py_dataset, indices)
+        return
+
+    executor = _make_executor(py_dataset, workers, use_multiprocessing)
+    fetch = _get_in_worker_process if use_multiprocessing else py_dataset.__getitem__
+    pending: collections.deque[Future] = collections.deque(
+        executor.submit(fetch, index) for index in itertools.islice(indices, max_queue_size)
+    )
+    epoch_ended = False
+    try:
+        while pending:
+            batch = pending.popleft().result()
+            # Queue the next batch before handing this one over, so loading overlaps the step.
+            for index in itertools.islice(indices, 1):
+                pending.append(executor.submit(fetch, index))
+            yield batch
+        epoch_ended = True
+    except GeneratorExit:
+        epoch_ended = True
+        raise
+    finally:
+        for future in pending:
+            future.cancel()
+        executor.shutdown(wait=True, cancel_futures=True)
+        if epoch_ended:
+            _call_hook(py_dataset, "on_epoch_end")
+
+
+def _iterate_in_caller(py_dataset: Any, indices: Iterator[int]) -> Iterator[Any]:
+    epoch_ended = False
+    try:
+        for index in indices:
+            yield py_dataset[index]
+        epoch_ended = True
+    except GeneratorExit:
+        epoch_ended = True
+        raise
+    finally:
+        if epoch_ended:
+            _call_hook(py_dataset, "on_epoch_end")
+
+
+def _num_batches(py_dataset: Any) -> int | None:
+    if isinstance(py_dataset, PyDataset):
+        return py_dataset.num_batches
+    if hasattr(py_dataset, "num_batches"):
+        return py_dataset.num_batches
+    return len(py_dataset)
+
+
+def _call_hook(py_dataset: Any, name: str) -> None:
+    hook = getattr(py_dataset, name, None)
+    if hook is not None:
+        hook()
