@@ -118,6 +118,12 @@ def test_sparse_labels_on_sequences_and_in_a_column() -> None:
     torch.testing.assert_close(got, expected)
     column = losses.sparse_categorical_crossentropy(labels[0][:, None].float(), logits[0], from_logits=True)
     torch.testing.assert_close(column, expected[0])
+    channels_first = losses.sparse_categorical_crossentropy(
+        labels, logits.permute(0, 2, 1), from_logits=True, axis=1
+    )
+    torch.testing.assert_close(channels_first, expected)
+    probabilities = losses.sparse_categorical_crossentropy(labels, logits.softmax(-1).permute(0, 2, 1), axis=1)
+    torch.testing.assert_close(probabilities, expected)
 
 
 def test_ignore_class_averages_over_the_other_labels() -> None:

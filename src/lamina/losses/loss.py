@@ -167,7 +167,9 @@ def reduce_weighted_values(
 
 
 def _snake_case(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+    """'KLDivergence' -> 'kl_divergence', 'CrossEntropyLoss' -> 'cross_entropy_loss'."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
 
 
 class Loss:

@@ -152,7 +152,12 @@ def _sparse_labels(
     y_true = y_true.to(device=y_pred.device)
     if y_true.dim() == y_pred.dim() and y_true.dim() > 0 and y_true.shape[-1] == 1:
         y_true = y_true.squeeze(-1)
-    expected = y_pred.shape[:axis % y_pred.dim()] + y_pred.shape[axis % y_pred.dim() + 1:]
+    if y_pred.dim() == 0:
+        raise ShapeError(
+            f"`{loss_name}` needs y_pred with a class axis, e.g. (batch, num_classes). "
+            "Received a scalar y_pred."
+        )
+    expected = y_pred.shape[:axis] + y_pred.shape[axis:][1:]
     if y_true.shape != expected:
         raise ShapeError(
             f"`{loss_name}` needs integer labels of shape {tuple(expected)} (y_pred's shape "
