@@ -94,7 +94,12 @@ class Model(Layer):
 
     def predict(self, x: Any, batch_size: int | None = None, verbose: Any = "auto",
                 steps: int | None = None, callbacks: Any = None, **kwargs: Any):
-        """Outputs for the inputs, batched, as numpy arrays."""
+        """Outputs for the inputs, batched, as numpy arrays (no compile needed)."""
+        if self.__dict__.get("_lamina_trainer") is None:
+            from lamina.training.trainer import predict_without_compile
+
+            return predict_without_compile(self, x, batch_size=batch_size, verbose=verbose,
+                                           steps=steps, callbacks=callbacks)
         return self._trainer().predict(x, batch_size=batch_size, verbose=verbose, steps=steps,
                                        callbacks=callbacks, **kwargs)
 
@@ -109,7 +114,7 @@ class Model(Layer):
                                              return_dict=return_dict)
 
     def predict_on_batch(self, x: Any):
-        return self._trainer().predict_on_batch(x)
+        return self.predict(x, batch_size=len(x) if hasattr(x, "__len__") else None, verbose=0)
 
     def train_step(self, data: Any) -> dict[str, Any]:
         """One optimization step on a batch: forward, loss, backward, optimizer step.

@@ -1,0 +1,87 @@
+"""`model.compile`: resolve optimizer, losses and metrics, and remember the arguments so a saved
+model can be compiled again when loaded."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from lamina import optimizers as optimizers_module
+
+_KNOWN_EXTRA = ("device", "mixed_precision")
+
+
+def compile_model(model, optimizer: Any = "rmsprop", loss: Any = None, loss_weights: Any = None,
+                  metrics: Any = None, weighted_metrics: Any = None, run_eagerly: bool = False,
+                  steps_per_execution: int = 1, jit_compile: Any = "auto", **kwargs: Any) -> None:
+    unknown = set(kwargs) - set(_KNOWN_EXTRA)
+    if unknown:
+        raise TypeError(
+            f"Invalid keyword arguments to compile(): {sorted(unknown)}. Lamina's own additions "
+            f"are {list(_KNOWN_EXTRA)}."
+        )
+    if not isinstance(steps_per_execution, int) or steps_per_execution < 1:
+        raise ValueError(
+            "`steps_per_execution` must be a positive integer. "
+            f"Received: steps_per_execution={steps_per_execution!r}."
+        )
+    from lamina.training.trainer import Trainer
+
+    model._compile_config = {
+        "optimizer": optimizer, "loss": loss, "loss_weights": loss_weights, "metrics": metrics,
+        "weighted_metrics": weighted_metrics, "run_eagerly": run_eagerly,
+        "steps_per_execution": steps_per_execution, "jit_compile": jit_compile, **kwargs,
+    }
+    object.__setattr__(model, "_lamina_trainer", Trainer(
+        model, optimizer=optimizers_module.get(optimizer), loss=loss, loss_weights=loss_weights,
+        metrics=metrics, weighted_metrics=weighted_metrics, run_eagerly=run_eagerly,
+        steps_per_execution=steps_per_execution, jit_compile=jit_compile,
+        device=kwargs.get("device"), mixed_precision=kwargs.get("mixed_precision"),
+    ))
+
+
+def _serialize_value(value: Any) -> Any:
+    from lamina.saving.serialization import serialize
+
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_serialize_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _serialize_value(v) for k, v in value.items()}
+    if isinstance(value, torch.optim.Optimizer) or callable(value) and not hasattr(value, "get_config"):
+        raise ValueError("not serializable")
+    return serialize(value)
+
+
+def serialize_compile_config(compile_config: dict[str, Any]) -> dict[str, Any] | None:
+    """A JSON-able compile config; entries that cannot be described (a torch optimizer, a lambda
+    loss) are left out, and the loaded model is then recompiled without them."""
+    document = {}
+    for key, value in compile_config.items():
+        try:
+            document[key] = _serialize_value(value)
+        except ValueError:
+            continue
+    return document
+
+
+def deserialize_compile_config(document: dict[str, Any],
+                               custom_objects: dict | None = None) -> dict[str, Any]:
+    from lamina.saving.serialization import deserialize
+
+    def revive(value: Any) -> Any:
+        if isinstance(value, dict) and "class_name" in value:
+            return deserialize(value, custom_objects)
+        if isinstance(value, list):
+            return [revive(v) for v in value]
+        if isinstance(value, dict):
+            return {k: revive(v) for k, v in value.items()}
+        return value
+
+    return {k: revive(v) for k, v in document.items() if k in (
+        "optimizer", "loss", "loss_weights", "metrics", "weighted_metrics", "run_eagerly",
+        "steps_per_execution", "jit_compile", *_KNOWN_EXTRA)}
+
+

@@ -1,0 +1,289 @@
+"""Turn whatever `fit`/`evaluate`/`predict` receive into batches on the model's device.
+
+In-memory data (numpy arrays, tensors, lists/dicts of them) is moved to the device once and
+batched by slicing (a view) or by indexing with a shuffled permutation: no DataLoader, no copy
+per sample, no host sync (DESIGN principle 5). Everything else that yields batches (a torch
+`DataLoader`, a map-style `Dataset`, a `PyDataset`, a generator) is iterated as it is, each batch
+moved to the device.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, IterableDataset
+
+from lamina import config
+from lamina.errors import DataError
+
+Tensor = torch.Tensor
+
+
+def unpack_x_y_sample_weight(data: Any) -> tuple[Any, Any, Any]:
+    """`(x,)`, `(x, y)` or `(x, y, sample_weight)` -> the three parts (missing ones None)."""
+    if isinstance(data, list):
+        data = tuple(data)
+    if not isinstance(data, tuple):
+        return data, None, None
+    if len(data) == 1:
+        return data[0], None, None
+    if len(data) == 2:
+        return data[0], data[1], None
+    if len(data) == 3:
+        return data
+    raise ValueError(
+        "Data is expected to be `(x,)`, `(x, y)` or `(x, y, sample_weight)`. "
+        f"Received a tuple of length {len(data)}."
+    )
+
+
+def pack_x_y_sample_weight(x: Any, y: Any = None, sample_weight: Any = None) -> tuple:
+    if y is None:
+        return (x,)
+    if sample_weight is None:
+        return (x, y)
+    return (x, y, sample_weight)
+
+
+def map_structure(fn, structure: Any) -> Any:
+    if structure is None:
+        return None
+    if isinstance(structure, (list, tuple)):
+        return type(structure)(map_structure(fn, s) for s in structure)
+    if isinstance(structure, dict):
+        return {k: map_structure(fn, v) for k, v in structure.items()}
+    return fn(structure)
+
+
+def flatten(structure: Any) -> list:
+    if structure is None:
+        return []
+    if isinstance(structure, (list, tuple)):
+        return [x for s in structure for x in flatten(s)]
+    if isinstance(structure, dict):
+        return [x for v in structure.values() for x in flatten(v)]
+    return [structure]
+
+
+def to_tensor(value: Any, device: torch.device | None = None, non_blocking: bool = False) -> Tensor:
+    """An array-like as a tensor: floats in floatx (Keras casts float64 inputs), ints kept."""
+    if isinstance(value, Tensor):
+        tensor = value
+        if tensor.dtype == torch.float64 and config.floatx() != "float64":
+            tensor = tensor.to(config.torch_dtype(None))
+    else:
+        array = np.asarray(value)
+        if array.dtype == object:
+            raise DataError(
+                "Inputs must be numeric arrays; received an array of Python objects (ragged lists "
+                "or strings?). Pad sequences with lamina.preprocessing.sequence.pad_sequences and "
+                "vectorize text before training."
+            )
+        if array.dtype.kind == "f":
+            tensor = torch.as_tensor(array, dtype=config.torch_dtype(None))
+        elif array.dtype.kind == "u" and array.dtype != np.uint8:
+            tensor = torch.as_tensor(array.astype(np.int64))
+        else:
+            tensor = torch.as_tensor(array)
+    if device is not None and tensor.device != device:
+        tensor = tensor.to(device, non_blocking=non_blocking)
+    return tensor
+
+
+def batch_to_device(batch: Any, device: torch.device) -> Any:
+    non_blocking = device.type == "cuda"
+    return map_structure(lambda v: to_tensor(v, device, non_blocking), batch)
+
+
+def _num_samples(structure: Any, what: str) -> int:
+    lengths = {len(v) for v in flatten(structure)}
+    if len(lengths) > 1:
+        raise DataError(
+            f"All arrays in {what} must have the same number of samples. Received lengths "
+            f"{sorted(lengths)}."
+        )
+    return lengths.pop() if lengths else 0
+
+
+class ArrayAdapter:
+    """Batches in-memory data held on the device."""
+
+    def __init__(self, x: Any, y: Any, sample_weight: Any, batch_size: int, shuffle: Any,
+                 device: torch.device, steps: int | None = None):
+        self.x = map_structure(lambda v: to_tensor(v, device), x)
+        self.y = map_structure(lambda v: to_tensor(v, device), y)
+        self.sample_weight = map_structure(lambda v: to_tensor(v, device), sample_weight)
+        self.num_samples = _num_samples(self.x, "x")
+        if self.y is not None:
+            y_samples = _num_samples(self.y, "y")
+            if y_samples != self.num_samples:
+                raise DataError(
+                    f"x and y must have the same number of samples. Received: x has "
+                    f"{self.num_samples} samples, y has {y_samples}."
+                )
+        if self.sample_weight is not None and _num_samples(self.sample_weight, "sample_weight") != self.num_samples:
+            raise DataError("sample_weight must have one weight per sample of x.")
+        if self.num_samples == 0:
+            raise DataError("The data is empty: x has 0 samples. Pass at least one sample.")
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.device = device
+        self.steps = steps
+        self.num_batches = math.ceil(self.num_samples / batch_size)
+        if steps is not None:
+            self.num_batches = min(self.num_batches, steps) if steps > 0 else self.num_batches
+
+    def batches(self) -> Iterator[tuple]:
+        n, size = self.num_samples, self.batch_size
+        take = _slicer(self.x, self.y, self.sample_weight)
+        if self.shuffle and self.shuffle != "batch":
+            order = torch.randperm(n, device=self.device)
+            for step in range(self.num_batches):
+                yield take(order[step * size:(step + 1) * size])
+        else:
+            starts = list(range(0, n, size))
+            if self.shuffle == "batch":
+                starts = [starts[i] for i in torch.randperm(len(starts)).tolist()]
+            for start in starts[:self.num_batches]:
+                yield take(slice(start, start + size))
+
+
+def _slicer(x: Any, y: Any, sample_weight: Any):
+    # The common case (one x, one y) gets a closure with no structure walking.
+    if isinstance(x, Tensor) and (y is None or isinstance(y, Tensor)) and sample_weight is None:
+        if y is None:
+            return lambda index: (x[index],)
+        return lambda index: (x[index], y[index])
+
+    def take(index: Any) -> tuple:
+        pick = lambda v: v[index]  # noqa: E731
+        return pack_x_y_sample_weight(map_structure(pick, x), map_structure(pick, y),
+                                      map_structure(pick, sample_weight))
+
+    return take
+
+
+class IterableAdapter:
+    """Batches from an iterable of `(x, y[, sample_weight])` (DataLoader, PyDataset, generator)."""
+
+    def __init__(self, data: Iterable, device: torch.device, steps: int | None = None):
+        self.data = data
+        self.device = device
+        self.steps = steps
+        self._one_shot = iter(data) is data  # a generator can be iterated only once
+        self._iterator: Iterator | None = None
+        try:
+            self.num_batches = steps if steps is not None else len(data)  # type: ignore[arg-type]
+        except TypeError:
+            self.num_batches = None
+
+    def _source(self) -> Iterator:
+        from lamina.utils import PyDataset
+
+        if isinstance(self.data, PyDataset):
+            from lamina.utils import iterate_batches
+
+            return iterate_batches(self.data)
+        if self._one_shot:
+            return self.data
+        return iter(self.data)
+
+    def batches(self) -> Iterator[Any]:
+        iterator = self._source() if not self._one_shot or self._iterator is None else self._iterator
+        if self._one_shot:
+            self._iterator = iterator
+        produced = 0
+        for batch in iterator:
+            yield batch_to_device(_as_tuple(batch), self.device)
+            produced += 1
+            if self.steps is not None and produced >= self.steps:
+                return
+        if produced == 0:
+            raise DataError(
+                "The data produced no batches. An exhausted generator needs steps_per_epoch (and a "
+                "generator that loops), or pass a fresh iterable each call."
+            )
+
+
+def _as_tuple(batch: Any) -> Any:
+    if isinstance(batch, list) and len(batch) in (2, 3):
+        return tuple(batch)
+    if isinstance(batch, dict) and "x" in batch:
+        return pack_x_y_sample_weight(batch["x"], batch.get("y"), batch.get("sample_weight"))
+    return batch if isinstance(batch, tuple) else (batch,)
+
+
+def is_array_like(value: Any) -> bool:
+    if isinstance(value, (np.ndarray, Tensor)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return bool(value) and all(is_array_like(v) or isinstance(v, (int, float, list))
+                                   for v in value) and not isinstance(value[0], tuple)
+    if isinstance(value, dict):
+        return all(is_array_like(v) for v in value.values())
+    return False
+
+
+def make_adapter(x: Any, y: Any = None, sample_weight: Any = None, batch_size: int | None = None,
+                 shuffle: Any = False, device: torch.device | None = None, steps: int | None = None,
+                 for_what: str = "fit"):
+    """The adapter for one call's data, with Keras's rules on which arguments go together."""
+    device = device or torch.device("cpu")
+    if x is None:
+        raise ValueError(f"`{for_what}` needs data: x is None.")
+    if isinstance(x, Dataset) and not isinstance(x, IterableDataset) and not hasattr(x, "__next__") \
+            and not _is_py_dataset(x):
+        if y is not None:
+            raise ValueError("When x is a torch Dataset, y must be None (the Dataset yields both).")
+        x = DataLoader(x, batch_size=batch_size or 32, shuffle=bool(shuffle))
+        return IterableAdapter(x, device, steps)
+    if isinstance(x, (DataLoader, IterableDataset)) or _is_py_dataset(x) or _is_iterator(x):
+        if y is not None:
+            raise ValueError(
+                f"`y` must be None when x is a {type(x).__name__}: it yields (x, y) batches itself."
+            )
+        if batch_size is not None and not isinstance(x, DataLoader) and _is_py_dataset(x):
+            raise ValueError("Do not pass batch_size with a PyDataset: it makes its own batches.")
+        return IterableAdapter(x, device, steps)
+    return ArrayAdapter(x, y, sample_weight, batch_size or 32, shuffle, device, steps)
+
+
+def _is_py_dataset(x: Any) -> bool:
+    try:
+        from lamina.utils import PyDataset
+    except ImportError:
+        return False
+    return isinstance(x, PyDataset)
+
+
+def _is_iterator(x: Any) -> bool:
+    return hasattr(x, "__next__") and hasattr(x, "__iter__")
+
+
+def split_validation(x: Any, y: Any, sample_weight: Any, validation_split: float):
+    """Keras's validation_split: the last fraction of the samples, taken before shuffling."""
+    if not 0.0 < validation_split < 1.0:
+        raise ValueError(
+            f"`validation_split` must be in (0, 1). Received: validation_split={validation_split}."
+        )
+    if not is_array_like(x):
+        raise ValueError(
+            "validation_split is only supported for in-memory arrays or tensors. For a "
+            f"{type(x).__name__}, pass validation_data instead."
+        )
+    n = _num_samples(x, "x")
+    split_at = int(n * (1.0 - validation_split))
+    if split_at == 0 or split_at == n:
+        raise DataError(
+            f"validation_split={validation_split} of {n} samples leaves "
+            f"{split_at} for training and {n - split_at} for validation; both need at least one. "
+            "Use more data or a different split."
+        )
+    head = lambda v: v[:split_at]  # noqa: E731
+    tail = lambda v: v[split_at:]  # noqa: E731
+    train = (map_structure(head, x), map_structure(head, y), map_structure(head, sample_weight))
+    validation = (map_structure(tail, x), map_structure(tail, y), map_structure(tail, sample_weight))
+    return train, validation

@@ -1,0 +1,545 @@
+"""The one engine behind `fit`, `evaluate`, `predict` and the `*_on_batch` calls.
+
+The step is `model.train_step(data)` (overridable, as in Keras 3); callbacks observe the loop and
+steer it only through `model.stop_training` and the optimizer's learning rate. Losses and metrics
+accumulate on the device; values are read back only when something is shown or a callback asks
+(DESIGN principle 5).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from lamina import config
+from lamina import losses as losses_module
+from lamina import metrics as metrics_module
+from lamina.errors import DataError, NotCompiledError
+from lamina.training import data_adapters
+from lamina.training.data_adapters import flatten, map_structure, unpack_x_y_sample_weight
+from lamina.training.precision import Precision, resolve_autocast_dtype
+
+Tensor = torch.Tensor
+
+
+def trainer_of(model) -> "Trainer":
+    trainer = model.__dict__.get("_lamina_trainer")
+    if trainer is None:
+        raise NotCompiledError(
+            f"You must call compile() before using model {model.name!r} for training or "
+            "evaluation, e.g. model.compile(optimizer='adam', loss='mse')."
+        )
+    return trainer
+
+
+class _StepLogs(Mapping):
+    """The logs of the latest step. Values are device tensors computed on access, so a step
+    that nobody reads costs no metric `result()` and no host sync."""
+
+    def __init__(self, trainer: "Trainer"):
+        self._trainer = trainer
+
+    def _metrics(self) -> dict[str, Any]:
+        return {m.name: m for m in self._trainer.metrics}
+
+    def __getitem__(self, key: str) -> Tensor:
+        return self._metrics()[key].result()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._metrics())
+
+    def __len__(self) -> int:
+        return len(self._trainer.metrics)
+
+
+def logs_to_floats(logs: Mapping | None) -> dict[str, float]:
+    """Read logs back to the host once (the only sync of an epoch)."""
+    if not logs:
+        return {}
+    values = dict(logs.items())
+    tensors = [(k, v) for k, v in values.items() if isinstance(v, Tensor) and v.numel() == 1]
+    if tensors:
+        stacked = torch.stack([v.detach().float().reshape(()) for _, v in tensors]).cpu().tolist()
+        values.update({k: x for (k, _), x in zip(tensors, stacked)})
+    return {k: (float(v) if isinstance(v, (int, float, np.floating)) else v) for k, v in values.items()}
+
+
+class Trainer:
+    """Holds what `compile` resolved and runs the loops."""
+
+    def __init__(self, model, optimizer, loss, loss_weights, metrics, weighted_metrics,
+                 run_eagerly, steps_per_execution, jit_compile, device=None, mixed_precision=None):
+        self.model = model
+        self.optimizer = optimizer
+        self.loss_argument = loss
+        self.loss_weights = loss_weights
+        self.metrics_argument = metrics
+        self.weighted_metrics_argument = weighted_metrics
+        self.run_eagerly = run_eagerly
+        self.steps_per_execution = steps_per_execution
+        self.jit_compile = jit_compile is True
+        self.device = torch.device(device) if device is not None else None
+        self.autocast_dtype = resolve_autocast_dtype(mixed_precision)
+        self.loss_tracker = metrics_module.Mean(name="loss")
+        self._losses: Any = None          # a Loss, or a list/dict of them per output
+        self._output_losses: list[tuple[str, Any, float, Any]] = []  # (name, loss, weight, key)
+        self._output_trackers: list = []
+        self._compiled_metrics: list = []
+        self._metric_routes: list[tuple[Any, Any, bool]] = []  # (metric, output key, weighted)
+        self._metrics_built = False
+        self._forward = None
+        self._precision: Precision | None = None
+        self._regularized = False
+        self._constrained: list[tuple[nn.Module, str, Any]] = []
+
+    # ------------------------------------------------------------------- set-up
+
+    @property
+    def metrics(self) -> list:
+        return [self.loss_tracker, *self._output_trackers, *self._compiled_metrics]
+
+    def reset_metrics(self) -> None:
+        for metric in self.metrics:
+            metric.reset_state()
+
+    def _place(self) -> torch.device:
+        """Put the model on its device: compile(device=) if given, else CUDA when available and
+        the model is still on the CPU, else where the user put it."""
+        parameter = next(self.model.parameters(), None)
+        current = parameter.device if parameter is not None else torch.device("cpu")
+        target = self.device or (config.default_device() if current.type == "cpu" else current)
+        if target != current:
+            self.model.to(target)
+        if self._precision is None or self._precision.device_type != target.type:
+            self._precision = Precision(self.autocast_dtype, target)
+        return target
+
+    def _prepare_optimizer(self) -> None:
+        variables = [p for p in self.model.parameters() if p.requires_grad]
+        if not variables:
+            raise ValueError(
+                f"Model {self.model.name!r} has no trainable weights (all are frozen), so fit "
+                "would change nothing. Unfreeze some layers (layer.trainable = True) first."
+            )
+        optimizer = self.optimizer
+        if optimizer.built and not (len(variables) == len(optimizer.variables) and all(
+                a is b for a, b in zip(variables, optimizer.variables))):
+            # The trainable set changed (layers frozen or unfrozen since the last fit), which
+            # Keras handles by recompiling: start a fresh optimizer of the same configuration.
+            self.optimizer = optimizer = type(optimizer).from_config(optimizer.get_config())
+        optimizer.build(variables)
+        self._regularized = any(
+            isinstance(m, _layer_class()) and (m._regularized or m.activity_regularizer is not None)
+            for m in self.model.modules())
+        self._constrained = [(m, attr, c) for m in self.model.modules()
+                             if isinstance(m, _layer_class()) for attr, c in m._constrained]
+        if self.jit_compile and self._forward is None:
+            self._forward = torch.compile(self.model)
+
+    def _output_keys(self, y_pred: Any) -> list[Any]:
+        if isinstance(y_pred, dict):
+            return list(y_pred)
+        if isinstance(y_pred, (list, tuple)):
+            return list(range(len(y_pred)))
+        return [None]
+
+    def _output_name(self, key: Any) -> str:
+        if isinstance(key, str):
+            return key
+        names = getattr(self.model, "output_names", None)
+        if names and key is not None and key < len(names):
+            return names[key]
+        return f"output_{key}"
+
+    def _build_losses_and_metrics(self, y: Any, y_pred: Any) -> None:
+        """Resolve per-output losses and metrics once the output structure is known."""
+        keys = self._output_keys(y_pred)
+        loss = self.loss_argument
+        self._output_losses = []
+        if len(keys) == 1 and keys[0] is None:
+            if isinstance(loss, (list, tuple)):
+                loss = loss[0] if len(loss) == 1 else loss
+            if loss is not None:
+                self._output_losses.append(("loss", losses_module.get(loss), 1.0, None))
+        elif loss is not None:
+            per_output = _per_output(loss, keys, "loss")
+            weights = _per_output(self.loss_weights, keys, "loss_weights") if self.loss_weights \
+                is not None else {k: 1.0 for k in keys}
+            for key in keys:
+                if per_output.get(key) is not None:
+                    name = f"{self._output_name(key)}_loss"
+                    self._output_losses.append((name, losses_module.get(per_output[key]),
+                                                float(weights.get(key, 1.0)), key))
+            self._output_trackers = [metrics_module.Mean(name=n) for n, *_ in self._output_losses]
+        self._compiled_metrics, self._metric_routes = [], []
+        for argument, weighted in ((self.metrics_argument, False), (self.weighted_metrics_argument, True)):
+            if argument is None:
+                continue
+            routes = _per_output(argument, keys, "metrics") if (len(keys) > 1 or isinstance(argument, dict)) \
+                else {keys[0]: argument}
+            for key in keys:
+                items = routes.get(key)
+                if items is None:
+                    continue
+                for item in (items if isinstance(items, (list, tuple)) else [items]):
+                    output_loss = next((l for _, l, _, k in self._output_losses if k == key),
+                                       self._output_losses[0][1] if self._output_losses else None)
+                    metric = metrics_module.resolve(item, loss=output_loss,
+                                                    y_true=_pick(y, key), y_pred=_pick(y_pred, key))
+                    if key is not None:
+                        metric.name = f"{self._output_name(key)}_{metric.name}"
+                    if weighted and any(m.name == metric.name for m in self._compiled_metrics):
+                        metric.name = f"weighted_{metric.name}"
+                    self._compiled_metrics.append(metric)
+                    self._metric_routes.append((metric, key, weighted))
+        self._metrics_built = True
+
+    # ------------------------------------------------------------------- the step
+
+    def compute_loss(self, x: Any, y: Any, y_pred: Any, sample_weight: Any = None,
+                     training: bool = True) -> Tensor:
+        if not self._metrics_built:
+            self._build_losses_and_metrics(y, y_pred)
+        if not self._output_losses:
+            if not self._regularized:
+                raise ValueError(
+                    "No loss to compute: compile() was called without `loss`. Pass a loss, or "
+                    "override train_step to compute your own."
+                )
+            total = None
+        elif len(self._output_losses) == 1 and self._output_losses[0][3] is None:
+            total = self._output_losses[0][1](y, y_pred, sample_weight)
+        else:
+            total = 0.0
+            for index, (_, loss, weight, key) in enumerate(self._output_losses):
+                value = loss(_pick(y, key), _pick(y_pred, key), _pick_weight(sample_weight, key))
+                with torch.no_grad():
+                    self._output_trackers[index].update_state(value.detach())
+                total = total + weight * value
+        if self._regularized:
+            penalties = self.model.losses
+            self.model._clear_losses()
+            if penalties:
+                penalty = torch.stack([p.float().reshape(()) for p in penalties]).sum()
+                total = penalty if total is None else total + penalty
+        return total
+
+    def compute_metrics(self, x: Any, y: Any, y_pred: Any, sample_weight: Any = None) -> Mapping:
+        for metric, key, weighted in self._metric_routes:
+            metric.update_state(_pick(y, key), _pick(y_pred, key),
+                                _pick_weight(sample_weight, key) if weighted else None)
+        return _StepLogs(self)
+
+    def default_train_step(self, data: Any) -> Mapping:
+        x, y, sample_weight = unpack_x_y_sample_weight(data)
+        forward = self._forward or self.model
+        with self._precision.autocast():
+            y_pred = forward(x)
+            loss = self.compute_loss(x, y, y_pred, sample_weight)
+        self._backward_and_step(loss)
+        with torch.no_grad():
+            self.loss_tracker.update_state(loss.detach())
+            if self._metric_routes:
+                y_pred = map_structure(lambda t: t.detach(), y_pred)
+                return self.compute_metrics(x, y, y_pred, sample_weight)
+        return _StepLogs(self)
+
+    def _backward_and_step(self, loss: Tensor) -> None:
+        precision = self._precision
+        if precision.scaler is None:
+            loss.backward()
+            self.optimizer.step()
+        else:
+            precision.scaler.scale(loss).backward()
+            self._scaled_step(precision.scaler)
+        if self._constrained:
+            with torch.no_grad():
+                for module, attr, constraint in self._constrained:
+                    weight = getattr(module, attr)
+                    weight.copy_(constraint(weight))
+
+    def _scaled_step(self, scaler: torch.amp.GradScaler) -> None:
+        # float16 on CUDA: unscale in place before the optimizer clips, and skip the step when
+        # the scaled gradients overflowed, as GradScaler.step does.
+        torch_optimizer = self.optimizer._torch
+        scaler.unscale_(torch_optimizer)
+        found_inf = scaler._per_optimizer_states[id(torch_optimizer)]["found_inf_per_device"]
+        if sum(v.item() for v in found_inf.values()):
+            self.optimizer.zero_grad()
+        else:
+            self.optimizer.step()
+        scaler.update()
+
+    def default_test_step(self, data: Any) -> Mapping:
+        x, y, sample_weight = unpack_x_y_sample_weight(data)
+        with self._precision.autocast():
+            y_pred = self.model(x)
+            loss = self.compute_loss(x, y, y_pred, sample_weight, training=False)
+        self.loss_tracker.update_state(loss.detach())
+        return self.compute_metrics(x, y, y_pred, sample_weight)
+
+    def default_predict_step(self, data: Any) -> Any:
+        x, _, _ = unpack_x_y_sample_weight(data)
+        with self._precision.autocast():
+            return self.model(x)
+
+    # ------------------------------------------------------------------- the loops
+
+    def _adapter(self, x, y, sample_weight, batch_size, shuffle, steps, device, for_what,
+                 class_weight=None):
+        if class_weight is not None:
+            if sample_weight is not None:
+                raise ValueError("Pass either class_weight or sample_weight, not both.")
+            sample_weight = _class_weights_to_sample_weights(y, class_weight)
+        return data_adapters.make_adapter(x, y, sample_weight, batch_size=batch_size,
+                                          shuffle=shuffle, device=device, steps=steps,
+                                          for_what=for_what)
+
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
+            sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
+            validation_batch_size=None, validation_freq=1):
+        from lamina.callbacks.callback import CallbackList
+
+        _check_positive("epochs", epochs, allow_zero=True)
+        if batch_size is not None:
+            _check_positive("batch_size", batch_size)
+        model = self.model
+        device = self._place()
+        if validation_split and validation_data is None:
+            (x, y, sample_weight), validation_data = data_adapters.split_validation(
+                x, y, sample_weight, validation_split)
+        train_data = self._adapter(x, y, sample_weight, batch_size, shuffle, steps_per_epoch,
+                                   device, "fit", class_weight)
+        validation = None
+        if validation_data is not None:
+            vx, vy, vsw = unpack_x_y_sample_weight(validation_data)
+            validation = self._adapter(vx, vy, vsw, validation_batch_size or batch_size, False,
+                                       validation_steps, device, "fit")
+        self._prepare_optimizer()
+        callbacks = CallbackList(callbacks, add_history=True, add_progbar=_verbosity(verbose) != 0,
+                                 model=model, verbose=_verbosity(verbose), epochs=epochs,
+                                 steps=train_data.num_batches)
+        model.stop_training = False
+        every = self.steps_per_execution
+        callbacks.on_train_begin()
+        epoch_logs: dict[str, float] = {}
+        for epoch in range(callbacks.initial_epoch(initial_epoch), epochs):
+            self.reset_metrics()
+            model.train()
+            callbacks.on_epoch_begin(epoch)
+            logs: Mapping = {}
+            for step, batch in enumerate(train_data.batches()):
+                if callbacks.wants_batch_begin:
+                    callbacks.on_train_batch_begin(step)
+                logs = model.train_step(batch)
+                if callbacks.wants_batch_end and (step + 1) % every == 0:
+                    callbacks.on_train_batch_end(step, logs)
+                if model.stop_training:
+                    break
+            epoch_logs = logs_to_floats(logs)
+            if validation is not None and (epoch + 1) % validation_freq == 0:
+                validation_logs = self._evaluate_adapter(validation, callbacks=None)
+                epoch_logs.update({f"val_{k}": v for k, v in validation_logs.items()})
+            callbacks.on_epoch_end(epoch, epoch_logs)
+            if model.stop_training:
+                break
+        model.eval()
+        if getattr(self.optimizer, "use_ema", False):
+            self.optimizer.finalize_variable_values(self.optimizer.variables)
+        callbacks.on_train_end(epoch_logs)
+        model.history = callbacks.history
+        return callbacks.history
+
+    def _evaluate_adapter(self, adapter, callbacks=None) -> dict[str, float]:
+        model = self.model
+        was_training = model.training
+        model.eval()
+        self.reset_metrics()
+        logs: Mapping = {}
+        try:
+            with torch.no_grad():
+                for step, batch in enumerate(adapter.batches()):
+                    if callbacks is not None and callbacks.wants_test_batch:
+                        callbacks.on_test_batch_begin(step)
+                    logs = model.test_step(batch)
+                    if callbacks is not None and callbacks.wants_test_batch:
+                        callbacks.on_test_batch_end(step, logs)
+        finally:
+            model.train(was_training)
+        return logs_to_floats(logs)
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
+                 steps=None, callbacks=None, return_dict=False, **kwargs):
+        from lamina.callbacks.callback import CallbackList
+
+        device = self._place()
+        adapter = self._adapter(x, y, sample_weight, batch_size, False, steps, device, "evaluate")
+        callbacks = CallbackList(callbacks, add_history=False, add_progbar=_verbosity(verbose) != 0,
+                                 model=self.model, verbose=_verbosity(verbose), epochs=1,
+                                 steps=adapter.num_batches, mode="test")
+        callbacks.on_test_begin()
+        logs = self._evaluate_adapter(adapter, callbacks)
+        callbacks.on_test_end(logs)
+        if return_dict:
+            return logs
+        values = [logs[m.name] for m in self.metrics if m.name in logs]
+        return values[0] if len(values) == 1 else values
+
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None, **kwargs):
+        from lamina.callbacks.callback import CallbackList
+
+        model = self.model
+        parameter = next(model.parameters(), None)
+        device = parameter.device if parameter is not None else torch.device("cpu")
+        if self._precision is None:
+            self._precision = Precision(self.autocast_dtype, device)
+        adapter = data_adapters.make_adapter(x, None, None, batch_size=batch_size, shuffle=False,
+                                             device=device, steps=steps, for_what="predict")
+        callbacks = CallbackList(callbacks, add_history=False, add_progbar=_verbosity(verbose) == 1,
+                                 model=model, verbose=_verbosity(verbose), epochs=1,
+                                 steps=adapter.num_batches, mode="predict")
+        was_training = model.training
+        model.eval()
+        outputs: list[Any] = []
+        callbacks.on_predict_begin()
+        try:
+            with torch.no_grad():
+                for step, batch in enumerate(adapter.batches()):
+                    outputs.append(model.predict_step(batch))
+                    if callbacks.wants_predict_batch:
+                        callbacks.on_predict_batch_end(step, {"outputs": outputs[-1]})
+        finally:
+            model.train(was_training)
+        callbacks.on_predict_end()
+        return _concatenate_outputs(outputs)
+
+    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
+        device = self._place()
+        self._prepare_optimizer()
+        if class_weight is not None:
+            sample_weight = _class_weights_to_sample_weights(y, class_weight)
+        batch = data_adapters.batch_to_device(
+            data_adapters.pack_x_y_sample_weight(x, y, sample_weight), device)
+        self.reset_metrics()
+        self.model.train()
+        logs = logs_to_floats(self.model.train_step(batch))
+        self.model.eval()
+        return logs if return_dict else _as_list(logs, self.metrics)
+
+    def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
+        device = self._place()
+        batch = data_adapters.batch_to_device(
+            data_adapters.pack_x_y_sample_weight(x, y, sample_weight), device)
+        self.reset_metrics()
+        self.model.eval()
+        with torch.no_grad():
+            logs = logs_to_floats(self.model.test_step(batch))
+        return logs if return_dict else _as_list(logs, self.metrics)
+
+
+def predict_without_compile(model, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+    """`predict` needs no compile in Keras: use a bare trainer for it."""
+    trainer = Trainer(model, optimizer=None, loss=None, loss_weights=None, metrics=None,
+                      weighted_metrics=None, run_eagerly=False, steps_per_execution=1,
+                      jit_compile=False)
+    return trainer.predict(x, batch_size=batch_size, verbose=verbose, steps=steps,
+                           callbacks=callbacks)
+
+
+def _layer_class():
+    from lamina.layers.layer import Layer
+
+    return Layer
+
+
+def _verbosity(verbose: Any) -> int:
+    if verbose == "auto":
+        return 1
+    if verbose not in (0, 1, 2):
+        raise ValueError(f"`verbose` must be 'auto', 0, 1 or 2. Received: verbose={verbose!r}.")
+    return int(verbose)
+
+
+def _check_positive(name: str, value: Any, allow_zero: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < (0 if allow_zero else 1):
+        raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}.")
+
+
+def _per_output(argument: Any, keys: list, what: str) -> dict:
+    if isinstance(argument, dict):
+        unknown = set(argument) - {k for k in keys if isinstance(k, str)} - set(
+            _names_for(keys))
+        if unknown and all(isinstance(k, str) for k in keys):
+            raise ValueError(f"`{what}` names outputs {sorted(unknown)} that the model does not have "
+                             f"(outputs: {keys}).")
+        return {k: argument.get(k) for k in keys}
+    if isinstance(argument, (list, tuple)) and len(keys) > 1:
+        if what == "metrics" and all(not isinstance(a, (list, tuple, dict)) for a in argument):
+            return {k: list(argument) for k in keys}
+        if len(argument) != len(keys):
+            raise ValueError(
+                f"The model has {len(keys)} outputs but `{what}` has {len(argument)} entries. "
+                "Pass one per output (a list in output order or a dict by output name)."
+            )
+        return dict(zip(keys, argument))
+    return {k: argument for k in keys}
+
+
+def _names_for(keys: list) -> list:
+    return [k for k in keys if isinstance(k, str)]
+
+
+def _pick(value: Any, key: Any) -> Any:
+    if key is None or value is None:
+        return value
+    if isinstance(value, dict):
+        return value[key]
+    if isinstance(value, (list, tuple)):
+        return value[key]
+    return value
+
+
+def _pick_weight(sample_weight: Any, key: Any) -> Any:
+    if sample_weight is None or key is None or isinstance(sample_weight, Tensor):
+        return sample_weight
+    return _pick(sample_weight, key)
+
+
+def _class_weights_to_sample_weights(y: Any, class_weight: dict) -> np.ndarray:
+    if y is None or isinstance(y, (list, dict)) and not isinstance(y, np.ndarray):
+        raise ValueError("class_weight needs a single array of labels y.")
+    labels = y.detach().cpu().numpy() if isinstance(y, Tensor) else np.asarray(y)
+    if labels.ndim > 1 and labels.shape[-1] > 1:
+        labels = labels.argmax(axis=-1)
+    labels = labels.reshape(len(labels), -1)[:, 0].astype(np.int64)
+    missing = set(np.unique(labels).tolist()) - set(int(k) for k in class_weight)
+    if missing:
+        raise ValueError(f"class_weight has no weight for classes {sorted(missing)} found in y.")
+    table = np.zeros(max(int(k) for k in class_weight) + 1, dtype=np.float32)
+    for key, weight in class_weight.items():
+        table[int(key)] = weight
+    return table[labels]
+
+
+def _as_list(logs: dict[str, float], metrics: list) -> Any:
+    values = [logs[m.name] for m in metrics if m.name in logs]
+    return values[0] if len(values) == 1 else values
+
+
+def _concatenate_outputs(outputs: list[Any]) -> Any:
+    if not outputs:
+        raise DataError("predict received no data: the input produced no batches.")
+    first = outputs[0]
+    if isinstance(first, Tensor):
+        return torch.cat([o.float() if o.dtype == torch.bfloat16 else o for o in outputs]).cpu().numpy()
+    if isinstance(first, (list, tuple)):
+        return [_concatenate_outputs([o[i] for o in outputs]) for i in range(len(first))]
+    if isinstance(first, dict):
+        return {k: _concatenate_outputs([o[k] for o in outputs]) for k in first}
+    raise TypeError(f"predict_step returned {type(first).__name__}; expected tensors.")
+
