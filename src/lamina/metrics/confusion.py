@@ -14,6 +14,7 @@ from typing import Any, Sequence
 import torch
 
 from lamina import _registry, config
+from lamina.errors import ShapeError
 from lamina.metrics.metric import (
     Metric,
     broadcast_weights,
@@ -638,7 +639,13 @@ class ConfusionMatrix(Metric):
             predicted = y_pred.argmax(dim=-1)
         else:
             y_true, y_pred = squeeze_or_expand_to_same_rank(y_true, y_pred)
-            check_same_shape(self, y_true, y_pred)
+            if y_true.shape != y_pred.shape:
+                raise ShapeError(
+                    f"ConfusionMatrix ({self.name!r}) with num_classes={self.num_classes} needs "
+                    f"y_pred of shape y_true.shape + ({self.num_classes},) (scores) or of "
+                    f"y_true's shape (labels). Received: y_true.shape={tuple(y_true.shape)}, "
+                    f"y_pred.shape={tuple(y_pred.shape)}."
+                )
             binary_scores = self.num_classes == 2 and y_pred.is_floating_point()
             predicted = (y_pred > self.threshold) if binary_scores else y_pred
         weights = None
