@@ -218,7 +218,7 @@ class Loss:
         if not isinstance(y_true, torch.Tensor):
             y_true = torch.as_tensor(y_true, device=y_pred.device)
         if not self._inputs_checked:
-            # One host sync per instance, on its first call: the cheapest place to catch
+            # One host sync, on calls until one passes: the cheapest place to catch
             # NaN labels or out-of-range classes before they become a silent NaN loss.
             if not torch.compiler.is_compiling():
                 self.check_inputs(y_true.detach(), y_pred.detach())
