@@ -147,6 +147,16 @@ def _from_name(name: str, custom_objects: dict[str, Any] | None) -> Metric:
         ]
         raise UnknownNameError(_registry.unknown_name_message("metric", name, valid)) from None
     if inspect.isclass(found) and issubclass(found, Metric):
+        required = [
+            p.name for p in list(inspect.signature(found).parameters.values())
+            if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        ]
+        if required:
+            raise TypeError(
+                f"The metric {name!r} ({found.__name__}) needs arguments: "
+                f"{', '.join(required)}. Pass an instance instead, e.g. "
+                f"metrics=[lamina.metrics.{found.__name__}({required[0]}=...)]."
+            )
         return found()
     return get(found)
 
