@@ -30,7 +30,8 @@ class Nadam(Optimizer):
     `torch.optim.NAdam` computes the same update with `u_t = beta_1 * (1 - 0.5 *
     0.96**(t * momentum_decay))` and defaults to `momentum_decay=0.004`, a far slower momentum
     warm-up than Keras's; it is run here with `momentum_decay=1.0`, which is Keras's schedule.
-    Unlike Adam, Keras's Nadam adds `epsilon` after the bias correction, as torch does.
+    Unlike Adam, Keras's Nadam adds `epsilon` after the bias correction, as torch does. torch
+    keeps `prod_t` as a float32 scalar, so float64 variables follow the rule to about 1e-7.
 
     Args:
         learning_rate: a float, a `LearningRateSchedule` or a callable. Defaults to 0.001.
@@ -92,6 +93,15 @@ class Nadam(Optimizer):
             momentum_decay=1.0,
             **kernel,
         )
+
+    def _load_extra_state(self, state: dict[str, Any]) -> None:
+        # torch's load_state_dict casts every floating state tensor to its parameter's dtype,
+        # but NAdam keeps `mu_product` in torch's scalar dtype; restore that dtype so that a
+        # resumed run continues bit for bit.
+        scalar_dtype = torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
+        for state_of_variable in self._torch.state.values():
+            if "mu_product" in state_of_variable:
+                state_of_variable["mu_product"] = state_of_variable["mu_product"].to(scalar_dtype)
 
     def get_config(self) -> dict[str, Any]:
         return {

@@ -586,6 +586,7 @@ class Optimizer:
         return {}
 
     def _load_extra_state(self, state: dict[str, Any]) -> None:
+        """Restore `_extra_state()`; runs after the torch optimizer's state is loaded."""
         del state
 
     def state_dict(self) -> dict[str, Any]:
