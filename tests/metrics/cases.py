@@ -101,7 +101,8 @@ def multilabel_quantized(g):
 
 def one_hot(g):
     labels = g.integers(0, CLASSES, NUM_SAMPLES)
-    return np.eye(CLASSES, dtype=np.float32)[labels], _softmax(g.normal(size=(NUM_SAMPLES, CLASSES)))
+    scores = _softmax(g.normal(size=(NUM_SAMPLES, CLASSES)))
+    return np.eye(CLASSES, dtype=np.float32)[labels], scores
 
 
 def sparse(g):

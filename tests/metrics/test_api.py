@@ -66,7 +66,8 @@ def test_get_passes_metrics_through_and_builds_classes_and_configs() -> None:
 
 def uneven_batches():
     generator = torch.Generator().manual_seed(0)
-    y_true, y_pred = torch.randn(10, 3, generator=generator), torch.randn(10, 3, generator=generator)
+    y_true = torch.randn(10, 3, generator=generator)
+    y_pred = torch.randn(10, 3, generator=generator)
     return [(y_true[:7], y_pred[:7]), (y_true[7:], y_pred[7:])]
 
 

@@ -136,7 +136,8 @@ class _Named(Metric):
 
 BAD_INPUTS = [
     (lambda: Mean(name=3), TypeError, "`name` must be a string or None. Received: name=3"),
-    (lambda: Mean(dtype="int32"), ValueError, "must be a floating point type. Received: dtype='int32'"),
+    (lambda: Mean(dtype="int32"), ValueError,
+     "must be a floating point type. Received: dtype='int32'"),
     (lambda: Mean(dtype="float8"), ValueError, "Unknown dtype 'float8'"),
     (lambda: _Named(()), TypeError, "takes the variable's name first"),
     (lambda: _Named("v", shape=(-1,)), ValueError, "Received: shape=(-1,)"),
@@ -153,6 +154,15 @@ BAD_INPUTS = [
 def test_bad_input_messages(build, error, message) -> None:
     with pytest.raises(error, match=re.escape(message)):
         build()
+
+
+def test_forgetting_super_init_is_explained() -> None:
+    class Forgetful(Metric):
+        def __init__(self):
+            self.total = self.add_variable("total")
+
+    with pytest.raises(RuntimeError, match=re.escape("Forgetful.__init__ must call super()")):
+        Forgetful()
 
 
 def test_duplicate_variable_name() -> None:

@@ -110,6 +110,10 @@ def _positive_counts(
     return tp, fp, positive_weight.sum(0), negative_weight.sum(0)
 
 
+def _is_int_at_least(value: Any, minimum: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
 def _filter_top_k(scores: torch.Tensor, k: int) -> torch.Tensor:
     """Scores outside the `k` largest of the last axis set to NEG_INF (ties: lower index wins)."""
     order = torch.argsort(scores, dim=-1, descending=True, stable=True)[..., :k]
@@ -121,11 +125,11 @@ class _ThresholdCounts(Metric):
     """Shared input handling for the metrics that count (y_true, y_pred > t) per threshold."""
 
     def _thresholds_init(self, thresholds: Any, top_k: int | None, class_id: int | None) -> None:
-        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int)
-                                  or top_k < 1):
-            raise ValueError(f"`top_k` must be a positive integer or None. Received: top_k={top_k!r}.")
-        if class_id is not None and (isinstance(class_id, bool) or not isinstance(class_id, int)
-                                     or class_id < 0):
+        if top_k is not None and not _is_int_at_least(top_k, 1):
+            raise ValueError(
+                f"`top_k` must be a positive integer or None. Received: top_k={top_k!r}."
+            )
+        if class_id is not None and not _is_int_at_least(class_id, 0):
             raise ValueError(
                 "`class_id` must be a non-negative integer (an index into the last axis of "
                 f"y_pred) or None. Received: class_id={class_id!r}."
@@ -395,9 +399,7 @@ class AUC(Metric):
             num_thresholds = len(inner) + 2
             evenly = _evenly_spaced([0.0] + inner + [1.0])
         else:
-            if isinstance(num_thresholds, bool) or not isinstance(num_thresholds, int) or (
-                num_thresholds <= 1
-            ):
+            if not _is_int_at_least(num_thresholds, 2):
                 raise ValueError(
                     "`num_thresholds` must be an integer > 1. "
                     f"Received: num_thresholds={num_thresholds!r}."
@@ -410,9 +412,10 @@ class AUC(Metric):
                     "`num_labels` is only used with multi_label=True. "
                     f"Received: num_labels={num_labels!r}, multi_label={multi_label!r}."
                 )
-            if isinstance(num_labels, bool) or not isinstance(num_labels, int) or num_labels < 1:
+            if not _is_int_at_least(num_labels, 1):
                 raise ValueError(
-                    f"`num_labels` must be a positive integer. Received: num_labels={num_labels!r}."
+                    "`num_labels` must be a positive integer. "
+                    f"Received: num_labels={num_labels!r}."
                 )
         if label_weights is not None:
             label_weights = torch.as_tensor(label_weights).tolist()
@@ -616,7 +619,7 @@ class ConfusionMatrix(Metric):
         threshold: float = 0.5,
     ) -> None:
         super().__init__(name=name, dtype=dtype)
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        if not _is_int_at_least(num_classes, 2):
             raise ValueError(
                 f"`num_classes` must be an integer >= 2. Received: num_classes={num_classes!r}."
             )
@@ -661,4 +664,8 @@ class ConfusionMatrix(Metric):
         return self.matrix.clone()
 
     def get_config(self) -> dict[str, Any]:
-        return {"num_classes": self.num_classes, **super().get_config(), "threshold": self.threshold}
+        return {
+            "num_classes": self.num_classes,
+            **super().get_config(),
+            "threshold": self.threshold,
+        }

@@ -137,6 +137,11 @@ class Metric:
             initializer: 'zeros', 'ones', a number, or a callable `(shape, dtype) -> tensor`.
             dtype: defaults to the metric's dtype.
         """
+        if "_variables" not in vars(self):
+            raise RuntimeError(
+                f"{type(self).__name__}.__init__ must call super().__init__(name=name, "
+                "dtype=dtype) before add_variable()."
+            )
         if name is not None and not isinstance(name, str):
             raise TypeError(
                 "`add_variable` takes the variable's name first: "
