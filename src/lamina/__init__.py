@@ -8,20 +8,32 @@ __version__ = "0.1.0"
 
 from lamina import (
     activations,
+    backend,
+    callbacks,
     config,
     constraints,
+    datasets,
     initializers,
     layers,
+    losses,
+    metrics,
+    mixed_precision,
     models,
+    nn,
+    optimizers,
+    preprocessing,
     regularizers,
     saving,
+    utils,
 )
 from lamina.config import set_random_seed
 from lamina.layers.layer import Layer, clear_session
 from lamina.models import Input, Model, Sequential
+from lamina.models.wrapped import wrap
 
 __all__ = [
-    "Input", "Layer", "Model", "Sequential", "activations", "clear_session", "config",
-    "constraints", "initializers", "layers", "models", "regularizers", "saving",
-    "set_random_seed",
+    "Input", "Layer", "Model", "Sequential", "activations", "backend", "callbacks",
+    "clear_session", "config", "constraints", "datasets", "initializers", "layers", "losses",
+    "metrics", "mixed_precision", "models", "nn", "optimizers", "preprocessing", "regularizers",
+    "saving", "set_random_seed", "utils", "wrap",
 ]

@@ -64,7 +64,8 @@ class Callback:
 
 
 def _overrides(callback: Callback, names: tuple[str, ...]) -> bool:
-    return any(getattr(type(callback), name) is not getattr(Callback, name) for name in names)
+    return any(name in callback.__dict__ or getattr(type(callback), name) is not getattr(Callback, name)
+               for name in names)
 
 
 @register("History")
@@ -122,6 +123,9 @@ class CallbackList:
         for callback in self.callbacks:
             callback.set_model(model)
             callback.set_params(params)
+        for callback in self.callbacks:
+            if hasattr(callback, "attach"):
+                callback.attach(self.callbacks)
         for flag, names in _BATCH_HOOKS.items():
             setattr(self, flag, any(_overrides(c, names) for c in self.callbacks))
 
@@ -138,10 +142,21 @@ class CallbackList:
         for callback in self.callbacks:
             getattr(callback, hook)(*args)
 
-    def on_train_begin(self, logs=None): self._call("on_train_begin", logs)
+    def on_train_begin(self, logs=None):
+        self._call("on_train_begin", logs)
+        # A callback restoring an interrupted run goes last, so no on_train_begin undoes it.
+        for callback in self.callbacks:
+            if hasattr(callback, "restore_after_train_begin"):
+                callback.restore_after_train_begin(self.callbacks)
+
     def on_train_end(self, logs=None): self._call("on_train_end", logs)
     def on_epoch_begin(self, epoch, logs=None): self._call("on_epoch_begin", epoch, logs)
-    def on_epoch_end(self, epoch, logs=None): self._call("on_epoch_end", epoch, logs)
+    def on_epoch_end(self, epoch, logs=None):
+        self._call("on_epoch_end", epoch, logs)
+        for callback in self.callbacks:
+            if hasattr(callback, "backup_after_epoch_end"):
+                callback.backup_after_epoch_end(epoch, self.callbacks)
+
     def on_train_batch_begin(self, batch, logs=None): self._call("on_train_batch_begin", batch, logs)
     def on_train_batch_end(self, batch, logs=None): self._call("on_train_batch_end", batch, logs)
     def on_test_begin(self, logs=None): self._call("on_test_begin", logs)
