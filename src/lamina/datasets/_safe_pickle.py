@@ -7,6 +7,7 @@ an unpickler that resolves nothing else refuses a tampered file's `os.system`-st
 
 from __future__ import annotations
 
+import codecs
 import io
 import pickle
 import zipfile
@@ -24,6 +25,9 @@ _ALLOWED_GLOBALS = {
     ("numpy", "dtype"): np.dtype,
     ("numpy.core.multiarray", "_reconstruct"): _multiarray._reconstruct,
     ("numpy._core.multiarray", "_reconstruct"): _multiarray._reconstruct,
+    # Protocol-2 pickles written by Python 3 spell bytes as _codecs.encode(text, 'latin1');
+    # a codec only transforms data.
+    ("_codecs", "encode"): codecs.encode,
 }
 
 

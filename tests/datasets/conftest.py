@@ -1,0 +1,83 @@
+"""A loopback HTTP server that serves files the test writes, so no test touches the internet."""
+
+from __future__ import annotations
+
+import http.server
+import socket
+import threading
+from dataclasses import dataclass, field
+
+import pytest
+
+
+@dataclass
+class FileServer:
+    """Serves `files[path]`; honours `Range: bytes=N-` unless `ignore_range`; logs requests."""
+
+    files: dict[str, bytes] = field(default_factory=dict)
+    requests: list[tuple[str, str | None]] = field(default_factory=list)
+    ignore_range: bool = False
+    port: int = 0
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{path.lstrip('/')}"
+
+    def paths_requested(self) -> list[str]:
+        return [path for path, _ in self.requests]
+
+
+def _make_handler(server_state: FileServer) -> type[http.server.BaseHTTPRequestHandler]:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+            range_header = self.headers.get("Range")
+            server_state.requests.append((self.path, range_header))
+            body = server_state.files.get(self.path.lstrip("/"))
+            if body is None:
+                self.send_error(404)
+                return
+            start = 0
+            if range_header and not server_state.ignore_range:
+                start = int(range_header.removeprefix("bytes=").split("-")[0])
+                if start >= len(body):
+                    self.send_error(416)
+                    return
+                self.send_response(206)
+                self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+            else:
+                self.send_response(200)
+            self.send_header("Content-Length", str(len(body) - start))
+            self.end_headers()
+            self.wfile.write(body[start:])
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    return Handler
+
+
+@pytest.fixture
+def file_server():
+    state = FileServer()
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(state))
+    state.port = httpd.server_address[1]
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield state
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join()
+
+
+@pytest.fixture
+def dead_url() -> str:
+    """A loopback URL on a port nothing listens on: connection refused, as with no network."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/missing.npz"
+
+
+@pytest.fixture(autouse=True)
+def _no_env_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A developer's LAMINA_DATA_DIR must not redirect the tests' temporary caches.
+    monkeypatch.delenv("LAMINA_DATA_DIR", raising=False)
