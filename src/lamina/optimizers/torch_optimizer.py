@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 import torch
 
@@ -128,6 +128,21 @@ class TorchOptimizer(Optimizer):
                 "call `build(variables)`."
             )
         super().build(variables)
+
+    def step(self) -> None:
+        # A wrapped instance already knows its variables, so it builds itself on first use.
+        if not self.built and isinstance(self.optimizer, torch.optim.Optimizer):
+            self.build()
+        super().step()
+
+    def apply(
+        self,
+        grads: Sequence[torch.Tensor | None],
+        trainable_variables: Sequence[torch.Tensor] | None = None,
+    ) -> None:
+        if not self.built and isinstance(self.optimizer, torch.optim.Optimizer):
+            self.build()
+        super().apply(grads, trainable_variables)
 
     def _create_torch_optimizer(
         self, variables: list[torch.Tensor], **kernel: bool
