@@ -85,6 +85,18 @@ def test_get_wraps_callables_as_per_sample_means(identifier) -> None:
     torch.testing.assert_close(metric.result(), reference.result())
 
 
+def test_loss_metric_config_round_trips_through_the_loss_config() -> None:
+    metric = metrics.get(losses.Huber(delta=0.5))
+    config = metric.get_config()
+    assert config["fn"]["class_name"] == "Huber" and config["fn"]["config"]["delta"] == 0.5
+    restored = metrics.deserialize(metrics.serialize(metric))
+    y_true, y_pred = torch.zeros(3, 2), torch.tensor([[0.2, 2.0], [1.0, 0.0], [0.0, 0.0]])
+    for m in (metric, restored):
+        m.update_state(y_true, y_pred)
+    torch.testing.assert_close(restored.result(), metric.result())
+    assert restored.name == metric.name == "huber_loss"
+
+
 def test_function_metric_is_named_after_the_function() -> None:
     def squared_error(y_true, y_pred):
         return (y_true - y_pred) ** 2
@@ -107,6 +119,7 @@ RESOLVE = [
     (losses.LossFunctionWrapper(losses.binary_crossentropy, from_logits=True), None, None,
      metrics.BinaryAccuracy, True),
     (None, (8,), (8, 1), metrics.BinaryAccuracy, False),
+    (None, (8,), (8,), metrics.BinaryAccuracy, False),
     (None, (8,), (8, 10), metrics.SparseCategoricalAccuracy, False),
     (None, (8, 1), (8, 10), metrics.SparseCategoricalAccuracy, False),
     (None, (8, 10), (8, 10), metrics.CategoricalAccuracy, False),

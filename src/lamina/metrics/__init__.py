@@ -122,8 +122,7 @@ def get(identifier: Any, custom_objects: dict[str, Any] | None = None) -> Metric
     if isinstance(identifier, torch.nn.Module):
         identifier = losses.TorchCriterion(identifier)
     if isinstance(identifier, losses.Loss):
-        # `call` gives per-sample values; calling the Loss would reduce each batch to one.
-        return MeanMetricWrapper(identifier.call, name=identifier.name)
+        return MeanMetricWrapper(identifier)
     if callable(identifier) and not inspect.isclass(identifier):
         return MeanMetricWrapper(identifier)
     raise TypeError(
@@ -170,7 +169,7 @@ def resolve(
     """The `Metric` that `compile(metrics=[identifier])` means for this loss and these outputs.
 
     'accuracy' and 'acc' pick, as Keras does: `BinaryAccuracy` for a binary cross-entropy
-    loss or a single output unit (`from_logits` carried over from the loss), else
+    loss or one score per sample (`from_logits` carried over from the loss), else
     `SparseCategoricalAccuracy` for integer labels (`y_true` of lower rank than `y_pred`, or
     a trailing axis of 1 against several classes), else `CategoricalAccuracy`. Without shapes,
     a (sparse) categorical cross-entropy loss decides. A string identifier also names the
@@ -201,7 +200,8 @@ def _resolve_accuracy(name: str, loss: Any, y_true: Any, y_pred: Any) -> Metric:
         return BinaryAccuracy(name=name, from_logits=_from_logits(loss))
     true_shape, pred_shape = _shape(y_true), _shape(y_pred)
     if true_shape is not None and pred_shape is not None:
-        if pred_shape[-1:] == (1,):
+        # One score per sample: Keras checks for a last axis of 1; a rank-1 output is the same.
+        if len(pred_shape) <= 1 or pred_shape[-1:] == (1,):
             return BinaryAccuracy(name=name, from_logits=_from_logits(loss))
         sparse = len(true_shape) < len(pred_shape) or (
             true_shape[-1:] == (1,) and pred_shape[-1:] != (1,)

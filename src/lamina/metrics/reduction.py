@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 import torch
 
-from lamina import _registry
+from lamina import _registry, losses
 from lamina.errors import UnknownNameError
 from lamina.metrics.metric import (
     Metric,
@@ -160,8 +160,10 @@ class MeanMetricWrapper(_FunctionMean):
     that are averaged per sample); the result is `sum(w * fn) / sum(w)` over all batches.
 
     Args:
-        fn: the per-sample function, or the registered name of a loss or metric function.
-        name: defaults to the function's name.
+        fn: the per-sample function; the registered name of a loss or metric function; or a
+            `lamina.losses.Loss` (its per-sample `call`, so batches are weighted by size),
+            also as its serialized dict.
+        name: defaults to the function's (or the loss's) name.
         dtype: dtype of the state and result.
         **kwargs: passed to `fn` on each call.
 
@@ -175,16 +177,24 @@ class MeanMetricWrapper(_FunctionMean):
 
     def __init__(
         self,
-        fn: MetricFunction | str,
+        fn: MetricFunction | losses.Loss | str | dict[str, Any],
         name: str | None = None,
         dtype: str | torch.dtype | None = None,
         **kwargs: Any,
     ) -> None:
         if isinstance(fn, str):
             fn = function_by_name(fn)
+        elif isinstance(fn, dict):
+            fn = losses.deserialize(fn)
+        self._loss = fn if isinstance(fn, losses.Loss) else None
+        if self._loss is not None:
+            name = name or self._loss.name
+            fn = self._loss.call
         super().__init__(fn, name=name or _function_name(fn), dtype=dtype, **kwargs)
 
     def get_config(self) -> dict[str, Any]:
+        if self._loss is not None:
+            return {"fn": losses.serialize(self._loss), **super().get_config()}
         name = _registry.canonical_name(self._fn)
         if name is None:
             raise ValueError(
