@@ -203,6 +203,17 @@ def test_step_clears_gradients_and_counts_iterations() -> None:
     assert optimizer.variables == variables
 
 
+@pytest.mark.parametrize("cls", DEFAULTS, ids=lambda cls: cls.__name__)
+def test_cpu_variables_get_the_foreach_kernels(cls) -> None:
+    optimizer = cls()
+    with pytest.raises(ValueError, match="not built yet"):
+        _ = optimizer.torch_optimizer
+    optimizer.build(_parameters([1.0]))
+    assert isinstance(optimizer.torch_optimizer, torch.optim.Optimizer)
+    group = optimizer.torch_optimizer.param_groups[0]
+    assert group.get("foreach", True) is True and not group.get("fused")
+
+
 def test_variables_without_gradient_are_left_alone() -> None:
     used, unused = _parameters([1.0], [1.0])
     optimizer = optimizers.Adam(0.1)
@@ -379,7 +390,7 @@ def test_get_passes_instances_and_wraps_torch_optimizers() -> None:
     factory = optimizers.get(torch.optim.AdamW)
     assert isinstance(factory, optimizers.TorchOptimizer)
     factory.build([w])
-    assert isinstance(factory._torch, torch.optim.AdamW)
+    assert isinstance(factory.torch_optimizer, torch.optim.AdamW)
 
 
 # --------------------------------------------------------------------------------- errors

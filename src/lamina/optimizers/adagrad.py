@@ -39,7 +39,9 @@ class Adagrad(Optimizer):
             see `lamina.optimizers.Optimizer`.
     """
 
-    _fused_capable = True
+    # torch's fused Adagrad gained its CUDA kernel only in 2025 (pytorch/pytorch#153038);
+    # older builds reject fused CUDA Adagrad, so those use the foreach kernels.
+    _fused_capable = tuple(int(part) for part in torch.__version__.split(".")[:2]) >= (2, 9)
 
     def __init__(
         self,

@@ -37,7 +37,9 @@ class _KerasAdamax(torch.optim.Optimizer):
     """A `torch.optim.Optimizer` running `adamax_update` (state: momentum, norm per parameter;
     the step count lives in the param group, shared as Keras's is)."""
 
-    def __init__(self, params: Any, lr: float, beta_1: float, beta_2: float, epsilon: float) -> None:
+    def __init__(
+        self, params: Any, lr: float, beta_1: float, beta_2: float, epsilon: float
+    ) -> None:
         defaults = {"lr": lr, "beta_1": beta_1, "beta_2": beta_2, "epsilon": epsilon, "step": 0}
         super().__init__(params, defaults)
 

@@ -98,7 +98,8 @@ class Nadam(Optimizer):
         # torch's load_state_dict casts every floating state tensor to its parameter's dtype,
         # but NAdam keeps `mu_product` in torch's scalar dtype; restore that dtype so that a
         # resumed run continues bit for bit.
-        scalar_dtype = torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
+        default_is_double = torch.get_default_dtype() == torch.float64
+        scalar_dtype = torch.float64 if default_is_double else torch.float32
         for state_of_variable in self._torch.state.values():
             if "mu_product" in state_of_variable:
                 state_of_variable["mu_product"] = state_of_variable["mu_product"].to(scalar_dtype)

@@ -268,6 +268,16 @@ class Optimizer:
         """The tensors this optimizer updates (those given to `build()`)."""
         return list(self._variables)
 
+    @property
+    def torch_optimizer(self) -> torch.optim.Optimizer:
+        """The torch optimizer that applies the update (created by `build()`)."""
+        if not self.built:
+            raise ValueError(
+                f"Optimizer '{self.name}' is not built yet, so it has no torch optimizer. Call "
+                "`optimizer.build(variables)` first."
+            )
+        return self._torch
+
     # ---------------------------------------------------------------------------- building
 
     def exclude_from_weight_decay(

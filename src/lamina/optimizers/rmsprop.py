@@ -43,6 +43,10 @@ def rmsprop_update(
         torch._foreach_addcdiv_(params, grads, denominators, value=-learning_rate)
 
 
+def _zeros_like(param: torch.Tensor) -> torch.Tensor:
+    return torch.zeros_like(param, memory_format=torch.preserve_format)
+
+
 class _KerasRMSprop(torch.optim.Optimizer):
     """A `torch.optim.Optimizer` running `rmsprop_update` (state: velocity, momentum,
     average_gradient per parameter)."""
@@ -56,7 +60,13 @@ class _KerasRMSprop(torch.optim.Optimizer):
         epsilon: float,
         centered: bool,
     ) -> None:
-        defaults = {"lr": lr, "rho": rho, "momentum": momentum, "epsilon": epsilon, "centered": centered}
+        defaults = {
+            "lr": lr,
+            "rho": rho,
+            "momentum": momentum,
+            "epsilon": epsilon,
+            "centered": centered,
+        }
         super().__init__(params, defaults)
 
     @torch.no_grad()
@@ -72,13 +82,11 @@ class _KerasRMSprop(torch.optim.Optimizer):
                     continue
                 state = self.state[param]
                 if not state:
-                    state["velocity"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+                    state["velocity"] = _zeros_like(param)
                     if group["momentum"] > 0:
-                        state["momentum"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+                        state["momentum"] = _zeros_like(param)
                     if group["centered"]:
-                        state["average_gradient"] = torch.zeros_like(
-                            param, memory_format=torch.preserve_format
-                        )
+                        state["average_gradient"] = _zeros_like(param)
                 params.append(param)
                 grads.append(param.grad)
                 velocities.append(state["velocity"])

@@ -504,7 +504,10 @@ class OneCycle(LearningRateSchedule):
                 (fall_end, self.max_learning_rate, initial),
                 (last, initial, minimum),
             ]
-        return [(rise_end, initial, self.max_learning_rate), (last, self.max_learning_rate, minimum)]
+        return [
+            (rise_end, initial, self.max_learning_rate),
+            (last, self.max_learning_rate, minimum),
+        ]
 
     def __call__(self, step: int) -> float:
         step = min(step, self.total_steps - 1)
