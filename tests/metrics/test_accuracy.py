@@ -92,3 +92,10 @@ BAD_INPUTS = [
 def test_bad_input_messages(build, error, message) -> None:
     with pytest.raises(error, match=re.escape(message)):
         build()
+
+
+def test_functions_accept_lists_like_keras() -> None:
+    assert metrics.binary_accuracy([[1], [0]], [[0.7], [0.6]]).tolist() == [1.0, 0.0]
+    assert metrics.sparse_categorical_accuracy([1, 0], [[0.2, 0.8], [0.3, 0.7]]).tolist() == [
+        1.0, 0.0
+    ]

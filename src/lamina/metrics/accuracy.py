@@ -18,17 +18,26 @@ from lamina.metrics.metric import squeeze_or_expand_to_same_rank
 from lamina.metrics.reduction import _FunctionMean
 
 
-def _shape_error(kind: str, y_true: torch.Tensor, y_pred: torch.Tensor, expected: str) -> NoReturn:
+def _shape_error(
+    kind: str, y_true: torch.Tensor, y_pred: torch.Tensor, expected: str
+) -> NoReturn:
     raise ShapeError(
         f"{kind} received y_true.shape={tuple(y_true.shape)} and "
         f"y_pred.shape={tuple(y_pred.shape)}; it expects {expected}."
     )
 
 
-def _same_shape(kind: str, y_true: torch.Tensor, y_pred: torch.Tensor) -> tuple[
-    torch.Tensor, torch.Tensor
-]:
-    y_true, y_pred = squeeze_or_expand_to_same_rank(y_true, y_pred)
+Pair = tuple[torch.Tensor, torch.Tensor]
+
+
+def _tensors(y_true: Any, y_pred: Any) -> Pair:
+    """Both as tensors (lists and arrays welcome, as in Keras), `y_true` on `y_pred`'s device."""
+    y_pred = torch.as_tensor(y_pred)
+    return torch.as_tensor(y_true, device=y_pred.device), y_pred
+
+
+def _same_shape(kind: str, y_true: Any, y_pred: Any) -> Pair:
+    y_true, y_pred = squeeze_or_expand_to_same_rank(*_tensors(y_true, y_pred))
     if y_true.shape != y_pred.shape:
         _shape_error(kind, y_true, y_pred, "y_true and y_pred of the same shape")
     return y_true, y_pred
@@ -57,14 +66,14 @@ def _in_top_k(labels: torch.Tensor, scores: torch.Tensor, k: int) -> torch.Tenso
     return (label_score >= kth_largest).squeeze(-1)
 
 
-def accuracy(y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:
+def accuracy(y_true: Any, y_pred: Any) -> torch.Tensor:
     """Fraction of exact matches per sample: `mean(y_true == y_pred, axis=-1)`."""
     y_true, y_pred = _same_shape("accuracy", y_true, y_pred)
     return (y_true.to(y_pred.dtype) == y_pred).float().mean(dim=-1)
 
 
 def binary_accuracy(
-    y_true: torch.Tensor, y_pred: torch.Tensor, threshold: float = 0.5, *, from_logits: bool = False
+    y_true: Any, y_pred: Any, threshold: float = 0.5, *, from_logits: bool = False
 ) -> torch.Tensor:
     """Fraction of matches after thresholding: `mean(y_true == (y_pred > threshold), axis=-1)`.
 
@@ -77,8 +86,9 @@ def binary_accuracy(
     return (y_true == predicted).float().mean(dim=-1)
 
 
-def categorical_accuracy(y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:
+def categorical_accuracy(y_true: Any, y_pred: Any) -> torch.Tensor:
     """1 where the one-hot label's class is the top score: `argmax(y_true) == argmax(y_pred)`."""
+    y_true, y_pred = _tensors(y_true, y_pred)
     if y_true.shape != y_pred.shape:
         _shape_error(
             "categorical_accuracy",
@@ -91,17 +101,17 @@ def categorical_accuracy(y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Te
     return matches.float()
 
 
-def sparse_categorical_accuracy(y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:
+def sparse_categorical_accuracy(y_true: Any, y_pred: Any) -> torch.Tensor:
     """1 where the integer label is the top score: `y_true == argmax(y_pred)`."""
+    y_true, y_pred = _tensors(y_true, y_pred)
     y_true = _sparse_labels("sparse_categorical_accuracy", y_true, y_pred)
     matches = y_pred.argmax(dim=-1).to(y_true.dtype) == y_true
     return matches.float()
 
 
-def top_k_categorical_accuracy(
-    y_true: torch.Tensor, y_pred: torch.Tensor, k: int = 5
-) -> torch.Tensor:
+def top_k_categorical_accuracy(y_true: Any, y_pred: Any, k: int = 5) -> torch.Tensor:
     """1 where the one-hot label's class is among the `k` top scores."""
+    y_true, y_pred = _tensors(y_true, y_pred)
     if y_true.shape != y_pred.shape:
         _shape_error(
             "top_k_categorical_accuracy",
@@ -114,13 +124,14 @@ def top_k_categorical_accuracy(
 
 
 def sparse_top_k_categorical_accuracy(
-    y_true: torch.Tensor, y_pred: torch.Tensor, k: int = 5, from_sorted_ids: bool = False
+    y_true: Any, y_pred: Any, k: int = 5, from_sorted_ids: bool = False
 ) -> torch.Tensor:
     """1 where the integer label is among the `k` top scores.
 
     With `from_sorted_ids=True`, `y_pred` holds class ids sorted by decreasing score
     (shape `(..., >= k)`), and a match is the label among the first `k` ids.
     """
+    y_true, y_pred = _tensors(y_true, y_pred)
     y_true = _sparse_labels("sparse_top_k_categorical_accuracy", y_true, y_pred)
     if from_sorted_ids:
         matches = (y_pred[..., :k] == y_true.unsqueeze(-1).to(y_pred.dtype)).any(dim=-1)
