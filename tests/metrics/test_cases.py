@@ -12,7 +12,7 @@ import torch
 
 import lamina.metrics as metrics
 from lamina import _registry
-from tests.metrics.cases import BATCHES, CASES, NUM_SAMPLES, Case
+from .cases import BATCHES, CASES, NUM_SAMPLES, Case
 
 IDS = [case.id for case in CASES]
 
