@@ -132,13 +132,26 @@ class Trainer:
             # Keras handles by recompiling: start a fresh optimizer of the same configuration.
             self.optimizer = optimizer = type(optimizer).from_config(optimizer.get_config())
         optimizer.build(variables)
-        self._regularized = any(
-            isinstance(m, _layer_class()) and (m._regularized or m.activity_regularizer is not None)
-            for m in self.model.modules())
-        self._constrained = [(m, attr, c) for m in self.model.modules()
-                             if isinstance(m, _layer_class()) for attr, c in m._constrained]
         if self.jit_compile and self._forward is None:
             self._forward = torch.compile(self.model)
+
+    def _prepare_for(self, batch: Any, training: bool = True) -> None:
+        """Before the first step: build layers that build on first call (a subclassed model
+        has no weights until then, as in Keras), find the weights with penalties and
+        constraints, and (for training) bind the optimizer."""
+        model = self.model
+        layer = _layer_class()
+        if any(isinstance(m, layer) and not m.built for m in model.modules()):
+            was_training = model.training
+            model.eval()
+            with torch.no_grad():
+                model(unpack_x_y_sample_weight(batch)[0])
+            model.train(was_training)
+        layers = [m for m in model.modules() if isinstance(m, layer)]
+        self._regularized = any(m._regularized or m.activity_regularizer is not None for m in layers)
+        self._constrained = [(m, attr, c) for m in layers for attr, c in m._constrained]
+        if training:
+            self._prepare_optimizer()
 
     def _output_keys(self, y_pred: Any) -> list[Any]:
         if isinstance(y_pred, dict):
@@ -166,8 +179,8 @@ class Trainer:
             if loss is not None:
                 self._output_losses.append(("loss", losses_module.get(loss), 1.0, None))
         elif loss is not None:
-            per_output = _per_output(loss, keys, "loss")
-            weights = _per_output(self.loss_weights, keys, "loss_weights") if self.loss_weights \
+            per_output = _per_output(loss, keys, "loss", self._output_name)
+            weights = _per_output(self.loss_weights, keys, "loss_weights", self._output_name) if self.loss_weights \
                 is not None else {k: 1.0 for k in keys}
             for key in keys:
                 if per_output.get(key) is not None:
@@ -179,7 +192,7 @@ class Trainer:
         for argument, weighted in ((self.metrics_argument, False), (self.weighted_metrics_argument, True)):
             if argument is None:
                 continue
-            routes = _per_output(argument, keys, "metrics") if (len(keys) > 1 or isinstance(argument, dict)) \
+            routes = _per_output(argument, keys, "metrics", self._output_name) if (len(keys) > 1 or isinstance(argument, dict)) \
                 else {keys[0]: argument}
             for key in keys:
                 items = routes.get(key)
@@ -218,7 +231,8 @@ class Trainer:
             for index, (_, loss, weight, key) in enumerate(self._output_losses):
                 value = loss(_pick(y, key), _pick(y_pred, key), _pick_weight(sample_weight, key))
                 with torch.no_grad():
-                    self._output_trackers[index].update_state(value.detach())
+                    self._output_trackers[index].update_state(value.detach(),
+                                                              sample_weight=_batch_size(y_pred))
                 total = total + weight * value
         if self._regularized:
             penalties = self.model.losses
@@ -242,7 +256,7 @@ class Trainer:
             loss = self.compute_loss(x, y, y_pred, sample_weight)
         self._backward_and_step(loss)
         with torch.no_grad():
-            self.loss_tracker.update_state(loss.detach())
+            self.loss_tracker.update_state(loss.detach(), sample_weight=_batch_size(y_pred))
             if self._metric_routes:
                 y_pred = map_structure(lambda t: t.detach(), y_pred)
                 return self.compute_metrics(x, y, y_pred, sample_weight)
@@ -279,7 +293,7 @@ class Trainer:
         with self._precision.autocast():
             y_pred = self.model(x)
             loss = self.compute_loss(x, y, y_pred, sample_weight, training=False)
-        self.loss_tracker.update_state(loss.detach())
+        self.loss_tracker.update_state(loss.detach(), sample_weight=_batch_size(y_pred))
         return self.compute_metrics(x, y, y_pred, sample_weight)
 
     def default_predict_step(self, data: Any) -> Any:
@@ -320,12 +334,12 @@ class Trainer:
             vx, vy, vsw = unpack_x_y_sample_weight(validation_data)
             validation = self._adapter(vx, vy, vsw, validation_batch_size or batch_size, False,
                                        validation_steps, device, "fit")
-        self._prepare_optimizer()
         callbacks = CallbackList(callbacks, add_history=True, add_progbar=_verbosity(verbose) != 0,
                                  model=model, verbose=_verbosity(verbose), epochs=epochs,
                                  steps=train_data.num_batches)
         model.stop_training = False
         every = self.steps_per_execution
+        prepared = False
         callbacks.on_train_begin()
         epoch_logs: dict[str, float] = {}
         for epoch in range(callbacks.initial_epoch(initial_epoch), epochs):
@@ -334,6 +348,9 @@ class Trainer:
             callbacks.on_epoch_begin(epoch)
             logs: Mapping = {}
             for step, batch in enumerate(train_data.batches()):
+                if not prepared:
+                    self._prepare_for(batch)
+                    prepared = True
                 if callbacks.wants_batch_begin:
                     callbacks.on_train_batch_begin(step)
                 logs = model.train_step(batch)
@@ -364,6 +381,8 @@ class Trainer:
         try:
             with torch.no_grad():
                 for step, batch in enumerate(adapter.batches()):
+                    if step == 0:
+                        self._prepare_for(batch, training=False)
                     if callbacks is not None and callbacks.wants_test_batch:
                         callbacks.on_test_batch_begin(step)
                     logs = model.test_step(batch)
@@ -420,11 +439,11 @@ class Trainer:
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
         device = self._place()
-        self._prepare_optimizer()
         if class_weight is not None:
             sample_weight = _class_weights_to_sample_weights(y, class_weight)
         batch = data_adapters.batch_to_device(
             data_adapters.pack_x_y_sample_weight(x, y, sample_weight), device)
+        self._prepare_for(batch)
         self.reset_metrics()
         self.model.train()
         logs = logs_to_floats(self.model.train_step(batch))
@@ -435,6 +454,7 @@ class Trainer:
         device = self._place()
         batch = data_adapters.batch_to_device(
             data_adapters.pack_x_y_sample_weight(x, y, sample_weight), device)
+        self._prepare_for(batch, training=False)
         self.reset_metrics()
         self.model.eval()
         with torch.no_grad():
@@ -449,6 +469,12 @@ def predict_without_compile(model, x, batch_size=None, verbose="auto", steps=Non
                       jit_compile=False)
     return trainer.predict(x, batch_size=batch_size, verbose=verbose, steps=steps,
                            callbacks=callbacks)
+
+
+def _batch_size(y_pred: Any) -> int:
+    """The number of samples in a batch, from the first output tensor (a Python int: no sync)."""
+    first = y_pred if isinstance(y_pred, Tensor) else flatten(y_pred)[0]
+    return first.shape[0] if first.ndim else 1
 
 
 def _layer_class():
@@ -470,14 +496,18 @@ def _check_positive(name: str, value: Any, allow_zero: bool = False) -> None:
         raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}.")
 
 
-def _per_output(argument: Any, keys: list, what: str) -> dict:
+def _per_output(argument: Any, keys: list, what: str, name_of=str) -> dict:
+    """Spread a compile argument over the outputs: a dict by output name, a list in output
+    order, or one value for every output."""
     if isinstance(argument, dict):
-        unknown = set(argument) - {k for k in keys if isinstance(k, str)} - set(
-            _names_for(keys))
-        if unknown and all(isinstance(k, str) for k in keys):
-            raise ValueError(f"`{what}` names outputs {sorted(unknown)} that the model does not have "
-                             f"(outputs: {keys}).")
-        return {k: argument.get(k) for k in keys}
+        names = {key: name_of(key) for key in keys}
+        unknown = set(argument) - set(keys) - set(names.values())
+        if unknown:
+            raise ValueError(
+                f"`{what}` names outputs {sorted(map(str, unknown))} that the model does not "
+                f"have. Its outputs are: {sorted(names.values())}."
+            )
+        return {k: argument.get(k, argument.get(names[k])) for k in keys}
     if isinstance(argument, (list, tuple)) and len(keys) > 1:
         if what == "metrics" and all(not isinstance(a, (list, tuple, dict)) for a in argument):
             return {k: list(argument) for k in keys}
@@ -488,10 +518,6 @@ def _per_output(argument: Any, keys: list, what: str) -> dict:
             )
         return dict(zip(keys, argument))
     return {k: argument for k in keys}
-
-
-def _names_for(keys: list) -> list:
-    return [k for k in keys if isinstance(k, str)]
 
 
 def _pick(value: Any, key: Any) -> Any:
