@@ -99,3 +99,17 @@ def test_functions_accept_lists_like_keras() -> None:
     assert metrics.sparse_categorical_accuracy([1, 0], [[0.2, 0.8], [0.3, 0.7]]).tolist() == [
         1.0, 0.0
     ]
+
+
+def test_keras_mask_on_y_pred_hides_padded_steps() -> None:
+    # Two sequences of 3 steps; the last step of the first one is padding.
+    y_true = T([[0, 1, 1], [1, 1, 0]])
+    y_pred = T([[[0.9, 0.1], [0.2, 0.8], [0.9, 0.1]], [[0.3, 0.7], [0.6, 0.4], [0.8, 0.2]]])
+    y_pred._keras_mask = T([[True, True, False], [True, True, True]])
+    metric = metrics.SparseCategoricalAccuracy()
+    metric.update_state(y_true, y_pred)
+    # Visible steps: [1, 1] and [1, 0, 1]: 4 right out of 5.
+    assert float(metric.result()) == pytest.approx(4 / 5)
+    metric.reset_state()
+    metric.update_state(y_true, y_pred, sample_weight=T([2.0, 1.0]))
+    assert float(metric.result()) == pytest.approx((2 * 2 + 2) / (2 * 2 + 3))

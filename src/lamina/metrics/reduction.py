@@ -12,6 +12,7 @@ import torch
 
 from lamina import _registry, losses
 from lamina.errors import UnknownNameError
+from lamina.losses.loss import get_mask
 from lamina.metrics.metric import (
     Metric,
     broadcast_weights,
@@ -38,7 +39,7 @@ class _Reduce(Metric):
         if sample_weight is not None and isinstance(sample_weight, (int, float)) and (
             values.dim() == 0
         ):
-            # The engine's loss tracker takes this path every step: `(loss, batch_size)`.
+            # A loss tracker's `(scalar loss, batch_size)` every step: two in-place adds.
             self.total.add_(values, alpha=sample_weight)
             self.count.add_(sample_weight)
             return
@@ -139,11 +140,20 @@ class _FunctionMean(_Reduce):
         self._fn_kwargs = kwargs
 
     def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+        mask = get_mask(y_pred)
         y_pred = self._tensor(y_pred)
         y_true = self._tensor(y_true)
         if self._elementwise and y_true.dim() == 1 and y_pred.dim() == 1:
             y_true, y_pred = y_true.unsqueeze(-1), y_pred.unsqueeze(-1)
-        self._accumulate(self._fn(y_true, y_pred, **self._fn_kwargs), sample_weight)
+        values = self._fn(y_true, y_pred, **self._fn_kwargs)
+        if mask is not None:
+            # A Keras mask (padded time steps) zeroes the weight of what it hides, as in Keras.
+            mask = self._tensor(mask, dtype=self._torch_dtype)
+            if sample_weight is not None:
+                weights = self._tensor(sample_weight, dtype=self._torch_dtype)
+                mask = mask * broadcast_weights(self, weights, mask.shape)
+            sample_weight = mask
+        self._accumulate(values, sample_weight)
 
     def result(self) -> torch.Tensor:
         return divide_no_nan(self.total, self.count)
