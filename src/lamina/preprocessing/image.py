@@ -90,8 +90,9 @@ def apply_affine_transform(
 
     Args:
         row_axis, col_axis, channel_axis: the axes of `x` (channels first or last).
-        fill_mode: how points outside the input are filled: 'constant' (`cval`), 'nearest',
-            'reflect' or 'wrap' (scipy.ndimage's modes).
+        fill_mode: how points outside the input are filled: 'constant' (kkkk|abcd|kkkk with
+            k = `cval`), 'nearest' (aaaa|abcd|dddd), 'reflect' (dcba|abcd|dcba) or 'wrap'
+            (abcd|abcd|abcd, as Keras documents; its code used scipy's overlapping 'wrap').
         order: spline interpolation order (0 nearest, 1 bilinear, ... 5).
     """
     if sorted((row_axis, col_axis, channel_axis)) != [0, 1, 2]:
@@ -132,6 +133,7 @@ def apply_affine_transform(
     linear, translation = matrix[:2, :2], matrix[:2, 2]
     offset = center + translation - linear @ center
 
+    mode = "grid-wrap" if fill_mode == "wrap" else fill_mode
     channels_first = np.moveaxis(x, channel_axis, 0)  # (channels, row/col, col/row)
     transpose = row_axis > col_axis
     if transpose:
@@ -139,7 +141,7 @@ def apply_affine_transform(
     transformed = np.stack(
         [
             ndimage.affine_transform(
-                channel, linear, offset, order=order, mode=fill_mode, cval=cval
+                channel, linear, offset, order=order, mode=mode, cval=cval
             )
             for channel in channels_first
         ]
@@ -542,23 +544,27 @@ class ImageDataGenerator:
         if self.samplewise_std_normalization:
             x /= np.std(x, keepdims=True) + 1e-6
         if self._center:
-            self._check_fitted(self.mean, "featurewise_center")
+            self._check_fitted(self.mean)
             x -= self.mean
         if self._std_normalize:
-            self._check_fitted(self.std, "featurewise_std_normalization")
+            self._check_fitted(self.std)
             x /= self.std + 1e-6
         if self.zca_whitening:
-            self._check_fitted(self.zca_whitening_matrix, "zca_whitening")
+            self._check_fitted(self.zca_whitening_matrix)
             flat = x.reshape(-1, int(np.prod(x.shape[-3:])))
             x = (flat @ self.zca_whitening_matrix).reshape(x.shape).astype(self.dtype)
         return x
 
-    @staticmethod
-    def _check_fitted(statistic: np.ndarray | None, option: str) -> None:
+    def _check_fitted(self, statistic: np.ndarray | None) -> None:
         if statistic is None:
+            options = [
+                f"`{name}`"
+                for name in ("featurewise_center", "featurewise_std_normalization", "zca_whitening")
+                if getattr(self, name)
+            ]
             raise ValueError(
-                f"This ImageDataGenerator uses `{option}` but has not been fit on data, so it "
-                "has no statistics to normalize with. Call `.fit(x_train)` first."
+                f"This ImageDataGenerator uses {' and '.join(options)} but has not been fit on "
+                "data, so it has no statistics to normalize with. Call `.fit(x_train)` first."
             )
 
     def get_random_transform(self, img_shape: Sequence[int], seed: int | None = None) -> dict[str, Any]:
