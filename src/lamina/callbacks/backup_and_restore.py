@@ -63,9 +63,9 @@ class BackupAndRestore(Callback):
         np.random.set_state(state["rng"]["numpy"])
         version, internal, gauss = state["rng"]["python"]
         random.setstate((version, tuple(internal), gauss))
-        for index, callback in enumerate(callbacks):
-            saved = state["callbacks"].get(f"{index}:{type(callback).__name__}")
-            if saved is not None and callback is not self:
+        for key, callback in _keyed(callbacks, self):
+            saved = state["callbacks"].get(key)
+            if saved is not None:
                 callback.load_state_dict(saved)
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -102,11 +102,24 @@ class BackupAndRestore(Callback):
                 "numpy": numpy_state,
                 "python": [python_state[0], list(python_state[1]), python_state[2]],
             },
-            "callbacks": {f"{i}:{type(c).__name__}": c.state_dict()
-                          for i, c in enumerate(callbacks) if c is not self},
+            "callbacks": {key: c.state_dict() for key, c in _keyed(callbacks, self)},
         }
         save_state(self._path, state)
 
     def on_train_end(self, logs=None):
         if self.delete_checkpoint and os.path.isdir(self.backup_dir):
             shutil.rmtree(self.backup_dir, ignore_errors=True)
+
+
+def _keyed(callbacks: list[Callback], exclude: Callback) -> list[tuple[str, Callback]]:
+    """Key each callback by class name and occurrence ('History:0'), so a resumed run matches
+    them even when its list differs (a crash-injecting callback gone, say)."""
+    seen: dict[str, int] = {}
+    keyed = []
+    for callback in callbacks:
+        if callback is exclude:
+            continue
+        name = type(callback).__name__
+        keyed.append((f"{name}:{seen.get(name, 0)}", callback))
+        seen[name] = seen.get(name, 0) + 1
+    return keyed
