@@ -111,3 +111,21 @@ __all__ += [
     "SpatialDropout2D", "SpatialDropout3D", "UpSampling1D", "UpSampling2D", "UpSampling3D",
     "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D",
 ]
+
+# Attention layers, positional encodings and transformer blocks.
+from lamina.layers.attention import AdditiveAttention, Attention, MultiHeadAttention  # noqa: E402
+from lamina.layers.transformer import (  # noqa: E402
+    PositionalEmbedding,
+    PositionalEncoding,
+    PositionEmbedding,
+    SinePositionEncoding,
+    TransformerDecoder,
+    TransformerEncoder,
+    get_positional_encoding,
+)
+
+__all__ += [
+    "AdditiveAttention", "Attention", "MultiHeadAttention", "PositionEmbedding",
+    "PositionalEmbedding", "PositionalEncoding", "SinePositionEncoding", "TransformerDecoder",
+    "TransformerEncoder", "get_positional_encoding",
+]
