@@ -129,3 +129,22 @@ __all__ += [
     "PositionalEmbedding", "PositionalEncoding", "SinePositionEncoding", "TransformerDecoder",
     "TransformerEncoder", "get_positional_encoding",
 ]
+
+# Recurrent layers, their cells and the sequence wrappers.
+from lamina.layers.recurrent import (  # noqa: E402
+    GRU,
+    LSTM,
+    RNN,
+    Bidirectional,
+    GRUCell,
+    LSTMCell,
+    SimpleRNN,
+    SimpleRNNCell,
+    StackedRNNCells,
+    TimeDistributed,
+)
+
+__all__ += [
+    "Bidirectional", "GRU", "GRUCell", "LSTM", "LSTMCell", "RNN", "SimpleRNN", "SimpleRNNCell",
+    "StackedRNNCells", "TimeDistributed",
+]
