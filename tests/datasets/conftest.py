@@ -60,7 +60,7 @@ def file_server():
     state = FileServer()
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(state))
     state.port = httpd.server_address[1]
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     yield state
     httpd.shutdown()

@@ -381,7 +381,7 @@ def image_dataset_from_directory(
         verbose=verbose,
     )
     if image_size is None:
-        check_same_image_size(file_paths, "image_size")
+        check_same_image_size(sorted(file_paths), "image_size")
     mode = "pad" if pad_to_aspect_ratio else "crop" if crop_to_aspect_ratio else None
 
     def load(path: str) -> np.ndarray:
