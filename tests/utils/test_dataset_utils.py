@@ -65,8 +65,9 @@ def test_unlabelled_and_explicit_labels(tmp_path):
     write_images(tmp_path, {"ants": 2, "bees": 1})
     images = image_dataset_from_directory(tmp_path, labels=None, image_size=(6, 4), shuffle=False)[0]
     assert isinstance(images, np.ndarray) and images.shape == (3, 6, 4, 3)
-    _, labels = image_dataset_from_directory(tmp_path, labels=[5, 6, 7], image_size=(6, 4), shuffle=False)[0]
-    assert labels.tolist() == [5, 6, 7]
+    for given in ([5, 6, 7], np.array([5, 6, 7])):
+        _, labels = image_dataset_from_directory(tmp_path, labels=given, image_size=(6, 4), shuffle=False)[0]
+        assert labels.tolist() == [5, 6, 7]
 
 
 def test_unbatched_items_are_single_samples(tmp_path):
@@ -212,6 +213,8 @@ def test_split_bad_sizes(kwargs, error, message):
         split_dataset(np.arange(10), **kwargs)
 
 
-def test_split_mismatched_lengths():
+def test_split_mismatched_lengths_and_scalars():
     with pytest.raises(ValueError, match=r"must have the same length \(samples\). Received lengths \[3, 4\]"):
         split_dataset((np.arange(3), np.arange(4)), left_size=1)
+    with pytest.raises(ValueError, match=r"got a scalar. Pass a list of samples as one array"):
+        split_dataset([1, 2, 3], left_size=1)

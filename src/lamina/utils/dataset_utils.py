@@ -86,7 +86,7 @@ def index_directory(
     None or one integer per file. `shuffle` permutes files and labels together with `seed`.
     """
     directory = check_directory(directory)
-    if labels == "inferred":
+    if _is_inferred(labels):
         class_names = class_subdirectories(directory, class_names)
         file_paths: list[str] = []
         label_list: list[int] = []
@@ -247,13 +247,18 @@ class _FileDataset(PyDataset):
         return np.eye(self._num_classes, dtype=np.float32)[labels]
 
 
+def _is_inferred(labels: Any) -> bool:
+    # `labels == "inferred"` would compare element-wise when labels is an array.
+    return isinstance(labels, str) and labels == "inferred"
+
+
 def _check_label_mode(label_mode: Any, labels: Any, class_names: Any) -> None:
-    if labels not in ("inferred", None) and not isinstance(labels, (list, tuple, np.ndarray)):
+    if not _is_inferred(labels) and labels is not None and not isinstance(labels, (list, tuple, np.ndarray)):
         raise ValueError(
             "`labels` must be 'inferred', None, or a list of integer labels (one per file in "
             f"sorted path order). Received: labels={labels!r}."
         )
-    if class_names and labels != "inferred":
+    if class_names and not _is_inferred(labels):
         raise ValueError(
             "`class_names` only applies with labels='inferred' (class names are the "
             f"subdirectory names). Received: labels={labels!r}, class_names={class_names!r}."
@@ -567,6 +572,11 @@ def _flatten_dataset(dataset: Any) -> tuple[list[Any], Callable[[list[Any]], Any
     if not arrays:
         raise ValueError("`dataset` is empty; pass an array or a tuple/list/dict of arrays.")
     arrays = [array if isinstance(array, torch.Tensor) else np.asarray(array) for array in arrays]
+    if any(array.ndim == 0 for array in arrays):
+        raise ValueError(
+            "Each part of `dataset` must be an array of samples, but got a scalar. Pass a list "
+            "of samples as one array: split_dataset(np.asarray(samples), ...)."
+        )
     lengths = {len(array) for array in arrays}
     if len(lengths) != 1:
         raise ValueError(
