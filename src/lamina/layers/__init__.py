@@ -148,3 +148,24 @@ __all__ += [
     "Bidirectional", "GRU", "GRUCell", "LSTM", "LSTMCell", "RNN", "SimpleRNN", "SimpleRNNCell",
     "StackedRNNCells", "TimeDistributed",
 ]
+
+# Preprocessing layers: image augmentation and sizing, Normalization, TextVectorization.
+from lamina.layers.preprocessing import (  # noqa: E402
+    CenterCrop,
+    Normalization,
+    RandomBrightness,
+    RandomContrast,
+    RandomCrop,
+    RandomFlip,
+    RandomRotation,
+    RandomTranslation,
+    RandomZoom,
+    Resizing,
+    TextVectorization,
+)
+
+__all__ += [
+    "CenterCrop", "Normalization", "RandomBrightness", "RandomContrast", "RandomCrop",
+    "RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom", "Resizing",
+    "TextVectorization",
+]

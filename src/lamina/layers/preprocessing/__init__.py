@@ -4,3 +4,23 @@ their own files."""
 from lamina.layers.preprocessing.rescaling import Rescaling
 
 __all__ = ["Rescaling"]
+
+# Image augmentation and sizing, Normalization, TextVectorization.
+from lamina.layers.preprocessing.image_augmentation import (  # noqa: E402
+    RandomBrightness,
+    RandomContrast,
+    RandomCrop,
+    RandomFlip,
+    RandomRotation,
+    RandomTranslation,
+    RandomZoom,
+)
+from lamina.layers.preprocessing.image_resizing import CenterCrop, Resizing  # noqa: E402
+from lamina.layers.preprocessing.normalization import Normalization  # noqa: E402
+from lamina.layers.preprocessing.text_vectorization import TextVectorization  # noqa: E402
+
+__all__ += [
+    "CenterCrop", "Normalization", "RandomBrightness", "RandomContrast", "RandomCrop",
+    "RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom", "Resizing",
+    "TextVectorization",
+]
