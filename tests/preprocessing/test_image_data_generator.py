@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 
 import numpy as np
 import pytest
@@ -299,6 +300,14 @@ def test_augmented_batches_do_not_depend_on_the_worker_that_builds_them():
     for expected, actual in zip(direct, prefetched, strict=True):
         np.testing.assert_array_equal(expected, actual)
     assert iterator.epoch == 1  # iterate_batches ended the epoch
+
+
+def test_iterators_pickle_for_worker_processes(tmp_path):
+    write_tree(tmp_path, {"cats": 2, "dogs": 1})
+    generator = ImageDataGenerator(horizontal_flip=True, rotation_range=10)
+    for iterator in (generator.flow(data(count=5), seed=2), generator.flow_from_directory(tmp_path, target_size=(4, 6), seed=2)):
+        copy = pickle.loads(pickle.dumps(iterator))
+        np.testing.assert_array_equal(np.asarray(copy[0][0]), np.asarray(iterator[0][0]))
 
 
 def test_subset_split_takes_validation_from_the_front():

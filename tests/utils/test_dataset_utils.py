@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 import torch
@@ -119,6 +121,19 @@ def test_shuffled_order_changes_per_epoch_but_covers_every_file(tmp_path):
     epoch_1 = dataset[0][1].tolist()
     assert sorted(epoch_0) == sorted(epoch_1) == [0] * 6 + [1] * 6
     assert epoch_0 != epoch_1
+
+
+def test_datasets_pickle_for_worker_processes(tmp_path):
+    write_images(tmp_path / "images", {"ants": 2, "bees": 1})
+    (tmp_path / "texts" / "a").mkdir(parents=True)
+    (tmp_path / "texts" / "a" / "0.txt").write_text("hello", encoding="utf-8")
+    for dataset in (
+        image_dataset_from_directory(tmp_path / "images", image_size=(6, 4), seed=0),
+        text_dataset_from_directory(tmp_path / "texts", max_length=3, seed=0),
+    ):
+        copy = pickle.loads(pickle.dumps(dataset))
+        for expected, actual in zip(dataset[0], copy[0], strict=True):
+            np.testing.assert_array_equal(expected, actual)
 
 
 def test_text_dataset(tmp_path):

@@ -3,6 +3,7 @@ and `split_dataset`, returning `PyDataset`s and NumPy arrays instead of `tf.data
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import threading
@@ -227,6 +228,14 @@ class _FileDataset(PyDataset):
     def on_epoch_end(self) -> None:
         self._epoch += 1
 
+    # Worker processes (use_multiprocessing) receive a pickled copy; locks do not pickle.
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_lock": None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def _epoch_order(self) -> np.ndarray:
         with self._lock:
             if self._order is None or self._order[0] != self._epoch:
@@ -389,9 +398,15 @@ def image_dataset_from_directory(
         check_same_image_size(sorted(file_paths), "image_size")
     mode = "pad" if pad_to_aspect_ratio else "crop" if crop_to_aspect_ratio else None
 
-    def load(path: str) -> np.ndarray:
-        return _load_image(path, color_mode, num_channels, image_size, resample, mode, data_format)
-
+    load = functools.partial(
+        _load_image,
+        color_mode=color_mode,
+        num_channels=num_channels,
+        image_size=image_size,
+        resample=resample,
+        aspect_mode=mode,
+        data_format=data_format,
+    )
     return _make_datasets(
         file_paths,
         label_array,
@@ -499,16 +514,6 @@ def text_dataset_from_directory(
         verbose=verbose,
     )
 
-    def load(path: str) -> str:
-        with open(path, encoding="utf-8") as file:
-            text = file.read()
-        return text if max_length is None else text[:max_length]
-
-    def stack(texts: list[str]) -> np.ndarray:
-        batch = np.empty(len(texts), dtype=object)
-        batch[:] = texts
-        return batch
-
     return _make_datasets(
         file_paths,
         label_array,
@@ -518,14 +523,26 @@ def text_dataset_from_directory(
         validation_split,
         subset,
         verbose,
-        load=load,
-        stack=stack,
+        load=functools.partial(_read_text, max_length=max_length),
+        stack=_stack_texts,
         label_mode=label_mode if labels is not None else None,
         num_classes=_num_classes(label_array, class_names, label_mode),
         batch_size=batch_size,
         shuffle=shuffle,
         seed=seed,
     )
+
+
+def _read_text(path: str, max_length: int | None) -> str:
+    with open(path, encoding="utf-8") as file:
+        text = file.read()
+    return text if max_length is None else text[:max_length]
+
+
+def _stack_texts(texts: list[str]) -> np.ndarray:
+    batch = np.empty(len(texts), dtype=object)
+    batch[:] = texts
+    return batch
 
 
 def split_dataset(

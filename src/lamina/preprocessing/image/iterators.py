@@ -85,6 +85,14 @@ class Iterator(PyDataset):
     def on_epoch_end(self) -> None:
         self.epoch += 1
 
+    # Worker processes (use_multiprocessing) receive a pickled copy; locks do not pickle.
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "lock": None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.lock = threading.Lock()
+
     def reset(self) -> None:
         self.batch_index = 0
 
