@@ -41,7 +41,7 @@ class ImageDataGenerator:
         width_shift_range, height_shift_range: float < 1: fraction of the width/height;
             float >= 1: pixels; int: whole pixels in (-range, range); list: allowed values.
         brightness_range: (low, high) brightness factors.
-        shear_range: degrees, counter-clockwise.
+        shear_range: shear angles (degrees) are uniform in [-shear_range, shear_range].
         zoom_range: z (factors uniform in [1 - z, 1 + z]) or (low, high).
         channel_shift_range: channel shift intensities are uniform in [-range, range].
         fill_mode, cval: filling outside the input: 'constant' (cval), 'nearest', 'reflect', 'wrap'.
