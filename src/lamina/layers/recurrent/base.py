@@ -230,9 +230,10 @@ class _BaseCell(Layer):
                 inputs = inputs * masks[0].unsqueeze(1)
             return torch.nn.functional.linear(inputs, kernel.t(), bias)
         count = masks.shape[0]
-        # (gates, batch, time, input_dim) @ (gates, input_dim, units) -> (gates, batch, time, units)
+        # (gates, batch, time, input_dim) @ (gates, 1, input_dim, units)
+        #   -> (gates, batch, time, units)
         per_gate = (inputs.unsqueeze(0) * masks.unsqueeze(2)) @ \
-            kernel.view(kernel.shape[0], count, -1).transpose(0, 1)
+            kernel.view(kernel.shape[0], count, -1).transpose(0, 1).unsqueeze(1)
         projected = per_gate.permute(1, 2, 0, 3).flatten(2)
         return projected if bias is None else projected + bias
 
