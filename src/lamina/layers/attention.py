@@ -57,6 +57,16 @@ def _shape_text(shape: Sequence[Any]) -> str:
     return str(tuple(shape))
 
 
+def _describe(inputs: Any) -> str:
+    """An argument as an error message shows it: tensors by their shapes."""
+    if isinstance(inputs, Tensor):
+        return f"a tensor of shape {tuple(inputs.shape)}"
+    if isinstance(inputs, (list, tuple)):
+        items = ", ".join(str(tuple(x.shape)) if isinstance(x, Tensor) else repr(x) for x in inputs)
+        return f"a {type(inputs).__name__} of {len(inputs)}: [{items}]"
+    return repr(inputs)
+
+
 @register("MultiHeadAttention")
 class MultiHeadAttention(Layer):
     """Multi-head attention (Vaswani et al., 2017): each head computes
@@ -540,12 +550,13 @@ class _DenseAttention(Layer):
 
     def _check_inputs(self, inputs: Any) -> list:
         layer = f"Layer {self.name!r} ({type(self).__name__})"
+        # In build the entries are shapes, in call tensors; a bare tensor (or its shape, a
+        # tuple of ints) is not a list of inputs.
         if not isinstance(inputs, (list, tuple)) or not 2 <= len(inputs) <= 3 or any(
-                x is None for x in inputs):
+                not isinstance(x, (Tensor, list, tuple)) for x in inputs):
             raise ValueError(
                 f"{layer} must be called on a list of inputs, namely [query, value] or "
-                f"[query, value, key]. Received: {type(inputs).__name__} "
-                f"{inputs if not isinstance(inputs, Tensor) else tuple(inputs.shape)}."
+                f"[query, value, key]. Received: {_describe(inputs)}."
             )
         inputs = list(inputs)
         return [inputs[0], inputs[1], inputs[2] if len(inputs) > 2 else inputs[1]]
