@@ -11,7 +11,7 @@ import torch.nn.functional as F
 import lamina
 from lamina import layers
 from lamina.errors import ShapeError
-from tests.layers.preprocessing.harness import (
+from .harness import (
     config_round_trip,
     gradcheck_fresh,
     keras_affine,
