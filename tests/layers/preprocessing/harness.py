@@ -42,7 +42,7 @@ def sequential_with_head(layer: Any, input_shape: tuple[int, ...]) -> Any:
 def gradcheck_fresh(make_layer: Callable[[], Any], x: torch.Tensor, **call_kwargs: Any) -> bool:
     """gradcheck in float64 of `make_layer()(x)`, with a new (seeded) layer for every evaluation
     so that random layers draw the same parameters each time."""
-    x = x.detach().to(torch.float64).requires_grad_(True)
+    x = x.detach().to(torch.float64).clone().requires_grad_(True)
     return torch.autograd.gradcheck(lambda t: make_layer()(t, **call_kwargs), (x,),
                                     eps=1e-6, atol=1e-5)
 
