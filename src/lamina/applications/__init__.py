@@ -1,0 +1,62 @@
+"""The architecture zoo: each model is a function returning a `lamina.Model` (an `nn.Module`).
+
+- Keras's applications, with Keras's arguments and layer names: `ResNet50`, `ResNet101`,
+  `ResNet152`, `VGG16`, `VGG19` (and `VGG11`, `VGG13` of the same family).
+- The sheet's architectures: `LeNet5`, `AlexNet`, torchvision-style `resnet18` ... `resnet152`,
+  `SimpleRNNModel`, `LSTMModel`, `GRUModel`, the BERT-like `TransformerModel` and the GPT-like
+  causal language model `GPT` (with `generate()`).
+- `list_models()` and `create_model(name, **kwargs)` over the registry; `load_torch_state_dict`
+  for torch `state_dict`s; `load_weights_by_name` for weights files.
+
+No weights are downloaded: `weights=` takes a local file (see `_builder`).
+
+>>> from lamina import applications
+>>> model = applications.create_model("resnet18", num_classes=10)
+>>> "ResNet50" in applications.list_models()
+True
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lamina import _registry
+from lamina.applications._builder import load_weights_by_name
+from lamina.applications.alexnet import AlexNet
+from lamina.applications.convert import load_torch_state_dict
+from lamina.applications.gpt import GPT
+from lamina.applications.lenet import LeNet5
+from lamina.applications.resnet import (
+    ResNet50,
+    ResNet101,
+    ResNet152,
+    resnet18,
+    resnet34,
+    resnet50,
+    resnet101,
+    resnet152,
+)
+from lamina.applications.rnn import GRUModel, LSTMModel, SimpleRNNModel
+from lamina.applications.transformer import TransformerModel
+from lamina.applications.vgg import VGG11, VGG13, VGG16, VGG19
+
+__all__ = [
+    "AlexNet", "GPT", "GRUModel", "LSTMModel", "LeNet5", "ResNet101", "ResNet152", "ResNet50",
+    "SimpleRNNModel", "TransformerModel", "VGG11", "VGG13", "VGG16", "VGG19", "create_model",
+    "list_models", "load_torch_state_dict", "load_weights_by_name", "resnet101", "resnet152",
+    "resnet18", "resnet34", "resnet50",
+]
+
+
+def list_models() -> list[str]:
+    """The names `create_model` accepts, sorted."""
+    return _registry.names("model")
+
+
+def create_model(name: str, **kwargs: Any) -> Any:
+    """The model registered as `name`, built with `kwargs`: `create_model('resnet18',
+    num_classes=10)`. An unknown name raises an error listing the valid ones."""
+    if not isinstance(name, str):
+        raise TypeError(f"`name` must be a model name (a string). Received: {name!r}. "
+                        f"Valid names are: {', '.join(list_models())}.")
+    return _registry.lookup("model", name)(**kwargs)
