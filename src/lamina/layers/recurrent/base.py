@@ -26,7 +26,6 @@ import contextlib
 from typing import Any, Callable, Iterator, Sequence
 
 import torch
-from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from lamina import activations
@@ -752,7 +751,8 @@ class StackedRNNCells(Layer):
             else:
                 sizes = cell.state_size if isinstance(cell.state_size, (list, tuple)) \
                     else [cell.state_size]
-                states.append([torch.zeros(batch_size, s, dtype=self._dtype) for s in sizes])
+                dtype = getattr(cell, "_dtype", self._dtype)
+                states.append([torch.zeros(batch_size, s, dtype=dtype) for s in sizes])
         return states
 
     def build(self, input_shape):

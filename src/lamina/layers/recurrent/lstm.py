@@ -19,7 +19,6 @@ from lamina.layers.recurrent.base import (
     is_activation,
 )
 
-Tensor = torch.Tensor
 
 
 @register("LSTMCell")

@@ -16,7 +16,6 @@ from lamina.layers.recurrent.base import (
     is_activation,
 )
 
-Tensor = torch.Tensor
 
 
 @register("SimpleRNNCell")

@@ -125,9 +125,11 @@ class Bidirectional(Layer):
             kwargs["mask"] = mask
         forward_kwargs, backward_kwargs = dict(kwargs), dict(kwargs)
         if initial_state is not None:
-            half = len(initial_state) // 2
-            forward_kwargs["initial_state"] = list(initial_state[:half])
-            backward_kwargs["initial_state"] = list(initial_state[half:])
+            # The forward layer's states come first; Keras splits the list in halves, which is
+            # the same when both directions have the same states.
+            split = len(getattr(self.forward_layer, "state_size", ())) or len(initial_state) // 2
+            forward_kwargs["initial_state"] = list(initial_state[:split])
+            backward_kwargs["initial_state"] = list(initial_state[split:])
         y = self.forward_layer(sequences, **forward_kwargs)
         y_reverse = self.backward_layer(sequences, **backward_kwargs)
         states: list[Any] = []
