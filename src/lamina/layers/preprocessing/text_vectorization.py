@@ -407,9 +407,12 @@ class TextVectorization(Layer):
         saved = inputs.probes
         inputs.probes = _string_probes(inputs.shape)
         try:
-            return super().forward(*args, **kwargs)
+            outputs = super().forward(*args, **kwargs)
         finally:
             inputs.probes = saved
+        # The probe calls recorded the first probe's concrete shape; keep the symbolic one.
+        self._output_shape = outputs.shape
+        return outputs
 
     def call(self, inputs):
         rows, layout = self._tokenize(inputs)
