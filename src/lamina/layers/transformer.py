@@ -166,7 +166,7 @@ class PositionEmbedding(Layer):
                 f"Layer {self.name!r} (PositionEmbedding) has embeddings for "
                 f"sequence_length={self.sequence_length} positions, but received an input of "
                 f"shape {tuple(inputs.shape)} (positions {start_index}..{end - 1}). Create it with "
-                "a larger sequence_length."
+                "a larger sequence_length (a symbolic Input needs a fixed sequence length)."
             )
         return self.embeddings[start_index:end].expand(inputs.shape)
 
@@ -232,7 +232,8 @@ class PositionalEmbedding(Layer):
             raise ShapeError(
                 f"Layer {self.name!r} (PositionalEmbedding) accepts sequences of at most "
                 f"sequence_length={self.sequence_length} tokens, but received an input of shape "
-                f"{tuple(inputs.shape)}."
+                f"{tuple(inputs.shape)}. Cut the sequences (a symbolic Input needs a fixed "
+                f"length: Input(shape=({self.sequence_length},))) or raise sequence_length."
             )
         tokens = self.token_embeddings(inputs)
         return tokens + self.position_embeddings(tokens)
