@@ -13,6 +13,7 @@ import torch
 import lamina
 from lamina import layers
 from lamina.saving import register_keras_serializable
+from lamina.utils.py_dataset import PyDataset
 
 from .harness import config_round_trip, save_load
 
@@ -157,8 +158,23 @@ def test_input_layouts_and_bytes():
     assert counts("the the").tolist() == [0.0, 2.0] + [0.0] * 10
 
 
+class TextBatches(PyDataset):
+    def __init__(self, texts):
+        super().__init__(workers=0)
+        self.texts = texts
+
+    def __len__(self):
+        return len(self.texts)
+
+    def __getitem__(self, index):
+        return np.array(self.texts[index:index + 1]), np.zeros(1)
+
+
 def test_adapt_on_batches_generators_and_datasets():
     expected = adapted().get_vocabulary()
+    layer = layers.TextVectorization()
+    layer.adapt(TextBatches(CORPUS))
+    assert layer.get_vocabulary() == expected
     for data in ([CORPUS[:1], CORPUS[1:]], (batch for batch in [CORPUS[:2], CORPUS[2:]]),
                  [(np.array(CORPUS[:2]), np.zeros(2)), (np.array(CORPUS[2:]), np.zeros(1))],
                  np.array(CORPUS), np.array(CORPUS).reshape(3, 1)):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
 from typing import Any, Iterable, Iterator, Sequence
@@ -172,7 +173,7 @@ class Normalization(Layer):
                 f"Layer {self.name!r} (Normalization) was given a fixed mean and variance, so it "
                 "cannot adapt. Create it without `mean`/`variance` to learn them from data."
             )
-        batches = _batches(data)
+        batches = numeric_batches(data, "Normalization.adapt()")
         first = next(batches, None)
         if first is None:
             raise ValueError(
@@ -249,48 +250,46 @@ def _is_xy_batch(batch: Any) -> bool:
         isinstance(batch[0], (Tensor, np.ndarray))
 
 
-def _as_float64(batch: Any) -> Tensor:
+def _as_float64(batch: Any, caller: str) -> Tensor:
     if _is_xy_batch(batch):
         batch = batch[0]
     if isinstance(batch, Tensor):
         if batch.is_complex() or batch.dtype == torch.bool:
-            raise TypeError(f"Normalization.adapt() needs real numbers; received a {batch.dtype} "
-                            "tensor.")
+            raise TypeError(f"{caller} needs real numbers; received a {batch.dtype} tensor.")
         return batch.detach().to(torch.float64)
     try:
         array = np.asarray(batch)
     except ValueError as error:
         raise TypeError(
-            f"Normalization.adapt() could not turn a batch into an array ({error}). Pass arrays "
-            "of one shape per batch."
+            f"{caller} could not turn a batch into an array ({error}). Pass arrays of one shape "
+            "per batch."
         ) from None
     if array.dtype.kind not in "iuf":
         raise TypeError(
-            "Normalization.adapt() needs numeric data (a numpy array, a tensor, or batches of "
-            f"them). Received data of dtype {array.dtype}."
+            f"{caller} needs numeric data (a numpy array, a tensor, or batches of them). "
+            f"Received data of dtype {array.dtype}."
         )
     return torch.from_numpy(array.astype(np.float64))
 
 
-def _batches(data: Any) -> Iterator[Tensor]:
+def numeric_batches(data: Any, caller: str, steps: int | None = None) -> Iterator[Tensor]:
+    """The float64 batches of adapt() data: one array or tensor, or an iterable of batches (a
+    list of arrays, a generator, a `PyDataset`; `(x, y)` batches give `x`), at most `steps`."""
     from lamina.utils.py_dataset import PyDataset
 
+    message = (f"{caller} takes a numpy array, a tensor, or an iterable of batches. "
+               f"Received: {type(data).__name__}.")
     if isinstance(data, (str, bytes, dict)) or data is None:
-        raise TypeError(
-            "Normalization.adapt() takes a numpy array, a tensor, or an iterable of batches. "
-            f"Received: {type(data).__name__}."
-        )
+        raise TypeError(message)
     if isinstance(data, (Tensor, np.ndarray)):
-        return iter([_as_float64(data)])
+        return iter([_as_float64(data, caller)])
     if isinstance(data, PyDataset):
-        return (_as_float64(data[i]) for i in range(len(data)))
-    if isinstance(data, (list, tuple)) and not all(
+        dataset = data
+        data = (dataset[i] for i in range(len(dataset)))
+    elif isinstance(data, (list, tuple)) and not all(
             isinstance(item, (Tensor, np.ndarray)) or _is_xy_batch(item) for item in data):
         # Nested numbers are one array, not a list of batches.
-        return iter([_as_float64(np.asarray(data))]) if len(data) else iter([])
-    if not isinstance(data, Iterable):
-        raise TypeError(
-            "Normalization.adapt() takes a numpy array, a tensor, or an iterable of batches. "
-            f"Received: {type(data).__name__}."
-        )
-    return (_as_float64(batch) for batch in data)
+        return iter([_as_float64(np.asarray(data), caller)]) if len(data) else iter([])
+    elif not isinstance(data, Iterable):
+        raise TypeError(message)
+    return (_as_float64(batch, caller) for batch in itertools.islice(data, steps))

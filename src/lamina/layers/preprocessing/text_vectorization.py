@@ -524,7 +524,8 @@ def _text_batches(data: Any, steps: int | None) -> Iterator[Any]:
         yield data
         return
     if isinstance(data, PyDataset):
-        data = (data[i] for i in range(len(data)))
+        dataset = data
+        data = (dataset[i] for i in range(len(dataset)))
     elif not isinstance(data, Iterable):
         raise TypeError(
             "TextVectorization.adapt() takes a list or array of strings, or an iterable of such "
