@@ -13,6 +13,7 @@ import dataclasses
 from typing import Any, Callable
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -32,6 +33,16 @@ class LayerCase:
     reference: Callable[[Any, Tensor], Tensor] | None = None
     params: int = 0
     gradcheck_shape: tuple[int, ...] | None = None
+
+
+@pytest.fixture
+def single_thread():
+    """Run on one thread: the tensors are tiny, and on a busy 2-core machine OpenMP's spinning
+    threads make gradcheck's thousands of small calls up to 100x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def make_input(shape: tuple[int, ...], seed: int = 0, dtype: torch.dtype = torch.float64) -> Tensor:

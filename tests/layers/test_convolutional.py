@@ -19,6 +19,7 @@ from .conv_harness import (
     check_reference,
     check_save_load,
     check_shape,
+    single_thread,
     conv_reference,
     conv_transpose_reference,
     depthwise_reference,
@@ -28,6 +29,7 @@ from .conv_harness import (
 )
 
 L = layers
+pytestmark = pytest.mark.usefixtures(single_thread.__name__)
 
 CASES = [
     # The sheet's Conv2D; Keras: 3*3*1*32 + 32 parameters.

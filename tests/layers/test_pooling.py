@@ -18,10 +18,12 @@ from .conv_harness import (
     check_reference,
     check_save_load,
     check_shape,
+    single_thread,
     pool_reference,
 )
 
 L = layers
+pytestmark = pytest.mark.usefixtures(single_thread.__name__)
 
 
 def global_reference(layer, x: torch.Tensor) -> torch.Tensor:

@@ -21,9 +21,11 @@ from .conv_harness import (
     check_reference,
     check_save_load,
     check_shape,
+    single_thread,
 )
 
 L = layers
+pytestmark = pytest.mark.usefixtures(single_thread.__name__)
 
 
 def _spatial_axes(layer, x: torch.Tensor) -> list[int]:
