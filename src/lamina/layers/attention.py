@@ -354,6 +354,10 @@ class MultiHeadAttention(Layer):
         return result
 
     def _check_features(self, query: Tensor, value: Tensor, key: Tensor) -> None:
+        rank = len(self._to_heads_order) - 1
+        if query.shape[-1] == self._query_dim and value.shape[-1] == self._value_input_dim and \
+                key.shape[-1] == self._key_input_dim and query.ndim == value.ndim == key.ndim == rank:
+            return
         for role, tensor, expected in (("query", query, self._query_dim),
                                        ("value", value, self._value_input_dim),
                                        ("key", key, self._key_input_dim)):
@@ -368,9 +372,8 @@ class MultiHeadAttention(Layer):
 
     def _project(self, inputs: Tensor, kernel: Tensor, bias: Tensor | None) -> Tensor:
         """`(B, ..., dim) -> (B, ..., heads, depth)`; the kernel stays in Keras's layout."""
-        flat_kernel = kernel.reshape(kernel.shape[0], -1)
-        outputs = F.linear(inputs, flat_kernel.t(), None if bias is None else bias.reshape(-1))
-        return outputs.unflatten(-1, kernel.shape[1:])
+        outputs = F.linear(inputs, kernel.flatten(1).t(), None if bias is None else bias.flatten())
+        return outputs.view(*outputs.shape[:-1], *kernel.shape[1:])
 
     def _to_heads(self, projected: Tensor) -> Tensor:
         if self._simple:
@@ -393,7 +396,7 @@ class MultiHeadAttention(Layer):
         bias = None if self.output_bias is None else self.output_bias.reshape(-1)
         result = F.linear(outputs, flat_kernel.t(), bias)
         if len(self._output_dims) > 1:
-            result = result.unflatten(-1, self._output_dims)
+            result = result.view(*result.shape[:-1], *self._output_dims)
         return result
 
     def _scores_in_keras_layout(self, scores: Tensor, query_shape, key_shape) -> Tensor:
