@@ -31,7 +31,8 @@ from lamina.layers.layer import Layer
 
 Tensor = torch.Tensor
 
-_MAX_POOL = {2: F.max_pool2d, 3: F.max_pool3d}
+# The aten ops behind F.max_pool2d (a dispatch closure that pickle cannot store).
+_MAX_POOL = {2: torch.max_pool2d, 3: torch.max_pool3d}
 _AVG_POOL = {2: F.avg_pool2d, 3: F.avg_pool3d}
 
 
