@@ -118,12 +118,14 @@ def test_save_and_load(case: LayerCase, tmp_path) -> None:
 
 def test_same_average_pooling_does_not_count_padding() -> None:
     # Windows [1, 2] and [3, pad]: Keras averages real values only.
-    out = layers.AveragePooling1D(2, strides=2, padding="same")(torch.tensor([[[1.0], [2.0], [3.0]]]))
+    layer = layers.AveragePooling1D(2, strides=2, padding="same")
+    out = layer(torch.tensor([[[1.0], [2.0], [3.0]]]))
     assert out.flatten().tolist() == [1.5, 3.0]
 
 
 def test_same_max_pooling_ignores_padding() -> None:
-    out = layers.MaxPooling1D(2, strides=2, padding="same")(torch.tensor([[[-1.0], [-2.0], [-3.0]]]))
+    layer = layers.MaxPooling1D(2, strides=2, padding="same")
+    out = layer(torch.tensor([[[-1.0], [-2.0], [-3.0]]]))
     assert out.flatten().tolist() == [-1.0, -3.0]
 
 

@@ -44,7 +44,8 @@ def _pairs(value, rank: int) -> list[tuple[int, int]]:
 
 def padding_reference(layer, x: torch.Tensor) -> torch.Tensor:
     widths = [(0, 0)] * x.ndim
-    for axis, pair in zip(_spatial_axes(layer, x), _pairs(layer.get_config()["padding"], x.ndim - 2)):
+    pairs = _pairs(layer.get_config()["padding"], x.ndim - 2)
+    for axis, pair in zip(_spatial_axes(layer, x), pairs):
         widths[axis] = pair
     return torch.as_tensor(np.pad(x.numpy(), widths))
 

@@ -287,7 +287,8 @@ class _BaseUpSampling(Layer):
     def compute_output_shape(self, input_shape):
         layout = SpatialLayout(self.rank, self.data_format)
         check_rank(self, input_shape, layout)
-        spatial = [None if n is None else n * s for n, s in zip(layout.spatial(input_shape), self.size)]
+        spatial = [None if n is None else n * s
+                   for n, s in zip(layout.spatial(input_shape), self.size)]
         return layout.shape(input_shape[0], spatial, layout.channels(input_shape))
 
     def get_config(self):

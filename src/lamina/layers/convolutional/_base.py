@@ -33,7 +33,8 @@ Tensor = torch.Tensor
 _SPATIAL_NAMES = {1: ("steps",), 2: ("height", "width"), 3: ("depth", "height", "width")}
 
 
-def normalize_tuple(value: Any, rank: int, name: str, *, allow_zero: bool = False) -> tuple[int, ...]:
+def normalize_tuple(value: Any, rank: int, name: str, *,
+                    allow_zero: bool = False) -> tuple[int, ...]:
     """An int or a sequence of `rank` ints as a tuple of `rank` ints, validated."""
     items = (value,) * rank if isinstance(value, int) and not isinstance(value, bool) else value
     try:
@@ -104,7 +105,8 @@ class SpatialLayout:
         self.lift = rank == 1
         torch_ndim = max(rank, 2) + 2
         if data_format == "channels_last":
-            self.to_order: tuple[int, ...] | None = (0, torch_ndim - 1) + tuple(range(1, torch_ndim - 1))
+            self.to_order: tuple[int, ...] | None = (0, torch_ndim - 1) + tuple(
+                range(1, torch_ndim - 1))
             self.from_order: tuple[int, ...] | None = (0,) + tuple(range(2, torch_ndim)) + (1,)
             self.lift_axis = 1
             self.channel_axis = rank + 1
@@ -236,7 +238,7 @@ class InKerasLayout:
     `MaxNorm(axis=[0, 1, 2])`) must still see Keras's `(*kernel_size, in, filters)`.
     """
 
-    def __init__(self, function: Callable[[Tensor], Tensor], layer: Any, name: str,
+    def __init__(self, function: Callable[[Tensor], Tensor], layer: Any, name: str, *,
                  constraint: bool):
         self.function, self.layer, self.name, self.constraint = function, layer, name, constraint
 
@@ -383,8 +385,10 @@ class _BaseConvolution(Layer):
     def compute_output_shape(self, input_shape):
         layout = SpatialLayout(self.rank, config.standardize_data_format(self.data_format))
         check_rank(self, input_shape, layout)
-        spatial = [self._output_length(n, axis) for axis, n in enumerate(layout.spatial(input_shape))]
-        return layout.shape(input_shape[0], spatial, self._output_channels(layout.channels(input_shape)))
+        spatial = [self._output_length(n, axis)
+                   for axis, n in enumerate(layout.spatial(input_shape))]
+        channels = self._output_channels(layout.channels(input_shape))
+        return layout.shape(input_shape[0], spatial, channels)
 
     def _prepare_convolution(self) -> None:
         """Pick torch's convolution and plan the padding (forward convolutions)."""
@@ -408,8 +412,10 @@ class _BaseConvolution(Layer):
         still see Keras's layout."""
         return self.add_weight(
             shape=shape, initializer=initializer, name=name,
-            regularizer=None if regularizer is None else InKerasLayout(regularizer, self, name, False),
-            constraint=None if constraint is None else InKerasLayout(constraint, self, name, True),
+            regularizer=None if regularizer is None
+            else InKerasLayout(regularizer, self, name, constraint=False),
+            constraint=None if constraint is None
+            else InKerasLayout(constraint, self, name, constraint=True),
         )
 
     def _add_bias(self, size: int) -> Tensor | None:
