@@ -11,6 +11,8 @@ Padding. Keras's 'same' is TensorFlow's: a total of `max((ceil(n / s) - 1) * s +
 with the odd one at the end, so it can be asymmetric, and with `strides > 1` it depends on the
 input size. Torch pads symmetrically; the extra step is added with `F.pad` (convolutions) or
 found with torch's `ceil_mode` (pooling, where padding must not count as values).
+
+`_BaseConvolution` is the underscore base of the four convolution families.
 """
 
 from __future__ import annotations
@@ -286,7 +288,6 @@ def known_channels(layer: Any, input_shape: Sequence[Any], layout: SpatialLayout
     return int(channels)
 
 
-
 class _BaseConvolution(Layer):
     """What every convolution shares: window arguments, bias, activation, layouts, the output
     shape, and error messages that name the layer and the shapes.
@@ -383,7 +384,7 @@ class _BaseConvolution(Layer):
         return None
 
     def compute_output_shape(self, input_shape):
-        layout = SpatialLayout(self.rank, config.standardize_data_format(self.data_format))
+        layout = SpatialLayout(self.rank, self.data_format)
         check_rank(self, input_shape, layout)
         spatial = [self._output_length(n, axis)
                    for axis, n in enumerate(layout.spatial(input_shape))]
