@@ -149,9 +149,13 @@ __all__ += [
     "StackedRNNCells", "TimeDistributed",
 ]
 
-# Preprocessing layers: image augmentation and sizing, Normalization, TextVectorization.
+# Preprocessing layers: image augmentation and sizing, Normalization, TextVectorization,
+# Discretization, CategoryEncoding, StringLookup, IntegerLookup.
 from lamina.layers.preprocessing import (  # noqa: E402
+    CategoryEncoding,
     CenterCrop,
+    Discretization,
+    IntegerLookup,
     Normalization,
     RandomBrightness,
     RandomContrast,
@@ -161,11 +165,12 @@ from lamina.layers.preprocessing import (  # noqa: E402
     RandomTranslation,
     RandomZoom,
     Resizing,
+    StringLookup,
     TextVectorization,
 )
 
 __all__ += [
-    "CenterCrop", "Normalization", "RandomBrightness", "RandomContrast", "RandomCrop",
-    "RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom", "Resizing",
-    "TextVectorization",
+    "CategoryEncoding", "CenterCrop", "Discretization", "IntegerLookup", "Normalization",
+    "RandomBrightness", "RandomContrast", "RandomCrop", "RandomFlip", "RandomRotation",
+    "RandomTranslation", "RandomZoom", "Resizing", "StringLookup", "TextVectorization",
 ]

@@ -285,9 +285,9 @@ def test_bad_inputs(inputs, error, match):
 
 
 BAD_ADAPT = [
-    ([], ValueError, r"adapt\(\) received no texts"),
+    ([], ValueError, r"TextVectorization.adapt\(\) received no data"),
     ("the cat", TypeError, r"received a single string. Wrap it in a list"),
-    (["", "!!! ?"], ValueError, r"found no tokens in 2 texts"),
+    (["", "!!! ?"], ValueError, r"found no tokens in 2 samples"),
     (torch.ones(3), TypeError, r"takes Python strings; received a tensor"),
     ([3.5], TypeError, r"input\[0\] is 3.5 of type float"),
     (42, TypeError, r"takes a list or array of strings, or an iterable of such batches. "
@@ -319,7 +319,7 @@ BAD_ARGUMENTS = [
     (dict(split="comma"), r"`split` must be one of 'whitespace', 'character', None"),
     (dict(encoding="klingon"), r"Unknown `encoding`: 'klingon'"),
     (dict(vocabulary=["a", "b", "a"]), r"The vocabulary repeats the tokens \['a'\]"),
-    (dict(vocabulary=["a", ""]), r"contains the padding token '' at position 1"),
+    (dict(vocabulary=["a", ""]), r"contains the mask token '' at position 1"),
     (dict(vocabulary=["a", "b", "c"], max_tokens=4), r"has 5 entries .* more than max_tokens=4"),
     (dict(vocabulary=[]), r"Cannot set an empty vocabulary"),
     (dict(output_mode="tf_idf", vocabulary=["a"]), r"output_mode='tf_idf' needs `idf_weights`"),
@@ -344,5 +344,5 @@ def test_bad_vocabulary_types_and_missing_vocabulary():
     with pytest.raises(TypeError, match=r"`vocabulary` must be a list of strings or the path"):
         layers.TextVectorization(vocabulary={"a": 1})
     with pytest.raises(ValueError, match=r"has no vocabulary yet, so its output width is "
-                                         r"unknown. Call adapt\(texts\)"):
+                                         r"unknown. Call adapt\(data\)"):
         layers.TextVectorization(output_mode="multi_hot")(["a"])

@@ -5,7 +5,8 @@ from lamina.layers.preprocessing.rescaling import Rescaling
 
 __all__ = ["Rescaling"]
 
-# Image augmentation and sizing, Normalization, TextVectorization.
+# Image augmentation and sizing, Normalization, TextVectorization, Discretization,
+# CategoryEncoding, StringLookup, IntegerLookup.
 from lamina.layers.preprocessing.image_augmentation import (  # noqa: E402
     RandomBrightness,
     RandomContrast,
@@ -18,9 +19,12 @@ from lamina.layers.preprocessing.image_augmentation import (  # noqa: E402
 from lamina.layers.preprocessing.image_resizing import CenterCrop, Resizing  # noqa: E402
 from lamina.layers.preprocessing.normalization import Normalization  # noqa: E402
 from lamina.layers.preprocessing.text_vectorization import TextVectorization  # noqa: E402
+from lamina.layers.preprocessing.category_encoding import CategoryEncoding  # noqa: E402
+from lamina.layers.preprocessing.discretization import Discretization  # noqa: E402
+from lamina.layers.preprocessing.lookup import IntegerLookup, StringLookup  # noqa: E402
 
 __all__ += [
-    "CenterCrop", "Normalization", "RandomBrightness", "RandomContrast", "RandomCrop",
-    "RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom", "Resizing",
-    "TextVectorization",
+    "CategoryEncoding", "CenterCrop", "Discretization", "IntegerLookup", "Normalization",
+    "RandomBrightness", "RandomContrast", "RandomCrop", "RandomFlip", "RandomRotation",
+    "RandomTranslation", "RandomZoom", "Resizing", "StringLookup", "TextVectorization",
 ]

@@ -270,14 +270,17 @@ class RandomTranslation(_BaseAffineAugmentation):
     Input and output shape: `(N, H, W, C)` or `(H, W, C)` (channels_last).
     """
 
-    def __init__(self, height_factor: float | Sequence[float], width_factor: float | Sequence[float],
-                 fill_mode: str = "reflect", interpolation: str = "bilinear",
-                 seed: int | None = None, fill_value: float = 0.0,
+    def __init__(self, height_factor: float | Sequence[float],
+                 width_factor: float | Sequence[float], fill_mode: str = "reflect",
+                 interpolation: str = "bilinear", seed: int | None = None,
+                 fill_value: float = 0.0,
                  data_format: str | None = None, **kwargs: Any):
         super().__init__(fill_mode=fill_mode, interpolation=interpolation, seed=seed,
                          fill_value=fill_value, data_format=data_format, **kwargs)
-        self._height_range = _factor_range("height_factor", height_factor, "a fraction of the height")
-        self._width_range = _factor_range("width_factor", width_factor, "a fraction of the width")
+        self._height_range = _factor_range("height_factor", height_factor,
+                                           "a fraction of the height")
+        self._width_range = _factor_range("width_factor", width_factor,
+                                          "a fraction of the width")
         self.height_factor = list(height_factor) if isinstance(height_factor, (list, tuple)) \
             else height_factor
         self.width_factor = list(width_factor) if isinstance(width_factor, (list, tuple)) \

@@ -13,7 +13,6 @@ from lamina.layers.preprocessing._image import (
     _BaseImageLayer,
     check_interpolation,
     check_positive_size,
-    crop_to_aspect_box,
     pad_to_aspect_box,
     resize,
     smart_resize,

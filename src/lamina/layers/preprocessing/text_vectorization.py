@@ -8,20 +8,24 @@ returns int64 (or float) tensors on the layer's device (it follows `.to(device)`
 from __future__ import annotations
 
 import codecs
-import math
 import numbers
 import re
 import string
-from collections import Counter
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
 
 from lamina._registry import register
-from lamina._symbolic import KerasTensor
 from lamina.layers.core import serialize_argument
 from lamina.layers.layer import Layer
+from lamina.layers.preprocessing.lookup import (
+    VocabularyTable,
+    decode_text,
+    forward_with_string_probes,
+    read_vocabulary_file,
+    string_array,
+)
 
 Tensor = torch.Tensor
 
@@ -164,10 +168,10 @@ class TextVectorization(Layer):
         self.output_mode = output_mode
         self.pad_to_max_tokens = bool(pad_to_max_tokens)
         self.sparse, self.ragged, self.encoding = bool(sparse), bool(ragged), encoding
-        self._special_tokens = [MASK_TOKEN, OOV_TOKEN] if output_mode == "int" else [OOV_TOKEN]
-        self._tokens: list[str] | None = None
-        self._index: dict[str, int] = {}
-        self._idf_values: list[float] | None = None
+        self._table = VocabularyTable(
+            self, mask_token=MASK_TOKEN, oov_token=OOV_TOKEN, num_oov_indices=1,
+            max_tokens=self.max_tokens, pad_to_max_tokens=self.pad_to_max_tokens,
+            output_mode=output_mode)
         # The layer has no weights; this empty buffer follows `.to(device)` so outputs (built
         # on the CPU from Python strings) land where the rest of the model is.
         self.register_buffer("_device_tracker", torch.empty(0), persistent=False)
@@ -188,105 +192,26 @@ class TextVectorization(Layer):
         `vocabulary` is a list of tokens, optionally led by the special tokens ('' and '[UNK]'
         in 'int' mode, '[UNK]' otherwise), or the path of a text file with one token per line.
         """
-        if self.output_mode == "tf_idf" and idf_weights is None:
-            raise ValueError(
-                "output_mode='tf_idf' needs `idf_weights` (one per vocabulary entry) with a "
-                "vocabulary. Pass them, or call adapt() to learn both."
-            )
-        if self.output_mode != "tf_idf" and idf_weights is not None:
-            raise ValueError(
-                "`idf_weights` only applies to output_mode='tf_idf'. Received: "
-                f"output_mode={self.output_mode!r}."
-            )
-        entries = self._vocabulary_entries(vocabulary)
-        specials = self._special_tokens
-        found_specials = entries[:len(specials)] == specials
-        tokens = entries[len(specials):] if found_specials else entries
-        repeated = sorted(token for token, count in Counter(tokens).items() if count > 1)
-        if repeated:
-            raise ValueError(
-                f"The vocabulary repeats the tokens {repeated}. Each token may appear once."
-            )
-        if MASK_TOKEN in tokens:
-            raise ValueError(
-                "The vocabulary contains the padding token '' at position "
-                f"{entries.index(MASK_TOKEN)}. Leave the special tokens out, or put exactly "
-                f"{specials} first."
-            )
-        size = len(specials) + len(tokens)
-        if self.max_tokens is not None and size > self.max_tokens:
-            raise ValueError(
-                f"The vocabulary has {size} entries (special tokens included), more than "
-                f"max_tokens={self.max_tokens}."
-            )
-        idf = None
-        if idf_weights is not None:
-            weights = np.asarray(idf_weights.detach().cpu() if isinstance(idf_weights, Tensor)
-                                 else idf_weights, dtype=np.float64)
-            if weights.ndim != 1 or len(weights) != len(entries):
-                raise ValueError(
-                    f"`idf_weights` must be a 1-D list with one weight per vocabulary entry "
-                    f"({len(entries)}). Received shape {weights.shape}."
-                )
-            # Without given special tokens, '[UNK]' gets the mean weight (Keras's default).
-            idf = weights.tolist() if found_specials else \
-                [float(weights.mean())] * len(specials) + weights.tolist()
-        self._set_tokens(tokens, idf)
-
-    def _vocabulary_entries(self, vocabulary: Any) -> list[str]:
         if isinstance(vocabulary, str):
-            try:
-                with open(vocabulary, encoding=self.encoding) as handle:
-                    entries = handle.read().splitlines()
-            except OSError as error:
-                raise ValueError(
-                    f"Could not read the vocabulary file {vocabulary!r}: {error}. Pass a list of "
-                    "tokens or the path of a text file with one token per line."
-                ) from None
-            while entries and entries[-1] == "":
-                entries.pop()
+            entries = read_vocabulary_file(vocabulary, self.encoding)
         elif isinstance(vocabulary, (list, tuple, np.ndarray)):
-            entries = [self._decode(token, f"vocabulary[{i}]")
+            entries = [decode_text(token, f"vocabulary[{i}]", self.encoding, "TextVectorization")
                        for i, token in enumerate(np.asarray(vocabulary, dtype=object).ravel())]
         else:
             raise TypeError(
                 "`vocabulary` must be a list of strings or the path of a text file. "
                 f"Received: {type(vocabulary).__name__}."
             )
-        if not entries:
-            raise ValueError("Cannot set an empty vocabulary. Pass at least one token.")
-        return entries
-
-    def _set_tokens(self, tokens: list[str], idf: list[float] | None) -> None:
-        start = len(self._special_tokens)
-        self._tokens = list(tokens)
-        self._index = {token: start + i for i, token in enumerate(self._tokens)}
-        if self.output_mode == "int":
-            self._index[MASK_TOKEN] = 0
-        self._idf_values = idf
-        if idf is not None:
-            padded = idf + [0.0] * (self._depth() - len(idf))
-            self._idf = torch.tensor(padded, dtype=self._dtype, device=self._device_tracker.device)
+        self._table.set(entries, idf_weights)
+        self._idf = self._table.idf_tensor(self._dtype, self._device_tracker.device)
 
     def get_vocabulary(self, include_special_tokens: bool = True) -> list[str]:
         """The vocabulary in index order (with '' and '[UNK]' first unless told otherwise)."""
-        tokens = list(self._tokens or [])
-        return self._special_tokens + tokens if include_special_tokens else tokens
+        return self._table.vocabulary(include_special_tokens)
 
     def vocabulary_size(self) -> int:
         """The number of vocabulary entries, special tokens included."""
-        return len(self._special_tokens) + len(self._tokens or [])
-
-    def _depth(self) -> int:
-        if self.pad_to_max_tokens:
-            return self.max_tokens
-        if self._tokens is None:
-            raise ValueError(
-                f"Layer {self.name!r} (TextVectorization, output_mode={self.output_mode!r}) has "
-                "no vocabulary yet, so its output width is unknown. Call adapt(texts), pass "
-                "`vocabulary=`, or set pad_to_max_tokens=True with max_tokens."
-            )
-        return self.vocabulary_size()
+        return self._table.size()
 
     def adapt(self, data: Any, batch_size: int | None = None, steps: int | None = None) -> None:
         """Learn the vocabulary (and document frequencies) from texts.
@@ -297,47 +222,14 @@ class TextVectorization(Layer):
         """
         _optional_positive_int("batch_size", batch_size)
         steps = _optional_positive_int("steps", steps)
-        counts: Counter[str] = Counter()
-        document_counts: Counter[str] = Counter()
-        documents = 0
-        for batch in _text_batches(data, steps):
-            for tokens in self._tokenize(batch)[0]:
-                counts.update(tokens)
-                documents += 1
-                if self.output_mode == "tf_idf":
-                    document_counts.update(set(tokens))
-        if documents == 0:
-            raise ValueError(
-                "TextVectorization.adapt() received no texts. Pass a non-empty list of strings."
-            )
-        for special in (MASK_TOKEN, OOV_TOKEN):
-            counts.pop(special, None)
-        if not counts:
-            raise ValueError(
-                f"TextVectorization.adapt() found no tokens in {documents} texts after "
-                f"standardize={self.standardize!r} and split={self.split!r}."
-            )
-        tokens = sorted(counts, key=lambda token: (counts[token], token), reverse=True)
-        if self.max_tokens is not None:
-            tokens = tokens[:self.max_tokens - len(self._special_tokens)]
-        idf = None
-        if self.output_mode == "tf_idf":
-            weights = [math.log(1.0 + documents / (1.0 + document_counts[t])) for t in tokens]
-            idf = [sum(weights) / len(weights)] + weights
-        self._set_tokens(tokens, idf)
+        self._table.learn(tokens for batch in _text_batches(data, steps)
+                          for tokens in self._tokenize(batch)[0])
+        self._idf = self._table.idf_tensor(self._dtype, self._device_tracker.device)
 
     # ------------------------------------------------------------------ strings -> tokens
 
     def _decode(self, value: Any, where: str) -> str:
-        if isinstance(value, str):
-            return value
-        if isinstance(value, bytes):
-            return value.decode(self.encoding)
-        raise TypeError(
-            f"TextVectorization expects strings, but {where} is {value!r} of type "
-            f"{type(value).__name__}. Pass text (a list or numpy array of str); convert numbers "
-            "with str() first."
-        )
+        return decode_text(value, where, self.encoding, "TextVectorization")
 
     def _tokens_of(self, text: str) -> list[str]:
         if self.standardize in ("lower", "lower_and_strip_punctuation"):
@@ -368,19 +260,7 @@ class TextVectorization(Layer):
         `(batch, 1)` or 'matrix' `(batch, k)` (only without `split`: k tokens per row)."""
         if isinstance(inputs, (str, bytes)):
             return [self._tokens_of(self._decode(inputs, "the input"))], "scalar"
-        if isinstance(inputs, Tensor):
-            raise TypeError(
-                "TextVectorization takes strings, but received a tensor of dtype "
-                f"{inputs.dtype}: torch has no string tensors. Pass a list or numpy array of "
-                "Python strings."
-            )
-        try:
-            array = np.asarray(inputs, dtype=object)
-        except ValueError:
-            raise TypeError(
-                "TextVectorization takes a string, a list of strings, or an array of shape "
-                f"(batch,) or (batch, 1). Received a ragged nested sequence: {inputs!r:.80}."
-            ) from None
+        array = string_array(inputs, "TextVectorization")
         if array.ndim == 0:
             return [self._tokens_of(self._decode(array.item(), "the input"))], "scalar"
         if array.ndim > 2 or (array.ndim == 2 and array.shape[1] != 1 and self.split is not None):
@@ -398,21 +278,7 @@ class TextVectorization(Layer):
     # ------------------------------------------------------------------ calling
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
-        inputs = args[0] if args else next(iter(kwargs.values()), None)
-        if not isinstance(inputs, KerasTensor):
-            return super().forward(*args, **kwargs)
-        # A symbolic input of this layer stands for a batch of strings, so its shape probes must
-        # be strings: lend it string probes for this call. The token counts of the two probes
-        # differ, so the sequence axis comes out free (None).
-        saved = inputs.probes
-        inputs.probes = _string_probes(inputs.shape)
-        try:
-            outputs = super().forward(*args, **kwargs)
-        finally:
-            inputs.probes = saved
-        # The probe calls recorded the first probe's concrete shape; keep the symbolic one.
-        self._output_shape = outputs.shape
-        return outputs
+        return forward_with_string_probes(self, super().forward, args, kwargs, _string_probes)
 
     def call(self, inputs):
         rows, layout = self._tokenize(inputs)
@@ -426,7 +292,10 @@ class TextVectorization(Layer):
         return outputs.to(device)
 
     def _indices(self, rows: list[list[str]], layout: str) -> Tensor:
-        ids = [[self._index.get(token, 1) for token in tokens] for tokens in rows]
+        index = self._table.index
+        # Unknown tokens are '[UNK]' (1); the padding token '' is 0.
+        ids = [[index.get(token, 0 if token == MASK_TOKEN else 1) for token in tokens]
+               for tokens in rows]
         if self.split is None and self.output_sequence_length is None:
             outputs = torch.tensor(ids, dtype=torch.int64)
             return outputs.squeeze(-1) if layout in ("vector", "scalar") else outputs
@@ -437,9 +306,10 @@ class TextVectorization(Layer):
         return torch.tensor(padded, dtype=torch.int64).reshape(len(ids), length)
 
     def _counts(self, rows: list[list[str]], device: torch.device) -> Tensor:
-        depth = self._depth()
+        depth = self._table.depth()
+        index = self._table.index
         # The padding token '' is dropped in the counting modes, as Keras drops its mask token.
-        pairs = [(r, self._index.get(token, 0)) for r, tokens in enumerate(rows)
+        pairs = [(r, index.get(token, 0)) for r, tokens in enumerate(rows)
                  for token in tokens if token != MASK_TOKEN]
         outputs = torch.zeros(len(rows), depth, dtype=self._dtype, device=device)
         if pairs:
@@ -456,7 +326,7 @@ class TextVectorization(Layer):
         batch = input_shape[0] if len(input_shape) else None
         if self.output_mode != "int":
             depth = self.max_tokens if self.pad_to_max_tokens else (
-                self.vocabulary_size() if self._tokens is not None else None)
+                self.vocabulary_size() if self._table.tokens is not None else None)
             return (batch, depth)
         if self.split is None and self.output_sequence_length is None:
             return tuple(input_shape)
@@ -474,8 +344,8 @@ class TextVectorization(Layer):
             "output_mode": self.output_mode,
             "output_sequence_length": self.output_sequence_length,
             "pad_to_max_tokens": self.pad_to_max_tokens,
-            "vocabulary": self.get_vocabulary() if self._tokens is not None else None,
-            "idf_weights": self._idf_values,
+            "vocabulary": self.get_vocabulary() if self._table.tokens is not None else None,
+            "idf_weights": self._table.idf,
             "sparse": self.sparse,
             "ragged": self.ragged,
             "encoding": self.encoding,
