@@ -332,6 +332,24 @@ def check_gradcheck(case: Case) -> None:
     assert torch.autograd.gradcheck(function, tuple(leaves + params), atol=1e-6, fast_mode=True)
 
 
+def check_training_step(case: Case) -> None:
+    """In training mode every weight gets a finite gradient and one SGD step changes the output."""
+    layer, args, kwargs = built(case)
+    if not list(layer.parameters()):
+        return
+    layer.train()
+    outputs = as_list(layer(*args, **kwargs))
+    sum(o.square().sum() for o in outputs).backward()
+    for name, parameter in layer.named_parameters():
+        assert parameter.grad is not None and torch.isfinite(parameter.grad).all(), name
+    layer.eval()
+    before = as_list(layer(*args, **kwargs))[0].detach().clone()
+    with torch.no_grad():
+        for parameter in layer.parameters():
+            parameter -= 0.1 * parameter.grad
+    assert not torch.allclose(as_list(layer(*args, **kwargs))[0], before)
+
+
 def check_config_round_trip(case: Case) -> None:
     layer, args, kwargs = built(case)
     config = layer.get_config()

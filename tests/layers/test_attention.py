@@ -22,6 +22,7 @@ from .attention_cases import (
     check_param_count,
     check_reference,
     check_save_load,
+    check_training_step,
     luong_reference,
     mha_einsum_reference,
     mha_reference,
@@ -126,6 +127,11 @@ def test_parameter_count(case: Case) -> None:
 @pytest.mark.parametrize("case", CASES, ids=ids)
 def test_gradcheck(case: Case) -> None:
     check_gradcheck(case)
+
+
+@pytest.mark.parametrize("case", CASES, ids=ids)
+def test_training_step(case: Case) -> None:
+    check_training_step(case)
 
 
 @pytest.mark.parametrize("case", CASES, ids=ids)

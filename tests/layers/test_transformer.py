@@ -22,6 +22,7 @@ from .attention_cases import (
     check_param_count,
     check_reference,
     check_save_load,
+    check_training_step,
     decoder_reference,
     encoder_reference,
     sheet_positional_encoding,
@@ -143,6 +144,11 @@ def test_gradcheck(case: Case) -> None:
 
 
 @pytest.mark.parametrize("case", CASES, ids=ids)
+def test_training_step(case: Case) -> None:
+    check_training_step(case)
+
+
+@pytest.mark.parametrize("case", CASES, ids=ids)
 def test_config_round_trip(case: Case) -> None:
     check_config_round_trip(case)
 
@@ -188,6 +194,10 @@ def test_encoding_layers_follow_device_dtype_and_length() -> None:
     assert got.dtype == torch.float64
     torch.testing.assert_close(got, layers.get_positional_encoding(9, 4, dtype="float64").expand(2, 9, 4))
     torch.testing.assert_close(layer(short), sheet_positional_encoding(3, 4))
+    sine = layers.SinePositionEncoding()
+    encoding = sine(short)
+    encoding += 1.0
+    torch.testing.assert_close(sine(short), sheet_positional_encoding(3, 4))
     masked = torch.zeros(2, 3, 4)
     masked._keras_mask = _padding([3, 1], 3)
     assert torch.equal(layer(masked)._keras_mask, masked._keras_mask)
@@ -269,6 +279,21 @@ def test_bert_like_classifier_in_a_functional_model(tmp_path) -> None:
     model.save(tmp_path / "bert.keras")
     loaded = lamina.models.load_model(tmp_path / "bert.keras")
     torch.testing.assert_close(loaded(data), model(data))
+
+
+def test_fit_learns_with_a_transformer_classifier() -> None:
+    lamina.set_random_seed(0)
+    tokens = lamina.Input(shape=(6,), dtype="int64")
+    x = layers.PositionalEmbedding(6, 30, 16, mask_zero=True)(tokens)
+    x = layers.TransformerEncoder(32, 2, dropout=0.1)(x)
+    outputs = layers.Dense(2)(x[:, 0])
+    model = lamina.Model(tokens, outputs)
+    model.compile(optimizer="adam", metrics=["accuracy"],
+                  loss=lamina.losses.SparseCategoricalCrossentropy(from_logits=True))
+    data = torch.randint(1, 30, (64, 6), generator=torch.Generator().manual_seed(0))
+    labels = (data[:, 0] > 15).long()
+    history = model.fit(data, labels, epochs=8, batch_size=16, verbose=0).history
+    assert history["loss"][-1] < 0.7 * history["loss"][0]
 
 
 def test_gpt_like_stack_in_a_sequential_model(tmp_path) -> None:

@@ -126,7 +126,9 @@ class SinePositionEncoding(_SinusoidalEncoding):
     """
 
     def call(self, inputs, start_index=0):
-        return self._encoding(inputs, start_index).expand(inputs.shape)
+        # A copy, not a view of the cached table: an in-place op on the result must not
+        # change the encoding of later calls.
+        return self._encoding(inputs, start_index).expand(inputs.shape).clone()
 
 
 @register("PositionEmbedding")
