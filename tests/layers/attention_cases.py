@@ -101,13 +101,17 @@ def _combine_reference_masks(query, value, attention_mask, causal, query_mask=No
 
 
 def mha_einsum_reference(layer, query, value, dot_equation, combine_equation, softmax_axes,
-                         return_attention_scores=False):
-    """Rank-4 inputs with attention axes: Keras's einsum equations written out per case."""
+                         return_attention_scores=False, attention_mask=None):
+    """Rank-4 inputs with attention axes: Keras's einsum equations written out per case; the
+    mask gets the heads axis where Keras inserts it."""
     wq, bq, wk, bk, wv, bv, wo, bo = _tensors(layer, query)
     Q = torch.einsum("bxyd,dnh->bxynh", query, wq) + bq
     K = torch.einsum("bxyd,dnh->bxynh", value, wk) + bk
     V = torch.einsum("bxyd,dnh->bxynh", value, wv) + bv
     scores = torch.einsum(dot_equation, K, Q) / math.sqrt(Q.shape[-1])
+    if attention_mask is not None:
+        mask = attention_mask.unsqueeze(-2 * softmax_axes - 1)
+        scores = scores.masked_fill(mask == 0, -1e9)
     flat = scores.flatten(-softmax_axes) if softmax_axes > 1 else scores
     scores = F.softmax(flat, dim=-1).reshape(scores.shape)
     heads_out = torch.einsum(combine_equation, scores, V)

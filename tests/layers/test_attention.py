@@ -250,6 +250,41 @@ def test_fully_masked_query_attends_uniformly_as_keras() -> None:
                                mha_reference(layer, query, value, attention_mask=mask))
 
 
+def test_masks_over_several_attention_axes() -> None:
+    g = torch.Generator().manual_seed(6)
+    x = torch.randn(2, 2, 3, 4, generator=g)
+    layer = layers.MultiHeadAttention(2, 3, attention_axes=(1, 2))
+    layer(x, x)
+    randomize(layer)
+    # Keras's layout: (batch, query axes..., key axes...).
+    mask = torch.rand(2, 2, 3, 2, 3, generator=g) > 0.4
+    mask[..., 0, 0] = True
+    torch.testing.assert_close(
+        layer(x, x, attention_mask=mask),
+        mha_einsum_reference(layer, x, x, "buvnh,bxynh->bnxyuv", "bnxyuv,buvnh->bxynh", 2,
+                             attention_mask=mask))
+    # Attention over axis 2 only: axis 1 is a batch axis of the mask too.
+    rows = layers.MultiHeadAttention(2, 3, attention_axes=2)
+    rows(x, x)
+    randomize(rows)
+    row_mask = torch.rand(2, 2, 3, 3, generator=g) > 0.4
+    row_mask[..., 0] = True
+    torch.testing.assert_close(
+        rows(x, x, attention_mask=row_mask),
+        mha_einsum_reference(rows, x, x, "bxvnh,bxynh->bxnyv", "bxnyv,bxvnh->bxynh", 1,
+                             attention_mask=row_mask))
+    # Attending over (1, 2) is attending over the flattened positions, masks and causality too.
+    flat = layers.MultiHeadAttention(2, 3)
+    flat(x.flatten(1, 2), x.flatten(1, 2))
+    flat.set_weights(layer.get_weights())
+    padding = _padding([6, 4], 6)
+    got = layer(x, x, query_mask=padding.reshape(2, 2, 3), value_mask=padding.reshape(2, 2, 3),
+                use_causal_mask=True)
+    want = flat(x.flatten(1, 2), x.flatten(1, 2), query_mask=padding, value_mask=padding,
+                use_causal_mask=True)
+    torch.testing.assert_close(got.flatten(1, 2), want)
+
+
 @pytest.mark.parametrize("make", [
     lambda: layers.MultiHeadAttention(2, 3),
     lambda: layers.MultiHeadAttention(2, 3, flash_attention=False),
