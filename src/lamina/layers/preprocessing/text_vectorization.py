@@ -23,7 +23,9 @@ from lamina.layers.preprocessing.lookup import (
     VocabularyTable,
     decode_text,
     forward_with_string_probes,
+    optional_int,
     read_vocabulary_file,
+    standardize_output_mode,
     string_array,
 )
 
@@ -34,7 +36,6 @@ OOV_TOKEN = "[UNK]"
 _STANDARDIZE = ("lower_and_strip_punctuation", "lower", "strip_punctuation")
 _SPLIT = ("whitespace", "character")
 _OUTPUT_MODES = ("int", "multi_hot", "count", "tf_idf")
-_OUTPUT_MODE_ALIASES = {"binary": "multi_hot", "tf-idf": "tf_idf"}
 # The ASCII punctuation Keras strips: !"#$%&'()*+,-./:;<=>?@[\]^_`{|}~
 _PUNCTUATION = re.compile(f"[{re.escape(string.punctuation)}]")
 
@@ -46,16 +47,6 @@ def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
         f"`{name}` must be one of {', '.join(repr(c) for c in choices)}, None, or a callable. "
         f"Received: {name}={value!r}."
     )
-
-
-def _optional_positive_int(name: str, value: Any, minimum: int = 1) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(
-            f"`{name}` must be None or an integer >= {minimum}. Received: {name}={value!r}."
-        )
-    return int(value)
 
 
 def _ngram_widths(ngrams: Any) -> tuple[int, ...]:
@@ -126,21 +117,16 @@ class TextVectorization(Layer):
         super().__init__(name=name, **kwargs)
         _check_choice("standardize", standardize, _STANDARDIZE)
         _check_choice("split", split, _SPLIT)
-        output_mode = _OUTPUT_MODE_ALIASES.get(output_mode, output_mode)
-        if output_mode not in _OUTPUT_MODES:
-            raise ValueError(
-                f"`output_mode` must be one of {', '.join(repr(m) for m in _OUTPUT_MODES)}. "
-                f"Received: output_mode={output_mode!r}."
-            )
+        output_mode = standardize_output_mode(output_mode, _OUTPUT_MODES)
         self._ngram_widths = _ngram_widths(ngrams)
         if ngrams is not None and split is None:
             raise ValueError(
                 "`ngrams` needs the strings split into tokens: set `split` (e.g. 'whitespace'). "
                 f"Received: ngrams={ngrams!r}, split=None."
             )
-        self.max_tokens = _optional_positive_int("max_tokens", max_tokens, minimum=2)
-        self.output_sequence_length = _optional_positive_int(
-            "output_sequence_length", output_sequence_length)
+        self.max_tokens = optional_int("max_tokens", max_tokens, minimum=2)
+        self.output_sequence_length = optional_int("output_sequence_length",
+                                                   output_sequence_length, minimum=1)
         if output_sequence_length is not None and output_mode != "int":
             raise ValueError(
                 "`output_sequence_length` only applies to output_mode='int'. Received: "
@@ -220,8 +206,8 @@ class TextVectorization(Layer):
         batches (a generator, a `PyDataset`; `(x, y)` batches use `x`), of which at most `steps`
         are read. `batch_size` is accepted for Keras compatibility: arrays are read in one pass.
         """
-        _optional_positive_int("batch_size", batch_size)
-        steps = _optional_positive_int("steps", steps)
+        optional_int("batch_size", batch_size, minimum=1)
+        steps = optional_int("steps", steps, minimum=1)
         self._table.learn(tokens for batch in _text_batches(data, steps)
                           for tokens in self._tokenize(batch)[0])
         self._idf = self._table.idf_tensor(self._dtype, self._device_tracker.device)
