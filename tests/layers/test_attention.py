@@ -239,6 +239,23 @@ def test_value_and_key_masks_are_read_from_the_tensors() -> None:
     torch.testing.assert_close(layer(query, value, key), explicit)
 
 
+def test_per_head_attention_mask() -> None:
+    layer = layers.MultiHeadAttention(2, 3)
+    g = torch.Generator().manual_seed(8)
+    query, value = torch.randn(2, 4, 6, generator=g), torch.randn(2, 5, 6, generator=g)
+    layer(query, value)
+    randomize(layer)
+    first_head = torch.ones(2, 4, 5, dtype=torch.bool)
+    second_head = _attention_mask(g, 2, 4, 5)
+    per_head = torch.stack([first_head, second_head], dim=1)  # (batch, heads, T, S)
+    _, scores = layer(query, value, attention_mask=per_head, return_attention_scores=True)
+    _, open_scores = layer(query, value, return_attention_scores=True)
+    _, masked_scores = layer(query, value, attention_mask=second_head,
+                             return_attention_scores=True)
+    torch.testing.assert_close(scores[:, 0], open_scores[:, 0])
+    torch.testing.assert_close(scores[:, 1], masked_scores[:, 1])
+
+
 def test_fully_masked_query_attends_uniformly_as_keras() -> None:
     layer = layers.MultiHeadAttention(1, 2)
     query, value = torch.randn(1, 2, 3), torch.randn(1, 4, 3)

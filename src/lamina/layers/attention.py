@@ -299,10 +299,14 @@ class MultiHeadAttention(Layer):
     def call(self, query, value, key=None, query_mask=None, value_mask=None, key_mask=None,
              attention_mask=None, return_attention_scores=False, training=None,
              use_causal_mask=False):
+        if return_attention_scores and self.flash_attention is True:
+            raise ValueError(
+                f"Layer {self.name!r} (MultiHeadAttention): returning attention scores is not "
+                "supported when flash_attention=True. Create the layer with "
+                "flash_attention=None to get the scores."
+            )
         if key is None:
             key = value
-            if key_mask is None:
-                key_mask = value_mask
         self._check_features(query, value, key)
         if query_mask is None:
             query_mask = getattr(query, "_keras_mask", None)
@@ -321,12 +325,6 @@ class MultiHeadAttention(Layer):
             self.flash_attention is None and not return_attention_scores
             and not (dropping and self.seed is not None))
         if fused:
-            if return_attention_scores:
-                raise ValueError(
-                    f"Layer {self.name!r} (MultiHeadAttention): returning attention scores is not "
-                    "supported when flash_attention=True. Create the layer with "
-                    "flash_attention=None to get the scores."
-                )
             causal_only = use_causal_mask and mask is None
             if use_causal_mask and mask is not None:
                 mask = mask & causal_mask(q.shape[-2], k.shape[-2], q.device)
@@ -361,10 +359,10 @@ class MultiHeadAttention(Layer):
         for role, tensor, expected in (("query", query, self._query_dim),
                                        ("value", value, self._value_input_dim),
                                        ("key", key, self._key_input_dim)):
-            if tensor.shape[-1] != expected or tensor.ndim != len(self._to_heads_order) - 1:
+            if tensor.shape[-1] != expected or tensor.ndim != rank:
                 raise ShapeError(
                     f"Layer {self.name!r} (MultiHeadAttention) was built for a {role} of rank "
-                    f"{len(self._to_heads_order) - 1} with last dimension {expected}, but "
+                    f"{rank} with last dimension {expected}, but "
                     f"received a {role} of shape {tuple(tensor.shape)}. Its projection kernel has "
                     f"shape ({expected}, {self.num_heads}, "
                     f"{self.value_dim if role == 'value' else self.key_dim})."
@@ -449,22 +447,24 @@ class MultiHeadAttention(Layer):
         key_sizes = tuple(key.shape[a] for a in axes)
         scores_shape = batch_sizes + (self.num_heads,) + query_sizes + key_sizes
         mask = attention_mask.to(torch.bool)
-        expected = batch_sizes + query_sizes + key_sizes
-        try:
-            if mask.ndim >= len(scores_shape):
-                raise RuntimeError("too many axes")
+        # Keras inserts the heads axis in front of the attention axes until the ranks agree, so
+        # a (B, T, S) mask serves every head and a (B, heads, T, S) one each head separately.
+        fits = mask.ndim <= len(scores_shape)
+        if fits:
             for _ in range(len(scores_shape) - mask.ndim):
                 mask = mask.unsqueeze(-2 * len(axes) - 1)
-            torch.broadcast_shapes(mask.shape, scores_shape)
-            if tuple(torch.broadcast_shapes(mask.shape, scores_shape)) != scores_shape:
-                raise RuntimeError("does not broadcast")
-        except RuntimeError:
+            try:
+                fits = tuple(torch.broadcast_shapes(mask.shape, scores_shape)) == scores_shape
+            except RuntimeError:
+                fits = False
+        if not fits:
+            expected = batch_sizes + query_sizes + key_sizes
             raise ShapeError(
                 f"Layer {self.name!r} (MultiHeadAttention): `attention_mask` must be booleans of "
                 f"shape {expected} (batch, query length, key length), or broadcastable to it; "
                 f"received a mask of shape {tuple(attention_mask.shape)} for a query of shape "
                 f"{tuple(query.shape)} and a key of shape {tuple(key.shape)}."
-            ) from None
+            )
         if len(axes) > 1:
             mask = mask.expand(mask.shape[:-2 * len(axes)] + query_sizes + key_sizes)
             mask = mask.flatten(-len(axes), -1).flatten(-1 - len(axes), -2)
