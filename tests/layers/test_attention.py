@@ -465,6 +465,14 @@ def test_dense_attention_bad_input() -> None:
         layers.AdditiveAttention(name="add")([x, torch.randn(2, 5, 6)])
     with pytest.raises(ShapeError, match=r"value and key must have the same number of time steps"):
         layers.Attention()([x, torch.randn(2, 5, 4), torch.randn(2, 6, 4)])
+    additive = layers.AdditiveAttention(name="add2")
+    additive([x, x])
+    with pytest.raises(ShapeError, match=r"'add2' \(AdditiveAttention\) expects a query \(batch, Tq, dim\) and a key \(batch, Tv, dim\) with the same last dimension of size 4.*query shape \(2, 3, 5\)"):
+        additive([torch.randn(2, 3, 5), torch.randn(2, 3, 5)])
+    built_layer = layers.Attention()
+    built_layer([x, x])
+    with pytest.raises(ShapeError, match=r"Received query shape \(2, 3, 4\), value shape \(2, 6, 4\), key shape \(2, 5, 4\)"):
+        built_layer([x, torch.randn(2, 6, 4), torch.randn(2, 5, 4)])
     layer = layers.Attention(name="att2")
     with pytest.raises(ValueError, match=r"'att2' \(Attention\): `mask` must be a list \[query_mask, value_mask\]"):
         layer([x, x], mask=torch.ones(2, 3, dtype=torch.bool))

@@ -564,6 +564,22 @@ class _DenseAttention(Layer):
         inputs = list(inputs)
         return [inputs[0], inputs[1], inputs[2] if len(inputs) > 2 else inputs[1]]
 
+    # The feature size the weights fix (AdditiveAttention's scale vector), else None.
+    _feature_dim: int | None = None
+
+    def _check_call_shapes(self, query: Tensor, value: Tensor, key: Tensor) -> None:
+        dim = query.shape[-1]
+        if query.ndim == value.ndim == key.ndim == 3 and key.shape[-1] == dim and \
+                value.shape[1] == key.shape[1] and self._feature_dim in (None, dim):
+            return
+        expected = "" if self._feature_dim is None else f" of size {self._feature_dim}"
+        raise ShapeError(
+            f"Layer {self.name!r} ({type(self).__name__}) expects a query (batch, Tq, dim) and "
+            f"a key (batch, Tv, dim) with the same last dimension{expected}, and a value "
+            f"(batch, Tv, dim_v). Received query shape {tuple(query.shape)}, value shape "
+            f"{tuple(value.shape)}, key shape {tuple(key.shape)}."
+        )
+
     def _check_mask(self, mask: Any, query: Tensor, value: Tensor) -> tuple:
         layer = f"Layer {self.name!r} ({type(self).__name__})"
         if not isinstance(mask, (list, tuple)) or not 2 <= len(mask) <= 3:
@@ -583,6 +599,7 @@ class _DenseAttention(Layer):
     def call(self, inputs, mask=None, training=None, return_attention_scores=False,
              use_causal_mask=False):
         query, value, key = self._check_inputs(inputs)
+        self._check_call_shapes(query, value, key)
         if mask is None:
             mask = [getattr(query, "_keras_mask", None), getattr(value, "_keras_mask", None)]
         query_mask, value_mask = self._check_mask(mask, query, value)
@@ -725,6 +742,7 @@ class AdditiveAttention(_DenseAttention):
             )
         self.scale = self.add_weight(shape=(dim,), initializer="glorot_uniform", name="scale") \
             if self.use_scale else None
+        self._feature_dim = dim if self.use_scale else None
 
     def _scores(self, query, key):
         # (B, Tq, 1, dim) + (B, 1, Tv, dim) -> (B, Tq, Tv, dim)
