@@ -449,3 +449,24 @@ def test_use_cudnn_true_needs_a_fused_configuration() -> None:
 def test_wrong_number_of_initial_states() -> None:
     with pytest.raises(ValueError, match=r"\(LSTM\) has 2 state\(s\) of sizes \[4, 4\].*received 1"):
         layers.LSTM(4)(torch.randn(2, 3, 5), initial_state=[torch.zeros(2, 4)])
+
+
+def test_masked_fused_calls_pack_only_for_an_lstm_carry(monkeypatch) -> None:
+    from lamina.layers.recurrent import base
+
+    packed_calls = []
+    real_pack = base.pack_padded_sequence
+
+    def counting_pack(*args, **kwargs):
+        packed_calls.append(1)
+        return real_pack(*args, **kwargs)
+
+    monkeypatch.setattr(base, "pack_padded_sequence", counting_pack)
+    x = torch.randn(3, 5, 4)
+    mask = torch.tensor([[1, 1, 1, 0, 0], [0, 0, 1, 1, 1], [1, 1, 1, 1, 1]], dtype=torch.bool)
+    for layer in (layers.GRU(3, return_state=True), layers.SimpleRNN(3, return_state=True),
+                  layers.LSTM(3, return_sequences=True)):
+        layer(x, mask=mask)
+    assert packed_calls == []
+    layers.LSTM(3, return_state=True)(x, mask=mask)
+    assert packed_calls == [1]

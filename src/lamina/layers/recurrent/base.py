@@ -14,10 +14,13 @@ How a sequence is run (`_BaseRNN._run`):
 
 Masks follow Keras: a masked step leaves the state unchanged and its output repeats the previous
 output (zeros before the first real step, or zeros everywhere masked when
-`zero_output_for_mask=True`). The fused kernel gets the same result by moving each sequence's
-real steps to the front (a no-op for right-padded masks) and packing them with
-`pack_padded_sequence`, which needs the lengths on the host: that is one small device-to-host copy
-per call with a mask, and none without one.
+`zero_output_for_mask=True`). The fused kernel gets the same result by moving each sequence's real
+steps to the front (for right-padded masks, the usual `pad_sequences(padding='post')` case, this
+moves nothing) and reading each sequence's outputs and final state at its real steps: no host
+sync. Only an LSTM whose final carry `c` is wanted (`return_state` or `stateful`) under a mask
+runs packed (`pack_padded_sequence`), which needs the lengths on the host: one small
+device-to-host copy per such call. (On CPU the unpacked kernel is also ~3x faster than the
+packed one.)
 """
 
 from __future__ import annotations
@@ -277,9 +280,10 @@ class _BaseCell(Layer):
 
 
 def run_fused(cell: _BaseCell, inputs: Tensor, states: list[Tensor], mask: Tensor | None,
-              need_sequences: bool, zero_output_for_mask: bool
-              ) -> tuple[Tensor | None, Tensor, list[Tensor]]:
-    """Run a whole sequence through torch's fused kernel. Returns (outputs, last, states)."""
+              need_sequences: bool, need_states: bool, zero_output_for_mask: bool
+              ) -> tuple[Tensor | None, Tensor, list[Tensor] | None]:
+    """Run a whole sequence through torch's fused kernel. Returns (outputs, last, states); the
+    states are None when not needed and not free (an LSTM's carry under a mask)."""
     kernel = _FUSED_KERNELS[cell._fused_mode]
     params = cell._fused_params()
     hidden = [s.unsqueeze(0) for s in states]
@@ -291,39 +295,57 @@ def run_fused(cell: _BaseCell, inputs: Tensor, states: list[Tensor], mask: Tenso
         new_states = [r[0] for r in result[1:]]
         return (result[0] if need_sequences else None), new_states[0], new_states
 
-    batch, steps = mask.shape
+    # Keras's masked recurrence is the plain recurrence over each sequence's real steps: move
+    # them to the front, in order (for a right-padded mask this reorders nothing). Outputs at
+    # the real steps are then exact whatever follows them, and the state after the last real
+    # step is the output there, except an LSTM's carry, which needs the packed kernel.
+    order = torch.sort((~mask).to(torch.uint8), dim=1, stable=True).indices
+    inputs = inputs.gather(1, order.unsqueeze(-1).expand_as(inputs))
     lengths = mask.sum(1)
-    right_padded = (mask == (torch.arange(steps, device=mask.device) < lengths.unsqueeze(1))).all()
-    # The one host copy of the call: pack_padded_sequence sorts the lengths on the CPU.
-    host = torch.cat([lengths, right_padded.reshape(1).to(lengths.dtype)]).cpu()
-    if not host[-1]:
-        # Real steps first, in order: Keras's masked recurrence is the recurrence over those.
-        order = torch.sort((~mask).to(torch.uint8), dim=1, stable=True).indices
-        inputs = inputs.gather(1, order.unsqueeze(-1).expand_as(inputs))
-    packed = pack_padded_sequence(inputs, host[:-1].clamp(min=1), batch_first=True,
-                                  enforce_sorted=False)
-    hidden = [h.index_select(1, packed.sorted_indices) for h in hidden]
-    result = kernel(packed.data, packed.batch_sizes, hidden if len(hidden) > 1 else hidden[0],
-                    params, cell.use_bias, 1, 0.0, train, False)
+    new_states = None
+    if need_states and len(states) > 1:
+        outputs, new_states = _run_packed(kernel, cell, inputs, hidden, lengths, train)
+    else:
+        outputs = kernel(inputs, hidden if len(hidden) > 1 else hidden[0], params,
+                         cell.use_bias, 1, 0.0, train, False, True)[0]
+    width = outputs.shape[-1]
+    last_step = (lengths - 1).clamp(min=0).view(-1, 1, 1).expand(-1, 1, width)
+    last = outputs.gather(1, last_step)[:, 0]
+    if new_states is None and len(states) == 1:
+        new_states = [last]
     has_steps = (lengths > 0).unsqueeze(1)
-    # A fully masked sequence keeps its initial state (it was packed with one dummy step).
-    new_states = [torch.where(has_steps, r.index_select(1, packed.unsorted_indices)[0], s)
-                  for r, s in zip(result[1:], states)]
-    last = new_states[0].masked_fill(~has_steps, 0.0)
+    if new_states is not None:
+        # A fully masked sequence keeps its initial state.
+        new_states = [torch.where(has_steps, n, s) for n, s in zip(new_states, states)]
+    last = last.masked_fill(~has_steps, 0.0)
     if zero_output_for_mask:
         last = last.masked_fill(~mask[:, -1:], 0.0)
     if not need_sequences:
         return None, last, new_states
+    # A masked step repeats the output of the last real step before it (zeros if none).
+    done = mask.cumsum(1)
+    index = (done - 1).clamp(min=0).unsqueeze(-1).expand(-1, -1, width)
+    keep = mask if zero_output_for_mask else done > 0
+    return outputs.gather(1, index).masked_fill(~keep.unsqueeze(-1), 0.0), last, new_states
+
+
+def _run_packed(kernel: Callable[..., Any], cell: _BaseCell, inputs: Tensor, hidden: list[Tensor],
+                lengths: Tensor, train: bool) -> tuple[Tensor, list[Tensor]]:
+    """The fused kernel over packed sequences (real steps first): padded outputs and the states
+    after each sequence's last real step."""
+    # pack_padded_sequence sorts the lengths on the host: this call's one device-to-host copy.
+    # A fully masked sequence is packed with one dummy step; the caller restores its state.
+    packed = pack_padded_sequence(inputs, lengths.cpu().clamp(min=1), batch_first=True,
+                                  enforce_sorted=False)
+    hidden = [h.index_select(1, packed.sorted_indices) for h in hidden]
+    result = kernel(packed.data, packed.batch_sizes, hidden, cell._fused_params(),
+                    cell.use_bias, 1, 0.0, train, False)
     outputs, _ = pad_packed_sequence(
         PackedSequence(result[0], packed.batch_sizes, packed.sorted_indices,
                        packed.unsorted_indices),
-        batch_first=True, total_length=steps,
+        batch_first=True, total_length=inputs.shape[1],
     )
-    # A masked step repeats the output of the last real step before it (zeros if none).
-    done = mask.cumsum(1)
-    index = (done - 1).clamp(min=0).unsqueeze(-1).expand(-1, -1, outputs.shape[-1])
-    keep = mask if zero_output_for_mask else done > 0
-    return outputs.gather(1, index).masked_fill(~keep.unsqueeze(-1), 0.0), last, new_states
+    return outputs, [r.index_select(1, packed.unsorted_indices)[0] for r in result[1:]]
 
 
 def run_loop(step: Callable[[int, Any], tuple[Tensor, Any]], steps: int, states: Any,
@@ -516,12 +538,15 @@ class _BaseRNN(Layer):
         return states
 
     def _run(self, inputs: Tensor, states: list[Any], mask: Tensor | None,
-             training: Any) -> tuple[Tensor | None, Tensor, list[Any]]:
+             training: Any) -> tuple[Tensor | None, Tensor, Any]:
+        """(all outputs or None, last output, final states). The states may be None when
+        neither `return_state` nor `stateful` asks for them."""
         if self._builtin_cells is None:
             return self._run_generic(inputs, states, mask, training)
+        need_states = self.return_state or self.stateful
         if not self._stacked:
             return self._run_builtin(0, inputs, states, mask, training, self.return_sequences,
-                                     self.zero_output_for_mask)
+                                     need_states, self.zero_output_for_mask)
         # Stacked built-in cells run one cell over the whole sequence at a time: the same
         # recurrence (no cell sees a later cell's output), each cell in its fused kernel.
         last_index = len(self._builtin_cells) - 1
@@ -531,20 +556,22 @@ class _BaseRNN(Layer):
             final = index == last_index
             inputs, last, cell_new = self._run_builtin(
                 index, inputs, list(cell_states) if is_list else [cell_states], mask, training,
-                not final or self.return_sequences, final and self.zero_output_for_mask,
+                not final or self.return_sequences, need_states,
+                final and self.zero_output_for_mask,
             )
-            new_states.append(cell_new if is_list else cell_new[0])
+            new_states.append(cell_new if is_list or cell_new is None else cell_new[0])
         return inputs, last, new_states
 
     def _run_builtin(self, index: int, inputs: Tensor, states: list[Tensor], mask: Tensor | None,
-                     training: Any, need_sequences: bool, zero_output_for_mask: bool
-                     ) -> tuple[Tensor | None, Tensor, list[Tensor]]:
+                     training: Any, need_sequences: bool, need_states: bool,
+                     zero_output_for_mask: bool) -> tuple[Tensor | None, Tensor, Any]:
         cell = self._builtin_cells[index]
         input_masks, recurrent_masks = cell._dropout_masks(inputs.shape[0], training)
         if self._fused[index] and recurrent_masks is None:
             if input_masks is not None:
                 inputs = inputs * input_masks[0].unsqueeze(1)
-            return run_fused(cell, inputs, states, mask, need_sequences, zero_output_for_mask)
+            return run_fused(cell, inputs, states, mask, need_sequences, need_states,
+                             zero_output_for_mask)
         projected = cell._project(inputs, input_masks)
         return run_loop(lambda t, s: cell._step(projected[:, t], s, recurrent_masks),
                         inputs.shape[1], states, mask, need_sequences, zero_output_for_mask)
