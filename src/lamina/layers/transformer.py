@@ -461,7 +461,9 @@ class TransformerDecoder(_TransformerBlock):
     block); as `layer(decoder_sequence, encoder_sequence)` it has one. The number of inputs is
     fixed by the first call.
 
-    Args: as `TransformerEncoder` (keras-hub's `TransformerDecoder`).
+    Args: as `TransformerEncoder` without the regularizers (keras-hub's `TransformerDecoder`).
+    Heads of the cross-attention also have size `hidden_dim // num_heads`; the encoder sequence
+    may have another width, which its key/value projections map from.
 
     Call arguments: `decoder_sequence (batch, T, hidden_dim)`, `encoder_sequence (batch, S, dim)`,
     `decoder_padding_mask (batch, T)`, `decoder_attention_mask (batch, T, T)`,
