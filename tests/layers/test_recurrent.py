@@ -470,3 +470,34 @@ def test_masked_fused_calls_pack_only_for_an_lstm_carry(monkeypatch) -> None:
     assert packed_calls == []
     layers.LSTM(3, return_state=True)(x, mask=mask)
     assert packed_calls == [1]
+
+
+@pytest.mark.parametrize("constraint", [
+    lamina.constraints.MaxNorm(0.5, axis=0), lamina.constraints.MaxNorm(0.5, axis=1),
+    lamina.constraints.UnitNorm(axis=0), lamina.constraints.NonNeg(),
+], ids=["max_norm_axis0", "max_norm_axis1", "unit_norm", "non_neg"])
+def test_gru_constraints_on_stored_weights_equal_keras_layout(constraint) -> None:
+    # The trainer projects the stored tensors; GRU stores its gate blocks in torch's order.
+    # (reset_after=True: the bias is 2-D, (2, 3 * units), so both axes apply to every weight.)
+    layer = layers.GRU(3, kernel_constraint=constraint,
+                       recurrent_constraint=constraint, bias_constraint=constraint)
+    layer(torch.randn(1, 2, 4))
+    randomize_weights(layer)
+    keras_weights = [constraint(torch.from_numpy(w)).numpy() for w in layer.get_weights()]
+    cell = layer.cell
+    with torch.no_grad():
+        for attr, found in cell._constrained:
+            weight = getattr(cell, attr)
+            weight.copy_(found(weight))
+    for got, want in zip(layer.get_weights(), keras_weights):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+
+
+def test_weight_regularizers_add_losses() -> None:
+    layer = layers.LSTM(3, kernel_regularizer=lamina.regularizers.L2(0.1),
+                        recurrent_regularizer=lamina.regularizers.L1(0.01),
+                        bias_regularizer=lamina.regularizers.L2(0.2))
+    layer(torch.randn(2, 4, 5))
+    kernel, recurrent, bias = layer.get_weights()
+    want = 0.1 * (kernel ** 2).sum() + 0.01 * np.abs(recurrent).sum() + 0.2 * (bias ** 2).sum()
+    np.testing.assert_allclose(sum(loss.item() for loss in layer.losses), want, rtol=1e-5)
