@@ -15,7 +15,6 @@ from lamina.errors import ShapeError
 from .attention_cases import (
     Case,
     additive_reference,
-    built,
     check_config_round_trip,
     check_gradcheck,
     check_output_shapes,

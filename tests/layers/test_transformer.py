@@ -15,7 +15,6 @@ from lamina.errors import ShapeError
 
 from .attention_cases import (
     Case,
-    built,
     check_config_round_trip,
     check_gradcheck,
     check_output_shapes,

@@ -34,7 +34,8 @@ def large_negative(dtype: torch.dtype) -> float:
 
 
 def mask_to_bias(mask: Tensor, dtype: torch.dtype, value: float | None = None) -> Tensor:
-    """A boolean mask (True = keep) as an additive bias: 0 where kept, a large negative elsewhere."""
+    """A boolean mask (True = keep) as an additive bias: 0 where kept, a large negative
+    elsewhere."""
     fill = large_negative(dtype) if value is None else value
     return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill_(~mask, fill)
 
@@ -148,13 +149,15 @@ class MultiHeadAttention(Layer):
                     for d in shape):
                 raise ValueError(
                     f"Layer {self.name!r} (MultiHeadAttention): `output_shape` must be a positive "
-                    f"integer or a tuple of positive integers. Received: output_shape={output_shape!r}."
+                    "integer or a tuple of positive integers. Received: "
+                    f"output_shape={output_shape!r}."
                 )
             output_shape = tuple(int(d) for d in shape)
         # Not `self.output_shape`: that name is the base Layer's inferred output shape.
         self._attention_output_shape = output_shape
         if attention_axes is not None:
-            axes = (attention_axes,) if isinstance(attention_axes, numbers.Integral) else attention_axes
+            axes = (attention_axes,) if isinstance(attention_axes, numbers.Integral) \
+                else attention_axes
             if not isinstance(axes, (list, tuple)) or not axes or any(
                     isinstance(a, bool) or not isinstance(a, numbers.Integral) for a in axes):
                 raise ValueError(
@@ -353,8 +356,9 @@ class MultiHeadAttention(Layer):
 
     def _check_features(self, query: Tensor, value: Tensor, key: Tensor) -> None:
         rank = len(self._to_heads_order) - 1
-        if query.shape[-1] == self._query_dim and value.shape[-1] == self._value_input_dim and \
-                key.shape[-1] == self._key_input_dim and query.ndim == value.ndim == key.ndim == rank:
+        if query.shape[-1] == self._query_dim and value.shape[-1] == self._value_input_dim \
+                and key.shape[-1] == self._key_input_dim \
+                and query.ndim == value.ndim == key.ndim == rank:
             return
         for role, tensor, expected in (("query", query, self._query_dim),
                                        ("value", value, self._value_input_dim),
@@ -585,10 +589,11 @@ class _DenseAttention(Layer):
         if not isinstance(mask, (list, tuple)) or not 2 <= len(mask) <= 3:
             raise ValueError(
                 f"{layer}: `mask` must be a list [query_mask, value_mask]. Received: "
-                f"{type(mask).__name__} of length {len(mask) if isinstance(mask, (list, tuple)) else '-'}."
+                f"{_describe(mask)}."
             )
         query_mask, value_mask = mask[0], mask[1]
-        for name, m, tensor in (("query_mask", query_mask, query), ("value_mask", value_mask, value)):
+        for name, m, tensor in (("query_mask", query_mask, query),
+                                ("value_mask", value_mask, value)):
             if m is not None and tuple(m.shape) != tuple(tensor.shape[:-1]):
                 raise ShapeError(
                     f"{layer}: `{name}` must have shape {tuple(tensor.shape[:-1])} (batch, time), "

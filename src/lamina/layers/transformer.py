@@ -44,7 +44,9 @@ def get_positional_encoding(seq_len: int, d_model: int, *, max_wavelength: float
     torch.Size([1, 4, 6])
     """
     if isinstance(seq_len, bool) or not isinstance(seq_len, numbers.Integral) or seq_len < 0:
-        raise ValueError(f"`seq_len` must be a non-negative integer. Received: seq_len={seq_len!r}.")
+        raise ValueError(
+            f"`seq_len` must be a non-negative integer. Received: seq_len={seq_len!r}."
+        )
     d_model = check_positive_int("d_model", d_model)
     if not max_wavelength > 0:
         raise ValueError(
@@ -78,7 +80,8 @@ class _SinusoidalEncoding(Layer):
         self._table: Tensor | None = None
 
     def build(self, input_shape):
-        check_input_rank(self, input_shape, min_rank=2, description="(batch, ..., sequence, features)")
+        check_input_rank(self, input_shape, min_rank=2,
+                         description="(batch, ..., sequence, features)")
 
     def _encoding(self, inputs: Tensor, start_index: int) -> Tensor:
         """`(sequence, features)` rows `start_index ...` of the table."""
@@ -152,7 +155,8 @@ class PositionEmbedding(Layer):
         self.supports_masking = True
 
     def build(self, input_shape):
-        check_input_rank(self, input_shape, min_rank=2, description="(batch, ..., sequence, features)")
+        check_input_rank(self, input_shape, min_rank=2,
+                         description="(batch, ..., sequence, features)")
         if input_shape[-1] is None:
             raise ShapeError(
                 f"Layer {self.name!r} (PositionEmbedding) needs the feature axis to be known. "
@@ -333,8 +337,8 @@ class _TransformerBlock(Layer):
 
     def _build_feedforward_denses(self, shape, hidden_dim: int, **extra: Any) -> None:
         self.feedforward_intermediate_dense = Dense(
-            self.intermediate_dim, activation=self.activation, name="feedforward_intermediate_dense",
-            **self._dense_kwargs(), **extra)
+            self.intermediate_dim, activation=self.activation,
+            name="feedforward_intermediate_dense", **self._dense_kwargs(), **extra)
         self.feedforward_intermediate_dense.build_from_config_shape(shape)
         self.feedforward_output_dense = Dense(hidden_dim, name="feedforward_output_dense",
                                               **self._dense_kwargs(), **extra)
