@@ -355,7 +355,8 @@ def test_stateful_in_functional_model_needs_fixed_batch_and_probes_keep_no_state
     assert all(torch.count_nonzero(s) == 0 for s in layer.states)
     model(torch.randn(2, 5, 3))
     assert all(torch.count_nonzero(s) > 0 for s in layer.states)
-    with pytest.raises(ValueError, match=r"stateful, so it needs a fixed batch size.*\(None, 5, 3\)"):
+    with pytest.raises(ValueError,
+                       match=r"stateful, so it needs a fixed batch size.*\(None, 5, 3\)"):
         layers.GRU(4, stateful=True)(lamina.Input((5, 3)))
     with pytest.raises(ShapeError, match=r"stateful with batch size 2.*\(3, 5, 3\)"):
         layer(torch.randn(3, 5, 3))
@@ -447,21 +448,22 @@ def test_use_cudnn_true_needs_a_fused_configuration() -> None:
 
 
 def test_wrong_number_of_initial_states() -> None:
-    with pytest.raises(ValueError, match=r"\(LSTM\) has 2 state\(s\) of sizes \[4, 4\].*received 1"):
+    with pytest.raises(ValueError,
+                       match=r"\(LSTM\) has 2 state\(s\) of sizes \[4, 4\].*received 1"):
         layers.LSTM(4)(torch.randn(2, 3, 5), initial_state=[torch.zeros(2, 4)])
 
 
 def test_masked_fused_calls_pack_only_for_an_lstm_carry(monkeypatch) -> None:
-    from lamina.layers.recurrent import base
+    from lamina.layers.recurrent import runner
 
     packed_calls = []
-    real_pack = base.pack_padded_sequence
+    real_pack = runner.pack_padded_sequence
 
     def counting_pack(*args, **kwargs):
         packed_calls.append(1)
         return real_pack(*args, **kwargs)
 
-    monkeypatch.setattr(base, "pack_padded_sequence", counting_pack)
+    monkeypatch.setattr(runner, "pack_padded_sequence", counting_pack)
     x = torch.randn(3, 5, 4)
     mask = torch.tensor([[1, 1, 1, 0, 0], [0, 0, 1, 1, 1], [1, 1, 1, 1, 1]], dtype=torch.bool)
     for layer in (layers.GRU(3, return_state=True), layers.SimpleRNN(3, return_state=True),

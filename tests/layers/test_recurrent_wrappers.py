@@ -50,9 +50,9 @@ def test_bidirectional_merges_forward_and_flipped_backward(inner, merge_mode) ->
     y, y_reverse = forward[0], backward[0]
     if layer.return_sequences:
         y_reverse = y_reverse[:, ::-1]
-    merged = {"concat": lambda: [np.concatenate([y, y_reverse], -1)], "sum": lambda: [y + y_reverse],
-              "mul": lambda: [y * y_reverse], "ave": lambda: [(y + y_reverse) / 2],
-              None: lambda: [y, y_reverse]}[merge_mode]()
+    merged = {"concat": lambda: [np.concatenate([y, y_reverse], -1)],
+              "sum": lambda: [y + y_reverse], "mul": lambda: [y * y_reverse],
+              "ave": lambda: [(y + y_reverse) / 2], None: lambda: [y, y_reverse]}[merge_mode]()
     want = merged + forward[1:] + backward[1:]
     got = to_numpy(as_list(layer(x)))
     assert len(got) == len(want)
@@ -255,7 +255,8 @@ def test_rnn_with_a_custom_cell_follows_keras(go_backwards) -> None:
     (lambda: layers.LSTMCell(3, dtype="float64"), lambda: layers.LSTM(3, dtype="float64")),
     (lambda: layers.GRUCell(3, reset_after=False, dtype="float64"),
      lambda: layers.GRU(3, reset_after=False, dtype="float64")),
-    (lambda: layers.SimpleRNNCell(3, dtype="float64"), lambda: layers.SimpleRNN(3, dtype="float64")),
+    (lambda: layers.SimpleRNNCell(3, dtype="float64"),
+     lambda: layers.SimpleRNN(3, dtype="float64")),
 ], ids=["lstm", "gru", "simple_rnn"])
 def test_rnn_over_a_builtin_cell_equals_the_layer(cell, whole) -> None:
     rnn = built(layers.RNN(cell(), dtype="float64"))

@@ -91,7 +91,7 @@ class GRUCell(_BaseCell):
             self._fused_mode = "GRU"
 
     def _swap_update_and_reset(self, value: Tensor) -> Tensor:
-        """Keras's (z, r, h) blocks <-> torch's (r, z, n) blocks on the last axis (an involution)."""
+        """Keras's (z, r, h) <-> torch's (r, z, n) blocks on the last axis (an involution)."""
         units = self.units
         return torch.cat([value[..., units:2 * units], value[..., :units], value[..., 2 * units:]],
                          dim=-1)

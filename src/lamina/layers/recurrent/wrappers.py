@@ -51,11 +51,12 @@ class Bidirectional(Layer):
     def __init__(self, layer: Layer, merge_mode: str | None = "concat", weights: Any = None,
                  backward_layer: Layer | None = None, **kwargs: Any):
         super().__init__(weights=weights, **kwargs)
+        recurrent_attributes = ("go_backwards", "return_sequences", "return_state")
         for argument, value in (("layer", layer), ("backward_layer", backward_layer)):
             if value is None and argument == "backward_layer":
                 continue
-            if not isinstance(value, Layer) or not all(
-                    hasattr(value, a) for a in ("go_backwards", "return_sequences", "return_state")):
+            if not isinstance(value, Layer) or \
+                    not all(hasattr(value, a) for a in recurrent_attributes):
                 raise ValueError(
                     f"Bidirectional `{argument}` must be a recurrent lamina layer (LSTM, GRU, "
                     "SimpleRNN, RNN, or a Layer with go_backwards, return_sequences and "
