@@ -28,13 +28,13 @@ _probing_depth = 0
 
 
 @contextlib.contextmanager
-def probing_scope(active: bool) -> Iterator[None]:
+def probing_scope() -> Iterator[None]:
     global _probing_depth
-    _probing_depth += int(active)
+    _probing_depth += 1
     try:
         yield
     finally:
-        _probing_depth -= int(active)
+        _probing_depth -= 1
 
 
 def check_units(layer: Layer, units: Any) -> int:
@@ -330,12 +330,20 @@ class _BaseRNN(Layer):
                 "on the first layer."
             )
         self._state_batch_size = batch_size
-        self._state_structure = self._zero_states(batch_size, None)
+        initial = self.get_initial_state(batch_size)
+        flat = flatten_states(initial)
+        # The nesting of the states (a stack of cells nests them); the tensors live in buffers,
+        # which follow .to() and stay out of the weights and the state_dict.
+        self._state_structure = pack_states(initial, iter([None] * len(flat)))
         self._state_names = []
-        for index, state in enumerate(flatten_states(self._state_structure)):
+        for index, state in enumerate(flat):
             name = f"_state_{index}"
             self.register_buffer(name, state, persistent=False)
             self._state_names.append(name)
+
+    def get_initial_state(self, batch_size: int) -> list[Any]:
+        """Zero states for a batch (or the cell's own `get_initial_state`), as Keras's."""
+        return self._zero_states(batch_size, None)
 
     def _zero_states(self, batch_size: int, like: Tensor | None) -> list[Any]:
         get_initial_state = getattr(self.cell, "get_initial_state", None)
@@ -351,7 +359,7 @@ class _BaseRNN(Layer):
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         if self.stateful and args and _is_symbolic(args[0]):
-            with probing_scope(True):
+            with probing_scope():
                 return super().forward(*args, **kwargs)
         return super().forward(*args, **kwargs)
 

@@ -111,8 +111,8 @@ def _run_packed(kernel: Callable[..., Any], cell: Any, inputs: Tensor, hidden: l
     packed = pack_padded_sequence(inputs, lengths.cpu().clamp(min=1), batch_first=True,
                                   enforce_sorted=False)
     hidden = [h.index_select(1, packed.sorted_indices) for h in hidden]
-    result = kernel(packed.data, packed.batch_sizes, hidden, cell._fused_params(),
-                    cell.use_bias, 1, 0.0, train, False)
+    result = kernel(packed.data, packed.batch_sizes, hidden if len(hidden) > 1 else hidden[0],
+                    cell._fused_params(), cell.use_bias, 1, 0.0, train, False)
     outputs, _ = pad_packed_sequence(
         PackedSequence(result[0], packed.batch_sizes, packed.sorted_indices,
                        packed.unsorted_indices),

@@ -115,8 +115,10 @@ class Bidirectional(Layer):
         self._takes_mask = self.forward_layer._call_takes_mask
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
-        with probing_scope(self.stateful and bool(args) and _is_symbolic(args[0])):
-            return super().forward(*args, **kwargs)
+        if self.stateful and args and _is_symbolic(args[0]):
+            with probing_scope():
+                return super().forward(*args, **kwargs)
+        return super().forward(*args, **kwargs)
 
     def call(self, sequences, initial_state=None, mask=None, training=None):
         kwargs: dict[str, Any] = {}
