@@ -81,6 +81,7 @@ class GPT(Model):
             block.build_from_config_shape(hidden)
         self.norm.build_from_config_shape(hidden)
         self.lm_head.build_from_config_shape(hidden)
+        self._output_shape = self.compute_output_shape(input_shape)
 
     def call(self, inputs, training=None):
         x = self.embeddings_dropout(self.embeddings(inputs), training=training)
