@@ -173,7 +173,9 @@ class IterableAdapter:
         self.data = data
         self.device = device
         self.steps = steps
-        self._one_shot = iter(data) is data  # a generator can be iterated only once
+        # A generator can be iterated only once; a PyDataset (even one that is also an iterator,
+        # as Keras's image iterators are) is indexed afresh every epoch.
+        self._one_shot = not _is_py_dataset(data) and iter(data) is data
         self._iterator: Iterator | None = None
         try:
             self.num_batches = steps if steps is not None else len(data)  # type: ignore[arg-type]
