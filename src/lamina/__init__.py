@@ -8,6 +8,7 @@ __version__ = "0.1.0"
 
 from lamina import (
     activations,
+    applications,
     backend,
     callbacks,
     config,
@@ -24,6 +25,7 @@ from lamina import (
     preprocessing,
     regularizers,
     saving,
+    transforms,
     utils,
 )
 from lamina.config import set_random_seed
@@ -32,8 +34,8 @@ from lamina.models import Input, Model, Sequential
 from lamina.models.wrapped import wrap
 
 __all__ = [
-    "Input", "Layer", "Model", "Sequential", "activations", "backend", "callbacks",
+    "Input", "Layer", "Model", "Sequential", "activations", "applications", "backend", "callbacks",
     "clear_session", "config", "constraints", "datasets", "initializers", "layers", "losses",
     "metrics", "mixed_precision", "models", "nn", "optimizers", "preprocessing", "regularizers",
-    "saving", "set_random_seed", "utils", "wrap",
+    "saving", "set_random_seed", "transforms", "utils", "wrap",
 ]
