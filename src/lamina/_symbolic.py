@@ -234,8 +234,8 @@ def symbolic_call(layer: nn.Module, args: tuple, kwargs: dict) -> Any:
 
     try:
         out_a, out_b = _run_probes(run, layer)
-    except ShapeError:
-        raise
+    except ShapeError as error:
+        raise ShapeError(_symbolic_shapes_in(str(error), args, kwargs)) from error
     except Exception as error:  # a shape mismatch inside torch: say which layer and which shapes
         shapes = [t.shape for t in _flatten((args, kwargs)) if isinstance(t, KerasTensor)]
         name = getattr(layer, "name", type(layer).__name__)
@@ -248,6 +248,14 @@ def symbolic_call(layer: nn.Module, args: tuple, kwargs: dict) -> Any:
     if isinstance(layer, Layer) and layer._output_shape is None:
         layer._output_shape = _shapes_of(outputs)
     return outputs
+
+
+def _symbolic_shapes_in(message: str, args: tuple, kwargs: dict) -> str:
+    """A layer's shape error names the probe's shape, (1, 5); the user wrote (None, 5)."""
+    for tensor in _flatten((args, kwargs)):
+        if isinstance(tensor, KerasTensor):
+            message = message.replace(str(tuple(tensor.probes[0].shape)), str(tensor.shape))
+    return message
 
 
 def _shapes_of(value: Any) -> Any:

@@ -58,7 +58,7 @@ class Initializer:
         return cls(**config_dict)
 
 
-@register("Zeros", "zeros")
+@register("Zeros", "zeros", "zero")
 class Zeros(Initializer):
     """All zeros."""
 
@@ -72,7 +72,7 @@ class Zeros(Initializer):
         return {}
 
 
-@register("Ones", "ones")
+@register("Ones", "ones", "one")
 class Ones(Initializer):
     """All ones."""
 
@@ -101,7 +101,7 @@ class Constant(Initializer):
         return {"value": self.value}
 
 
-@register("RandomNormal", "random_normal")
+@register("RandomNormal", "random_normal", "normal")
 class RandomNormal(Initializer):
     """Normal distribution N(mean, stddev^2)."""
 
@@ -252,7 +252,7 @@ LecunNormal = _variance_scaling_preset(
 )
 
 
-@register("Orthogonal", "orthogonal")
+@register("Orthogonal", "orthogonal", "OrthogonalInitializer", "orthogonal_initializer")
 class Orthogonal(Initializer):
     """A (semi-)orthogonal matrix times `gain`, over the last axis as Keras flattens it."""
 

@@ -88,7 +88,8 @@ class L2(Regularizer):
 
 @register("OrthogonalRegularizer", "orthogonal_regularizer")
 class OrthogonalRegularizer(Regularizer):
-    """`factor * mean(|W_n W_n^T - I|)` over L2-normalised rows (or columns) of a 2-D kernel."""
+    """`factor * mean_{i != j} |w_i . w_j|` over the L2-normalised rows (or columns) `w_i` of a
+    2-D kernel: zero exactly when they are orthogonal."""
 
     def __init__(self, factor: float = 0.01, mode: str = "rows"):
         self.factor = _check_factor("factor", factor)
@@ -107,7 +108,8 @@ class OrthogonalRegularizer(Regularizer):
         x = torch.nn.functional.normalize(x, dim=1)
         product = x @ x.t()
         size = product.shape[0]
-        off_diagonal = product - torch.eye(size, dtype=x.dtype, device=x.device)
+        # Only pairs of distinct rows count: a zero row (normalized to zeros) adds no penalty.
+        off_diagonal = product * (1.0 - torch.eye(size, dtype=x.dtype, device=x.device))
         return self.factor * off_diagonal.abs().sum() / (size * (size - 1) or 1)
 
     def get_config(self) -> dict[str, Any]:

@@ -334,7 +334,11 @@ class Lambda(Layer):
         return self.mask
 
     def get_config(self):
-        code = base64.b64encode(marshal.dumps(self.function.__code__)).decode("ascii")
+        loaded = self.__dict__.get("_loaded_bytecode")
+        if loaded is not None and loaded[0] is self.function.__code__:
+            code = loaded[1]  # marshal's bytes differ after a load; save what was loaded
+        else:
+            code = base64.b64encode(marshal.dumps(self.function.__code__)).decode("ascii")
         return {**super().get_config(), "function": {"python_bytecode": code},
                 "output_shape": self.output_shape_arg, "arguments": self.arguments}
 
@@ -349,8 +353,13 @@ class Lambda(Layer):
                     "would run when loaded. Loading it is disabled by default. If you trust the "
                     "file, load it with safe_mode=False."
                 )
-            code = marshal.loads(base64.b64decode(function["python_bytecode"]))
+            bytecode = function["python_bytecode"]
+            code = marshal.loads(base64.b64decode(bytecode))
             function = types.FunctionType(code, {"torch": torch, "F": F})
+            output_shape = config_dict.pop("output_shape", None)
+            layer = cls(function, output_shape=output_shape, **config_dict)
+            layer._loaded_bytecode = (code, bytecode)
+            return layer
         output_shape = config_dict.pop("output_shape", None)
         return cls(function, output_shape=output_shape, **config_dict)
 

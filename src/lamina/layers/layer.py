@@ -12,6 +12,7 @@ training mode, so a hand-written PyTorch loop calls `model.train()` as the sheet
 
 from __future__ import annotations
 
+import functools
 import inspect
 import re
 from collections import defaultdict
@@ -25,6 +26,7 @@ from lamina import config
 from lamina import constraints as constraints_module
 from lamina import initializers as initializers_module
 from lamina import regularizers as regularizers_module
+from lamina._symbolic import KerasTensor
 from lamina.errors import ShapeError
 
 Tensor = torch.Tensor
@@ -33,6 +35,10 @@ _NAME_COUNTS: dict[str, int] = defaultdict(int)
 
 # Keyword arguments every layer accepts (Keras's base-layer kwargs).
 _BASE_KWARGS = ("input_shape", "input_dim", "batch_input_shape", "batch_size", "weights")
+# Arguments the base config already describes; left out of an automatic config.
+_BASE_CONFIG_KEYS = frozenset(
+    ("name", "trainable", "dtype", "autocast", "activity_regularizer") + _BASE_KWARGS
+)
 
 
 def to_snake_case(name: str) -> str:
@@ -74,8 +80,6 @@ def _unbatched_shape(value: Any) -> Any:
 
 
 def _is_symbolic(value: Any) -> bool:
-    from lamina._symbolic import KerasTensor
-
     if isinstance(value, KerasTensor):
         return True
     if isinstance(value, (list, tuple)):
@@ -112,6 +116,18 @@ class Layer(nn.Module):
         has_var_kw = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
         cls._call_takes_training = "training" in parameters or has_var_kw
         cls._call_takes_mask = "mask" in parameters
+        # With the base compute_mask, a call without an input mask makes no mask: skip it.
+        cls._custom_compute_mask = cls.compute_mask is not Layer.compute_mask
+        if "build" in cls.__dict__:
+            cls.build = _mark_built_after(cls.__dict__["build"])
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> "Layer":
+        instance = super().__new__(cls)
+        if cls.get_config is Layer.get_config:
+            # A subclass without get_config (the sheet's CustomLayer) gets Keras 3's automatic
+            # config: its __init__ arguments, captured here when they are plain data.
+            object.__setattr__(instance, "_auto_config", _capture_init_arguments(cls, args, kwargs))
+        return instance
 
     def __init__(
         self,
@@ -183,7 +199,24 @@ class Layer(nn.Module):
             from lamina.saving.serialization import serialize
 
             config_dict["activity_regularizer"] = serialize(self.activity_regularizer)
+        if type(self).get_config is Layer.get_config:
+            return self._automatic_config(config_dict)
         return config_dict
+
+    def _automatic_config(self, base: dict[str, Any]) -> dict[str, Any]:
+        captured = self.__dict__.get("_auto_config")
+        if captured is None:
+            raise NotImplementedError(
+                f"{type(self).__name__} has no get_config(), and its __init__ arguments cannot be "
+                "captured automatically (they are not plain numbers, strings, lists or dicts, or "
+                "they were passed through *args). Override get_config() to return "
+                "{**super().get_config(), <each __init__ argument>: value}."
+            )
+        parameters = inspect.signature(type(self).__init__).parameters
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+            # An __init__ without **kwargs (the sheet's MyModel) cannot take name= or dtype=.
+            base = {k: v for k, v in base.items() if k in parameters}
+        return {**base, **captured}
 
     @classmethod
     def from_config(cls, config_dict: dict[str, Any]) -> "Layer":
@@ -193,10 +226,15 @@ class Layer(nn.Module):
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         first = args[0] if args else next(iter(kwargs.values()), None)
-        if _is_symbolic(first) or (not args and any(_is_symbolic(v) for v in kwargs.values())):
-            from lamina._symbolic import symbolic_call
+        if not isinstance(first, Tensor):
+            if _is_symbolic(first) or (not args and any(_is_symbolic(v) for v in kwargs.values())):
+                from lamina._symbolic import symbolic_call
 
-            return symbolic_call(self, args, kwargs)
+                return symbolic_call(self, args, kwargs)
+            if self.built and _has_array(first):
+                # numpy arrays and Python numbers, as Keras's model(x) accepts them.
+                args = tuple(_to_tensor(a, self._dtype) for a in args)
+                first = args[0] if args else first
         if not self.built:
             args = self._build_on_first_call(args, kwargs)
             first = args[0] if args else first
@@ -208,7 +246,8 @@ class Layer(nn.Module):
         outputs = self.call(*args, **kwargs)
         if self._output_shape is None:
             self._output_shape = _unbatched_shape(outputs)
-        if self.supports_masking or input_mask is not None or self._produces_mask:
+        if input_mask is not None or self._produces_mask or (
+                self.supports_masking and self._custom_compute_mask):
             _attach_mask(outputs, self.compute_mask(first, input_mask))
         if self.activity_regularizer is not None:
             self._activity_losses.append(self.activity_regularizer(outputs))
@@ -216,6 +255,9 @@ class Layer(nn.Module):
 
     # Layers that create masks (Embedding(mask_zero=True), Masking) set this in __init__.
     _produces_mask = False
+    _custom_compute_mask = False
+    # True while `build` runs for a first call (Model.build then leaves the building to it).
+    _building = False
 
     def _build_on_first_call(self, args: tuple, kwargs: dict) -> tuple:
         args = tuple(_to_tensor(a, self._dtype) for a in args)
@@ -229,13 +271,23 @@ class Layer(nn.Module):
         if self.built:
             return
         self._build_input_shape = input_shape
-        if isinstance(input_shape, tuple) and len(input_shape) == 2 and _build_arity(self) == 2:
-            self.build(*input_shape)
-        else:
-            self.build(input_shape)
+        object.__setattr__(self, "_building", True)
+        try:
+            if isinstance(input_shape, tuple) and len(input_shape) == 2 and _build_arity(self) == 2:
+                self.build(*input_shape)
+            else:
+                self.build(input_shape)
+        finally:
+            object.__setattr__(self, "_building", False)
         self.built = True
-        # Plain torch modules added as attributes start in training mode; follow the layer's.
-        self.train(self.training)
+        self._after_build()
+
+    def _after_build(self) -> None:
+        # Plain torch modules made in __init__ or build start in training mode and trainable;
+        # follow the layer's mode and its trainable flag.
+        _set_training(self, self.training)
+        if not self._trainable:
+            self.trainable = False
 
     def build_from_config_shape(self, input_shape: Sequence[int | None]) -> None:
         """Build from a shape with a None batch axis (used when loading and by `Sequential`)."""
@@ -274,7 +326,8 @@ class Layer(nn.Module):
         value = self._from_keras_layout(keras_name, value)
         attr = _free_attribute(self, keras_name)
         if trainable:
-            weight: Tensor = nn.Parameter(value)
+            # A layer made with trainable=False creates frozen weights, as in Keras.
+            weight: Tensor = nn.Parameter(value, requires_grad=self._trainable)
             self.register_parameter(attr, weight)
         else:
             weight = value
@@ -430,14 +483,29 @@ class Layer(nn.Module):
     @property
     def input_shape(self) -> Any:
         if self._build_input_shape is None:
-            raise AttributeError(f"Layer {self.name!r} has not been called yet; it has no input shape.")
+            raise _ShapeUnknown(
+                f"Layer {self.name!r} has not been called yet; it has no input shape. Call it on "
+                "data or build it first."
+            )
         return self._build_input_shape
 
     @property
     def output_shape(self) -> Any:
         if self._output_shape is None:
-            raise AttributeError(f"Layer {self.name!r} has no defined output shape yet.")
+            raise _ShapeUnknown(
+                f"Layer {self.name!r} has not been called yet; it has no output shape. Call it on "
+                "data or build it first."
+            )
         return self._output_shape
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            # nn.Module's lookup would replace a property's own AttributeError by a bare one.
+            if name in ("input_shape", "output_shape"):
+                getattr(type(self), name).fget(self)
+            raise
 
     # ----------------------------------------------------------------- losses
 
@@ -464,7 +532,26 @@ class Layer(nn.Module):
     # ----------------------------------------------------------------- modes and display
 
     def train(self, mode: bool = True) -> "Layer":
-        return super().train(mode)
+        """Training (True) or inference (False) mode for this layer and every module inside.
+
+        Same effect as `nn.Module.train`, without its per-module `__setattr__`: `predict` and
+        `evaluate` switch modes on every call, so this is on their path.
+        """
+        if not isinstance(mode, bool):
+            raise ValueError(f"`mode` must be a bool. Received: mode={mode!r}.")
+        _set_training(self, mode)
+        return self
+
+    def _apply(self, fn: Any, recurse: bool = True) -> "Layer":
+        # `.to(torch.float64)`, `.double()`, `.half()`: the layer's dtype follows, so weights it
+        # builds later, numpy inputs and its saved config all use the new dtype. An empty tensor
+        # of the old dtype, converted the same way as the weights, tells the new one even for a
+        # layer that has no weights (yet).
+        result = super()._apply(fn, recurse)
+        converted = fn(torch.empty(0, dtype=self._dtype))
+        if isinstance(converted, Tensor) and converted.is_floating_point():
+            object.__setattr__(self, "_dtype", converted.dtype)
+        return result
 
     def __repr__(self) -> str:
         if self._modules:
@@ -477,6 +564,88 @@ class Layer(nn.Module):
     @property
     def layers(self) -> list[nn.Module]:
         return self._sublayers()
+
+
+_PLAIN_TRAIN = (nn.Module.train, Layer.train)
+
+
+class _ShapeUnknown(AttributeError):
+    """`input_shape`/`output_shape` of a layer that was never called."""
+
+
+def _mark_built_after(build: Any) -> Any:
+    """Wrap a subclass's `build` so that calling it by hand (`layer.build((None, 4))`, as Keras
+    users do) marks the layer built; the first call then does not build it a second time."""
+
+    @functools.wraps(build)
+    def wrapped(self: Layer, *args: Any, **kwargs: Any) -> None:
+        build(self, *args, **kwargs)
+        if not self._building and not self.built:
+            shape = args[0] if len(args) == 1 else tuple(args) if args else \
+                next(iter(kwargs.values()), None)
+            self._build_input_shape = shape
+            self.built = True
+            self._after_build()
+
+    return wrapped
+
+
+def _set_training(module: nn.Module, mode: bool) -> None:
+    # `training` is a plain instance attribute of nn.Module; modules that override train()
+    # (a frozen BatchNorm wrapper, say) still get their own train() called.
+    module.__dict__["training"] = mode
+    for child in module._modules.values():
+        if child is None:
+            continue
+        if type(child).train in _PLAIN_TRAIN:
+            _set_training(child, mode)
+        else:
+            child.train(mode)
+
+
+def _capture_init_arguments(cls: type, args: tuple, kwargs: dict) -> dict[str, Any] | None:
+    """The `__init__` arguments of a layer as a config dict, or None when they cannot be one."""
+    try:
+        signature = inspect.signature(cls.__init__)
+        bound = signature.bind(None, *args, **kwargs)
+    except (TypeError, ValueError):
+        return None  # __init__ itself will report the bad call
+    bound.apply_defaults()
+    arguments = dict(bound.arguments)
+    parameters = list(signature.parameters.values())
+    arguments.pop(parameters[0].name)
+    for parameter in parameters[1:]:
+        if parameter.kind is parameter.VAR_KEYWORD:
+            arguments.update(arguments.pop(parameter.name, {}))
+        elif parameter.kind is parameter.VAR_POSITIONAL:
+            if arguments.pop(parameter.name, ()):
+                return None
+        elif parameter.kind is parameter.POSITIONAL_ONLY:
+            return None
+    arguments = {k: v for k, v in arguments.items() if k not in _BASE_CONFIG_KEYS}
+    return arguments if _is_plain_data(arguments) else None
+
+
+def _is_plain_data(value: Any) -> bool:
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_is_plain_data(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _is_plain_data(v) for k, v in value.items())
+    return False
+
+
+def _has_array(value: Any) -> bool:
+    """Whether a call argument holds numpy arrays or Python numbers to convert to tensors."""
+    if isinstance(value, (np.ndarray, np.generic, int, float)) and not isinstance(value, bool):
+        return True
+    if isinstance(value, (list, tuple)):
+        return any(isinstance(v, np.ndarray) for v in value) or (
+            bool(value) and isinstance(value[0], (int, float)))
+    if isinstance(value, dict):
+        return any(isinstance(v, np.ndarray) for v in value.values())
+    return False
 
 
 def _iter_sublayers(module: nn.Module) -> Iterator[nn.Module]:

@@ -23,6 +23,18 @@ def _axes(axis: int | Sequence[int]) -> tuple[int, ...]:
     return (axis,) if isinstance(axis, int) else tuple(axis)
 
 
+def _raise_if_features_changed(layer: Layer, inputs: Tensor, axis: int, size: int,
+                               error: RuntimeError) -> None:
+    """Turn torch's error for an input whose normalized axis changed size since the build into
+    one that names the layer, the expected size and the received shape."""
+    if inputs.ndim <= axis or inputs.shape[axis] != size:
+        raise ShapeError(
+            f"Input 0 of layer {layer.name!r} ({type(layer).__name__}) is incompatible: expected "
+            f"axis {axis} to have size {size}, but received an input of shape "
+            f"{tuple(inputs.shape)}."
+        ) from error
+
+
 @register("BatchNormalization")
 class BatchNormalization(Layer):
     """Normalizes with batch statistics in training and moving statistics in inference:
@@ -107,6 +119,14 @@ class BatchNormalization(Layer):
         )
 
     def call(self, inputs, training=None):
+        try:
+            return self._normalize(inputs, training)
+        except RuntimeError as error:  # free on the happy path; names the layer when it fails
+            _raise_if_features_changed(self, inputs, self._feature_axis, self.moving_mean.shape[0],
+                                       error)
+            raise
+
+    def _normalize(self, inputs: Tensor, training: Any) -> Tensor:
         # torch normalizes axis 1; moving a last feature axis there is a view (channels_last
         # memory format for images), so no copy is made.
         moved = self._feature_axis != 1
@@ -192,6 +212,14 @@ class LayerNormalization(Layer):
             if self.center and not self.rms_scaling else None
 
     def call(self, inputs):
+        try:
+            return self._normalize(inputs)
+        except RuntimeError as error:
+            for axis, size in zip(self._axes, self._normalized_shape):
+                _raise_if_features_changed(self, inputs, axis, size, error)
+            raise
+
+    def _normalize(self, inputs: Tensor) -> Tensor:
         if self.rms_scaling:
             if self._trailing:
                 return F.rms_norm(inputs, self._normalized_shape, self.gamma, self.epsilon)
@@ -250,6 +278,7 @@ class GroupNormalization(Layer):
                 f"Layer {self.name!r} (GroupNormalization): the number of channels ({channels}) "
                 f"must be a multiple of groups={self.groups}."
             )
+        self._channels = channels
         self.gamma = self.add_weight(shape=(channels,), initializer=self.gamma_initializer,
                                      name="gamma") if self.scale else None
         self.beta = self.add_weight(shape=(channels,), initializer=self.beta_initializer,
@@ -257,7 +286,11 @@ class GroupNormalization(Layer):
 
     def call(self, inputs):
         x = inputs.movedim(self._feature_axis, 1)
-        outputs = F.group_norm(x, self.groups, self.gamma, self.beta, self.epsilon)
+        try:
+            outputs = F.group_norm(x, self.groups, self.gamma, self.beta, self.epsilon)
+        except RuntimeError as error:
+            _raise_if_features_changed(self, inputs, self._feature_axis, self._channels, error)
+            raise
         return outputs.movedim(1, self._feature_axis)
 
     def get_config(self):

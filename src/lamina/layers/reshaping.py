@@ -64,7 +64,13 @@ class Reshape(Layer):
                 )
 
     def call(self, inputs):
-        return inputs.reshape((inputs.shape[0],) + self.target_shape)
+        try:
+            return inputs.reshape((inputs.shape[0],) + self.target_shape)
+        except RuntimeError as error:  # free on the happy path; names the layer when it fails
+            raise ShapeError(
+                f"Layer {self.name!r} (Reshape) cannot reshape an input of shape "
+                f"{tuple(inputs.shape)} to target_shape {self.target_shape}."
+            ) from error
 
     def get_config(self):
         return {**super().get_config(), "target_shape": list(self.target_shape)}

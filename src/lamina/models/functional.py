@@ -140,6 +140,8 @@ class Functional(Model):
     def _register_layers(self, nodes: list[Node]) -> None:
         seen: set[int] = set()
         self._graph_layers: list[nn.Module] = []
+        # A plain torch module has no `name`; the config refers to it by its name in this model.
+        self._layer_names: dict[int, str] = {}
         for node in nodes:
             layer = node.layer
             if id(layer) in seen:
@@ -155,6 +157,7 @@ class Functional(Model):
             self.add_module(name, layer)
             layer.train(self.training)
             self._graph_layers.append(layer)
+            self._layer_names[id(layer)] = name
 
     def _make_plan(self, nodes: list[Node]) -> list[tuple]:
         """(layer, kind, input slot ids, template, output ids) per non-input node, in order."""
@@ -269,13 +272,13 @@ class Functional(Model):
             per_layer[id(node.layer)] = count + 1
 
         def reference(tensor: KerasTensor) -> dict[str, Any]:
-            return {"__keras_tensor__": [tensor.node.layer.name, node_index[id(tensor.node)],
-                                         tensor.index]}
+            return {"__keras_tensor__": [self._layer_names[id(tensor.node.layer)],
+                                         node_index[id(tensor.node)], tensor.index]}
 
         layers = []
         for layer in self._graph_layers:
             entry = serialize(layer)
-            entry["name"] = layer.name
+            entry["name"] = self._layer_names[id(layer)]
             entry["inbound_nodes"] = [
                 {"args": _encode_template(node.args, reference),
                  "kwargs": _encode_template(node.kwargs, reference)}

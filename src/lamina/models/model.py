@@ -33,7 +33,7 @@ class Model(Layer):
             from lamina.models.functional import Functional
 
             return super().__new__(Functional)
-        return super().__new__(cls)
+        return super().__new__(cls, *args, **kwargs)
 
     def __init__(self, *args: Any, **kwargs: Any):
         if args:
@@ -51,6 +51,47 @@ class Model(Layer):
             f"Model {type(self).__name__} has no `call` method. A subclassed model defines "
             "`call(self, inputs, training=None)`; use Sequential or Model(inputs, outputs) otherwise."
         )
+
+    def build(self, input_shape: Any = None) -> None:
+        """Create a subclassed model's weights by running `call` once on a zero batch of
+        `input_shape` (a tuple, or a list of tuples for several inputs), as Keras does."""
+        if self._building or self.built or type(self).build is not Model.build:
+            # Building for a first call (that call creates the sublayers' weights), or called
+            # through super() from a subclass's own build, which creates what it needs.
+            return
+        if input_shape is None:
+            raise ValueError(
+                f"Model {self.name!r} needs an input shape to be built, e.g. "
+                "model.build((None, 784)); or call it on a batch of data."
+            )
+        from lamina._symbolic import _run_probes, make_probes
+
+        def probe(shape: Any) -> Any:
+            if isinstance(shape, (list, tuple)) and shape and isinstance(shape[0], (list, tuple)):
+                return [probe(s) for s in shape]
+            return make_probes(tuple(shape), self._dtype)[0]
+
+        _run_probes(lambda which: self(probe(input_shape)), self)
+        self._build_input_shape = input_shape
+
+    @classmethod
+    def from_config(cls, config_dict: dict[str, Any], custom_objects: dict | None = None,
+                    safe_mode: bool = True) -> "Model":
+        """A functional config gives a functional model (`keras.Model.from_config`); a subclassed
+        model is rebuilt as `cls(**config)`."""
+        if cls is Model and {"layers", "input_layers", "output_layers"} <= set(config_dict):
+            from lamina.models.functional import Functional
+
+            return Functional.from_config(config_dict, custom_objects=custom_objects,
+                                          safe_mode=safe_mode)
+        try:
+            return cls(**config_dict)
+        except TypeError as error:
+            raise TypeError(
+                f"Could not rebuild model {cls.__name__} from its config (keys "
+                f"{sorted(config_dict)}): {error}. A subclassed model whose __init__ takes "
+                "arguments must return exactly those arguments from get_config()."
+            ) from error
 
     # ------------------------------------------------------------------- training (the engine)
 
@@ -127,7 +168,14 @@ class Model(Layer):
         return self._trainer().default_test_step(data)
 
     def predict_step(self, data: Any) -> Any:
-        return self._trainer().default_predict_step(data)
+        trainer = self.__dict__.get("_lamina_trainer")
+        if trainer is None:
+            # predict() needs no compile (as in Keras); an uncompiled model just runs forward.
+            from lamina.training.data_adapters import unpack_x_y_sample_weight
+
+            x, _, _ = unpack_x_y_sample_weight(data)
+            return self(x)
+        return trainer.default_predict_step(data)
 
     def compute_loss(self, x: Any = None, y: Any = None, y_pred: Any = None,
                      sample_weight: Any = None, training: bool = True):

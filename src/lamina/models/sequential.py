@@ -6,6 +6,7 @@ from typing import Any, Sequence
 
 from torch import nn
 
+from lamina import config
 from lamina._registry import register
 from lamina._symbolic import KerasTensor
 from lamina.models.functional import Input, InputLayer
@@ -96,8 +97,9 @@ class Sequential(Model):
         self._build_graph()
 
     def _build_graph(self) -> None:
-        x = Input(batch_shape=self._input_batch_shape, dtype=self._input_dtype,
-                  name=f"{self.name}_input")
+        # Without an Input's dtype the model's own applies (float64 after `.to(torch.float64)`).
+        dtype = self._input_dtype or config.dtype_name(self._dtype)
+        x = Input(batch_shape=self._input_batch_shape, dtype=dtype, name=f"{self.name}_input")
         self._inputs_tensor = x
         for layer in self._stack:
             x = layer(x)

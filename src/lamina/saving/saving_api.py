@@ -104,19 +104,24 @@ def load_model(filepath: str | os.PathLike, custom_objects: dict[str, Any] | Non
         raise FileNotFoundError(f"No file or directory found at {path!r}.")
     if path.endswith(".keras") or zipfile.is_zipfile(path):
         document, weights_bytes = _read_keras_zip(path)
-        model = _model_from_document(document, custom_objects, safe_mode)
-        with h5py.File(io.BytesIO(weights_bytes), "r") as h5:
-            read_weights(model, h5["model"], skip_mismatch=False)
+        model = _model_from_document(document, custom_objects, safe_mode, path)
+        with _weights_archive(weights_bytes, path) as h5:
+            _read_weights_checked(model, h5, "model", path, skip_mismatch=False)
     else:
         with open_h5(path, "load a model from it") as h5:
             if "model_config" not in h5.attrs:
+                if "model" in h5 or "model_weights" in h5:
+                    raise FileFormatError(
+                        f"{path!r} holds no model architecture (no `model_config`): it is a "
+                        "weights file. Build the model in code and call model.load_weights(path)."
+                    )
                 raise FileFormatError(
-                    f"{path!r} holds no model architecture (no `model_config`): it is a weights "
-                    "file. Build the model in code and call model.load_weights(path)."
+                    f"{path!r} is an HDF5 file but not a Lamina/Keras model: it has neither a "
+                    "model architecture nor weights."
                 )
-            document = json.loads(h5.attrs["model_config"])
-            model = _model_from_document(document, custom_objects, safe_mode)
-            read_weights(model, h5["model_weights"], skip_mismatch=False)
+            document = _parse_json(h5.attrs["model_config"], path)
+            model = _model_from_document(document, custom_objects, safe_mode, path)
+            _read_weights_checked(model, h5, "model_weights", path, skip_mismatch=False)
     if compile and document.get("compile_config"):
         from lamina.training.compile import deserialize_compile_config
 
@@ -133,15 +138,54 @@ def _read_keras_zip(path: str) -> tuple[dict[str, Any], bytes]:
                     f"{path!r} is a zip archive but not a .keras model: it lacks "
                     f"{sorted({'config.json', 'model.weights.h5'} - names)}."
                 )
-            return json.loads(archive.read("config.json")), archive.read("model.weights.h5")
-    except zipfile.BadZipFile as error:
+            document = _parse_json(archive.read("config.json"), path)
+            return document, archive.read("model.weights.h5")
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as error:
         raise FileFormatError(
             f"{path!r} is not a valid .keras file (not a complete zip archive: it may be truncated "
             f"or of another format). Original error: {error}"
         ) from None
 
 
-def _model_from_document(document: dict[str, Any], custom_objects, safe_mode: bool):
+def _parse_json(text: str | bytes, path: str) -> dict[str, Any]:
+    try:
+        document = json.loads(text)
+    except ValueError as error:
+        raise FileFormatError(
+            f"{path!r} has a model config that is not valid JSON (the file is damaged or was not "
+            f"written by Lamina or Keras): {error}"
+        ) from None
+    if not isinstance(document, dict) or "class_name" not in document:
+        raise FileFormatError(
+            f"{path!r} has no model description in its config (expected an object with a "
+            "`class_name`); it was not written by model.save()."
+        )
+    return document
+
+
+def _weights_archive(weights_bytes: bytes, path: str) -> h5py.File:
+    try:
+        return h5py.File(io.BytesIO(weights_bytes), "r")
+    except OSError as error:
+        raise FileFormatError(
+            f"The weights inside {path!r} are not a readable HDF5 file (the archive is damaged). "
+            f"Original error: {error}"
+        ) from None
+
+
+def _read_weights_checked(model, h5: h5py.File, root: str, path: str, skip_mismatch: bool) -> None:
+    if root not in h5:
+        raise FileFormatError(f"{path!r} has no `{root}` group: it holds no weights.")
+    try:
+        read_weights(model, h5[root], skip_mismatch=skip_mismatch)
+    except (OSError, KeyError) as error:
+        raise FileFormatError(
+            f"The weights in {path!r} could not be read (the file is damaged or truncated). "
+            f"Original error: {error}"
+        ) from None
+
+
+def _model_from_document(document: dict[str, Any], custom_objects, safe_mode: bool, path: str):
     model = deserialize(document, custom_objects, safe_mode=safe_mode)
     if not model.built:
         shape = (document.get("build_config") or {}).get("input_shape")
@@ -172,13 +216,15 @@ def save_weights(model, filepath: str | os.PathLike, overwrite: bool = True) -> 
 def load_weights(model, filepath: str | os.PathLike, skip_mismatch: bool = False,
                  **kwargs: Any) -> None:
     path = str(filepath)
-    if path.endswith(".keras") or (os.path.exists(path) and zipfile.is_zipfile(path)):
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"No file found at {path!r}; cannot load weights from it.")
+    if path.endswith(".keras") or zipfile.is_zipfile(path):
         _, weights_bytes = _read_keras_zip(path)
-        with h5py.File(io.BytesIO(weights_bytes), "r") as h5:
-            read_weights(model, h5["model"], skip_mismatch)
+        with _weights_archive(weights_bytes, path) as h5:
+            _read_weights_checked(model, h5, "model", path, skip_mismatch)
         return
     with open_h5(path, "load weights from it") as h5:
-        root = h5["model"] if "model" in h5 else h5["model_weights"] if "model_weights" in h5 else None
+        root = "model" if "model" in h5 else "model_weights" if "model_weights" in h5 else None
         if root is None:
             raise FileFormatError(f"{path!r} is an HDF5 file but holds no Lamina/Keras weights.")
         if not model.built:
@@ -186,6 +232,6 @@ def load_weights(model, filepath: str | os.PathLike, skip_mismatch: bool = False
                 f"Model {model.name!r} is not built, so its weights do not exist yet. Call it on "
                 "data or build it before load_weights."
             )
-        read_weights(model, root, skip_mismatch)
+        _read_weights_checked(model, h5, root, path, skip_mismatch)
 
 

@@ -1,5 +1,6 @@
 """Objects <-> JSON-able configs through the registry. No pickle anywhere: loading a config can
-only construct registered classes (and a `Lambda` only with `safe_mode=False`)."""
+only construct registered classes, modules of `torch.nn` (a plain `nn.Linear` used as a layer),
+and a `Lambda` only with `safe_mode=False`."""
 
 from __future__ import annotations
 
@@ -7,8 +8,16 @@ import inspect
 import json
 from typing import Any
 
+import torch
+from torch import nn
+
 from lamina import _registry
-from lamina.errors import UnknownNameError
+from lamina import config as config_module
+from lamina.errors import UnknownNameError, UnsafeLoadError
+
+# Plain torch.nn modules inside a model (nn.Linear, nn.Conv2d, ...) are saved under this kind:
+# their class is looked up in torch.nn only, so loading constructs nothing else.
+TORCH_MODULE_KIND = "torch_module"
 
 
 def register_keras_serializable(package: str = "Custom", name: str | None = None):
@@ -49,6 +58,8 @@ def serialize(obj: Any) -> Any:
         kind = _registry._CANONICAL[id(obj)][0]
         return {"class_name": "function", "kind": kind, "config": name}
     if not hasattr(obj, "get_config"):
+        if isinstance(obj, nn.Module):
+            return _serialize_torch_module(obj)
         raise ValueError(f"Cannot serialize {obj!r}: it has no get_config().")
     cls = type(obj)
     kind = getattr(cls, "_registry_kind", None)
@@ -71,6 +82,8 @@ def deserialize(config: Any, custom_objects: dict[str, Any] | None = None,
     if not isinstance(config, dict) or "class_name" not in config:
         raise ValueError(f"Not a serialized object: {config!r}.")
     kind = config.get("kind")
+    if kind == TORCH_MODULE_KIND:
+        return _deserialize_torch_module(config)
     if config["class_name"] == "function":
         return _lookup(kind or "activation", config["config"], custom_objects)
     name = config.get("registered_name") or config["class_name"]
@@ -106,3 +119,137 @@ def _lookup(kind: str | None, name: str, custom_objects: dict | None, fallback: 
 def model_from_json(json_string: str, custom_objects: dict[str, Any] | None = None):
     """A model (fresh weights) from `model.to_json()`."""
     return deserialize(json.loads(json_string), custom_objects)
+
+
+def _serialize_torch_module(module: nn.Module) -> dict[str, Any]:
+    """A torch.nn module's constructor arguments, read back from the attributes torch stores
+    them in, and checked by rebuilding the module and comparing it with the original."""
+    cls = type(module)
+    if getattr(nn, cls.__name__, None) is not cls:
+        raise ValueError(
+            f"Cannot save the torch module {cls.__module__}.{cls.__qualname__} used as a layer: "
+            "only torch.nn's own modules (nn.Linear, nn.Conv2d, ...) can be rebuilt from a saved "
+            "config without running code. Give the module get_config() and from_config() and "
+            "register it with lamina.saving.register_keras_serializable(), write it as a lamina "
+            "Layer, or save only the weights with model.save_weights(path)."
+        )
+    parameters = _constructor_parameters(cls)
+    arguments: dict[str, Any] = {}
+    for name, parameter in parameters.items():
+        if parameter.kind is parameter.VAR_KEYWORD or name.startswith("_") or name == "device":
+            continue
+        if name == "dtype":
+            floating = next((t.dtype for t in module.state_dict().values()
+                             if t.is_floating_point()), None)
+            if floating is not None:
+                arguments["dtype"] = config_module.dtype_name(floating)
+            continue
+        if not hasattr(module, name):
+            continue  # not stored by torch: the default applies, and the check below confirms it
+        value = getattr(module, name)
+        if isinstance(parameter.default, bool) and (value is None or isinstance(value, torch.Tensor)):
+            value = value is not None  # `bias=True` is stored as the bias tensor itself
+        if parameter.default is not parameter.empty and _is_plain(value) and \
+                value == parameter.default and type(value) is type(parameter.default):
+            continue  # defaults stay implicit (nn.GRU refuses even a default proj_size=0)
+        arguments[name] = _encode_plain(value, cls.__name__, name)
+    _check_rebuilds(module, arguments)
+    return {"module": "torch.nn", "class_name": cls.__name__,
+            "registered_name": f"torch.nn.{cls.__name__}", "kind": TORCH_MODULE_KIND,
+            "config": arguments}
+
+
+def _constructor_parameters(cls: type) -> dict[str, inspect.Parameter]:
+    """The keyword parameters that construct `cls`. nn.LSTM and nn.GRU take `*args` and pass
+    them on after a fixed leading argument (the RNN mode): use the base's signature without it."""
+    own = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    if not any(p.kind is p.VAR_POSITIONAL for p in own):
+        return {p.name: p for p in own}
+    if any(p.kind is not p.VAR_KEYWORD and p.kind is not p.VAR_POSITIONAL for p in own):
+        raise ValueError(
+            f"Cannot save the torch container {cls.__name__} used as a layer: its children are "
+            "passed positionally. Add its modules to the model one by one instead."
+        )
+    for base in cls.__mro__[1:]:
+        if base is nn.Module:
+            break
+        inherited = list(inspect.signature(base.__init__).parameters.values())[1:]
+        if inherited and not any(p.kind is p.VAR_POSITIONAL for p in inherited):
+            # The first argument (the mode) is supplied by the subclass itself.
+            return {p.name: p for p in inherited[1:]}
+    raise ValueError(
+        f"Cannot save the torch container {cls.__name__} used as a layer: its children are passed "
+        "positionally. Add its modules to the model one by one instead."
+    )
+
+
+def _plain_attributes(module: nn.Module) -> dict[str, Any]:
+    return {k: v for k, v in vars(module).items()
+            if not k.startswith("_") and k != "training" and _is_plain(v)}
+
+
+def _is_plain(value: Any) -> bool:
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return True
+    return isinstance(value, (list, tuple)) and all(_is_plain(v) for v in value)
+
+
+def _encode_plain(value: Any, class_name: str, argument: str) -> Any:
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, tuple):
+        return {"__tuple__": [_encode_plain(v, class_name, argument) for v in value]}
+    if isinstance(value, list):
+        return [_encode_plain(v, class_name, argument) for v in value]
+    raise ValueError(
+        f"Cannot save the torch module {class_name} used as a layer: its argument {argument!r} "
+        f"holds {type(value).__name__}, which a config cannot describe. Write the module as a "
+        "lamina Layer with get_config(), or save only the weights with model.save_weights(path)."
+    )
+
+
+def _decode_plain(value: Any) -> Any:
+    if isinstance(value, dict) and "__tuple__" in value:
+        return tuple(_decode_plain(v) for v in value["__tuple__"])
+    if isinstance(value, list):
+        return [_decode_plain(v) for v in value]
+    return value
+
+
+def _torch_module_arguments(arguments: dict[str, Any]) -> dict[str, Any]:
+    decoded = {k: _decode_plain(v) for k, v in arguments.items()}
+    if "dtype" in decoded:
+        decoded["dtype"] = config_module.torch_dtype(decoded["dtype"])
+    return decoded
+
+
+def _check_rebuilds(module: nn.Module, arguments: dict[str, Any]) -> None:
+    # Built on the meta device: no memory is allocated however large the module.
+    try:
+        with torch.device("meta"):
+            rebuilt = type(module)(**_torch_module_arguments(arguments))
+    except Exception as error:  # the arguments read back do not construct the class
+        rebuilt, reason = None, f"{type(error).__name__}: {error}"
+    else:
+        shapes = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+        rebuilt_shapes = {k: tuple(v.shape) for k, v in rebuilt.state_dict().items()}
+        same = (repr(rebuilt) == repr(module) and shapes == rebuilt_shapes
+                and _plain_attributes(rebuilt) == _plain_attributes(module))
+        reason = None if same else f"rebuilt as {rebuilt!r}"
+    if reason is not None:
+        raise ValueError(
+            f"Cannot save the torch module {module!r} used as a layer: its constructor arguments "
+            f"cannot be recovered from its attributes ({reason}). Write it as a lamina Layer with "
+            "get_config(), or save only the weights with model.save_weights(path)."
+        )
+
+
+def _deserialize_torch_module(config: dict[str, Any]) -> nn.Module:
+    name = config["class_name"]
+    cls = getattr(nn, name, None)
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        raise UnsafeLoadError(
+            f"The file names the torch module {name!r}, which is not a module of torch.nn; "
+            "loading constructs only torch.nn modules and registered lamina classes."
+        )
+    return cls(**_torch_module_arguments(config.get("config", {})))

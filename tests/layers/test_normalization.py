@@ -1,0 +1,273 @@
+"""Normalization layers: BatchNormalization (against a hand-written Keras-semantics reference over
+several training steps), LayerNormalization, GroupNormalization, UnitNormalization."""
+
+from __future__ import annotations
+
+import functools
+import re
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from support.layer_test import (
+    LayerCase,
+    check_bad_inputs,
+    check_config_round_trip,
+    check_gradcheck,
+    check_output_shape,
+    check_params,
+    check_reference,
+    check_save_load,
+    ids,
+    single_thread,  # noqa: F401 - a fixture
+)
+
+import lamina
+from lamina import layers
+from lamina.errors import ShapeError
+
+
+def _weights(layer):
+    return [torch.as_tensor(w) for w in layer.get_weights()]
+
+
+def batch_norm_inference(axis):
+    def reference(layer, x):
+        gamma, beta, mean, variance = _weights(layer)
+        shape = [1] * x.ndim
+        shape[axis] = -1
+        return (gamma.reshape(shape) * (x - mean.reshape(shape))
+                / torch.sqrt(variance.reshape(shape) + layer.epsilon) + beta.reshape(shape))
+
+    return reference
+
+
+def layer_norm_trailing(layer, x):
+    gamma, beta = _weights(layer)
+    return F.layer_norm(x, gamma.shape, gamma, beta, layer.epsilon)
+
+
+def layer_norm_axis_1(layer, x):
+    gamma, beta = _weights(layer)
+    mean = x.mean(dim=1, keepdim=True)
+    variance = x.var(dim=1, keepdim=True, unbiased=False)
+    return (x - mean) / torch.sqrt(variance + layer.epsilon) * gamma[:, None] + beta[:, None]
+
+
+def rms_norm(layer, x):
+    (gamma,) = _weights(layer)
+    return x / torch.sqrt(x.square().mean(-1, keepdim=True) + layer.epsilon) * gamma
+
+
+def group_norm(groups):
+    def reference(layer, x):
+        gamma, beta = _weights(layer)
+        return F.group_norm(x.movedim(-1, 1), groups, gamma, beta, layer.epsilon).movedim(1, -1)
+
+    return reference
+
+
+CASES = [
+    LayerCase("batch_norm", layers.BatchNormalization, (8, 5), (8, 5), params=20,
+              reference=batch_norm_inference(-1)),
+    LayerCase("batch_norm_images", functools.partial(layers.BatchNormalization, momentum=0.9),
+              (4, 3, 3, 2), (4, 3, 3, 2), params=8, reference=batch_norm_inference(-1)),
+    LayerCase("batch_norm_axis_1", functools.partial(layers.BatchNormalization, axis=1),
+              (4, 3, 5), (4, 3, 5), params=12, reference=batch_norm_inference(1)),
+    LayerCase("layer_norm", layers.LayerNormalization, (2, 3, 6), (2, 3, 6), params=12,
+              reference=layer_norm_trailing),
+    LayerCase("layer_norm_two_axes", functools.partial(layers.LayerNormalization, axis=[1, 2],
+                                                       epsilon=1e-6),
+              (2, 3, 4), (2, 3, 4), params=24, reference=layer_norm_trailing),
+    LayerCase("layer_norm_axis_1", functools.partial(layers.LayerNormalization, axis=1),
+              (2, 3, 4), (2, 3, 4), params=6, reference=layer_norm_axis_1),
+    LayerCase("rms_norm", functools.partial(layers.LayerNormalization, rms_scaling=True),
+              (2, 5), (2, 5), params=5, reference=rms_norm),
+    LayerCase("group_norm", functools.partial(layers.GroupNormalization, groups=2, name="gn"),
+              (2, 3, 4), (2, 3, 4), params=8, reference=group_norm(2),
+              bad_inputs=[((2, 3, 6), ShapeError, re.escape(
+                  "Input 0 of layer 'gn' (GroupNormalization) is incompatible: expected axis 2 to "
+                  "have size 4, but received an input of shape (2, 3, 6)."))]),
+    LayerCase("group_norm_instance", functools.partial(layers.GroupNormalization, groups=4),
+              (2, 5, 4), (2, 5, 4), params=8, reference=group_norm(4)),
+    LayerCase("unit_norm", layers.UnitNormalization, (2, 3, 4), (2, 3, 4),
+              reference=lambda layer, x: F.normalize(x, dim=-1)),
+]
+BAD_INPUT_CASES = [
+    LayerCase("batch_norm_features", functools.partial(layers.BatchNormalization, name="bn"),
+              (4, 3), (4, 3), bad_inputs=[((4, 5), ShapeError, re.escape(
+                  "Input 0 of layer 'bn' (BatchNormalization) is incompatible: expected axis 1 to "
+                  "have size 3, but received an input of shape (4, 5)."))]),
+    LayerCase("layer_norm_features", functools.partial(layers.LayerNormalization, name="ln"),
+              (2, 3, 4), (2, 3, 4), bad_inputs=[((2, 3, 5), ShapeError, re.escape(
+                  "Input 0 of layer 'ln' (LayerNormalization) is incompatible: expected axis 2 to "
+                  "have size 4, but received an input of shape (2, 3, 5)."))]),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=ids(CASES))
+def test_output_shape(case):
+    check_output_shape(case)
+
+
+@pytest.mark.parametrize("case", CASES, ids=ids(CASES))
+def test_matches_reference(case):
+    check_reference(case)
+
+
+@pytest.mark.parametrize("case", CASES, ids=ids(CASES))
+def test_gradcheck(case, single_thread):
+    check_gradcheck(case)
+
+
+@pytest.mark.parametrize("case", CASES, ids=ids(CASES))
+def test_parameter_count(case):
+    check_params(case)
+
+
+@pytest.mark.parametrize("case", CASES, ids=ids(CASES))
+def test_config_round_trip(case):
+    check_config_round_trip(case)
+
+
+@pytest.mark.parametrize("case", CASES, ids=ids(CASES))
+def test_save_load(case, tmp_path):
+    check_save_load(case, tmp_path)
+
+
+# ---------------------------------------------------------- BatchNormalization, step by step
+
+
+def keras_batch_norm(batches, gamma, beta, momentum, epsilon, axis):
+    """Keras's BatchNormalization written out in numpy float64: batch statistics in training,
+    `moving = moving * momentum + batch * (1 - momentum)` with the biased batch variance."""
+    moving_mean, moving_variance = np.zeros_like(gamma), np.ones_like(gamma)
+    outputs = []
+    for x in batches:
+        reduce = tuple(i for i in range(x.ndim) if i != axis % x.ndim)
+        shape = [1] * x.ndim
+        shape[axis] = -1
+        mean, variance = x.mean(axis=reduce), x.var(axis=reduce)
+        outputs.append(gamma.reshape(shape) * (x - mean.reshape(shape))
+                       / np.sqrt(variance.reshape(shape) + epsilon) + beta.reshape(shape))
+        moving_mean = moving_mean * momentum + mean * (1 - momentum)
+        moving_variance = moving_variance * momentum + variance * (1 - momentum)
+    return outputs, moving_mean, moving_variance
+
+
+@pytest.mark.parametrize("shape, axis, momentum, epsilon", [
+    ((16, 5), -1, 0.99, 1e-3),
+    ((6, 4, 4, 3), -1, 0.9, 1e-3),
+    ((6, 3, 7), 1, 0.5, 1e-5),
+])
+def test_batch_norm_follows_keras_over_several_training_steps(shape, axis, momentum, epsilon):
+    rng = np.random.default_rng(0)
+    batches = [rng.normal(2.0, 3.0, size=shape) for _ in range(4)]
+    features = shape[axis]
+    gamma, beta = rng.uniform(0.5, 2.0, features), rng.normal(size=features)
+    layer = layers.BatchNormalization(axis=axis, momentum=momentum, epsilon=epsilon,
+                                      dtype="float64")
+    layer(torch.as_tensor(batches[0]))
+    layer.set_weights([gamma, beta, np.zeros(features), np.ones(features)])
+    layer.train()
+    got = [layer(torch.as_tensor(x)).detach().numpy() for x in batches]
+    expected, moving_mean, moving_variance = keras_batch_norm(batches, gamma, beta, momentum,
+                                                              epsilon, axis)
+    for g, e in zip(got, expected):
+        np.testing.assert_allclose(g, e, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(layer.get_weights()[2], moving_mean, rtol=1e-10)
+    np.testing.assert_allclose(layer.get_weights()[3], moving_variance, rtol=1e-10)
+    # Inference uses the moving statistics.
+    layer.eval()
+    x = batches[0]
+    bshape = [1] * x.ndim
+    bshape[axis] = -1
+    inference = gamma.reshape(bshape) * (x - moving_mean.reshape(bshape)) / np.sqrt(
+        moving_variance.reshape(bshape) + epsilon) + beta.reshape(bshape)
+    np.testing.assert_allclose(layer(torch.as_tensor(x)).detach().numpy(), inference,
+                               rtol=1e-10)
+
+
+def test_batch_norm_keras_defaults():
+    config = layers.BatchNormalization().get_config()
+    assert (config["axis"], config["momentum"], config["epsilon"]) == (-1, 0.99, 1e-3)
+    assert config["center"] and config["scale"]
+
+
+def test_frozen_batch_norm_runs_in_inference_mode_and_keeps_its_statistics():
+    layer = layers.BatchNormalization()
+    x = torch.randn(8, 3) * 4 + 2
+    layer(x)
+    layer.train()
+    layer(x)  # one training step moves the statistics away from (0, 1)
+    layer.trainable = False
+    before = [w.copy() for w in layer.get_weights()]
+    out = layer(x)  # still in train() mode, but frozen: inference
+    for a, b in zip(before, layer.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    gamma, beta, mean, variance = (torch.as_tensor(w) for w in before)
+    torch.testing.assert_close(out, gamma * (x - mean) / torch.sqrt(variance + 1e-3) + beta)
+
+
+def test_batch_norm_in_a_frozen_model_does_not_update():
+    model = lamina.Sequential([layers.Dense(3, input_shape=(2,)), layers.BatchNormalization()])
+    model.trainable = False
+    model.train()
+    model(torch.randn(16, 2))
+    bn = model.layers[1]
+    np.testing.assert_array_equal(bn.get_weights()[2], np.zeros(3, dtype=np.float32))
+
+
+def test_batch_norm_without_center_and_scale_has_only_statistics():
+    layer = layers.BatchNormalization(center=False, scale=False)
+    layer(torch.zeros(2, 4))
+    assert layer.trainable_weights == [] and layer.count_params() == 8
+
+
+# ------------------------------------------------------------------------------- the sheet
+
+
+def test_the_sheets_normalization_arguments():
+    bn = layers.BatchNormalization(momentum=0.99, epsilon=0.001)
+    ln = layers.LayerNormalization(epsilon=1e-6)
+    x = torch.randn(4, 6, dtype=torch.float64)
+    bn.to(torch.float64)
+    bn.train()
+    torch.testing.assert_close(bn(x), (x - x.mean(0)) / torch.sqrt(x.var(0, unbiased=False) + 1e-3))
+    torch.testing.assert_close(ln(x.float()).double(), F.layer_norm(x, (6,), eps=1e-6),
+                               atol=1e-6, rtol=1e-5)
+
+
+# --------------------------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize("case", BAD_INPUT_CASES, ids=ids(BAD_INPUT_CASES))
+def test_wrong_feature_size_after_build(case):
+    check_bad_inputs(case)
+
+
+@pytest.mark.parametrize("make, error, message", [
+    (lambda: layers.BatchNormalization(momentum=1.5), ValueError,
+     "`momentum` must be in [0, 1]. Received: momentum=1.5."),
+    (lambda: layers.BatchNormalization(epsilon=0), ValueError,
+     "`epsilon` must be positive. Received: epsilon=0."),
+    (lambda: layers.BatchNormalization(axis=[1, 2]), TypeError,
+     "`axis` must be an integer. Received: axis=[1, 2]."),
+    (lambda: layers.LayerNormalization(epsilon=-1.0), ValueError,
+     "`epsilon` must be positive. Received: epsilon=-1.0."),
+])
+def test_bad_arguments(make, error, message):
+    with pytest.raises(error, match=re.escape(message)):
+        make()
+
+
+def test_shape_errors_name_the_layer():
+    with pytest.raises(ShapeError, match=re.escape("Layer 'bn' (BatchNormalization): axis 3 is out of range for an input of shape (2, 3).")):
+        layers.BatchNormalization(axis=3, name="bn")(torch.zeros(2, 3))
+    with pytest.raises(ShapeError, match=re.escape("Layer 'bn2' (BatchNormalization) needs the feature axis -1 to be known. Received an input of shape (None, None).")):
+        layers.BatchNormalization(name="bn2")(lamina.Input(shape=(None,)))
+    with pytest.raises(ShapeError, match=re.escape("Layer 'gn' (GroupNormalization): the number of channels (6) must be a multiple of groups=4.")):
+        layers.GroupNormalization(groups=4, name="gn")(torch.zeros(2, 6))
+    with pytest.raises(ShapeError, match=r"Layer 'ln' \(LayerNormalization\) needs the normalized axes -1 to be known"):
+        layers.LayerNormalization(name="ln")(lamina.Input(shape=(None,)))

@@ -1,0 +1,168 @@
+"""`LayerCase` rows and the generic checks every layer family can run on them.
+
+A row names a layer (a factory, so each check gets a fresh instance), an input shape with its
+batch axis, Keras's output shape and parameter count, and an oracle: a reference written in the
+test from `torch.nn.functional` ops (or the sheet's formula) that reads the layer's weights
+through `get_weights()`, in Keras's layout. The checks below iterate the rows:
+
+    output shape (eager, symbolic and `compute_output_shape`), numerics against the reference,
+    `gradcheck` in float64, parameter count, config round trip, save/load inside a Sequential,
+    and bad inputs with the message expected.
+
+Families with their own harness (tests/layers/conv_harness.py) can reuse these checks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+import torch
+
+import lamina
+
+Tensor = torch.Tensor
+
+
+@dataclasses.dataclass
+class LayerCase:
+    """One row of a layer table."""
+
+    id: str
+    make: Callable[..., Any]  # make(**base_kwargs) -> a fresh, unbuilt layer
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    params: int = 0
+    # reference(layer, x) -> the expected output, from the layer's Keras-layout weights.
+    reference: Callable[[Any, Tensor], Tensor] | None = None
+    # Integer inputs (token ids) drawn from [low, high); None for float inputs.
+    int_range: tuple[int, int] | None = None
+    gradcheck: bool = True
+    # Lambda layers only load with safe_mode=False.
+    safe_mode: bool = True
+    # (input shape, error type, regex the message must match), each a bad call of the layer.
+    bad_inputs: list[tuple[tuple[int, ...], type, str]] = dataclasses.field(default_factory=list)
+
+    def __str__(self) -> str:
+        return self.id
+
+
+def ids(cases: list[LayerCase]) -> list[str]:
+    return [case.id for case in cases]
+
+
+def make_input(case: LayerCase, shape: tuple[int, ...] | None = None, seed: int = 0,
+               dtype: torch.dtype = torch.float32) -> Tensor:
+    """A seeded input for the case: normal floats, or token ids in `int_range`."""
+    shape = shape or case.input_shape
+    generator = torch.Generator().manual_seed(seed)
+    if case.int_range is not None:
+        return torch.randint(*case.int_range, shape, generator=generator)
+    return torch.randn(shape, generator=generator, dtype=dtype)
+
+
+def built_layer(case: LayerCase, dtype: str = "float64") -> Any:
+    """The case's layer built in `dtype`, its 1-D weights set to distinct non-zero values so that a
+    reference that forgets a bias (or swaps gamma and beta) fails."""
+    layer = case.make(dtype=dtype)
+    layer(make_input(case, dtype=getattr(torch, dtype)))
+    layer.set_weights([
+        w if w.ndim != 1 else np.linspace(0.5, 1.5, w.size).astype(w.dtype)
+        for w in layer.get_weights()
+    ])
+    return layer
+
+
+@pytest.fixture
+def single_thread():
+    """One thread: the tensors are tiny, and OpenMP's spinning threads make gradcheck's many small
+    calls far slower on a busy 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+# ------------------------------------------------------------------------------ the checks
+
+
+def check_output_shape(case: LayerCase) -> None:
+    """Eager, symbolic (functional API) and declared shapes all equal Keras's."""
+    layer = case.make()
+    out = layer(make_input(case))
+    assert tuple(out.shape) == case.output_shape
+    symbolic_shape = (None,) + case.output_shape[1:]
+    declared = layer.compute_output_shape((None,) + case.input_shape[1:])
+    assert tuple(declared) == symbolic_shape
+    dtype = "int64" if case.int_range is not None else None
+    inputs = lamina.Input(shape=case.input_shape[1:], dtype=dtype)
+    assert tuple(case.make()(inputs).shape) == symbolic_shape
+
+
+def check_reference(case: LayerCase, atol: float = 1e-10, rtol: float = 1e-9) -> None:
+    layer = built_layer(case)
+    x = make_input(case, seed=1, dtype=torch.float64)
+    expected = case.reference(layer, x)
+    got = layer(x)
+    assert got.shape == expected.shape
+    torch.testing.assert_close(got, expected, atol=atol, rtol=rtol)
+
+
+def check_gradcheck(case: LayerCase) -> None:
+    """Gradients of the output w.r.t. the input (float inputs) and every trainable weight."""
+    layer = built_layer(case)
+    layer.train()  # gradients as in training (batch statistics for BatchNormalization)
+    x = make_input(case, seed=2, dtype=torch.float64)
+    weights = tuple(layer.trainable_weights)
+    if case.int_range is None:
+        x.requires_grad_(True)
+        inputs = (x,) + weights
+        assert torch.autograd.gradcheck(lambda x, *w: layer(x), inputs, eps=1e-6, atol=1e-5)
+    else:
+        assert torch.autograd.gradcheck(lambda *w: layer(x), weights, eps=1e-6, atol=1e-5)
+
+
+def check_params(case: LayerCase) -> None:
+    layer = built_layer(case)
+    assert layer.count_params() == case.params
+    assert sum(w.size for w in layer.get_weights()) == case.params
+
+
+def check_config_round_trip(case: LayerCase) -> None:
+    """`from_config(get_config())` gives a layer with the same config and, after
+    `set_weights(get_weights())`, the same outputs."""
+    layer = built_layer(case)
+    config = layer.get_config()
+    if case.safe_mode:
+        clone = type(layer).from_config(config)
+    else:
+        clone = type(layer).from_config(config, safe_mode=False)
+    assert clone.get_config() == config
+    x = make_input(case, seed=3, dtype=torch.float64)
+    clone(x)
+    clone.set_weights(layer.get_weights())
+    torch.testing.assert_close(clone(x), layer(x))
+
+
+def check_save_load(case: LayerCase, directory: Path) -> None:
+    """Inside a small Sequential: `.keras` save then `load_model` gives equal outputs and weights."""
+    dtype = "int64" if case.int_range is not None else None
+    model = lamina.Sequential([lamina.Input(case.input_shape[1:], dtype=dtype), case.make()])
+    path = directory / "model.keras"
+    model.save(path)
+    loaded = lamina.models.load_model(path, safe_mode=case.safe_mode)
+    x = make_input(case, seed=4)
+    torch.testing.assert_close(loaded(x), model(x))
+    for mine, theirs in zip(model.get_weights(), loaded.get_weights(), strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+
+
+def check_bad_inputs(case: LayerCase) -> None:
+    for shape, error, match in case.bad_inputs:
+        layer = case.make()
+        layer(make_input(case))
+        with pytest.raises(error, match=match):
+            layer(make_input(case, shape=shape))
