@@ -149,6 +149,9 @@ def get(identifier: Any) -> Callable[[Tensor], Tensor]:
     if identifier is None:
         return linear
     if isinstance(identifier, str):
+        if identifier in names("function"):
+            # A custom activation registered with register_keras_serializable().
+            return lookup("function", identifier)
         return lookup("activation", identifier)
     if isinstance(identifier, dict):
         from lamina.saving.serialization import deserialize
