@@ -65,8 +65,15 @@ class KerasTensor:
     def __bool__(self) -> bool:
         raise TypeError(
             "A symbolic tensor has no value, so it cannot be used in a Python `if`. Use torch.where "
-            "or a layer whose call() takes the decision on real data."
+            "or a layer whose call() takes the decision on real data. (A plain torch module called "
+            "on a symbolic tensor ends here too: wrap it, lamina.layers.TorchModuleWrapper(module).)"
         )
+
+    @property
+    def device(self) -> Any:
+        # Only a plain torch module's forward asks a symbolic tensor for its device (nn.LSTM
+        # makes its initial state on it): say how to use such a module in a functional model.
+        raise TypeError(_WRAP_MODULE_HINT)
 
     @classmethod
     def __torch_function__(cls, func: Callable, types: Any, args: tuple = (), kwargs: dict | None = None):
@@ -268,10 +275,23 @@ def _shapes_of(value: Any) -> Any:
     return None
 
 
+_WRAP_MODULE_HINT = (
+    "A plain torch module was called on a symbolic tensor. In a functional model, wrap it so the "
+    "model tracks, trains and saves its weights: lamina.layers.TorchModuleWrapper(module)(x). "
+    "(In a Sequential model plain modules work as they are.)"
+)
+
+
 def record_torch_op(func: Callable, args: tuple, kwargs: dict) -> Any:
     """Apply a torch function to symbolic tensors: a `TorchOp` node wraps it."""
     from lamina.layers.core import TorchOp
 
+    if any(isinstance(v, nn.Parameter) for v in _flatten((args, list(kwargs.values())))):
+        # A module's weight would be baked into the graph as a constant: never trained or saved.
+        raise TypeError(
+            f"{getattr(func, '__name__', func)} was applied to a symbolic tensor and a trainable "
+            f"weight. {_WRAP_MODULE_HINT} A weight of your own belongs in a Layer's build()."
+        )
     return TorchOp(func, args, kwargs)._record()
 
 

@@ -174,3 +174,8 @@ __all__ += [
     "RandomBrightness", "RandomContrast", "RandomCrop", "RandomFlip", "RandomRotation",
     "RandomTranslation", "RandomZoom", "Resizing", "StringLookup", "TextVectorization",
 ]
+
+# A plain torch.nn.Module as a layer of a functional model (Keras 3's name).
+from lamina.layers.core import TorchModuleWrapper  # noqa: E402
+
+__all__ += ["TorchModuleWrapper"]

@@ -1,5 +1,6 @@
-"""Core layers: Dense, Activation, Dropout, Embedding, Masking, Lambda, Identity, and TorchOp
-(a torch function applied to symbolic tensors inside a functional model)."""
+"""Core layers: Dense, Activation, Dropout, Embedding, Masking, Lambda, Identity,
+TorchModuleWrapper (a plain torch module as a layer), and TorchOp (a torch function applied to
+symbolic tensors inside a functional model)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from lamina import activations, config
 from lamina import constraints as constraints_module
@@ -362,6 +364,47 @@ class Lambda(Layer):
             return layer
         output_shape = config_dict.pop("output_shape", None)
         return cls(function, output_shape=output_shape, **config_dict)
+
+
+@register("TorchModuleWrapper")
+class TorchModuleWrapper(Layer):
+    """A plain `torch.nn.Module` as a layer of a functional model (Keras 3's name):
+    `sequence, state = TorchModuleWrapper(nn.LSTM(3, 4, batch_first=True))(x)`.
+
+    The module's parameters and buffers are the layer's weights (`get_weights`, `save_weights`);
+    torch.nn's own modules also save and load with the model. A Sequential model takes plain
+    modules without the wrapper.
+    """
+
+    def __init__(self, module: nn.Module, **kwargs: Any):
+        super().__init__(**kwargs)
+        if not isinstance(module, nn.Module):
+            raise TypeError(
+                f"`module` must be a torch.nn.Module. Received: {module!r} of type "
+                f"{type(module).__name__}."
+            )
+        self.module = module
+        self.built = True
+
+    def call(self, *args, **kwargs):
+        return self.module(*args, **kwargs)
+
+    def get_config(self):
+        from lamina.saving.serialization import serialize
+
+        return {**super().get_config(), "module": serialize(self.module)}
+
+    @classmethod
+    def from_config(cls, config_dict, custom_objects=None, safe_mode: bool = True):
+        from lamina.saving.serialization import deserialize
+
+        config_dict = dict(config_dict)
+        module = deserialize(config_dict.pop("module"), custom_objects, safe_mode=safe_mode)
+        return cls(module, **config_dict)
+
+
+# The wrapped module takes only the arguments its caller gives: no training= or mask=.
+TorchModuleWrapper._call_takes_training = False
 
 
 # Torch namespaces a saved TorchOp may name; loading resolves names only here, never by import.

@@ -54,6 +54,17 @@ def unique_name(base: str) -> str:
     return base if count == 0 else f"{base}_{count}"
 
 
+def module_key(modules: dict[str, Any], module: nn.Module) -> str:
+    """The key a model registers a layer under: its class in snake case, numbered per class
+    (`dense`, `dense_1`, ...), as Keras keys weights files. The keys, and so `state_dict()`,
+    depend on the architecture alone: a state dict loads into any identically built model."""
+    base = to_snake_case(type(module).__name__)
+    key, index = base, 1
+    while key in modules:
+        key, index = f"{base}_{index}", index + 1
+    return key
+
+
 def clear_session() -> None:
     """Reset the default-name counters (Keras's `keras.backend.clear_session`)."""
     _NAME_COUNTS.clear()

@@ -15,7 +15,7 @@ from torch import nn
 from lamina import config
 from lamina._registry import register
 from lamina._symbolic import KerasTensor, Node, _flatten, make_probes
-from lamina.layers.layer import Layer, _to_tensor, unique_name
+from lamina.layers.layer import Layer, _to_tensor, module_key, unique_name
 from lamina.models.model import Model
 
 Tensor = torch.Tensor
@@ -140,24 +140,30 @@ class Functional(Model):
     def _register_layers(self, nodes: list[Node]) -> None:
         seen: set[int] = set()
         self._graph_layers: list[nn.Module] = []
-        # A plain torch module has no `name`; the config refers to it by its name in this model.
+        # The config refers to a layer by its name; a plain torch module has none, so by its key.
         self._layer_names: dict[int, str] = {}
+        # Output shapes for the summary: a plain torch module does not record its own.
+        self._plain_output_shapes: dict[int, Any] = {}
         for node in nodes:
             layer = node.layer
             if id(layer) in seen:
                 continue
             seen.add(id(layer))
-            name = str(getattr(layer, "name", f"{type(layer).__name__.lower()}_{len(seen)}"))
-            name = name.replace(".", "_")
-            if name in self._modules:
+            key = module_key(self._modules, layer)
+            name = getattr(layer, "name", None)
+            name = name if isinstance(name, str) else key
+            if name in self._layer_names.values():
                 raise ValueError(
                     f"The name {name!r} is used 2 times in the model. All layer names should be "
                     "unique; pass name= to one of them."
                 )
-            self.add_module(name, layer)
+            self.add_module(key, layer)
             layer.train(self.training)
             self._graph_layers.append(layer)
             self._layer_names[id(layer)] = name
+            if not isinstance(layer, Layer):
+                outputs = [t.shape for t in node.outputs]
+                self._plain_output_shapes[id(layer)] = outputs[0] if len(outputs) == 1 else outputs
 
     def _make_plan(self, nodes: list[Node]) -> list[tuple]:
         """(layer, kind, input slot ids, template, output ids) per non-input node, in order."""

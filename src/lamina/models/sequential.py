@@ -8,7 +8,8 @@ from torch import nn
 
 from lamina import config
 from lamina._registry import register
-from lamina._symbolic import KerasTensor
+from lamina._symbolic import KerasTensor, symbolic_call
+from lamina.layers.layer import Layer, module_key
 from lamina.models.functional import Input, InputLayer
 from lamina.models.model import Model
 
@@ -55,14 +56,14 @@ class Sequential(Model):
                 f"to a Sequential model. Received: {layer!r} of type {type(layer).__name__}."
             )
         name = module_name(layer, len(self._stack))
-        if name in self._modules:
+        if any(module_name(other, i) == name for i, other in enumerate(self._stack)):
             raise ValueError(
                 "All layers added to a Sequential model should have unique names. Name "
                 f"{name!r} is already the name of a layer in this model. Pass name= to the layer."
             )
         if not self._stack and self._input_batch_shape is None:
             self._input_batch_shape = getattr(layer, "_batch_input_shape", None)
-        self.add_module(name, layer)
+        self.add_module(module_key(self._modules, layer), layer)
         layer.train(self.training)
         self._stack.append(layer)
         self._takes_training.append(bool(getattr(layer, "_call_takes_training", False)))
@@ -101,8 +102,15 @@ class Sequential(Model):
         dtype = self._input_dtype or config.dtype_name(self._dtype)
         x = Input(batch_shape=self._input_batch_shape, dtype=dtype, name=f"{self.name}_input")
         self._inputs_tensor = x
+        self._plain_output_shapes: dict[int, Any] = {}
         for layer in self._stack:
-            x = layer(x)
+            # A plain torch module would run its forward on the symbolic tensor; give it the
+            # probes instead, as a layer gets them.
+            if isinstance(layer, Layer):
+                x = layer(x)
+            else:
+                x = symbolic_call(layer, (x,), {})
+                self._plain_output_shapes[id(layer)] = getattr(x, "shape", None)
             if isinstance(x, (list, tuple)):
                 raise ValueError(
                     f"All layers in a Sequential model should have a single output, but layer "

@@ -38,9 +38,14 @@ def _rows(model: nn.Module, expand_nested: bool, depth: int = 0) -> list[tuple]:
     from lamina.layers.layer import Layer
 
     rows = []
+    # A plain torch module has no name: show the key the model holds it under ('linear').
+    keys = {id(child): key for key, child in model.named_children()}
     for layer in model.layers:
-        name = getattr(layer, "name", type(layer).__name__)
+        name = getattr(layer, "name", None)
+        name = name if isinstance(name, str) else keys.get(id(layer), type(layer).__name__)
         shape = getattr(layer, "_output_shape", None)
+        if shape is None:
+            shape = model.__dict__.get("_plain_output_shapes", {}).get(id(layer))
         count = sum(t.numel() for t in _weights_of(layer))
         trainable = getattr(layer, "trainable", any(p.requires_grad for p in layer.parameters()))
         rows.append((("  " * depth) + f"{name} ({type(layer).__name__})", _format_shape(shape),
