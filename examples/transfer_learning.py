@@ -23,9 +23,10 @@ import lamina as keras
 import lamina.applications  # noqa: F401  (until `lamina` re-exports applications itself)
 
 SIZE = 32
+Split = tuple[np.ndarray, np.ndarray]
 
 
-def digits_as_rgb(subset: range) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+def digits_as_rgb(subset: range) -> tuple[Split, Split]:
     """Digits of `subset`, 8x8 gray upsampled to 32x32x3, labels renumbered from 0."""
     (x_train, y_train), (x_test, y_test) = keras.datasets.digits.load_data()
 

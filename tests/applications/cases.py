@@ -35,7 +35,8 @@ def images(shape: tuple[int, ...], count: int = 4) -> Callable:
 
 def sequences(steps: int, features: int, count: int = 8) -> Callable:
     def make(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        return rng.normal(size=(count, steps, features)).astype(np.float32), np.arange(count) % CLASSES
+        x = rng.normal(size=(count, steps, features)).astype(np.float32)
+        return x, np.arange(count) % CLASSES
 
     return make
 

@@ -111,7 +111,7 @@ def test_imagenet_is_never_downloaded(tmp_path, monkeypatch):
                                          r", and lamina downloads nothing"):
         applications.ResNet50(weights="imagenet", include_top=False, input_shape=(32, 32, 3))
     with pytest.raises(ValueError, match=r"no Keras ImageNet weights for 'lenet5'"):
-        applications.LeNet5(weights="imagenet", classes=1000)
+        applications.LeNet5(weights="imagenet")
     with pytest.raises(ValueError, match=r"load_torch_state_dict"):
         applications.resnet18(weights="imagenet")
 

@@ -18,7 +18,8 @@ def _trainable(model) -> int:
 
 # (builder, kwargs, count_params() as Keras reports it, trainable parameters)
 KERAS_COUNTS = [
-    ("LeNet5", {}, 61_706, 61_706),  # the sheet's nn.Sequential: 156 + 2,416 + 48,120 + 10,164 + 850
+    # The sheet's nn.Sequential: 156 + 2,416 + 48,120 + 10,164 + 850.
+    ("LeNet5", {}, 61_706, 61_706),
     ("AlexNet", {}, 62_378_344, 62_378_344),
     ("VGG16", {}, 138_357_544, 138_357_544),
     ("VGG16", {"include_top": False}, 14_714_688, 14_714_688),

@@ -75,13 +75,15 @@ def test_save_and_load_give_the_same_outputs(name, tmp_path):
         torch.testing.assert_close(loaded(torch.as_tensor(x)), model(torch.as_tensor(x)))
     if hasattr(model, "generate"):
         prompt = torch.as_tensor(x[:1, :3])
-        assert torch.equal(loaded.generate(prompt, 4, greedy=True), model.generate(prompt, 4, greedy=True))
+        assert torch.equal(loaded.generate(prompt, 4, greedy=True),
+                           model.generate(prompt, 4, greedy=True))
 
 
 def test_create_model_passes_arguments_and_names_unknown_models():
     model = applications.create_model("lenet5", classes=4)  # names are case-insensitive
     assert model.output_shape == (None, 4)
-    with pytest.raises(UnknownNameError, match=r"Unknown model name 'resnet19'.*Did you mean 'resnet18'"):
+    with pytest.raises(UnknownNameError,
+                       match=r"Unknown model name 'resnet19'.*Did you mean 'resnet18'"):
         applications.create_model("resnet19")
     with pytest.raises(TypeError, match=r"`name` must be a model name \(a string\)"):
         applications.create_model(applications.resnet18)

@@ -28,15 +28,29 @@ from lamina.models.functional import Input, InputLayer
 from lamina.models.model import Model
 
 _POOLINGS = (None, "avg", "max")
+_KERAS_WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/"
 
 
 # --------------------------------------------------------------------------- arguments
 
 
 def check_arguments(weights: Any, include_top: bool, classes: Any, pooling: Any,
-                    classifier_activation: Any, *, classes_argument: str = "classes") -> None:
-    """Every check of the arguments the image models share, made before anything is built."""
+                    classifier_activation: Any, *, architecture: str,
+                    keras_file: str | None = None,
+                    classes_argument: str = "classes") -> None:
+    """Every check of the arguments the image models share, made before anything is built.
+
+    `keras_file` is the path of Keras's ImageNet weights under Keras's download folder, None
+    where Keras publishes no weights for `architecture`.
+    """
     check_classes(classes, classes_argument)
+    if weights == "imagenet" and keras_file is None:
+        raise ValueError(
+            f"There are no Keras ImageNet weights for {architecture!r}. Pass weights=None and "
+            "train it, pass the path of a weights file saved with model.save_weights(), or, for "
+            "the torchvision-style models, load a torchvision state_dict with "
+            "lamina.applications.load_torch_state_dict(model, torch.load(path))."
+        )
     check_weights_argument(weights, include_top, classes)
     check_pooling(pooling)
     if include_top:
@@ -122,10 +136,11 @@ def image_input_shape(input_shape: Any, default_size: int, min_size: int, data_f
     if len(input_shape) != 3 or any(
             d is not None and (isinstance(d, bool) or not isinstance(d, int) or d <= 0)
             for d in input_shape):
+        layout = "(channels, height, width)" if first else "(height, width, channels)"
         raise ValueError(
             "`input_shape` must be a tuple of three positive integers (or None for a free "
-            f"spatial size), {'(channels, height, width)' if first else '(height, width, channels)'}"
-            f" for data_format={data_format!r}. Received: input_shape={input_shape}."
+            f"spatial size), {layout} for data_format={data_format!r}. Received: "
+            f"input_shape={input_shape}."
         )
     depth = input_shape[0] if first else input_shape[-1]
     spatial = input_shape[1:] if first else input_shape[:2]
@@ -221,45 +236,42 @@ def global_pooling(x: KerasTensor, pooling: str | None, data_format: str,
     return x
 
 
-def finish(inputs: Any, outputs: KerasTensor, name: str, weights: Any, *,
+def finish(inputs: Any, outputs: KerasTensor, name: str, weights: Any,
            keras_file: str | None = None) -> Model:
-    """The functional model, with its weights loaded when `weights` asks for them."""
+    """The functional model, with the weights of `weights` (a file, or 'imagenet': the local
+    copy of `keras_file`) loaded by layer name."""
     model = Model(inputs, outputs, name=name)
     # A model used as the first layer of a Sequential tells it the input shape, as an
     # `input_shape=` argument would, so `Sequential([base, ...])` is built at construction.
     model._batch_input_shape = (None,) + tuple(model.inputs[0].shape[1:]) \
         if len(model.inputs) == 1 else None
-    if weights == "imagenet":
-        load_weights_by_name(model, imagenet_file(name, keras_file))
-    elif weights is not None:
-        load_weights_by_name(model, weights)
+    if weights is not None:
+        load_weights_by_name(model, imagenet_file(keras_file) if weights == "imagenet" else weights)
     return model
 
 
 # --------------------------------------------------------------------------- weights
 
 
-def imagenet_file(model_name: str, keras_file: str | None) -> str:
-    """A local copy of Keras's ImageNet weights file, or an error that says how to get one."""
-    if keras_file is None:
-        raise ValueError(
-            f"There are no Keras ImageNet weights for {model_name!r}. Pass weights=None and "
-            "train it, pass the path of a weights file saved with model.save_weights(), or, for "
-            "the torchvision-style models, load a torchvision state_dict with "
-            "lamina.applications.load_torch_state_dict(model, torch.load(path))."
-        )
+def imagenet_file(keras_file: str) -> str:
+    """A local copy of Keras's ImageNet weights file, or an error that says how to get one.
+
+    `keras_file` is the file's path under Keras's download folder (`resnet/resnet50_...h5`).
+    """
     from lamina.datasets._download import cache_directory
 
-    folders = [cache_directory(None, "models"), os.path.join(os.path.expanduser("~"), ".keras", "models")]
+    file_name = os.path.basename(keras_file)
+    folders = [cache_directory(None, "models"),
+               os.path.join(os.path.expanduser("~"), ".keras", "models")]
     for folder in folders:
-        candidate = os.path.join(folder, keras_file)
+        candidate = os.path.join(folder, file_name)
         if os.path.isfile(candidate):
             return candidate
     raise ValueError(
-        f"weights='imagenet' needs Keras's file {keras_file!r}, and lamina downloads nothing. "
-        f"Download it once from https://storage.googleapis.com/tensorflow/keras-applications/ "
-        f"(folder {model_name.rstrip('0123456789')}/), then pass weights='/path/to/{keras_file}' "
-        f"or put it in one of {folders}. Or pass weights=None for random initialization."
+        f"weights='imagenet' needs Keras's file {file_name!r}, and lamina downloads nothing. "
+        f"Download it once from {_KERAS_WEIGHTS_URL}{keras_file}, then pass "
+        f"weights='/path/to/{file_name}' or put it in one of {folders}. Or pass weights=None for "
+        "random initialization."
     )
 
 

@@ -43,7 +43,8 @@ def AlexNet(
     (None, 10)
     """
     data_format = standardize_data_format(data_format)
-    _builder.check_arguments(weights, include_top, classes, pooling, classifier_activation)
+    _builder.check_arguments(weights, include_top, classes, pooling,
+                             classifier_activation, architecture="alexnet")
     x, inputs = _builder.image_input(input_tensor, input_shape, default_size=227, min_size=67,
                                      data_format=data_format, require_flatten=include_top,
                                      weights=weights)

@@ -114,8 +114,8 @@ class GPT(Model):
         Returns: the prompt followed by the new tokens, an int64 tensor of the prompt's rank.
         """
         tokens = torch.as_tensor(np.asarray(prompt) if not isinstance(prompt, Tensor) else prompt)
-        if tokens.dtype.is_floating_point or tokens.dtype == torch.bool or tokens.ndim not in (1, 2) \
-                or tokens.shape[-1] == 0:
+        is_integer = not (tokens.dtype.is_floating_point or tokens.dtype == torch.bool)
+        if not is_integer or tokens.ndim not in (1, 2) or tokens.shape[-1] == 0:
             raise ShapeError(
                 f"GPT.generate: `prompt` must hold integer token ids of shape (batch, length) or "
                 f"(length,), with length >= 1. Received: a {tokens.dtype} tensor of shape "

@@ -50,7 +50,8 @@ def LeNet5(
     61706
     """
     data_format = standardize_data_format(data_format)
-    _builder.check_arguments(weights, include_top, classes, pooling, classifier_activation)
+    _builder.check_arguments(weights, include_top, classes, pooling,
+                             classifier_activation, architecture="lenet5")
     x, inputs = _builder.image_input(input_tensor, input_shape, default_size=32, min_size=16,
                                      data_format=data_format, require_flatten=include_top,
                                      weights=weights, channels=1)

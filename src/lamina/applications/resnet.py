@@ -67,7 +67,11 @@ def _keras_resnet(blocks: tuple[int, int, int, int], model_name: str, include_to
                   weights: Any, input_tensor: Any, input_shape: Any, pooling: Any, classes: int,
                   classifier_activation: Any, name: str, data_format: str | None) -> Model:
     data_format = standardize_data_format(data_format)
-    _builder.check_arguments(weights, include_top, classes, pooling, classifier_activation)
+    keras_file = f"resnet/{model_name}_weights_tf_dim_ordering_tf_kernels" + \
+        ("" if include_top else "_notop") + ".h5"
+    _builder.check_arguments(weights, include_top, classes, pooling,
+                             classifier_activation, architecture=model_name,
+                             keras_file=keras_file)
     x, inputs = _builder.image_input(input_tensor, input_shape, default_size=224, min_size=32,
                                      data_format=data_format, require_flatten=include_top,
                                      weights=weights)
@@ -89,9 +93,7 @@ def _keras_resnet(blocks: tuple[int, int, int, int], model_name: str, include_to
     else:
         x = _builder.global_pooling(x, pooling, data_format,
                                     name={"avg": "avg_pool", "max": "max_pool"}.get(pooling))
-    keras_file = f"{model_name}_weights_tf_dim_ordering_tf_kernels" + \
-        ("" if include_top else "_notop") + ".h5"
-    return _builder.finish(inputs, x, name, weights, keras_file=keras_file)
+    return _builder.finish(inputs, x, name, weights, keras_file)
 
 
 _KERAS_ARGS = """
@@ -200,7 +202,8 @@ def _torch_resnet(model_name: str, bottleneck: bool, blocks: tuple[int, int, int
                   input_tensor: Any, pooling: Any, classifier_activation: Any,
                   data_format: str | None, name: str | None) -> Model:
     data_format = standardize_data_format(data_format)
-    _builder.check_arguments(weights, include_top, num_classes, pooling, classifier_activation,
+    _builder.check_arguments(weights, include_top, num_classes, pooling,
+                             classifier_activation, architecture=model_name,
                              classes_argument="num_classes")
     # Global average pooling before `fc` makes every input size >= 32 valid, with or without top.
     x, inputs = _builder.image_input(input_tensor, input_shape, default_size=224, min_size=32,

@@ -64,7 +64,11 @@ def _vgg(variant: str, include_top: bool, weights: Any, input_tensor: Any, input
          pooling: Any, classes: int, classifier_activation: Any, name: str, batch_norm: bool,
          data_format: str | None) -> Model:
     data_format = standardize_data_format(data_format)
-    _builder.check_arguments(weights, include_top, classes, pooling, classifier_activation)
+    keras_file = None if batch_norm or variant not in _KERAS_FILES else \
+        f"{variant}/{_KERAS_FILES[variant]}{'' if include_top else '_notop'}.h5"
+    _builder.check_arguments(weights, include_top, classes, pooling, classifier_activation,
+                             architecture=variant + ("_bn" if batch_norm else ""),
+                             keras_file=keras_file)
     x, inputs = _builder.image_input(input_tensor, input_shape, default_size=224, min_size=32,
                                      data_format=data_format, require_flatten=include_top,
                                      weights=weights)
@@ -76,9 +80,7 @@ def _vgg(variant: str, include_top: bool, weights: Any, input_tensor: Any, input
         x = Dense(classes, activation=classifier_activation, name="predictions")(x)
     else:
         x = _builder.global_pooling(x, pooling, data_format)
-    keras_file = None if batch_norm or variant not in _KERAS_FILES else \
-        _KERAS_FILES[variant] + ("" if include_top else "_notop") + ".h5"
-    return _builder.finish(inputs, x, name, weights, keras_file=keras_file)
+    return _builder.finish(inputs, x, name, weights, keras_file)
 
 
 def _variant(variant: str, doc: str):
