@@ -117,9 +117,12 @@ def test_calling_build_by_hand_marks_the_layer_built():
     assert [name for name, _ in dense.named_parameters()] == ["kernel", "bias"]
 
 
-def test_layer_without_input_shape_property_says_why():
-    with pytest.raises(AttributeError, match="has not been called yet"):
-        layers.Dense(2, name="fresh").input_shape
+def test_input_and_output_shape_exist_once_called():
+    dense = layers.Dense(2)
+    # AttributeError, so hasattr() and getattr(layer, name, default) work before the first call.
+    assert not hasattr(dense, "input_shape") and getattr(dense, "output_shape", None) is None
+    dense(torch.zeros(3, 4))
+    assert dense.input_shape == (3, 4) and dense.output_shape == (None, 2)
 
 
 # ------------------------------------------------------------------------------- add_weight

@@ -494,7 +494,7 @@ class Layer(nn.Module):
     @property
     def input_shape(self) -> Any:
         if self._build_input_shape is None:
-            raise _ShapeUnknown(
+            raise AttributeError(
                 f"Layer {self.name!r} has not been called yet; it has no input shape. Call it on "
                 "data or build it first."
             )
@@ -503,20 +503,11 @@ class Layer(nn.Module):
     @property
     def output_shape(self) -> Any:
         if self._output_shape is None:
-            raise _ShapeUnknown(
+            raise AttributeError(
                 f"Layer {self.name!r} has not been called yet; it has no output shape. Call it on "
                 "data or build it first."
             )
         return self._output_shape
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return super().__getattr__(name)
-        except AttributeError:
-            # nn.Module's lookup would replace a property's own AttributeError by a bare one.
-            if name in ("input_shape", "output_shape"):
-                getattr(type(self), name).fget(self)
-            raise
 
     # ----------------------------------------------------------------- losses
 
@@ -578,10 +569,6 @@ class Layer(nn.Module):
 
 
 _PLAIN_TRAIN = (nn.Module.train, Layer.train)
-
-
-class _ShapeUnknown(AttributeError):
-    """`input_shape`/`output_shape` of a layer that was never called."""
 
 
 def _mark_built_after(build: Any) -> Any:
