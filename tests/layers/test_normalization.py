@@ -84,7 +84,8 @@ CASES = [
               (2, 3, 4), (2, 3, 4), params=6, reference=layer_norm_axis_1),
     LayerCase("rms_norm", functools.partial(layers.LayerNormalization, rms_scaling=True),
               (2, 5), (2, 5), params=5, reference=rms_norm),
-    LayerCase("group_norm", functools.partial(layers.GroupNormalization, groups=2, name="gn"),
+    LayerCase("group_norm", functools.partial(layers.GroupNormalization, groups=2, name="gn",
+                                              gamma_regularizer="l2", beta_constraint="max_norm"),
               (2, 3, 4), (2, 3, 4), params=8, reference=group_norm(2),
               bad_inputs=[((2, 3, 6), ShapeError, re.escape(
                   "Input 0 of layer 'gn' (GroupNormalization) is incompatible: expected axis 2 to "
@@ -256,6 +257,8 @@ def test_wrong_feature_size_after_build(case):
      "`axis` must be an integer. Received: axis=[1, 2]."),
     (lambda: layers.LayerNormalization(epsilon=-1.0), ValueError,
      "`epsilon` must be positive. Received: epsilon=-1.0."),
+    (lambda: layers.GroupNormalization(groups=0), ValueError,
+     "`groups` must be a positive integer. Received: groups=0."),
 ])
 def test_bad_arguments(make, error, message):
     with pytest.raises(error, match=re.escape(message)):

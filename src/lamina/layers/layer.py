@@ -105,7 +105,8 @@ class Layer(nn.Module):
 
     Subclass it as in Keras: create weights in `build(input_shape)` with `add_weight`, compute in
     `call(inputs, training=None, mask=None)` (declare only the arguments you use), and return the
-    `__init__` arguments from `get_config`.
+    `__init__` arguments from `get_config`. A subclass without `get_config` gets Keras 3's
+    automatic one: the `__init__` arguments it was made with, when they are plain data.
 
     >>> class Scale(Layer):
     ...     def build(self, input_shape):

@@ -13,7 +13,7 @@ from lamina import initializers as initializers_module
 from lamina import regularizers as regularizers_module
 from lamina._registry import register
 from lamina.errors import ShapeError
-from lamina.layers.core import serialize_argument
+from lamina.layers.core import check_positive_int, serialize_argument
 from lamina.layers.layer import Layer
 
 Tensor = torch.Tensor
@@ -262,12 +262,20 @@ class GroupNormalization(Layer):
 
     def __init__(self, groups: int = 32, axis: int = -1, epsilon: float = 1e-3, center: bool = True,
                  scale: bool = True, beta_initializer: Any = "zeros", gamma_initializer: Any = "ones",
-                 **kwargs: Any):
+                 beta_regularizer: Any = None, gamma_regularizer: Any = None,
+                 beta_constraint: Any = None, gamma_constraint: Any = None, **kwargs: Any):
         super().__init__(**kwargs)
-        self.groups, self.axis, self.epsilon = groups, axis, float(epsilon)
+        if epsilon <= 0:
+            raise ValueError(f"`epsilon` must be positive. Received: epsilon={epsilon}.")
+        self.groups = check_positive_int("groups", groups)
+        self.axis, self.epsilon = axis, float(epsilon)
         self.center, self.scale = center, scale
         self.beta_initializer = initializers_module.get(beta_initializer)
         self.gamma_initializer = initializers_module.get(gamma_initializer)
+        self.beta_regularizer = regularizers_module.get(beta_regularizer)
+        self.gamma_regularizer = regularizers_module.get(gamma_regularizer)
+        self.beta_constraint = constraints_module.get(beta_constraint)
+        self.gamma_constraint = constraints_module.get(gamma_constraint)
         self.supports_masking = True
 
     def build(self, input_shape):
@@ -280,9 +288,13 @@ class GroupNormalization(Layer):
             )
         self._channels = channels
         self.gamma = self.add_weight(shape=(channels,), initializer=self.gamma_initializer,
-                                     name="gamma") if self.scale else None
+                                     regularizer=self.gamma_regularizer,
+                                     constraint=self.gamma_constraint, name="gamma") \
+            if self.scale else None
         self.beta = self.add_weight(shape=(channels,), initializer=self.beta_initializer,
-                                    name="beta") if self.center else None
+                                    regularizer=self.beta_regularizer,
+                                    constraint=self.beta_constraint, name="beta") \
+            if self.center else None
 
     def call(self, inputs):
         x = inputs.movedim(self._feature_axis, 1)
@@ -297,7 +309,11 @@ class GroupNormalization(Layer):
         return {**super().get_config(), "groups": self.groups, "axis": self.axis,
                 "epsilon": self.epsilon, "center": self.center, "scale": self.scale,
                 "beta_initializer": serialize_argument(self.beta_initializer),
-                "gamma_initializer": serialize_argument(self.gamma_initializer)}
+                "gamma_initializer": serialize_argument(self.gamma_initializer),
+                "beta_regularizer": serialize_argument(self.beta_regularizer),
+                "gamma_regularizer": serialize_argument(self.gamma_regularizer),
+                "beta_constraint": serialize_argument(self.beta_constraint),
+                "gamma_constraint": serialize_argument(self.gamma_constraint)}
 
 
 @register("UnitNormalization")

@@ -98,7 +98,7 @@ class Functional(Model):
 
     Inputs and outputs may be a tensor, a list or a dict. Layers may be shared (called on several
     tensors) and models may be nested as layers. Torch functions applied to symbolic tensors become
-    graph nodes too.
+    graph nodes too; a plain torch module joins through `layers.TorchModuleWrapper(module)`.
     """
 
     def __init__(self, inputs: Any, outputs: Any, name: str | None = None, trainable: bool = True,
