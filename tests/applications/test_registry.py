@@ -25,9 +25,9 @@ def _build(case: ModelCase):
 
 def _step_size(model, loss_fn, x, y) -> float:
     """A learning rate whose first plain gradient step lowers the loss by about 5% to first
-    order (`loss - lr * |g|^2`). Batch norm over a few samples at 1x1 spatial size gives the deep
-    ResNets gradient norms of 1e4..1e6 at initialization (torch's own modules too), so one fixed
-    rate cannot serve every network of the zoo."""
+    order (`loss - lr * |g|^2`). Batch norm over a batch of 4 gives the deep ResNets gradient
+    norms of 1e4..1e5 at initialization (torch's own modules too: see test_convert.py), so one
+    fixed rate cannot serve every network of the zoo."""
     model.train()
     loss = loss_fn(torch.as_tensor(y), model(torch.as_tensor(x)))
     grads = torch.autograd.grad(loss, [p for p in model.parameters() if p.requires_grad])

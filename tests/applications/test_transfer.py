@@ -9,7 +9,6 @@ import numpy as np
 import torch
 
 import lamina
-import lamina.applications  # noqa: F401  (until `lamina/__init__.py` re-exports applications)
 
 
 def _data(count: int, size: int, classes: int, seed: int = 0):

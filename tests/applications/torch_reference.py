@@ -120,3 +120,111 @@ def randomize_batch_norm_statistics(module: nn.Module, seed: int = 0) -> None:
                 child.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
                 child.weight.copy_(torch.rand(n, generator=generator) + 0.5)
                 child.bias.copy_(torch.randn(n, generator=generator) * 0.1)
+
+
+class SimpleRNN(nn.Module):
+    """The sheet's SimpleRNN module, verbatim."""
+
+    def __init__(self, input_size, hidden_size, output_size):
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.rnn = nn.RNN(input_size, hidden_size, batch_first=True)
+        self.fc = nn.Linear(hidden_size, output_size)
+
+    def forward(self, x):
+        out, hidden = self.rnn(x)
+        return self.fc(out[:, -1, :])
+
+
+class LSTMModel(nn.Module):
+    """The sheet's LSTMModel, verbatim."""
+
+    def __init__(self, input_size, hidden_size, num_layers, output_size):
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.lstm = nn.LSTM(input_size, hidden_size, num_layers, batch_first=True)
+        self.fc = nn.Linear(hidden_size, output_size)
+
+    def forward(self, x):
+        h0 = torch.zeros(self.num_layers, x.size(0), self.hidden_size)
+        c0 = torch.zeros(self.num_layers, x.size(0), self.hidden_size)
+        out, _ = self.lstm(x, (h0, c0))
+        return self.fc(out[:, -1, :])
+
+
+class GRUModel(nn.Module):
+    """The sheet's GRUModel, verbatim."""
+
+    def __init__(self, input_size, hidden_size, num_layers, output_size):
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.gru = nn.GRU(input_size, hidden_size, num_layers, batch_first=True)
+        self.fc = nn.Linear(hidden_size, output_size)
+
+    def forward(self, x):
+        h0 = torch.zeros(self.num_layers, x.size(0), self.hidden_size)
+        out, _ = self.gru(x, h0)
+        return self.fc(out[:, -1, :])
+
+
+class MultiHeadAttention(nn.Module):
+    """The sheet's MultiHeadAttention (without a mask, the only way the models below call it)."""
+
+    def __init__(self, d_model, num_heads):
+        super().__init__()
+        self.d_model, self.num_heads, self.d_k = d_model, num_heads, d_model // num_heads
+        self.W_q = nn.Linear(d_model, d_model)
+        self.W_k = nn.Linear(d_model, d_model)
+        self.W_v = nn.Linear(d_model, d_model)
+        self.W_o = nn.Linear(d_model, d_model)
+
+    def forward(self, query, key, value):
+        batch_size = query.size(0)
+        Q = self.W_q(query).view(batch_size, -1, self.num_heads, self.d_k).transpose(1, 2)
+        K = self.W_k(key).view(batch_size, -1, self.num_heads, self.d_k).transpose(1, 2)
+        V = self.W_v(value).view(batch_size, -1, self.num_heads, self.d_k).transpose(1, 2)
+        scores = torch.matmul(Q, K.transpose(-2, -1)) / (self.d_k ** 0.5)
+        output = torch.matmul(F.softmax(scores, dim=-1), V)
+        output = output.transpose(1, 2).contiguous().view(batch_size, -1, self.d_model)
+        return self.W_o(output)
+
+
+class TransformerBlock(nn.Module):
+    """The sheet's TransformerBlock."""
+
+    def __init__(self, d_model, num_heads, d_ff, dropout=0.1):
+        super().__init__()
+        self.attention = MultiHeadAttention(d_model, num_heads)
+        self.norm1 = nn.LayerNorm(d_model)
+        self.norm2 = nn.LayerNorm(d_model)
+        self.feed_forward = nn.Sequential(nn.Linear(d_model, d_ff), nn.ReLU(),
+                                          nn.Linear(d_ff, d_model), nn.Dropout(dropout))
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x):
+        x = self.norm1(x + self.dropout(self.attention(x, x, x)))
+        return self.norm2(x + self.dropout(self.feed_forward(x)))
+
+
+class TransformerModel(nn.Module):
+    """The sheet's BERT-like TransformerModel."""
+
+    def __init__(self, vocab_size, d_model, num_heads, num_layers, d_ff, max_seq_length,
+                 num_classes):
+        super().__init__()
+        self.token_embedding = nn.Embedding(vocab_size, d_model)
+        self.position_embedding = nn.Embedding(max_seq_length, d_model)
+        self.dropout = nn.Dropout(0.1)
+        self.transformer_blocks = nn.ModuleList([
+            TransformerBlock(d_model, num_heads, d_ff, dropout=0.1) for _ in range(num_layers)])
+        self.norm = nn.LayerNorm(d_model)
+        self.classifier = nn.Linear(d_model, num_classes)
+
+    def forward(self, x):
+        positions = torch.arange(x.size(1), device=x.device).unsqueeze(0).expand_as(x)
+        x = self.dropout(self.token_embedding(x) + self.position_embedding(positions))
+        for block in self.transformer_blocks:
+            x = block(x)
+        return self.classifier(self.norm(x)[:, 0])
