@@ -197,15 +197,28 @@ def _wrap_outputs(out_a: Any, out_b: Any, node_factory: Callable[[list[KerasTens
     return outputs
 
 
+_PROBING = 0
+
+
+def is_probing() -> bool:
+    """True while layers run on probe tensors to find symbolic shapes: layers with state across
+    calls (stateful RNNs) must not keep what a probe leaves, and no layer records a probe's
+    concrete shape as its output shape."""
+    return _PROBING > 0
+
+
 def _run_probes(fn: Callable[[int], Any], module: nn.Module | None) -> tuple[Any, Any]:
+    global _PROBING
     modes = []
     if module is not None:
         modes = [(m, m.training) for m in module.modules()]
         module.train(False)
+    _PROBING += 1
     try:
         with torch.no_grad():
             return fn(0), fn(1)
     finally:
+        _PROBING -= 1
         for m, mode in modes:
             m.training = mode
 

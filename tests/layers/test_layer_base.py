@@ -378,3 +378,14 @@ def test_built_layers_accept_numpy_inputs():
     dense(torch.zeros(1, 3))
     x = np.random.default_rng(0).normal(size=(4, 3))
     torch.testing.assert_close(dense(x), dense(torch.as_tensor(x, dtype=torch.float32)))
+
+
+def test_training_keyword_is_accepted_by_layers_whose_call_ignores_it():
+    dense = lamina.layers.Dense(3)
+    x = torch.ones(2, 4)
+    assert torch.equal(dense(x, training=True), dense(x))
+
+
+def test_free_axes_stay_free_in_recorded_output_shapes():
+    model = lamina.Sequential([lamina.Input((None, 8)), lamina.layers.Dense(4)])
+    assert model.layers[0].output_shape == (None, None, 4)

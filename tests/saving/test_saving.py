@@ -282,3 +282,10 @@ def test_a_failed_write_leaves_the_previous_file_intact(filename, tmp_path, monk
         save(path)
     assert path.read_bytes() == before
     assert sorted(os.listdir(tmp_path)) == [filename]  # no temporary file left behind
+
+
+def test_saving_an_unbuilt_model_says_how_to_build_it(tmp_path):
+    model = lamina.Sequential([lamina.layers.Dense(3)])
+    with pytest.raises(ValueError, match="not built yet"):
+        model.save(tmp_path / "model.keras")
+    assert not (tmp_path / "model.keras").exists()

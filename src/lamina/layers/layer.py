@@ -80,6 +80,12 @@ def shape_of(value: Any) -> Any:
     return tuple(shape) if shape is not None else None
 
 
+def _symbolic_module():
+    from lamina import _symbolic
+
+    return _symbolic
+
+
 def _unbatched_shape(value: Any) -> Any:
     """The shape of an output with the batch axis as None, as summaries show it."""
     shape = shape_of(value)
@@ -250,13 +256,17 @@ class Layer(nn.Module):
         if not self.built:
             args = self._build_on_first_call(args, kwargs)
             first = args[0] if args else first
-        if self._call_takes_training and kwargs.get("training") is None:
-            kwargs["training"] = self.training
+        if self._call_takes_training:
+            if kwargs.get("training") is None:
+                kwargs["training"] = self.training
+        elif kwargs:
+            # Keras accepts training= for every layer; ones whose call ignores it drop it.
+            kwargs.pop("training", None)
         input_mask = getattr(first, "_keras_mask", None)
         if input_mask is not None and self._call_takes_mask and kwargs.get("mask") is None:
             kwargs["mask"] = input_mask
         outputs = self.call(*args, **kwargs)
-        if self._output_shape is None:
+        if self._output_shape is None and not _symbolic_module().is_probing():
             self._output_shape = _unbatched_shape(outputs)
         if input_mask is not None or self._produces_mask or (
                 self.supports_masking and self._custom_compute_mask):

@@ -64,6 +64,11 @@ def save_model(model, filepath: str | os.PathLike, overwrite: bool = True, **kwa
     """Save a model to `.keras` or `.h5`."""
     path = str(filepath)
     check_overwrite(path, overwrite)
+    if not model.built:
+        raise ValueError(
+            f"Model {model.name!r} is not built yet, so it has no weights to save. Give the first "
+            "layer an input_shape, start with lamina.Input(shape), or call the model on data first."
+        )
     if path.endswith(".keras"):
         atomic_write(path, lambda temporary: _write_keras_zip(model, temporary))
     elif path.endswith(".h5") or path.endswith(".hdf5"):
