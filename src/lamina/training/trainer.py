@@ -463,10 +463,13 @@ class Trainer:
 
 
 def predict_without_compile(model, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
-    """`predict` needs no compile in Keras: use a bare trainer for it."""
-    trainer = Trainer(model, optimizer=None, loss=None, loss_weights=None, metrics=None,
-                      weighted_metrics=None, run_eagerly=False, steps_per_execution=1,
-                      jit_compile=False)
+    """`predict` needs no compile in Keras: a bare trainer, made once per model, runs it."""
+    trainer = model.__dict__.get("_lamina_predictor")
+    if trainer is None:
+        trainer = Trainer(model, optimizer=None, loss=None, loss_weights=None, metrics=None,
+                          weighted_metrics=None, run_eagerly=False, steps_per_execution=1,
+                          jit_compile=False)
+        object.__setattr__(model, "_lamina_predictor", trainer)
     return trainer.predict(x, batch_size=batch_size, verbose=verbose, steps=steps,
                            callbacks=callbacks)
 
