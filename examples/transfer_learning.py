@@ -20,7 +20,6 @@ import numpy as np
 import torch
 
 import lamina as keras
-import lamina.applications  # noqa: F401  (until `lamina` re-exports applications itself)
 
 SIZE = 32
 Split = tuple[np.ndarray, np.ndarray]

@@ -26,7 +26,7 @@ def _build(case: ModelCase):
 def _step_size(model, loss_fn, x, y) -> float:
     """A learning rate whose first plain gradient step lowers the loss by about 5% to first
     order (`loss - lr * |g|^2`). Batch norm over a batch of 4 gives the deep ResNets gradient
-    norms of 1e4..1e5 at initialization (torch's own modules too: see test_convert.py), so one
+    norms of 1e4..1e5 at initialization (torch's own ResNets give the same), so one
     fixed rate cannot serve every network of the zoo."""
     model.train()
     loss = loss_fn(torch.as_tensor(y), model(torch.as_tensor(x)))
