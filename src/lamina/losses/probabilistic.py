@@ -222,7 +222,9 @@ def sparse_categorical_crossentropy(
         valid = labels != ignore_class
         labels = torch.where(valid, labels, torch.zeros_like(labels))
     # (batch, classes, d1, ...) is the layout torch's fused kernels expect.
-    class_first = y_pred.movedim(axis, 1) if y_pred.dim() > 1 else y_pred
+    # (batch, classes) is already in that layout: a no-op movedim would still add a graph node.
+    moved = y_pred.dim() > 2 and axis % y_pred.dim() != 1
+    class_first = y_pred.movedim(axis, 1) if moved else y_pred
     if from_logits:
         losses = F.cross_entropy(class_first, labels, reduction="none")
     else:
