@@ -11,13 +11,7 @@ import torch
 import torch.nn.functional as F
 from support.layer_test import (
     LayerCase,
-    check_config_round_trip,
-    check_gradcheck,
-    check_output_shape,
-    check_params,
-    check_reference,
-    check_save_load,
-    ids,
+    generic_layer_tests,
     single_thread,  # noqa: F401 - a fixture
 )
 
@@ -62,34 +56,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=ids(CASES))
-def test_output_shape(case):
-    check_output_shape(case)
-
-
-@pytest.mark.parametrize("case", CASES, ids=ids(CASES))
-def test_matches_reference(case):
-    check_reference(case)
-
-
-@pytest.mark.parametrize("case", CASES, ids=ids(CASES))
-def test_gradcheck(case, single_thread):
-    check_gradcheck(case)
-
-
-@pytest.mark.parametrize("case", CASES, ids=ids(CASES))
-def test_parameter_count(case):
-    check_params(case)
-
-
-@pytest.mark.parametrize("case", CASES, ids=ids(CASES))
-def test_config_round_trip(case):
-    check_config_round_trip(case)
-
-
-@pytest.mark.parametrize("case", CASES, ids=ids(CASES))
-def test_save_load(case, tmp_path):
-    check_save_load(case, tmp_path)
+globals().update(generic_layer_tests(CASES))
 
 
 def test_relu_hand_computed_values():

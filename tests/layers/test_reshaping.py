@@ -10,14 +10,7 @@ import pytest
 import torch
 from support.layer_test import (
     LayerCase,
-    check_bad_inputs,
-    check_config_round_trip,
-    check_gradcheck,
-    check_output_shape,
-    check_params,
-    check_reference,
-    check_save_load,
-    ids,
+    generic_layer_tests,
     single_thread,  # noqa: F401 - a fixture
 )
 
@@ -50,39 +43,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=ids(CASES))
-def test_output_shape(case):
-    check_output_shape(case)
-
-
-@pytest.mark.parametrize("case", CASES, ids=ids(CASES))
-def test_matches_reference(case):
-    check_reference(case)
-
-
-@pytest.mark.parametrize("case", CASES, ids=ids(CASES))
-def test_gradcheck(case, single_thread):
-    check_gradcheck(case)
-
-
-@pytest.mark.parametrize("case", CASES, ids=ids(CASES))
-def test_no_parameters(case):
-    check_params(case)
-
-
-@pytest.mark.parametrize("case", CASES, ids=ids(CASES))
-def test_config_round_trip(case):
-    check_config_round_trip(case)
-
-
-@pytest.mark.parametrize("case", CASES, ids=ids(CASES))
-def test_save_load(case, tmp_path):
-    check_save_load(case, tmp_path)
-
-
-@pytest.mark.parametrize("case", [c for c in CASES if c.bad_inputs], ids=ids([c for c in CASES if c.bad_inputs]))
-def test_bad_inputs(case):
-    check_bad_inputs(case)
+globals().update(generic_layer_tests(CASES))
 
 
 def test_flatten_channels_first_matches_the_channels_last_model():

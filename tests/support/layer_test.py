@@ -166,3 +166,55 @@ def check_bad_inputs(case: LayerCase) -> None:
         layer(make_input(case))
         with pytest.raises(error, match=match):
             layer(make_input(case, shape=shape))
+
+
+# ------------------------------------------------------------------------------ the tests
+
+
+def generic_layer_tests(cases: list[LayerCase]) -> dict[str, Callable[..., None]]:
+    """The table-driven tests every layer family runs, parametrized over its rows.
+
+    A test file adds them with `globals().update(generic_layer_tests(CASES))`: output shape,
+    reference numerics, gradcheck, parameter count, config and save/load round trips, and the bad
+    inputs of the rows that list some.
+    """
+
+    def over(selected: list[LayerCase]):
+        return pytest.mark.parametrize("case", selected, ids=ids(selected))
+
+    differentiable = [c for c in cases if c.gradcheck]
+    with_bad_inputs = [c for c in cases if c.bad_inputs]
+
+    @over(cases)
+    def test_output_shape(case):
+        check_output_shape(case)
+
+    @over(cases)
+    def test_matches_reference(case):
+        check_reference(case)
+
+    @over(differentiable)
+    def test_gradcheck(case, single_thread):
+        check_gradcheck(case)
+
+    @over(cases)
+    def test_parameter_count(case):
+        check_params(case)
+
+    @over(cases)
+    def test_config_round_trip(case):
+        check_config_round_trip(case)
+
+    @over(cases)
+    def test_save_load(case, tmp_path):
+        check_save_load(case, tmp_path)
+
+    tests = {f.__name__: f for f in (test_output_shape, test_matches_reference, test_gradcheck,
+                                     test_parameter_count, test_config_round_trip, test_save_load)}
+    if with_bad_inputs:
+        @over(with_bad_inputs)
+        def test_bad_inputs(case):
+            check_bad_inputs(case)
+
+        tests["test_bad_inputs"] = test_bad_inputs
+    return tests
