@@ -291,3 +291,13 @@ def test_regularization_losses_are_added_to_the_training_loss():
     kernel = torch.as_tensor(model.get_weights()[0])
     plain = nn.functional.cross_entropy(torch.as_tensor(model.predict(x, verbose=0)), torch.as_tensor(y))
     assert logs["loss"] == pytest.approx(plain.item() + kernel.square().sum().item(), rel=1e-4)
+
+
+def test_jit_compile_trains_through_torch_compile():
+    x, y = classification_data(128)
+    model = mlp()
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=0.01),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"], jit_compile=True)
+    history = model.fit(x, y, epochs=4, batch_size=32, verbose=0)
+    assert type(model._lamina_trainer._forward).__name__ == "OptimizedModule"
+    assert history.history["loss"][-1] < history.history["loss"][0]

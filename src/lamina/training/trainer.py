@@ -269,7 +269,7 @@ class Trainer:
 
     def default_train_step(self, data: Any) -> Mapping:
         x, y, sample_weight = unpack_x_y_sample_weight(data)
-        forward = self._forward or self.model
+        forward = self.model if self._forward is None else self._forward
         with self._precision.autocast():
             y_pred = forward(x)
             loss = self.compute_loss(x, y, y_pred, sample_weight)
