@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from lamina import config
+from lamina._load_budget import charge_probe
 from lamina.errors import ShapeError
 
 Tensor = torch.Tensor
@@ -125,6 +126,7 @@ def make_probes(shape: Sequence[int | None], dtype: torch.dtype) -> tuple[Tensor
             (_BATCH_PROBES[i] if axis == 0 else _FREE_AXIS_PROBES[i]) if d is None else d
             for axis, d in enumerate(shape)
         ]
+        charge_probe(math.prod(concrete), tuple(shape))
         if dtype.is_floating_point or dtype.is_complex:
             probes.append(torch.zeros(concrete, dtype=dtype))
         elif dtype == torch.bool:

@@ -5,6 +5,7 @@ symbolic tensors inside a functional model)."""
 from __future__ import annotations
 
 import base64
+import inspect
 import marshal
 import types
 from typing import Any, Callable, Sequence
@@ -17,8 +18,9 @@ from lamina import activations, config
 from lamina import constraints as constraints_module
 from lamina import initializers as initializers_module
 from lamina import regularizers as regularizers_module
+from lamina import _load_budget
 from lamina._registry import register
-from lamina.errors import ShapeError, UnsafeLoadError
+from lamina.errors import FileFormatError, ShapeError, UnsafeLoadError
 from lamina.layers.layer import Layer, check_input_rank, unique_name
 
 Tensor = torch.Tensor
@@ -407,8 +409,125 @@ class TorchModuleWrapper(Layer):
 TorchModuleWrapper._call_takes_training = False
 
 
-# Torch namespaces a saved TorchOp may name; loading resolves names only here, never by import.
+# What a saved TorchOp may call, per namespace: pure tensor math only. A name is added here only
+# after review: it must not do I/O, touch global state (default device or dtype, RNG state, thread
+# counts), draw random numbers, work in place, or allocate from a size given as a plain number
+# (torch.zeros(n), torch.arange(n), Tensor.new_empty(n): those are left out; the few kept ops
+# whose output size a config number scales, like Tensor.repeat or F.pad, are bounded while a file
+# loads by `TorchOp._charge_outputs`). Loading resolves a name only if it is listed here, before
+# anything is built; saving refuses any other function so no file names one.
+_SAFE_TORCH_FUNCTIONS: dict[str, frozenset[str]] = {
+    "torch": frozenset("""
+        abs absolute acos acosh add addcdiv addcmul addmm all allclose amax amin aminmax any
+        arccos arccosh arcsin arcsinh arctan arctan2 arctanh argmax argmin argsort asin asinh atan
+        atan2 atanh atleast_1d atleast_2d atleast_3d baddbmm bitwise_and bitwise_not bitwise_or
+        bitwise_xor bmm broadcast_to cat ceil chunk clamp clamp_max clamp_min clip column_stack
+        concat concatenate cos cosh count_nonzero cross cummax cummin cumprod cumsum deg2rad
+        diag_embed diagonal diff digamma div divide dot dstack einsum eq erf erfc erfinv exp exp2
+        expm1 flatten flip fliplr flipud float_power floor floor_divide fmax fmin fmod frac gather
+        ge greater greater_equal gt hstack hypot index_select inner isclose isfinite isinf isnan
+        isneginf isposinf kron kthvalue ldexp le lerp less less_equal lgamma log log10 log1p log2
+        log_softmax logaddexp logaddexp2 logcumsumexp logical_and logical_not logical_or
+        logical_xor logit logsumexp lt matmul max maximum mean median min minimum mm movedim
+        moveaxis mul multiply mv nan_to_num nanmean nansum narrow ne neg negative not_equal
+        ones_like outer permute pow prod rad2deg reciprocal relu remainder repeat_interleave
+        reshape roll rot90 round rsqrt select sgn sigmoid sign signbit sin sinc sinh softmax sort
+        split sqrt square squeeze stack std std_mean sub subtract sum swapaxes swapdims t
+        take_along_dim tan tanh tensor_split tensordot tile topk transpose tril triu true_divide
+        trunc unbind unflatten unsqueeze var var_mean vstack where xlogy zeros_like
+    """.split()),
+    "torch.nn.functional": frozenset("""
+        adaptive_avg_pool1d adaptive_avg_pool2d adaptive_avg_pool3d adaptive_max_pool1d
+        adaptive_max_pool2d adaptive_max_pool3d avg_pool1d avg_pool2d avg_pool3d bilinear
+        binary_cross_entropy binary_cross_entropy_with_logits celu conv1d conv2d conv3d
+        conv_transpose1d conv_transpose2d conv_transpose3d cosine_similarity cross_entropy elu
+        embedding fold gelu glu group_norm hardshrink hardsigmoid hardswish hardtanh huber_loss
+        interpolate kl_div l1_loss layer_norm leaky_relu linear local_response_norm log_softmax
+        logsigmoid lp_pool1d lp_pool2d max_pool1d max_pool2d max_pool3d mish mse_loss nll_loss
+        normalize one_hot pad pairwise_distance pdist pixel_shuffle pixel_unshuffle prelu relu
+        relu6 rms_norm scaled_dot_product_attention selu sigmoid silu smooth_l1_loss softmax
+        softmin softplus softshrink softsign tanh tanhshrink threshold unfold
+    """.split()),
+    "torch.Tensor": frozenset("""
+        __abs__ __add__ __and__ __eq__ __floordiv__ __ge__ __getitem__ __gt__ __invert__ __le__
+        __lt__ __matmul__ __mod__ __mul__ __ne__ __neg__ __or__ __pos__ __pow__ __radd__
+        __rmatmul__ __rmul__ __ror__ __rpow__ __rsub__ __rtruediv__ __rxor__ __sub__
+        __truediv__ __xor__
+        abs add all amax amin any argmax argmin argsort bfloat16 bool ceil chunk clamp clip clone
+        contiguous cos cumprod cumsum detach diagonal dim div double eq exp expand expand_as
+        flatten flip float floor gather ge gt half int isnan le log log1p log_softmax logical_not
+        logsumexp long lt masked_fill matmul max mean min mul narrow ne neg norm permute pow prod
+        reciprocal relu repeat repeat_interleave reshape reshape_as roll round rsqrt select
+        sigmoid sign sin softmax sort split sqrt square squeeze std sub sum t tanh tile topk
+        transpose tril triu type_as unbind unflatten unsqueeze var view view_as where
+    """.split()),
+}
 _TORCH_NAMESPACES = {"torch": torch, "torch.nn.functional": F, "torch.Tensor": Tensor}
+# Keyword arguments that would write into a tensor the graph does not own or move data to a
+# device the config chooses: refused in a saved TorchOp whatever its function.
+_REFUSED_KEYWORDS = ("out", "device", "pin_memory")
+
+
+def _safe_torch_function(qualified_name: Any) -> Callable:
+    """The allowed torch function named `namespace.name`, or UnsafeLoadError."""
+    if not isinstance(qualified_name, str):
+        raise FileFormatError(
+            f"A TorchOp's `function` must be a string such as 'torch.cat'. Received: "
+            f"{qualified_name!r}."
+        )
+    namespace, _, name = qualified_name.rpartition(".")
+    allowed = _SAFE_TORCH_FUNCTIONS.get(namespace)
+    if allowed is None:
+        raise UnsafeLoadError(
+            f"Refusing to load a torch operation from {namespace!r} ({qualified_name!r}): a "
+            f"saved TorchOp may only name functions of {', '.join(_SAFE_TORCH_FUNCTIONS)}. "
+            "If the model needs it, write the computation as a custom Layer registered with "
+            "lamina.saving.register_keras_serializable() and pass it in custom_objects."
+        )
+    if name not in allowed:
+        raise UnsafeLoadError(
+            f"Refusing to load the torch operation {qualified_name!r}: it is not on Lamina's "
+            "list of pure tensor operations a saved model may call (no I/O, global state, random "
+            "numbers or size-given allocation). If the model needs it, write the computation as "
+            "a custom Layer registered with lamina.saving.register_keras_serializable() and "
+            "pass it in custom_objects."
+        )
+    return getattr(_TORCH_NAMESPACES[namespace], name)
+
+
+def _saved_torch_function_name(function: Callable) -> str | None:
+    """`namespace.name` of an allowed function (found by identity: `F.logsigmoid.__name__` is
+    'log_sigmoid'), or None."""
+    for namespace, names in _SAFE_TORCH_FUNCTIONS.items():
+        space = _TORCH_NAMESPACES[namespace]
+        for name in names:
+            if getattr(space, name, None) is function:
+                return f"{namespace}.{name}"
+    return None
+
+
+def _check_torch_op_arguments(qualified_name: str, args: tuple, kwargs: dict,
+                              error: type[Exception]) -> None:
+    """Refuse arguments that make an allowed function write in place or pick a device."""
+    refused = [k for k in _REFUSED_KEYWORDS if k in kwargs]
+    inplace = kwargs.get("inplace")
+    if inplace is None and args:
+        namespace, _, name = qualified_name.rpartition(".")
+        try:
+            bound = inspect.signature(getattr(_TORCH_NAMESPACES[namespace], name)).bind_partial(
+                *args)
+            inplace = bound.arguments.get("inplace")
+        except (TypeError, ValueError):  # builtins without a signature take no `inplace`
+            pass
+    if inplace:
+        refused.append("inplace")
+    if refused:
+        raise error(
+            f"The torch operation {qualified_name!r} in a saved model may not take "
+            f"{', '.join(repr(k) for k in refused)}: a saved graph computes new tensors and "
+            "never writes into its inputs or chooses a device. Drop the argument (move the "
+            "model with model.to(device))."
+        )
 
 
 class TorchOp(Layer):
@@ -427,7 +546,25 @@ class TorchOp(Layer):
         from lamina._symbolic import KerasTensor, _flatten, symbolic_call
 
         inputs = [t for t in _flatten(self.template) if isinstance(t, KerasTensor)]
+        if _load_budget.active():
+            self._charge_outputs(inputs)
         return symbolic_call(self, (inputs,), {})
+
+    def _charge_outputs(self, inputs: list) -> None:
+        """While a file loads, size the outputs on the meta device (no memory) before the probes
+        run: `x.repeat(10**6, 10**6)` or `F.pad(x, (0, 10**9))` is refused, not allocated."""
+        from lamina._symbolic import _flatten
+
+        meta = [torch.empty(t.probes[1].shape, dtype=t.probes[1].dtype, device="meta")
+                for t in inputs]
+        try:
+            with torch.no_grad():
+                outputs = self.call(meta)
+        except Exception:  # noqa: BLE001 - the real call below reports a shape error properly
+            return
+        for output in _flatten(outputs):
+            if isinstance(output, Tensor):
+                _load_budget.charge_output(output.numel(), tuple(output.shape), self.name)
 
     def call(self, inputs):
         from lamina._symbolic import KerasTensor
@@ -451,15 +588,17 @@ class TorchOp(Layer):
     def get_config(self):
         from lamina._symbolic import KerasTensor
 
-        namespace = next((name for name, space in _TORCH_NAMESPACES.items()
-                          if getattr(space, self.function.__name__, None) is self.function), None)
-        if namespace is None:
+        qualified_name = _saved_torch_function_name(self.function)
+        if qualified_name is None:
             raise ValueError(
                 f"Cannot save the torch operation {self.function!r} applied in a functional model: "
-                "only functions of torch, torch.nn.functional and torch.Tensor can be saved. "
-                "Wrap it in a custom Layer subclass registered with "
+                "only functions of torch, torch.nn.functional and torch.Tensor on Lamina's list of "
+                "pure tensor operations can be saved, so that loading never calls anything else "
+                "(see docs/security.md). Wrap it in a custom Layer subclass registered with "
                 "lamina.saving.register_keras_serializable()."
             )
+        args, kwargs = self.template
+        _check_torch_op_arguments(qualified_name, args, kwargs, ValueError)
         counter = iter(range(10**9))
 
         def encode(value: Any) -> Any:
@@ -481,8 +620,7 @@ class TorchOp(Layer):
                 return value
             raise ValueError(f"Cannot save the argument {value!r} of torch operation {self.name!r}.")
 
-        args, kwargs = self.template
-        return {**super().get_config(), "function": f"{namespace}.{self.function.__name__}",
+        return {**super().get_config(), "function": qualified_name,
                 "args": encode(list(args)), "kwargs": encode(kwargs)}
 
     @classmethod
@@ -490,32 +628,63 @@ class TorchOp(Layer):
         from lamina._symbolic import KerasTensor
 
         config_dict = dict(config_dict)
-        namespace, _, function_name = config_dict.pop("function").rpartition(".")
-        if namespace not in _TORCH_NAMESPACES:
-            raise UnsafeLoadError(f"Refusing to load a torch operation from {namespace!r}.")
-        function = getattr(_TORCH_NAMESPACES[namespace], function_name)
+        qualified_name = config_dict.pop("function", None)
+        function = _safe_torch_function(qualified_name)
         placeholder = KerasTensor((), torch.float32, (torch.zeros(()), torch.zeros(())))
+        args = _decode_torch_op_value(config_dict.pop("args", []), placeholder, qualified_name)
+        kwargs = _decode_torch_op_value(config_dict.pop("kwargs", {}), placeholder,
+                                        qualified_name)
+        if not isinstance(args, list) or not isinstance(kwargs, dict):
+            raise FileFormatError(
+                f"The TorchOp {qualified_name!r} must store `args` as a list and `kwargs` as an "
+                f"object. Received: args={args!r:.80}, kwargs={kwargs!r:.80}."
+            )
+        _check_torch_op_arguments(qualified_name, tuple(args), kwargs, UnsafeLoadError)
+        return cls(function, tuple(args), kwargs, **config_dict)
 
-        def decode(value: Any) -> Any:
-            if isinstance(value, dict):
-                if "__input__" in value:
-                    return placeholder
-                if "__slice__" in value:
-                    return slice(*(decode(v) for v in value["__slice__"]))
-                if "__ellipsis__" in value:
-                    return Ellipsis
-                if "__dtype__" in value:
-                    return config.torch_dtype(value["__dtype__"])
-                if "__tuple__" in value:
-                    return tuple(decode(v) for v in value["__tuple__"])
-                return {k: decode(v) for k, v in value.items()}
-            if isinstance(value, list):
-                return [decode(v) for v in value]
+
+def _decode_torch_op_value(value: Any, placeholder: Any, qualified_name: str) -> Any:
+    """A TorchOp argument from its config: JSON data and the few markers get_config writes
+    (input, slice, ellipsis, dtype, tuple), never a name that is looked up."""
+    def malformed(marker: str, content: Any) -> FileFormatError:
+        return FileFormatError(
+            f"The saved TorchOp {qualified_name!r} has a malformed {marker!r} argument: "
+            f"{content!r:.80}. The file was altered or damaged."
+        )
+
+    def decode(value: Any) -> Any:
+        if isinstance(value, dict):
+            if "__input__" in value:
+                return placeholder
+            if "__slice__" in value:
+                parts = value["__slice__"]
+                if not isinstance(parts, list) or len(parts) != 3 or not all(
+                        p is None or (isinstance(p, int) and not isinstance(p, bool))
+                        for p in parts):
+                    raise malformed("__slice__", parts)
+                return slice(*parts)
+            if "__ellipsis__" in value:
+                return Ellipsis
+            if "__dtype__" in value:
+                name = value["__dtype__"]
+                if not isinstance(name, str):
+                    raise malformed("__dtype__", name)
+                try:
+                    return config.torch_dtype(name)
+                except ValueError:
+                    raise malformed("__dtype__", name) from None
+            if "__tuple__" in value:
+                if not isinstance(value["__tuple__"], list):
+                    raise malformed("__tuple__", value["__tuple__"])
+                return tuple(decode(v) for v in value["__tuple__"])
+            return {str(k): decode(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [decode(v) for v in value]
+        if value is None or isinstance(value, (str, int, float, bool)):
             return value
+        raise malformed("argument", value)
 
-        args = tuple(decode(config_dict.pop("args")))
-        kwargs = decode(config_dict.pop("kwargs"))
-        return cls(function, args, kwargs, **config_dict)
+    return decode(value)
 
 
 register("TorchOp")(TorchOp)

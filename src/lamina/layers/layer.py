@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 import re
 from collections import defaultdict
 from typing import Any, Iterator, Sequence
@@ -26,6 +27,7 @@ from lamina import config
 from lamina import constraints as constraints_module
 from lamina import initializers as initializers_module
 from lamina import regularizers as regularizers_module
+from lamina._load_budget import charge_weight
 from lamina._symbolic import KerasTensor
 from lamina.errors import ShapeError
 
@@ -344,6 +346,8 @@ class Layer(nn.Module):
         if initializer is None:
             initializer = "glorot_uniform" if torch_dtype.is_floating_point else "zeros"
         keras_name = name or "variable"
+        # Before the initializer allocates: a config rebuilt from a file may ask for any shape.
+        charge_weight(math.prod(shape), f"{self.name}.{keras_name}")
         value = initializers_module.get(initializer)(shape, dtype=torch_dtype)
         value = self._from_keras_layout(keras_name, value)
         attr = _free_attribute(self, keras_name)

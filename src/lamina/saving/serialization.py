@@ -1,6 +1,7 @@
 """Objects <-> JSON-able configs through the registry. No pickle anywhere: loading a config can
-only construct registered classes, modules of `torch.nn` (a plain `nn.Linear` used as a layer),
-and a `Lambda` only with `safe_mode=False`."""
+only construct registered classes, the listed modules of `torch.nn` (a plain `nn.Linear` used as
+a layer), and a `Lambda` only with `safe_mode=False`. What a rebuilt model allocates is bounded
+(`lamina._load_budget`)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,31 @@ from typing import Any
 import torch
 from torch import nn
 
-from lamina import _registry
+from lamina import _load_budget, _registry
 from lamina import config as config_module
 from lamina.errors import UnknownNameError, UnsafeLoadError
 
 # Plain torch.nn modules inside a model (nn.Linear, nn.Conv2d, ...) are saved under this kind:
 # their class is looked up in torch.nn only, so loading constructs nothing else.
 TORCH_MODULE_KIND = "torch_module"
+
+# The torch.nn modules a config may rebuild, reviewed one by one: layers whose constructor takes
+# sizes and options only, allocates nothing but its parameters and buffers, and does no I/O.
+# Left out: containers (their children are positional modules), lazy modules, process-group
+# modules (SyncBatchNorm, DataParallel), and modules whose output a constructor number scales
+# without bound (padding, Upsample, Fold/Unfold): lamina's ZeroPadding2D, UpSampling2D, ... save.
+SAFE_TORCH_MODULES = frozenset("""
+    AdaptiveAvgPool1d AdaptiveAvgPool2d AdaptiveAvgPool3d AdaptiveMaxPool1d AdaptiveMaxPool2d
+    AdaptiveMaxPool3d AlphaDropout AvgPool1d AvgPool2d AvgPool3d BatchNorm1d BatchNorm2d
+    BatchNorm3d Bilinear CELU ChannelShuffle Conv1d Conv2d Conv3d ConvTranspose1d ConvTranspose2d
+    ConvTranspose3d CosineSimilarity Dropout Dropout1d Dropout2d Dropout3d ELU Embedding
+    EmbeddingBag FeatureAlphaDropout Flatten GELU GLU GRU GRUCell GroupNorm Hardshrink
+    Hardsigmoid Hardswish Hardtanh Identity InstanceNorm1d InstanceNorm2d InstanceNorm3d LPPool1d
+    LPPool2d LPPool3d LSTM LSTMCell LayerNorm LeakyReLU Linear LocalResponseNorm LogSigmoid
+    LogSoftmax MaxPool1d MaxPool2d MaxPool3d Mish MultiheadAttention PReLU PairwiseDistance
+    PixelShuffle PixelUnshuffle RMSNorm RNN RNNCell ReLU ReLU6 SELU SiLU Sigmoid Softmax
+    Softmax2d Softmin Softplus Softshrink Softsign Tanh Tanhshrink Threshold Unflatten
+""".split())
 
 
 def register_keras_serializable(package: str = "Custom", name: str | None = None):
@@ -73,8 +92,18 @@ def serialize(obj: Any) -> Any:
 
 
 def deserialize(config: Any, custom_objects: dict[str, Any] | None = None,
-                safe_mode: bool = True) -> Any:
-    """Rebuild an object from `serialize`'s output (or a bare registered name)."""
+                safe_mode: bool = True, *,
+                max_elements: int | None = _load_budget.DEFAULT_CONFIG_ELEMENTS) -> Any:
+    """Rebuild an object from `serialize`'s output (or a bare registered name).
+
+    A config is data from whoever wrote it: the model it describes may hold at most
+    `max_elements` weight values (2**31 by default; None lifts the bound), and no input or
+    graph operation may exceed `lamina._load_budget.MAX_PROBE_ELEMENTS` values, checked before
+    anything is allocated. Inside `load_model`, the file's own budget applies instead.
+    """
+    if max_elements is not None and not _load_budget.active():
+        with _load_budget.config_budget(max_elements):
+            return deserialize(config, custom_objects, safe_mode)
     if config is None or isinstance(config, (int, float, bool)):
         return config
     if isinstance(config, list):
@@ -116,9 +145,11 @@ def _lookup(kind: str | None, name: str, custom_objects: dict | None, fallback: 
     )
 
 
-def model_from_json(json_string: str, custom_objects: dict[str, Any] | None = None):
-    """A model (fresh weights) from `model.to_json()`."""
-    return deserialize(json.loads(json_string), custom_objects)
+def model_from_json(json_string: str, custom_objects: dict[str, Any] | None = None, *,
+                    max_elements: int | None = _load_budget.DEFAULT_CONFIG_ELEMENTS):
+    """A model (fresh weights) from `model.to_json()`, of at most `max_elements` weight values
+    (None: no bound; see `deserialize`)."""
+    return deserialize(json.loads(json_string), custom_objects, max_elements=max_elements)
 
 
 def _serialize_torch_module(module: nn.Module) -> dict[str, Any]:
@@ -134,6 +165,14 @@ def _serialize_torch_module(module: nn.Module) -> dict[str, Any]:
             "Layer, or save only the weights with model.save_weights(path)."
         )
     parameters = _constructor_parameters(cls)
+    if cls.__name__ not in SAFE_TORCH_MODULES:
+        raise ValueError(
+            f"Cannot save the torch module nn.{cls.__name__} used as a layer: it is not on "
+            "Lamina's list of torch.nn modules a saved model may rebuild (see docs/security.md), "
+            "so the file could not be loaded. Use the lamina layer that does the same (e.g. "
+            "ZeroPadding2D, UpSampling2D), or save only the weights with "
+            "model.save_weights(path)."
+        )
     arguments: dict[str, Any] = {}
     for name, parameter in parameters.items():
         if parameter.kind is parameter.VAR_KEYWORD or name.startswith("_") or name == "device":
@@ -245,11 +284,26 @@ def _check_rebuilds(module: nn.Module, arguments: dict[str, Any]) -> None:
 
 
 def _deserialize_torch_module(config: dict[str, Any]) -> nn.Module:
-    name = config["class_name"]
-    cls = getattr(nn, name, None)
-    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+    name = config.get("class_name")
+    if name not in SAFE_TORCH_MODULES:
         raise UnsafeLoadError(
-            f"The file names the torch module {name!r}, which is not a module of torch.nn; "
-            "loading constructs only torch.nn modules and registered lamina classes."
+            f"The file names the torch module {name!r}, which is not a module of torch.nn that "
+            "loading may rebuild; loading constructs only listed torch.nn layers (see "
+            "docs/security.md) and registered lamina classes. If the model needs it, write a "
+            "lamina Layer registered with lamina.saving.register_keras_serializable()."
         )
-    return cls(**_torch_module_arguments(config.get("config", {})))
+    cls = getattr(nn, name)
+    arguments = config.get("config", {})
+    if not isinstance(arguments, dict) or "device" in arguments:
+        raise UnsafeLoadError(
+            f"The saved torch module nn.{name} must store its constructor arguments as an object "
+            f"without `device` (a model loads on the CPU). Received: {arguments!r:.80}."
+        )
+    arguments = _torch_module_arguments(arguments)
+    if _load_budget.active():
+        # Sized on the meta device first: the budget refuses it before any memory is taken.
+        with torch.device("meta"):
+            sized = cls(**arguments)
+        _load_budget.charge_weight(
+            sum(t.numel() for t in (*sized.parameters(), *sized.buffers())), f"nn.{name}")
+    return cls(**arguments)
