@@ -1,18 +1,31 @@
 """On-disk layouts: weights in HDF5 (Keras 3's `layers/<name>/vars/<i>` tree), atomic writes,
-and clear errors for missing, truncated or foreign files.
+and loaders that treat every file as hostile.
 
 Inside a container, a child's key is its class name in snake case, numbered per class
 (`dense`, `dense_1`, ...), as Keras 3 does: weights load into a freshly built copy of the model
 even when its auto-generated layer names differ.
+
+Loading runs in three steps so that a bad file never changes a model: `inspect_weights` walks
+the HDF5 tree reading metadata only (links, layouts, filters, dtypes, shapes, storage);
+`stage_weights` matches it against the model, reads the bytes, verifies the checksum and
+converts; `commit` copies the staged values in. docs/security.md lists the checks and limits.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import hashlib
+import json
+import math
 import os
-import tempfile
+import secrets
+import socket
+import stat
+import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import h5py
 import numpy as np
@@ -22,28 +35,119 @@ from torch import nn
 from lamina.errors import FileFormatError
 from lamina.layers.layer import Layer, _iter_sublayers, to_snake_case
 
+# A weights tree deeper or larger than this is not a model: Keras's deepest zoo model has a
+# few thousand weights, each at depth < 20. The caps bound the walk over a hostile tree
+# (hard-link cycles included).
+MAX_HDF5_DEPTH = 64
+MAX_HDF5_OBJECTS = 200_000
+# Filters that never expand data: a compressed chunk's decoder (gzip, lzf, szip) grows its
+# output buffer for as long as the stream goes on, so a small hostile chunk could claim
+# gigabytes before HDF5 notices it is larger than the chunk. Keras and Lamina never compress.
+ALLOWED_FILTERS = {h5py.h5z.FILTER_SHUFFLE: "shuffle", h5py.h5z.FILTER_FLETCHER32: "fletcher32"}
+ALLOWED_LAYOUTS = {h5py.h5d.COMPACT: "compact", h5py.h5d.CONTIGUOUS: "contiguous",
+                   h5py.h5d.CHUNKED: "chunked"}
+
+
+# --------------------------------------------------------------------------- atomic writes
+
+TEMP_SUFFIX = ".lamina-tmp"
+# A temporary file whose writer cannot be checked (another host on a shared folder, or a
+# recycled pid) is swept only once it has not been touched for this long.
+STALE_AFTER_SECONDS = 24 * 3600
+
+
+def _host_tag() -> str:
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    try:  # a killed but unreaped child still answers kill(pid, 0)
+        with open(f"/proc/{pid}/stat", "rb") as stream:
+            return stream.read().rsplit(b")", 1)[-1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _is_stale(name: str, modified: float, host: str) -> bool:
+    parts = name[: -len(TEMP_SUFFIX)].rsplit(".", 3)
+    if len(parts) != 4 or not parts[2].isdigit():
+        return False
+    if time.time() - modified > STALE_AFTER_SECONDS:
+        return True
+    return parts[1] == host and not _pid_alive(int(parts[2]))
+
+
+def sweep_stale_temporaries(folder: str | os.PathLike) -> list[str]:
+    """Remove temporary files left in `folder` by saves that died (their writer's pid is gone,
+    or they were untouched for a day); a live writer's file is left alone."""
+    removed = []
+    host = _host_tag()
+    with contextlib.suppress(OSError), os.scandir(folder) as entries:
+        for entry in entries:
+            if not (entry.name.startswith(".") and entry.name.endswith(TEMP_SUFFIX)):
+                continue
+            with contextlib.suppress(OSError):
+                if entry.is_file(follow_symlinks=False) and _is_stale(
+                        entry.name, entry.stat(follow_symlinks=False).st_mtime, host):
+                    os.remove(entry.path)
+                    removed.append(entry.path)
+    return removed
+
+
+def _fsync_folder(folder: str) -> None:
+    try:
+        handle = os.open(folder, os.O_RDONLY)
+    except OSError:  # platforms that cannot open folders (Windows) have no folder fsync
+        return
+    try:
+        os.fsync(handle)
+    except OSError:
+        pass
+    finally:
+        os.close(handle)
+
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
     """Write through a temporary file in the same folder, then rename it into place, so a crash
-    mid-write never leaves a truncated file where a good one was."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
+    mid-write never leaves a truncated file where a good one was.
+
+    A symlink is kept and its target written. The file gets the mode `open()` would give it (the
+    umask's for a new file, the old file's otherwise). The temporary file is named
+    `.<name>.<host>.<pid>.<random>.lamina-tmp`, so a later save sweeps it if its writer died.
+    """
+    target = Path(os.path.realpath(path))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    sweep_stale_temporaries(target.parent)
+    temporary = str(target.parent / (f".{target.name}.{_host_tag()}.{os.getpid()}."
+                                     f"{secrets.token_hex(4)}{TEMP_SUFFIX}"))
+    # os.open applies the umask to 0o666 exactly as open(path, "w") does.
+    os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(temporary, stat.S_IMODE(os.stat(target).st_mode))
         write(temporary)
         with open(temporary, "rb+") as stream:
             os.fsync(stream.fileno())
-        os.replace(temporary, path)
+        os.replace(temporary, target)
     except BaseException:
-        if os.path.exists(temporary):
+        with contextlib.suppress(OSError):
             os.remove(temporary)
         raise
+    _fsync_folder(str(target.parent))
 
 
 def check_overwrite(path: str | os.PathLike, overwrite: bool) -> None:
     if not overwrite and os.path.exists(path):
         raise FileExistsError(f"{path} already exists. Pass overwrite=True to replace it.")
+
+
+# --------------------------------------------------------------------------- weights tree
 
 
 def child_keys(module: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -79,43 +183,302 @@ def write_weights(module: nn.Module, group: h5py.Group) -> None:
             write_weights(child, children.create_group(key))
 
 
-def read_weights(module: nn.Module, group: h5py.Group, skip_mismatch: bool, path: str = "") -> None:
-    where = path or "the model"
-    own = _own_arrays(module)
-    stored = group["vars"] if "vars" in group else {}
-    if len(stored) != len(own):
-        message = (f"Layer {where!r} ({type(module).__name__}) expects {len(own)} weights, but the "
-                   f"file has {len(stored)} for it.")
+@dataclasses.dataclass
+class WeightsInventory:
+    """What a weights tree holds, from metadata only: datasets and groups by path."""
+
+    source: str
+    datasets: dict[str, h5py.Dataset]
+    children: dict[str, set[str]]
+
+    @property
+    def num_elements(self) -> int:
+        return sum(math.prod(d.shape) for d in self.datasets.values())
+
+
+def _join(group_path: str, name: str) -> str:
+    return f"{group_path}/{name}" if group_path else name
+
+
+def inspect_weights(root: h5py.Group, source: str, file_size: int | None) -> WeightsInventory:
+    """Walk a weights tree without reading any dataset's bytes and refuse whatever could make
+    reading it pull in other files, run a filter plugin or allocate more than the file holds.
+
+    `file_size` (bytes) bounds the storage the datasets may claim; None skips that check (for a
+    file Lamina is writing itself).
+    """
+    inventory = WeightsInventory(source, {}, {"": set()})
+    pending: list[tuple[h5py.Group, str, int]] = [(root, "", 0)]
+    visited = 0
+    storage = 0
+    while pending:
+        group, group_path, depth = pending.pop()
+        for name in group:
+            where = _join(group_path, name)
+            visited += 1
+            if visited > MAX_HDF5_OBJECTS or depth >= MAX_HDF5_DEPTH:
+                raise FileFormatError(
+                    f"{source!r} has a weights tree deeper than {MAX_HDF5_DEPTH} or larger than "
+                    f"{MAX_HDF5_OBJECTS:,} objects (at {where!r}): no model has one; the file "
+                    "was crafted or damaged."
+                )
+            link = group.get(name, getlink=True)
+            if not isinstance(link, h5py.HardLink):
+                raise FileFormatError(
+                    f"{source!r} has a {type(link).__name__} at {where!r}. Weights files hold "
+                    "their data themselves; links to other objects or files are refused."
+                )
+            item = group[name]
+            inventory.children[group_path].add(name)
+            if isinstance(item, h5py.Group):
+                inventory.children[where] = set()
+                pending.append((item, where, depth + 1))
+            elif isinstance(item, h5py.Dataset):
+                storage += _check_dataset(item, where, source, file_size)
+                inventory.datasets[where] = item
+            else:
+                raise FileFormatError(
+                    f"{source!r} has a {type(item).__name__} at {where!r}, which is neither a "
+                    "group nor a dataset; a weights file holds nothing else."
+                )
+    if file_size is not None and storage > file_size:
+        raise FileFormatError(
+            f"{source!r} declares {storage:,} bytes of weights but is only {file_size:,} bytes "
+            "long: it is truncated or crafted."
+        )
+    return inventory
+
+
+def _check_dataset(dataset: h5py.Dataset, where: str, source: str, file_size: int | None) -> int:
+    """Refuse a dataset whose layout reaches outside the file or whose type is not a plain
+    number; return the bytes it stores."""
+    def refuse(reason: str) -> FileFormatError:
+        return FileFormatError(f"{source!r}: the dataset {where!r} {reason}")
+
+    if dataset.is_virtual:
+        raise refuse("is a virtual dataset (its data lives in other files); refused.")
+    plist = dataset.id.get_create_plist()
+    if plist.get_external_count():
+        raise refuse("keeps its data in external files; weights must live inside the file.")
+    layout = plist.get_layout()
+    if layout not in ALLOWED_LAYOUTS:
+        raise refuse(f"has storage layout {layout}; only {sorted(ALLOWED_LAYOUTS.values())} "
+                     "are read.")
+    for index in range(plist.get_nfilters()):
+        code, _, _, name = plist.get_filter(index)
+        if code not in ALLOWED_FILTERS:
+            raise refuse(
+                f"uses the HDF5 filter {name.decode(errors='replace')!r} ({code}); Lamina reads "
+                f"only {sorted(ALLOWED_FILTERS.values())}. Compressed weights are refused "
+                "because their decoders are unbounded; re-save them uncompressed."
+            )
+    dtype = dataset.dtype
+    if dtype.kind not in "fiucb" or dtype.fields is not None or dtype.subdtype is not None \
+            or dtype.itemsize > 16 or h5py.check_dtype(ref=dtype) is not None:
+        raise refuse(f"has dtype {dtype}; weights are plain numbers (float, int or bool).")
+    if dataset.shape is None:
+        raise refuse("has an empty (null) dataspace; a weight has a shape.")
+    nbytes = math.prod(dataset.shape) * dtype.itemsize
+    stored = dataset.id.get_storage_size()
+    if nbytes and stored < nbytes:
+        raise refuse(
+            f"declares shape {dataset.shape} ({nbytes:,} bytes) but stores only {stored:,} "
+            "bytes: the file is truncated or crafted."
+        )
+    if file_size is not None and layout == h5py.h5d.CONTIGUOUS and nbytes:
+        offset = dataset.id.get_offset()
+        if offset is None or offset + nbytes > file_size:
+            raise refuse(f"points past the end of the file ({file_size:,} bytes).")
+    return stored
+
+
+def _canonical(array: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
+
+
+def _update_digest(digest: Any, path: str, array: np.ndarray) -> None:
+    # Path, dtype and shape first, then the little-endian C-order bytes: the digest depends on
+    # the weights only, not on HDF5's layout (chunking, byte order, object placement).
+    canonical = _canonical(array)
+    digest.update(json.dumps([path, canonical.dtype.str, list(canonical.shape)]).encode())
+    digest.update(b"\n")
+    digest.update(canonical.tobytes())
+
+
+def _read(dataset: h5py.Dataset) -> np.ndarray:
+    return np.asarray(dataset[()])
+
+
+def weights_digest(inventory: WeightsInventory) -> str:
+    """SHA-256 of a weights tree's canonical content: every dataset in sorted path order."""
+    digest = hashlib.sha256()
+    for path in sorted(inventory.datasets):
+        _update_digest(digest, path, _read(inventory.datasets[path]))
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------- staged loading
+
+
+@dataclasses.dataclass
+class _Planned:
+    path: str
+    tensor: torch.Tensor
+    owner: Layer | None
+    name: str
+    layer: str
+
+
+def _compatible(stored: np.dtype, target: torch.dtype) -> bool:
+    if target.is_floating_point:
+        return stored.kind == "f"
+    if target.is_complex:
+        return stored.kind in "fc"
+    if target == torch.bool:
+        return stored.kind == "b"
+    return stored.kind in "iu"
+
+
+def _plan(module: nn.Module, inventory: WeightsInventory, group: str, layer: str,
+          skip_mismatch: bool, planned: list[_Planned], skipped: list[str]) -> None:
+    where = layer or "the model"
+    source = inventory.source
+
+    def mismatch(message: str, fix: str) -> None:
         if not skip_mismatch:
-            raise ValueError(message + " The file was saved from a different architecture; pass "
-                                       "skip_mismatch=True to load the layers that match.")
-        warnings.warn(message + " Skipping it.", stacklevel=4)
+            raise FileFormatError(f"{message} {fix} (in {source!r})")
+        skipped.append(message + " Skipping it.")
+
+    own = _own_arrays(module)
+    vars_path = _join(group, "vars")
+    if vars_path in inventory.datasets:
+        raise FileFormatError(f"{source!r}: {vars_path!r} is a dataset where a group of weights "
+                              "belongs; the file is damaged.")
+    stored = inventory.children.get(vars_path, set())
+    if len(stored) != len(own):
+        mismatch(f"Layer {where!r} ({type(module).__name__}) expects {len(own)} weights, but the "
+                 f"file has {len(stored)} for it.",
+                 "The file was saved from a different architecture; pass skip_mismatch=True to "
+                 "load the layers that match.")
     else:
-        with torch.no_grad():
-            for index, (name, tensor, owner) in enumerate(own):
-                array = np.asarray(stored[str(index)])
-                value = torch.as_tensor(array, dtype=tensor.dtype)
-                expected = tuple((owner._to_keras_layout(name, tensor) if owner else tensor).shape)
-                if tuple(value.shape) != expected:
-                    message = (f"Layer {where!r} weight {name!r} has shape {expected} in the model "
-                               f"but {tuple(value.shape)} in the file.")
-                    if not skip_mismatch:
-                        raise ValueError(message + " Pass skip_mismatch=True to skip it.")
-                    warnings.warn(message + " Skipping it.", stacklevel=4)
-                    continue
-                if owner is not None:
-                    value = owner._from_keras_layout(name, value)
-                tensor.copy_(value.to(tensor.device))
-    if isinstance(module, Layer):
-        children = group["layers"] if "layers" in group else {}
-        for key, child in child_keys(module):
-            if key not in children:
-                message = f"Layer {key!r} of {where!r} has no weights in the file."
-                if not skip_mismatch:
-                    raise ValueError(message + " Pass skip_mismatch=True to leave it as it is.")
-                warnings.warn(message + " Skipping it.", stacklevel=4)
+        if stored != {str(index) for index in range(len(own))}:
+            raise FileFormatError(
+                f"{source!r}: the weights of layer {where!r} are named {sorted(stored)} in the "
+                f"file instead of 0..{len(own) - 1}; the file is damaged."
+            )
+        for index, (name, tensor, owner) in enumerate(own):
+            path = _join(vars_path, str(index))
+            dataset = inventory.datasets.get(path)
+            if dataset is None:
+                raise FileFormatError(f"{source!r}: {path!r} is a group where the weight "
+                                      f"{name!r} of layer {where!r} belongs; the file is damaged.")
+            expected = tuple((owner._to_keras_layout(name, tensor) if owner else tensor).shape)
+            if tuple(dataset.shape) != expected:
+                mismatch(f"Layer {where!r} weight {name!r} has shape {expected} in the model but "
+                         f"{tuple(dataset.shape)} in the file.",
+                         f"Pass skip_mismatch=True to skip it. (dataset {path!r})")
                 continue
-            read_weights(child, children[key], skip_mismatch, f"{path}/{key}".lstrip("/"))
+            if not _compatible(dataset.dtype, tensor.dtype):
+                raise FileFormatError(
+                    f"{source!r}: layer {where!r} weight {name!r} (dataset {path!r}) is stored as "
+                    f"{dataset.dtype}, which cannot hold a {str(tensor.dtype).removeprefix('torch.')}"
+                    " weight; the file is damaged or crafted."
+                )
+            planned.append(_Planned(path, tensor, owner, name, where))
+    if isinstance(module, Layer):
+        layers_path = _join(group, "layers")
+        for key, child in child_keys(module):
+            child_path = _join(layers_path, key)
+            if child_path not in inventory.children:
+                mismatch(f"Layer {key!r} of {where!r} has no weights in the file.",
+                         "Pass skip_mismatch=True to leave it as it is.")
+                continue
+            _plan(child, inventory, child_path, f"{layer}/{key}".lstrip("/"), skip_mismatch,
+                  planned, skipped)
+
+
+def _convert(array: np.ndarray, entry: _Planned, source: str) -> torch.Tensor:
+    target = entry.tensor.dtype
+
+    def refuse(reason: str) -> FileFormatError:
+        return FileFormatError(f"{source!r}: layer {entry.layer!r} weight {entry.name!r} "
+                               f"(dataset {entry.path!r}) {reason}; the file is damaged or crafted.")
+
+    array = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("="))
+    if array.dtype.kind in "fc":
+        if not np.isfinite(array).all():
+            raise refuse("holds NaN or infinite values")
+        value = torch.from_numpy(array).to(target)
+        if not torch.isfinite(value).all():
+            raise refuse(f"holds values beyond the range of {target}")
+    elif array.dtype.kind in "iu":
+        info = torch.iinfo(target)
+        if array.size and (int(array.min()) < info.min or int(array.max()) > info.max):
+            raise refuse(f"holds integers beyond the range of {target}")
+        value = torch.from_numpy(array.astype(np.int64)).to(target)
+    else:
+        value = torch.from_numpy(array).to(target)
+    if entry.owner is not None:
+        value = entry.owner._from_keras_layout(entry.name, value)
+    return value
+
+
+def stage_weights(module: nn.Module, inventory: WeightsInventory, skip_mismatch: bool,
+                  expected_digest: str | None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Read and check every weight the model takes from the file, without changing the model.
+
+    Returns (model tensor, new value) pairs for `commit`. With `expected_digest`, every dataset
+    of the file is hashed and a mismatch raises before any value is converted.
+    """
+    planned: list[_Planned] = []
+    skipped: list[str] = []
+    _plan(module, inventory, "", "", skip_mismatch, planned, skipped)
+    by_path = {entry.path: entry for entry in planned}
+    digest = hashlib.sha256() if expected_digest is not None else None
+    raw: list[tuple[_Planned, np.ndarray]] = []
+    for path in sorted(inventory.datasets if digest is not None else by_path):
+        array = _read(inventory.datasets[path])
+        if digest is not None:
+            _update_digest(digest, path, array)
+        if path in by_path:
+            raw.append((by_path[path], array))
+    if digest is not None and digest.hexdigest() != expected_digest:
+        raise FileFormatError(
+            f"{inventory.source!r} is corrupted: its weights do not match the SHA-256 checksum "
+            "recorded when it was saved (the file was damaged on disk or in transfer, or edited). "
+            "Restore it from a good copy; to load it anyway, pass verify_checksum=False."
+        )
+    staged = []
+    while raw:
+        entry, array = raw.pop(0)
+        staged.append((entry.tensor, _convert(array, entry, inventory.source)))
+    for message in skipped:
+        warnings.warn(message, stacklevel=4)
+    return staged
+
+
+def commit(staged: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+    """Copy staged values into the model's tensors (after the whole file was validated)."""
+    with torch.no_grad():
+        for tensor, value in staged:
+            tensor.copy_(value.to(tensor.device))
+
+
+# --------------------------------------------------------------------------- opening files
+
+
+@contextlib.contextmanager
+def reading(source: str, what: str) -> Iterator[None]:
+    """Turn any error h5py, zipfile or numpy raises on a damaged file into FileFormatError."""
+    try:
+        yield
+    except FileFormatError:
+        raise
+    except Exception as error:  # noqa: BLE001 - a hostile file can make h5py raise anything
+        raise FileFormatError(
+            f"{source!r}: could not read {what} (the file is damaged, truncated or crafted). "
+            f"Original error: {type(error).__name__}: {error}"
+        ) from None
 
 
 def open_h5(path: str | os.PathLike, purpose: str) -> h5py.File:
@@ -124,8 +487,43 @@ def open_h5(path: str | os.PathLike, purpose: str) -> h5py.File:
         raise FileNotFoundError(f"No file found at {str(path)!r}; cannot {purpose}.")
     try:
         return h5py.File(path, "r")
-    except OSError as error:
+    except Exception as error:  # noqa: BLE001 - h5py raises OSError, and others on crafted files
         raise FileFormatError(
             f"{str(path)!r} is not a readable HDF5 file (it may be truncated, still being written, "
             f"or of another format), so Lamina cannot {purpose}. Original error: {error}"
         ) from None
+
+
+def string_attribute(node: h5py.HLObject, name: str, limit: int, source: str) -> str | None:
+    """A scalar text attribute, or None when absent; refused past `limit` characters.
+
+    A variable-length string's length is not known before reading it, but its bytes lie in the
+    file, so reading it never allocates more than the file's size.
+    """
+    with reading(source, f"the attribute {name!r}"):
+        if name not in node.attrs:
+            return None
+        attribute = node.attrs.get_id(name)
+        dtype = attribute.dtype
+        if attribute.shape not in ((), (1,)) or h5py.check_string_dtype(dtype) is None \
+                and dtype.kind not in "SU":
+            raise FileFormatError(f"{source!r}: the attribute {name!r} is not a text value "
+                                  f"(dtype {dtype}, shape {attribute.shape}).")
+        if dtype.kind in "SU" and dtype.itemsize > limit:
+            raise FileFormatError(f"{source!r}: the attribute {name!r} is {dtype.itemsize:,} "
+                                  f"bytes, more than the {limit:,} allowed.")
+        value = node.attrs[name]
+    if isinstance(value, np.ndarray):
+        value = value.reshape(-1)[0]
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise FileFormatError(f"{source!r}: the attribute {name!r} is not UTF-8 text: "
+                                  f"{error}") from None
+    if not isinstance(value, str):
+        raise FileFormatError(f"{source!r}: the attribute {name!r} is not a text value.")
+    if len(value) > limit:
+        raise FileFormatError(f"{source!r}: the attribute {name!r} is {len(value):,} "
+                              f"characters, more than the {limit:,} allowed.")
+    return value

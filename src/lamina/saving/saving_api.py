@@ -6,31 +6,60 @@
   `model_weights` (Keras's legacy format, the sheet's `model.save('model.h5')`).
 - `.weights.h5` (or any `.h5` given to `save_weights`): weights only.
 
-No load path unpickles or runs code; every write is atomic.
+No load path unpickles or runs code; every write is atomic. Every file records SHA-256
+checksums of its weights (and config), checked on load. A file is hostile until checked: sizes
+are capped before reading, HDF5 layouts that reach outside the file are refused, and nothing in
+a model changes unless the whole file is valid (docs/security.md).
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
+import dataclasses
 import datetime
+import hashlib
 import io
 import json
 import os
+import re
 import zipfile
-from typing import Any
+from typing import Any, Iterator
 
 import h5py
 
-from lamina.errors import FileFormatError
+from lamina._load_budget import load_budget
+from lamina.errors import FileFormatError, UnknownNameError, UnsafeLoadError
 from lamina.saving.file_format import (
+    WeightsInventory,
     atomic_write,
     check_overwrite,
+    commit,
+    inspect_weights,
     open_h5,
-    read_weights,
+    reading,
+    stage_weights,
+    string_attribute,
+    weights_digest,
     write_weights,
 )
 from lamina.saving.serialization import deserialize, serialize
 
 FORMAT_VERSION = "1"
+
+# Caps on what a file may make Lamina read before it is checked. A config of the largest zoo
+# model is under 1 MiB; 32 MiB leaves room for 10,000-layer models.
+MAX_CONFIG_BYTES = 32 << 20
+MAX_METADATA_BYTES = 1 << 20
+MAX_ZIP_MEMBERS = 1000
+# A `.keras` member may expand at most this much (plus the slack, for small members): weights
+# are near-incompressible, and a zip bomb's ratio is ~1000.
+MAX_ZIP_RATIO = 100
+ZIP_RATIO_SLACK_BYTES = 1 << 20
+KERAS_MEMBERS = ("config.json", "metadata.json", "model.weights.h5")
+WEIGHTS_CHECKSUM_ATTRIBUTE = "lamina_weights_sha256"
+CONFIG_CHECKSUM_ATTRIBUTE = "lamina_config_sha256"
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def _version() -> str:
@@ -60,6 +89,18 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _write_weights_with_digest(model, group: h5py.Group) -> str:
+    write_weights(model, group)
+    return weights_digest(inspect_weights(group, "the file being written", None))
+
+
+# --------------------------------------------------------------------------- saving
+
+
 def save_model(model, filepath: str | os.PathLike, overwrite: bool = True, **kwargs: Any) -> None:
     """Save a model to `.keras` or `.h5`."""
     path = str(filepath)
@@ -84,119 +125,26 @@ def save_model(model, filepath: str | os.PathLike, overwrite: bool = True, **kwa
 def _write_keras_zip(model, temporary: str) -> None:
     weights = io.BytesIO()
     with h5py.File(weights, "w") as h5:
-        write_weights(model, h5.create_group("model"))
+        digest = _write_weights_with_digest(model, h5.create_group("model"))
+    config = json.dumps(_model_document(model)).encode()
     metadata = {"lamina_version": _version(), "format_version": FORMAT_VERSION,
-                "date_saved": datetime.datetime.now().isoformat(timespec="seconds")}
+                "date_saved": datetime.datetime.now().isoformat(timespec="seconds"),
+                "weights_sha256": digest, "config_sha256": _sha256(config)}
     with zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_STORED) as archive:
         archive.writestr("metadata.json", json.dumps(metadata))
-        archive.writestr("config.json", json.dumps(_model_document(model)))
+        archive.writestr("config.json", config)
         archive.writestr("model.weights.h5", weights.getvalue())
 
 
 def _write_legacy_h5(model, temporary: str) -> None:
+    config = json.dumps(_model_document(model))
     with h5py.File(temporary, "w") as h5:
-        h5.attrs["model_config"] = json.dumps(_model_document(model))
+        h5.attrs["model_config"] = config
+        h5.attrs[CONFIG_CHECKSUM_ATTRIBUTE] = _sha256(config.encode())
         h5.attrs["lamina_version"] = _version()
         h5.attrs["backend"] = "torch"
-        write_weights(model, h5.create_group("model_weights"))
-
-
-def load_model(filepath: str | os.PathLike, custom_objects: dict[str, Any] | None = None,
-               compile: bool = True, safe_mode: bool = True):
-    """Load a model saved by `model.save` (architecture, weights and, if compiled, compile state)."""
-    path = str(filepath)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"No file or directory found at {path!r}.")
-    if path.endswith(".keras") or zipfile.is_zipfile(path):
-        document, weights_bytes = _read_keras_zip(path)
-        model = _model_from_document(document, custom_objects, safe_mode, path)
-        with _weights_archive(weights_bytes, path) as h5:
-            _read_weights_checked(model, h5, "model", path, skip_mismatch=False)
-    else:
-        with open_h5(path, "load a model from it") as h5:
-            if "model_config" not in h5.attrs:
-                if "model" in h5 or "model_weights" in h5:
-                    raise FileFormatError(
-                        f"{path!r} holds no model architecture (no `model_config`): it is a "
-                        "weights file. Build the model in code and call model.load_weights(path)."
-                    )
-                raise FileFormatError(
-                    f"{path!r} is an HDF5 file but not a Lamina/Keras model: it has neither a "
-                    "model architecture nor weights."
-                )
-            document = _parse_json(h5.attrs["model_config"], path)
-            model = _model_from_document(document, custom_objects, safe_mode, path)
-            _read_weights_checked(model, h5, "model_weights", path, skip_mismatch=False)
-    if compile and document.get("compile_config"):
-        from lamina.training.compile import deserialize_compile_config
-
-        model.compile(**deserialize_compile_config(document["compile_config"], custom_objects))
-    return model
-
-
-def _read_keras_zip(path: str) -> tuple[dict[str, Any], bytes]:
-    try:
-        with zipfile.ZipFile(path) as archive:
-            names = set(archive.namelist())
-            if not {"config.json", "model.weights.h5"} <= names:
-                raise FileFormatError(
-                    f"{path!r} is a zip archive but not a .keras model: it lacks "
-                    f"{sorted({'config.json', 'model.weights.h5'} - names)}."
-                )
-            document = _parse_json(archive.read("config.json"), path)
-            return document, archive.read("model.weights.h5")
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as error:
-        raise FileFormatError(
-            f"{path!r} is not a valid .keras file (not a complete zip archive: it may be truncated "
-            f"or of another format). Original error: {error}"
-        ) from None
-
-
-def _parse_json(text: str | bytes, path: str) -> dict[str, Any]:
-    try:
-        document = json.loads(text)
-    except ValueError as error:
-        raise FileFormatError(
-            f"{path!r} has a model config that is not valid JSON (the file is damaged or was not "
-            f"written by Lamina or Keras): {error}"
-        ) from None
-    if not isinstance(document, dict) or "class_name" not in document:
-        raise FileFormatError(
-            f"{path!r} has no model description in its config (expected an object with a "
-            "`class_name`); it was not written by model.save()."
-        )
-    return document
-
-
-def _weights_archive(weights_bytes: bytes, path: str) -> h5py.File:
-    try:
-        return h5py.File(io.BytesIO(weights_bytes), "r")
-    except OSError as error:
-        raise FileFormatError(
-            f"The weights inside {path!r} are not a readable HDF5 file (the archive is damaged). "
-            f"Original error: {error}"
-        ) from None
-
-
-def _read_weights_checked(model, h5: h5py.File, root: str, path: str, skip_mismatch: bool) -> None:
-    if root not in h5:
-        raise FileFormatError(f"{path!r} has no `{root}` group: it holds no weights.")
-    try:
-        read_weights(model, h5[root], skip_mismatch=skip_mismatch)
-    except (OSError, KeyError) as error:
-        raise FileFormatError(
-            f"The weights in {path!r} could not be read (the file is damaged or truncated). "
-            f"Original error: {error}"
-        ) from None
-
-
-def _model_from_document(document: dict[str, Any], custom_objects, safe_mode: bool, path: str):
-    model = deserialize(document, custom_objects, safe_mode=safe_mode)
-    if not model.built:
-        shape = (document.get("build_config") or {}).get("input_shape")
-        if shape is not None:
-            model.build(tuple(shape))
-    return model
+        h5.attrs[WEIGHTS_CHECKSUM_ATTRIBUTE] = _write_weights_with_digest(
+            model, h5.create_group("model_weights"))
 
 
 def save_weights(model, filepath: str | os.PathLike, overwrite: bool = True) -> None:
@@ -213,30 +161,271 @@ def save_weights(model, filepath: str | os.PathLike, overwrite: bool = True) -> 
     def write(temporary: str) -> None:
         with h5py.File(temporary, "w") as h5:
             h5.attrs["lamina_version"] = _version()
-            write_weights(model, h5.create_group("model"))
+            h5.attrs[WEIGHTS_CHECKSUM_ATTRIBUTE] = _write_weights_with_digest(
+                model, h5.create_group("model"))
 
     atomic_write(path, write)
 
 
-def load_weights(model, filepath: str | os.PathLike, skip_mismatch: bool = False,
-                 **kwargs: Any) -> None:
+# --------------------------------------------------------------------------- opening files
+
+
+@dataclasses.dataclass
+class _Opened:
+    """A model or weights file, checked as far as reading metadata allows."""
+
+    path: str
+    inventory: WeightsInventory
+    document: dict[str, Any] | None
+    weights_sha256: str | None
+
+
+def _checksum(value: Any, field: str, path: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _SHA256.fullmatch(value):
+        raise FileFormatError(f"{path!r} records a malformed {field} ({str(value)[:80]!r}; "
+                              "expected 64 hex digits): the file is damaged.")
+    return value
+
+
+@contextlib.contextmanager
+def _open_file(path: str, purpose: str, want_config: bool, verify_checksum: bool
+               ) -> Iterator[_Opened]:
+    """Open a `.keras`, `.h5` or `.weights.h5` file, check its config (when `want_config`)
+    against its checksum and parse it, and inventory its weights."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"No file found at {path!r}; cannot {purpose}.")
+    if path.endswith(".keras") or zipfile.is_zipfile(path):
+        config, metadata, weights_bytes = _read_keras_zip(path)
+        document = _document(path, config, metadata.get("config_sha256"), verify_checksum) \
+            if want_config else None
+        with reading(path, "the weights inside the archive"):
+            try:
+                h5 = h5py.File(io.BytesIO(weights_bytes), "r")
+            except Exception as error:  # noqa: BLE001 - h5py raises several types on bad input
+                raise FileFormatError(
+                    f"The weights inside {path!r} are not a readable HDF5 file (the archive is "
+                    f"damaged). Original error: {error}"
+                ) from None
+        with h5:
+            yield _Opened(path, _inventory(h5, "model", path, len(weights_bytes)), document,
+                          _checksum(metadata.get("weights_sha256"), "weights checksum", path))
+        return
+    with open_h5(path, purpose) as h5:
+        config = string_attribute(h5, "model_config", MAX_CONFIG_BYTES, path) \
+            if want_config else None
+        with reading(path, "the file's groups"):
+            has_model, has_model_weights = "model" in h5, "model_weights" in h5
+        if want_config and config is None:
+            if has_model or has_model_weights:
+                raise FileFormatError(
+                    f"{path!r} holds no model architecture (no `model_config`): it is a "
+                    "weights file. Build the model in code and call model.load_weights(path)."
+                )
+            raise FileFormatError(
+                f"{path!r} is an HDF5 file but not a Lamina/Keras model: it has neither a "
+                "model architecture nor weights."
+            )
+        document = None
+        if want_config:
+            document = _document(path, config, string_attribute(
+                h5, CONFIG_CHECKSUM_ATTRIBUTE, 64, path), verify_checksum)
+            root = "model_weights"
+        elif has_model or has_model_weights:
+            root = "model" if has_model else "model_weights"
+        else:
+            raise FileFormatError(f"{path!r} is an HDF5 file but holds no Lamina/Keras weights.")
+        yield _Opened(
+            path, _inventory(h5, root, path, os.path.getsize(path)), document,
+            _checksum(string_attribute(h5, WEIGHTS_CHECKSUM_ATTRIBUTE, 64, path),
+                      "weights checksum", path))
+
+
+def _inventory(h5: h5py.File, root: str, path: str, size: int) -> WeightsInventory:
+    with reading(path, f"the `{root}` weights group"):
+        if root not in h5:
+            raise FileFormatError(f"{path!r} has no `{root}` group: it holds no weights.")
+        if not isinstance(h5.get(root, getlink=True), h5py.HardLink) \
+                or not isinstance(h5[root], h5py.Group):
+            raise FileFormatError(f"{path!r}: `{root}` is not a group stored in the file.")
+        return inspect_weights(h5[root], path, size)
+
+
+def _read_keras_zip(path: str) -> tuple[bytes, dict[str, Any], bytes]:
+    """config.json, metadata.json (parsed) and the weights member, each read within its cap."""
+    try:
+        archive = zipfile.ZipFile(path)
+    except Exception as error:  # noqa: BLE001 - zipfile raises many types on damaged input
+        raise FileFormatError(
+            f"{path!r} is not a valid .keras file (not a complete zip archive: it may be truncated "
+            f"or of another format). Original error: {error}"
+        ) from None
+    with archive, reading(path, "the .keras archive"):
+        members = _check_members(archive, path)
+        config = _member(archive, members["config.json"], MAX_CONFIG_BYTES, path)
+        metadata: Any = {}
+        if "metadata.json" in members:
+            metadata = _parse_json(_member(archive, members["metadata.json"],
+                                           MAX_METADATA_BYTES, path), path, "metadata.json")
+            if not isinstance(metadata, dict):
+                raise FileFormatError(f"{path!r} has a metadata.json that is not an object.")
+        weights = _member(archive, members["model.weights.h5"], None, path)
+    return config, metadata, weights
+
+
+def _check_members(archive: zipfile.ZipFile, path: str) -> dict[str, zipfile.ZipInfo]:
+    infos = archive.infolist()
+    if len(infos) > MAX_ZIP_MEMBERS:
+        raise FileFormatError(f"{path!r} has {len(infos):,} archive members; a .keras file has "
+                              f"three (at most {MAX_ZIP_MEMBERS} with assets).")
+    counts = collections.Counter(info.filename for info in infos)
+    duplicated = sorted(name for name, count in counts.items() if count > 1)
+    if duplicated:
+        raise FileFormatError(f"{path!r} has duplicate archive members {duplicated}: which copy "
+                              "counts is ambiguous, so the archive is refused.")
+    missing = sorted({"config.json", "model.weights.h5"} - set(counts))
+    if missing:
+        raise FileFormatError(f"{path!r} is a zip archive but not a .keras model: it lacks {missing}.")
+    for info in infos:
+        name = info.filename
+        assets = name.startswith("assets/") and ".." not in name.split("/") and "\\" not in name
+        if name not in KERAS_MEMBERS and not assets:
+            raise FileFormatError(f"{path!r} has an unexpected archive member {name!r}; a .keras "
+                                  f"file holds {list(KERAS_MEMBERS)} and assets/ only.")
+        if info.flag_bits & 0x1:
+            raise FileFormatError(f"{path!r}: the archive member {name!r} is encrypted.")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise FileFormatError(f"{path!r}: the archive member {name!r} uses compression "
+                                  f"method {info.compress_type}; only stored and deflated are read.")
+    return {info.filename: info for info in infos}
+
+
+def _member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int | None, path: str) -> bytes:
+    declared = info.file_size
+    if limit is not None and declared > limit:
+        raise FileFormatError(f"{path!r}: the archive member {info.filename!r} is {declared:,} "
+                              f"bytes, more than the {limit:,} Lamina reads.")
+    if declared > info.compress_size * MAX_ZIP_RATIO + ZIP_RATIO_SLACK_BYTES:
+        raise FileFormatError(
+            f"{path!r}: the archive member {info.filename!r} would expand from "
+            f"{info.compress_size:,} to {declared:,} bytes (more than {MAX_ZIP_RATIO}x): a zip "
+            "bomb or a damaged archive."
+        )
+    # The sizes above come from the archive's own directory; read one byte more than it
+    # declares so a member that lies about its size is caught, never followed.
+    with archive.open(info) as stream:
+        data = stream.read(declared + 1)
+    if len(data) != declared:
+        raise FileFormatError(f"{path!r}: the archive member {info.filename!r} holds "
+                              f"{len(data):,} bytes but declares {declared:,}; it is damaged.")
+    return data
+
+
+def _parse_json(text: str | bytes, path: str, what: str = "model config") -> Any:
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as error:
+        raise FileFormatError(
+            f"{path!r} has a {what} that is not valid JSON (the file is damaged or was not "
+            f"written by Lamina or Keras): {error}"
+        ) from None
+
+
+def _document(path: str, config: bytes | str, checksum: Any, verify_checksum: bool
+              ) -> dict[str, Any]:
+    checksum = _checksum(checksum, "config checksum", path)
+    raw = config.encode() if isinstance(config, str) else config
+    if verify_checksum and checksum is not None and _sha256(raw) != checksum:
+        raise FileFormatError(
+            f"{path!r} is corrupted: its model config does not match the SHA-256 checksum "
+            "recorded when it was saved. Restore it from a good copy; to load it anyway, pass "
+            "verify_checksum=False."
+        )
+    document = _parse_json(config, path)
+    if not isinstance(document, dict) or "class_name" not in document:
+        raise FileFormatError(
+            f"{path!r} has no model description in its config (expected an object with a "
+            "`class_name`); it was not written by model.save()."
+        )
+    return document
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_model(filepath: str | os.PathLike, custom_objects: dict[str, Any] | None = None,
+               compile: bool = True, safe_mode: bool = True, *, verify_checksum: bool = True):
+    """Load a model saved by `model.save` (architecture, weights and, if compiled, compile state).
+
+    The file is validated before anything is built: hostile or damaged files raise
+    `FileFormatError`. `verify_checksum=False` loads a file whose recorded SHA-256 checksums
+    no longer match (a file without checksums, e.g. from Keras, loads either way).
+    """
+    path = str(filepath)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"No file or directory found at {path!r}.")
+    with _open_file(path, "load a model from it", True, verify_checksum) as opened:
+        document = opened.document
+        # The config may ask for any size of model; it may only build what its weights fill.
+        with load_budget(opened.inventory.num_elements, path):
+            model = _building(path, "the model", lambda: _model_from_document(
+                document, custom_objects, safe_mode))
+        with reading(path, "the weights"):
+            staged = stage_weights(model, opened.inventory, False,
+                                   opened.weights_sha256 if verify_checksum else None)
+    commit(staged)
+    if compile and document.get("compile_config"):
+        from lamina.training.compile import deserialize_compile_config
+
+        _building(path, "the compile settings", lambda: model.compile(
+            **deserialize_compile_config(document["compile_config"], custom_objects)))
+    return model
+
+
+def _building(path: str, what: str, build):
+    """Run `build`; an error a config provokes becomes FileFormatError (unknown names and unsafe
+    objects keep their own types, whose messages say how to allow them)."""
+    try:
+        return build()
+    except (FileFormatError, UnknownNameError, UnsafeLoadError):
+        raise
+    except Exception as error:  # noqa: BLE001 - a crafted config can make any constructor fail
+        raise FileFormatError(
+            f"{path!r}: its config does not describe {what} Lamina can build "
+            f"({type(error).__name__}: {error}). The file is damaged or was not written by "
+            "Lamina or Keras."
+        ) from error
+
+
+def _model_from_document(document: dict[str, Any], custom_objects, safe_mode: bool):
+    model = deserialize(document, custom_objects, safe_mode=safe_mode)
+    if not model.built:
+        shape = (document.get("build_config") or {}).get("input_shape")
+        if shape is not None:
+            model.build(tuple(shape))
+    return model
+
+
+def load_weights(model, filepath: str | os.PathLike, skip_mismatch: bool = False, *,
+                 verify_checksum: bool = True, **kwargs: Any) -> None:
+    """Load weights from a `.weights.h5`, `.h5` or `.keras` file into a built model.
+
+    All or nothing: the whole file is read and checked first, so when this raises the model is
+    unchanged. `skip_mismatch=True` skips (with a warning) weights whose shapes or counts differ
+    and loads the rest. `verify_checksum=False` loads a file whose recorded checksum no longer
+    matches.
+    """
     path = str(filepath)
     if not os.path.exists(path):
         raise FileNotFoundError(f"No file found at {path!r}; cannot load weights from it.")
-    if path.endswith(".keras") or zipfile.is_zipfile(path):
-        _, weights_bytes = _read_keras_zip(path)
-        with _weights_archive(weights_bytes, path) as h5:
-            _read_weights_checked(model, h5, "model", path, skip_mismatch)
-        return
-    with open_h5(path, "load weights from it") as h5:
-        root = "model" if "model" in h5 else "model_weights" if "model_weights" in h5 else None
-        if root is None:
-            raise FileFormatError(f"{path!r} is an HDF5 file but holds no Lamina/Keras weights.")
+    with _open_file(path, "load weights from it", False, verify_checksum) as opened:
         if not model.built:
             raise ValueError(
                 f"Model {model.name!r} is not built, so its weights do not exist yet. Call it on "
                 "data or build it before load_weights."
             )
-        _read_weights_checked(model, h5, root, path, skip_mismatch)
-
-
+        with reading(path, "the weights"):
+            staged = stage_weights(model, opened.inventory, skip_mismatch,
+                                   opened.weights_sha256 if verify_checksum else None)
+    commit(staged)
