@@ -117,6 +117,10 @@ class CallbackList:
 
             if not any(isinstance(c, ProgbarLogger) for c in self.callbacks):
                 self.callbacks.insert(0, ProgbarLogger(mode=mode))
+        # A callback that backs up the others' states (BackupAndRestore) runs after them at
+        # every hook: its backups then include this step's updates, and what it restores at
+        # train begin is not reset by another callback's on_train_begin.
+        self.callbacks.sort(key=lambda c: getattr(c, "_runs_last", False))
         self.model = model
         params = {"verbose": params.get("verbose", 1), "epochs": params.get("epochs", 1),
                   "steps": params.get("steps")}
@@ -138,24 +142,23 @@ class CallbackList:
                 epoch = max(epoch, resume)
         return epoch
 
+    def epoch_batches(self, epoch: int, data) -> tuple[int, Any]:
+        """The epoch's first batch index and its batches (from `data`, a training adapter):
+        0 and all of them, unless a callback resumes an interrupted epoch part-way."""
+        for callback in self.callbacks:
+            resume = getattr(callback, "epoch_batches", None)
+            if resume is not None:
+                return resume(epoch, data)
+        return 0, data.batches()
+
     def _call(self, hook: str, *args: Any) -> None:
         for callback in self.callbacks:
             getattr(callback, hook)(*args)
 
-    def on_train_begin(self, logs=None):
-        self._call("on_train_begin", logs)
-        # A callback restoring an interrupted run goes last, so no on_train_begin undoes it.
-        for callback in self.callbacks:
-            if hasattr(callback, "restore_after_train_begin"):
-                callback.restore_after_train_begin(self.callbacks)
-
+    def on_train_begin(self, logs=None): self._call("on_train_begin", logs)
     def on_train_end(self, logs=None): self._call("on_train_end", logs)
     def on_epoch_begin(self, epoch, logs=None): self._call("on_epoch_begin", epoch, logs)
-    def on_epoch_end(self, epoch, logs=None):
-        self._call("on_epoch_end", epoch, logs)
-        for callback in self.callbacks:
-            if hasattr(callback, "backup_after_epoch_end"):
-                callback.backup_after_epoch_end(epoch, self.callbacks)
+    def on_epoch_end(self, epoch, logs=None): self._call("on_epoch_end", epoch, logs)
 
     def on_train_batch_begin(self, batch, logs=None): self._call("on_train_batch_begin", batch, logs)
     def on_train_batch_end(self, batch, logs=None): self._call("on_train_batch_end", batch, logs)

@@ -42,6 +42,25 @@ class CSVLogger(Callback):
         self._writer.writerow([epoch, *(logs.get(k, "NA") for k in self._keys)])
         self._file.flush()
 
+    def state_dict(self):
+        # The rows written so far: a resumed run rewrites them and appends, so rows written
+        # after the backup (and before the interruption) are not repeated.
+        if self._file is None:
+            return {}
+        self._file.flush()
+        with open(self.filename, newline="") as written:
+            return {"content": written.read(), "keys": self._keys}
+
+    def load_state_dict(self, state):
+        if "content" not in state or self._file is None:
+            return
+        self._file.close()
+        with open(self.filename, "w", newline="") as rewritten:
+            rewritten.write(state["content"])
+        self._file = open(self.filename, "a", newline="")
+        self._keys = state["keys"]
+        self._writer = csv.writer(self._file, delimiter=self.separator)
+
     def on_train_end(self, logs=None):
         if self._file is not None:
             self._file.close()

@@ -74,11 +74,19 @@ class EarlyStopping(Callback):
             self.model.load_state_dict(self.best_weights)
 
     def state_dict(self):
-        return {"wait": self.wait, "best_epoch": self.best_epoch, **self.tracker.state_dict()}
+        return {"wait": self.wait, "best_epoch": self.best_epoch,
+                "stopped_epoch": self.stopped_epoch, "best_weights": self.best_weights,
+                **self.tracker.state_dict()}
 
     def load_state_dict(self, state):
         self.wait, self.best_epoch = state["wait"], state["best_epoch"]
+        self.stopped_epoch = state["stopped_epoch"]
         self.tracker.load_state_dict(state)
+        saved = state["best_weights"]
+        # Placed like the model's own tensors, as _copy_state keeps them.
+        devices = {key: value.device for key, value in self.model.state_dict().items()}
+        self.best_weights = None if saved is None else {
+            key: value.to(devices.get(key, value.device)) for key, value in saved.items()}
 
 
 def _copy_state(model) -> dict[str, torch.Tensor]:

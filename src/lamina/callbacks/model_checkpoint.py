@@ -97,9 +97,10 @@ class ModelCheckpoint(Callback):
             ) from None
 
     def state_dict(self):
-        return self.tracker.state_dict()
+        return {"batches_seen": self._batches_seen, **self.tracker.state_dict()}
 
     def load_state_dict(self, state):
+        self._batches_seen = state["batches_seen"]
         self.tracker.load_state_dict(state)
 
 

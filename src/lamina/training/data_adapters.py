@@ -136,19 +136,30 @@ class ArrayAdapter:
         if steps is not None:
             self.num_batches = min(self.num_batches, steps) if steps > 0 else self.num_batches
 
-    def batches(self) -> Iterator[tuple]:
+    # Where an interrupted epoch left off can be found again: the order comes from the RNG.
+    resumable = True
+
+    def generators(self) -> list[torch.Generator]:
+        """The generators the epoch's order is drawn from besides torch's global one."""
+        return []
+
+    def batches(self, skip: int = 0) -> Iterator[tuple]:
+        """The epoch's batches from batch `skip` on.
+
+        The shuffle order is drawn when this is called, not at the first batch, so a resumed
+        run that restores the RNG state of the epoch's start draws the same order here and
+        then continues at batch `skip` (see BackupAndRestore).
+        """
         n, size = self.num_samples, self.batch_size
         take = _slicer(self.x, self.y, self.sample_weight)
         if self.shuffle and self.shuffle != "batch":
             order = torch.randperm(n, device=self.device)
-            for step in range(self.num_batches):
-                yield take(order[step * size:(step + 1) * size])
-        else:
-            starts = list(range(0, n, size))
-            if self.shuffle == "batch":
-                starts = [starts[i] for i in torch.randperm(len(starts)).tolist()]
-            for start in starts[:self.num_batches]:
-                yield take(slice(start, start + size))
+            return (take(order[step * size:(step + 1) * size])
+                    for step in range(skip, self.num_batches))
+        starts = list(range(0, n, size))
+        if self.shuffle == "batch":
+            starts = [starts[i] for i in torch.randperm(len(starts)).tolist()]
+        return (take(slice(start, start + size)) for start in starts[skip:self.num_batches])
 
 
 def _slicer(x: Any, y: Any, sample_weight: Any):
@@ -193,21 +204,53 @@ class IterableAdapter:
             return self.data
         return iter(self.data)
 
-    def batches(self) -> Iterator[Any]:
+    @property
+    def resumable(self) -> bool:
+        """Whether batch k of an epoch can be found again: a generator's position cannot."""
+        return not self._one_shot
+
+    def generators(self) -> list[torch.Generator]:
+        """A DataLoader's own generators (its sampler's shuffle draws from them)."""
+        found = []
+        for owner in (self.data, getattr(self.data, "sampler", None),
+                      getattr(getattr(self.data, "batch_sampler", None), "sampler", None)):
+            generator = getattr(owner, "generator", None)
+            if isinstance(generator, torch.Generator) and all(generator is not g for g in found):
+                found.append(generator)
+        return found
+
+    def batches(self, skip: int = 0) -> Iterator[Any]:
+        """The epoch's batches from batch `skip` on. A re-iterable source is advanced past the
+        first `skip` batches here (read, not moved to the device), so every random draw of the
+        data pipeline happens as in an uninterrupted epoch; a generator cannot go back, so it
+        continues from where it is."""
         iterator = self._source() if not self._one_shot or self._iterator is None else self._iterator
         if self._one_shot:
             self._iterator = iterator
-        produced = 0
+        elif skip:
+            iterator = iter(iterator)
+            for _ in range(skip):
+                if next(iterator, _END) is _END:
+                    break
+        return self._batches(iterator, skip)
+
+    def _batches(self, iterator: Iterator, produced: int) -> Iterator[Any]:
+        resumed = produced
+        if self.steps is not None and produced >= self.steps:
+            return
         for batch in iterator:
             yield batch_to_device(_as_tuple(batch), self.device)
             produced += 1
             if self.steps is not None and produced >= self.steps:
                 return
-        if produced == 0:
+        if produced == resumed == 0:
             raise DataError(
                 "The data produced no batches. An exhausted generator needs steps_per_epoch (and a "
                 "generator that loops), or pass a fresh iterable each call."
             )
+
+
+_END = object()
 
 
 def _as_tuple(batch: Any) -> Any:

@@ -97,6 +97,7 @@ class Trainer:
         self._precision: Precision | None = None
         self._regularized = False
         self._constrained: list[tuple[nn.Module, str, Any]] = []
+        self._resumed_metrics: dict[str, Any] | None = None  # see load_metric_state
 
     # ------------------------------------------------------------------- set-up
 
@@ -107,8 +108,32 @@ class Trainer:
 
     def reset_metrics(self) -> None:
         self._pending_losses = []
+        self._resumed_metrics = None
         for metric in self.metrics:
             metric.reset_state()
+
+    def metric_state(self) -> dict[str, Any]:
+        """The running epoch's accumulators, for a backup taken mid-epoch. The step losses not
+        yet folded into the tracker stay unfolded, so a resumed epoch sums in the same order."""
+        trackers = [self.loss_tracker, *self._output_trackers, *self._compiled_metrics]
+        return {"pending": [(loss, size) for loss, size in self._pending_losses],
+                "metrics": {m.name: list(m.variables) for m in trackers}}
+
+    def load_metric_state(self, state: dict[str, Any]) -> None:
+        """Put back `metric_state()`; compiled metrics that are built at the first step get
+        theirs then (before their first update)."""
+        parameter = next(self.model.parameters(), None)
+        device = parameter.device if parameter is not None else torch.device("cpu")
+        self._pending_losses = [(loss.to(device), int(size)) for loss, size in state["pending"]]
+        self._resumed_metrics = dict(state["metrics"])
+        self._apply_resumed_metrics()
+
+    def _apply_resumed_metrics(self) -> None:
+        saved = self._resumed_metrics
+        with torch.no_grad():
+            for metric in [self.loss_tracker, *self._output_trackers, *self._compiled_metrics]:
+                for variable, value in zip(metric.variables, saved.pop(metric.name, ())):
+                    variable.copy_(value)
 
     def _flush_losses(self) -> None:
         """Fold the losses of the steps since the last read into the loss tracker.
@@ -229,6 +254,8 @@ class Trainer:
                     self._compiled_metrics.append(metric)
                     self._metric_routes.append((metric, key, weighted))
         self._metrics_built = True
+        if self._resumed_metrics:
+            self._apply_resumed_metrics()
 
     # ------------------------------------------------------------------- the step
 
@@ -385,8 +412,10 @@ class Trainer:
             self.reset_metrics()
             model.train()
             callbacks.on_epoch_begin(epoch)
-            logs: Mapping = {}
-            for step, batch in enumerate(train_data.batches()):
+            # A run resumed mid-epoch continues at batch `start` of the same order.
+            start, batches = callbacks.epoch_batches(epoch, train_data)
+            logs: Mapping = _StepLogs(self) if start else {}
+            for step, batch in enumerate(batches, start):
                 if not prepared:
                     self._prepare_for(batch)
                     prepared = True
