@@ -1,8 +1,15 @@
 """Training state (optimizer moments, RNG states, callback counters) on disk without pickle:
-the nested structure as JSON, every tensor or array as an HDF5 dataset it points to."""
+the nested structure as JSON, every tensor or array as an HDF5 dataset it points to.
+
+Loading treats the file as hostile, like the model loaders: the JSON is capped in size and
+decodes to data only (dicts, lists, tuples, numbers, strings, tensors and arrays of allowed
+dtypes), each dataset is checked by `inspect_weights` before it is read and referenced once,
+and a SHA-256 of the whole state catches damage.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from typing import Any
@@ -11,12 +18,29 @@ import h5py
 import numpy as np
 import torch
 
-from lamina.saving.file_format import atomic_write, open_h5
+from lamina.errors import FileFormatError
+from lamina.saving.file_format import (
+    WeightsInventory,
+    atomic_write,
+    inspect_weights,
+    open_h5,
+    reading,
+    string_attribute,
+    weights_digest,
+)
+
+MAX_STATE_JSON_BYTES = 64 << 20
+CHECKSUM_ATTRIBUTE = "lamina_sha256"
+TENSOR_DTYPES = {str(dtype).removeprefix("torch."): dtype for dtype in (
+    torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.complex64,
+    torch.complex128, torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8, torch.bool)}
 
 
 def _encode(value: Any, arrays: list[np.ndarray]) -> Any:
     if isinstance(value, torch.Tensor):
-        arrays.append(value.detach().cpu().numpy())
+        tensor = value.detach().cpu()
+        # numpy has no bfloat16; float32 holds every bfloat16 value exactly.
+        arrays.append((tensor.float() if tensor.dtype == torch.bfloat16 else tensor).numpy())
         return {"__tensor__": len(arrays) - 1, "dtype": str(value.dtype).removeprefix("torch.")}
     if isinstance(value, np.ndarray):
         arrays.append(value)
@@ -34,20 +58,62 @@ def _encode(value: Any, arrays: list[np.ndarray]) -> Any:
     raise TypeError(f"Cannot store {type(value).__name__} in a training-state file.")
 
 
-def _decode(value: Any, arrays: h5py.Group) -> Any:
-    if isinstance(value, dict):
-        if "__tensor__" in value:
-            array = np.asarray(arrays[str(value["__tensor__"])])
-            return torch.from_numpy(array.copy()).to(getattr(torch, value["dtype"]))
-        if "__array__" in value:
-            return np.asarray(arrays[str(value["__array__"])]).copy()
-        if "__tuple__" in value:
-            return tuple(_decode(v, arrays) for v in value["__tuple__"])
-        if "__dict__" in value:
-            return {_decode(k, arrays): _decode(v, arrays) for k, v in value["__dict__"]}
-    if isinstance(value, list):
-        return [_decode(v, arrays) for v in value]
-    return value
+class _Decoder:
+    """Builds data only: each marker object maps to one container type, and each dataset may be
+    referenced once (so a small JSON cannot multiply a large array)."""
+
+    def __init__(self, inventory: WeightsInventory):
+        self.inventory = inventory
+        self.used: set[str] = set()
+
+    def refuse(self, reason: str) -> FileFormatError:
+        return FileFormatError(f"{self.inventory.source!r} is not a valid training-state file: "
+                               f"{reason}.")
+
+    def array(self, index: Any) -> np.ndarray:
+        if type(index) is not int or str(index) not in self.inventory.datasets:
+            raise self.refuse(f"it refers to array {index!r}, which it does not hold")
+        if str(index) in self.used:
+            raise self.refuse(f"array {index} is referenced twice")
+        self.used.add(str(index))
+        return np.asarray(self.inventory.datasets[str(index)][()])
+
+    def decode(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [self.decode(v) for v in value]
+        if not isinstance(value, dict):
+            return value
+        keys = set(value)
+        if keys == {"__tensor__", "dtype"}:
+            dtype = TENSOR_DTYPES.get(value["dtype"]) if isinstance(value["dtype"], str) else None
+            if dtype is None:
+                raise self.refuse(f"tensor dtype {value['dtype']!r} is not one of "
+                                  f"{sorted(TENSOR_DTYPES)}")
+            array = self.array(value["__tensor__"])
+            if array.dtype.kind not in "biufc":
+                raise self.refuse(f"array {value['__tensor__']} has dtype {array.dtype}")
+            return torch.from_numpy(np.array(array, dtype=array.dtype.newbyteorder("="))).to(dtype)
+        if keys == {"__array__"}:
+            return self.array(value["__array__"]).copy()
+        if keys == {"__tuple__"} and isinstance(value["__tuple__"], list):
+            return tuple(self.decode(v) for v in value["__tuple__"])
+        if keys == {"__dict__"} and isinstance(value["__dict__"], list):
+            decoded = {}
+            for pair in value["__dict__"]:
+                if not isinstance(pair, list) or len(pair) != 2:
+                    raise self.refuse("a dictionary entry is not a [key, value] pair")
+                key = self.decode(pair[0])
+                try:
+                    hash(key)
+                except TypeError:
+                    raise self.refuse(f"a dictionary key is a {type(key).__name__}") from None
+                decoded[key] = self.decode(pair[1])
+            return decoded
+        raise self.refuse(f"an object with keys {sorted(keys)[:5]} is none of the stored forms")
+
+
+def _digest(document: str, inventory: WeightsInventory) -> str:
+    return hashlib.sha256(document.encode() + weights_digest(inventory).encode()).hexdigest()
 
 
 def save_state(path: str | os.PathLike, state: Any) -> None:
@@ -61,10 +127,32 @@ def save_state(path: str | os.PathLike, state: Any) -> None:
             group = h5.create_group("arrays")
             for index, array in enumerate(arrays):
                 group.create_dataset(str(index), data=array)
+            h5.attrs[CHECKSUM_ATTRIBUTE] = _digest(
+                document, inspect_weights(group, "the file being written", None))
 
     atomic_write(path, write)
 
 
 def load_state(path: str | os.PathLike) -> Any:
+    """Read a file written by `save_state`; a damaged or crafted file raises FileFormatError."""
+    source = str(path)
     with open_h5(path, "restore training state from it") as h5:
-        return _decode(json.loads(h5.attrs["state"]), h5["arrays"])
+        document = string_attribute(h5, "state", MAX_STATE_JSON_BYTES, source)
+        checksum = string_attribute(h5, CHECKSUM_ATTRIBUTE, 64, source)
+        with reading(source, "the training state"):
+            if document is None or not isinstance(h5.get("arrays", getlink=True), h5py.HardLink) \
+                    or not isinstance(h5["arrays"], h5py.Group):
+                raise FileFormatError(f"{source!r} is not a training-state file: it lacks the "
+                                      "`state` attribute or the `arrays` group.")
+            inventory = inspect_weights(h5["arrays"], source, os.path.getsize(source))
+            if checksum is not None and _digest(document, inventory) != checksum:
+                raise FileFormatError(
+                    f"{source!r} is corrupted: it does not match the SHA-256 checksum recorded "
+                    "when it was saved. Delete it to start training afresh."
+                )
+            try:
+                structure = json.loads(document)
+            except (ValueError, RecursionError) as error:
+                raise FileFormatError(f"{source!r} holds a training state that is not valid "
+                                      f"JSON: {error}") from None
+            return _Decoder(inventory).decode(structure)
