@@ -418,7 +418,7 @@ TorchModuleWrapper._call_takes_training = False
 # anything is built; saving refuses any other function so no file names one.
 _SAFE_TORCH_FUNCTIONS: dict[str, frozenset[str]] = {
     "torch": frozenset("""
-        abs absolute acos acosh add addcdiv addcmul addmm all allclose amax amin aminmax any
+        abs absolute acos acosh add addcdiv addcmul addmm all amax amin aminmax any
         arccos arccosh arcsin arcsinh arctan arctan2 arctanh argmax argmin argsort asin asinh atan
         atan2 atanh atleast_1d atleast_2d atleast_3d baddbmm bitwise_and bitwise_not bitwise_or
         bitwise_xor bmm broadcast_to cat ceil chunk clamp clamp_max clamp_min clip column_stack
@@ -454,7 +454,7 @@ _SAFE_TORCH_FUNCTIONS: dict[str, frozenset[str]] = {
         __rmatmul__ __rmul__ __ror__ __rpow__ __rsub__ __rtruediv__ __rxor__ __sub__
         __truediv__ __xor__
         abs add all amax amin any argmax argmin argsort bfloat16 bool ceil chunk clamp clip clone
-        contiguous cos cumprod cumsum detach diagonal dim div double eq exp expand expand_as
+        contiguous cos cumprod cumsum detach diagonal div double eq exp expand expand_as
         flatten flip float floor gather ge gt half int isnan le log log1p log_softmax logical_not
         logsumexp long lt masked_fill matmul max mean min mul narrow ne neg norm permute pow prod
         reciprocal relu repeat repeat_interleave reshape reshape_as roll round rsqrt select

@@ -18,6 +18,7 @@ import torch
 from lamina import activations, config
 from lamina import initializers as initializers_module
 from lamina import regularizers as regularizers_module
+from lamina._load_budget import charge_output
 from lamina._registry import register
 from lamina.errors import ShapeError
 from lamina.layers.attention import MultiHeadAttention
@@ -91,6 +92,8 @@ class _SinusoidalEncoding(Layer):
         if table is None or table.shape[0] < end or table.shape[1] != depth or \
                 table.dtype != inputs.dtype or table.device != inputs.device or \
                 table.is_inference() != torch.is_inference_mode_enabled():
+            # A saved call's start_index is config data: refuse a huge table while loading.
+            charge_output(end * depth, (end, depth), self.name)
             table = get_positional_encoding(end, depth, max_wavelength=self.max_wavelength,
                                             dtype=inputs.dtype, device=inputs.device)[0]
             self._table = table

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 import zlib
 from collections import Counter
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -18,8 +19,10 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
+from lamina import _load_budget
 from lamina._registry import register
 from lamina._symbolic import KerasTensor
+from lamina.errors import UnsafeLoadError
 from lamina.layers.layer import Layer
 from lamina.layers.preprocessing.category_encoding import encode_categorical, encoded_shape
 
@@ -182,6 +185,28 @@ class VocabularyTable:
                             device=device)
 
 
+def refuse_vocabulary_path(config_dict: dict[str, Any], layer_name: str, safe_mode: bool) -> None:
+    """A saved config's vocabulary is data, never a file to open: a path in a file someone
+    sent could name `/dev/zero` or a FIFO, or read a file of the loading machine into the
+    model. Lamina saves the vocabulary itself (get_config), so only a hand-made file has one."""
+    vocabulary = config_dict.get("vocabulary")
+    if safe_mode and isinstance(vocabulary, (str, bytes, os.PathLike)):
+        raise UnsafeLoadError(
+            f"The saved {layer_name} config gives its vocabulary as the path {vocabulary!r}. "
+            "Loading opens no file a config names: the vocabulary must be stored inside the "
+            "saved file as a list of tokens (Lamina's get_config() does this; re-save the "
+            "model). If you trust the file and the path, load it with safe_mode=False."
+        )
+
+
+def charge_padded_width(max_tokens: int | None, pad_to_max_tokens: bool, output_mode: str,
+                        layer_name: str) -> None:
+    """While a model is rebuilt, refuse a counting output padded to an absurd `max_tokens`
+    (its idf table and every output row are that wide) before anything is allocated."""
+    if pad_to_max_tokens and output_mode != "int" and max_tokens is not None:
+        _load_budget.charge_output(max_tokens, (None, max_tokens), layer_name)
+
+
 def read_vocabulary_file(path: str, encoding: str) -> list[str]:
     try:
         with open(path, encoding=encoding) as handle:
@@ -283,6 +308,7 @@ class _BaseLookup(Layer):
         self.invert = bool(invert)
         self.pad_to_max_tokens = bool(pad_to_max_tokens)
         self.sparse = False
+        charge_padded_width(self.max_tokens, self.pad_to_max_tokens, self.output_mode, self.name)
         self._table = VocabularyTable(
             self, mask_token=mask_token, oov_token=oov_token,
             num_oov_indices=self.num_oov_indices, max_tokens=self.max_tokens,
@@ -363,6 +389,11 @@ class _BaseLookup(Layer):
             self.vocabulary_size() if self._table.tokens is not None else None)
         mode = "count" if self.output_mode == "tf_idf" else self.output_mode
         return encoded_shape(tuple(input_shape), mode, depth)
+
+    @classmethod
+    def from_config(cls, config_dict: dict[str, Any], safe_mode: bool = True) -> "_BaseLookup":
+        refuse_vocabulary_path(config_dict, cls.__name__, safe_mode)
+        return cls(**config_dict)
 
     def get_config(self):
         return {

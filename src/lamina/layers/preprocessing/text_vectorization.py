@@ -21,10 +21,12 @@ from lamina.layers.core import serialize_argument
 from lamina.layers.layer import Layer
 from lamina.layers.preprocessing.lookup import (
     VocabularyTable,
+    charge_padded_width,
     decode_text,
     forward_with_string_probes,
     optional_int,
     read_vocabulary_file,
+    refuse_vocabulary_path,
     standardize_output_mode,
     string_array,
 )
@@ -153,6 +155,7 @@ class TextVectorization(Layer):
         self.ngrams = tuple(ngrams) if isinstance(ngrams, list) else ngrams
         self.output_mode = output_mode
         self.pad_to_max_tokens = bool(pad_to_max_tokens)
+        charge_padded_width(self.max_tokens, self.pad_to_max_tokens, output_mode, self.name)
         self.sparse, self.ragged, self.encoding = bool(sparse), bool(ragged), encoding
         self._table = VocabularyTable(
             self, mask_token=MASK_TOKEN, oov_token=OOV_TOKEN, num_oov_indices=1,
@@ -338,16 +341,18 @@ class TextVectorization(Layer):
         }
 
     @classmethod
-    def from_config(cls, config_dict: dict[str, Any]) -> "TextVectorization":
+    def from_config(cls, config_dict: dict[str, Any], safe_mode: bool = True
+                    ) -> "TextVectorization":
         from lamina.saving.serialization import deserialize
 
+        refuse_vocabulary_path(config_dict, cls.__name__, safe_mode)
         config_dict = dict(config_dict)
         # Keras writes these bookkeeping entries too; the vocabulary itself carries them.
         config_dict.pop("vocabulary_size", None)
         config_dict.pop("has_input_vocabulary", None)
         for key in ("standardize", "split"):
             if isinstance(config_dict.get(key), dict):
-                config_dict[key] = deserialize(config_dict[key])
+                config_dict[key] = deserialize(config_dict[key], safe_mode=safe_mode)
         return cls(**config_dict)
 
 

@@ -14,6 +14,7 @@ from lamina import activations
 from lamina import constraints as constraints_module
 from lamina import initializers as initializers_module
 from lamina import regularizers as regularizers_module
+from lamina._load_budget import charge_weight
 from lamina._registry import register
 from lamina.errors import ShapeError
 from lamina.layers.core import serialize_argument
@@ -148,6 +149,7 @@ class _BaseCell(Layer):
     def _add_zero_recurrent_bias(self) -> None:
         # torch's kernels add an input and a recurrent bias; Keras's LSTM and SimpleRNN have one.
         # A zero buffer (never saved, moved by .to()) stands in for the second.
+        charge_weight(self._gates * self.units, f"{self.name}._zero_bias")
         self.register_buffer("_zero_bias", torch.zeros(self._gates * self.units,
                                                        dtype=self.kernel.dtype), persistent=False)
 
