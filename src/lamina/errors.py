@@ -25,3 +25,9 @@ class UnsafeLoadError(ValueError):
 
 class DataError(ValueError):
     """Training data that would silently give a wrong result: NaN inputs, labels out of range."""
+
+
+class NonFiniteError(DataError, FloatingPointError):
+    """A training step whose loss, gradients or normalization statistics came out NaN or
+    infinite. `fit` rolls the model back before raising it; catch it as `DataError` (bad data)
+    or as the builtin `FloatingPointError` (numerical overflow)."""

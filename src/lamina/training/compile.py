@@ -7,6 +7,8 @@ from typing import Any
 
 import torch
 
+from lamina import losses as losses_module
+from lamina import metrics as metrics_module
 from lamina import optimizers as optimizers_module
 
 _KNOWN_EXTRA = ("device", "mixed_precision")
@@ -28,6 +30,13 @@ def compile_model(model, optimizer: Any = "rmsprop", loss: Any = None, loss_weig
         )
     from lamina.training.trainer import Trainer
 
+    # Resolve names now: a typo in a loss or metric name would otherwise surface only at the
+    # first training step (UnknownNameError lists the close valid names).
+    for name in _names(loss):
+        losses_module.get(name)
+    for name in _names(metrics) + _names(weighted_metrics):
+        if name.lower() not in metrics_module._ACCURACY_NAMES:  # resolved against the loss later
+            metrics_module.get(name)
     model._compile_config = {
         "optimizer": optimizer, "loss": loss, "loss_weights": loss_weights, "metrics": metrics,
         "weighted_metrics": weighted_metrics, "run_eagerly": run_eagerly,
@@ -39,6 +48,17 @@ def compile_model(model, optimizer: Any = "rmsprop", loss: Any = None, loss_weig
         steps_per_execution=steps_per_execution, jit_compile=jit_compile,
         device=kwargs.get("device"), mixed_precision=kwargs.get("mixed_precision"),
     ))
+
+
+def _names(argument: Any) -> list[str]:
+    """The string identifiers inside a compile argument (a name, or lists/dicts of them)."""
+    if isinstance(argument, str):
+        return [argument]
+    if isinstance(argument, dict):
+        argument = list(argument.values())
+    if isinstance(argument, (list, tuple)):
+        return [name for item in argument for name in _names(item)]
+    return []
 
 
 def _serialize_value(value: Any) -> Any:

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from lamina import config
 from lamina.errors import DataError
+from lamina.training.validation import check_array_dtype
 
 Tensor = torch.Tensor
 
@@ -68,20 +69,22 @@ def flatten(structure: Any) -> list:
     return [structure]
 
 
-def to_tensor(value: Any, device: torch.device | None = None, non_blocking: bool = False) -> Tensor:
+def to_tensor(value: Any, device: torch.device | None = None, non_blocking: bool = False,
+              what: str = "inputs") -> Tensor:
     """An array-like as a tensor: floats in floatx (Keras casts float64 inputs), ints kept."""
     if isinstance(value, Tensor):
         tensor = value
         if tensor.dtype == torch.float64 and config.floatx() != "float64":
             tensor = tensor.to(config.torch_dtype(None))
     else:
-        array = np.asarray(value)
-        if array.dtype == object:
+        try:
+            array = np.asarray(value)
+        except ValueError as error:  # ragged nested lists
             raise DataError(
-                "Inputs must be numeric arrays; received an array of Python objects (ragged lists "
-                "or strings?). Pad sequences with lamina.preprocessing.sequence.pad_sequences and "
-                "vectorize text before training."
-            )
+                f"`{what}` must be a rectangular numeric array; numpy could not make one "
+                f"({error}). Pad sequences with lamina.preprocessing.sequence.pad_sequences."
+            ) from error
+        check_array_dtype(array, what)
         if array.dtype.kind == "f":
             tensor = torch.as_tensor(array, dtype=config.torch_dtype(None))
         elif array.dtype.kind == "u" and array.dtype != np.uint8:
@@ -113,9 +116,10 @@ class ArrayAdapter:
 
     def __init__(self, x: Any, y: Any, sample_weight: Any, batch_size: int, shuffle: Any,
                  device: torch.device, steps: int | None = None):
-        self.x = map_structure(lambda v: to_tensor(v, device), x)
-        self.y = map_structure(lambda v: to_tensor(v, device), y)
-        self.sample_weight = map_structure(lambda v: to_tensor(v, device), sample_weight)
+        self.x = map_structure(lambda v: to_tensor(v, device, what="x"), x)
+        self.y = map_structure(lambda v: to_tensor(v, device, what="y"), y)
+        self.sample_weight = map_structure(lambda v: to_tensor(v, device, what="sample_weight"),
+                                           sample_weight)
         self.num_samples = _num_samples(self.x, "x")
         if self.y is not None:
             y_samples = _num_samples(self.y, "y")
@@ -124,8 +128,13 @@ class ArrayAdapter:
                     f"x and y must have the same number of samples. Received: x has "
                     f"{self.num_samples} samples, y has {y_samples}."
                 )
-        if self.sample_weight is not None and _num_samples(self.sample_weight, "sample_weight") != self.num_samples:
-            raise DataError("sample_weight must have one weight per sample of x.")
+        if self.sample_weight is not None:
+            weights = _num_samples(self.sample_weight, "sample_weight")
+            if weights != self.num_samples:
+                raise DataError(
+                    "sample_weight must have one weight per sample of x. Received "
+                    f"{weights} weights for {self.num_samples} samples."
+                )
         if self.num_samples == 0:
             raise DataError("The data is empty: x has 0 samples. Pass at least one sample.")
         self.batch_size = batch_size

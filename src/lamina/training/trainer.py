@@ -9,6 +9,7 @@ accumulate on the device; values are read back only when something is shown or a
 from __future__ import annotations
 
 import gc
+import threading
 from collections.abc import Mapping
 from typing import Any, Iterator
 
@@ -19,9 +20,10 @@ from torch import nn
 from lamina import config
 from lamina import losses as losses_module
 from lamina import metrics as metrics_module
-from lamina.errors import DataError, NotCompiledError
-from lamina.training import data_adapters
+from lamina.errors import DataError, NonFiniteError, NotCompiledError
+from lamina.training import concurrency, data_adapters, validation
 from lamina.training.data_adapters import flatten, map_structure, unpack_x_y_sample_weight
+from lamina.training.nonfinite import NonFiniteGuard
 from lamina.training.precision import Precision, resolve_autocast_dtype
 
 Tensor = torch.Tensor
@@ -97,6 +99,12 @@ class Trainer:
         self._precision: Precision | None = None
         self._regularized = False
         self._constrained: list[tuple[nn.Module, str, Any]] = []
+        self._guard: NonFiniteGuard | None = None  # set while fit runs
+        # Steps between reads of the non-finite flag: None is 1 on CPU (reading is free there;
+        # a bad step is then never applied) and 100 on accelerators (see nonfinite.py).
+        self.nonfinite_check_every: int | None = None
+        # evaluate's metrics are one set of accumulators: concurrent evaluates take turns.
+        self._evaluate_lock = threading.Lock()
         self._resumed_metrics: dict[str, Any] | None = None  # see load_metric_state
 
     # ------------------------------------------------------------------- set-up
@@ -311,12 +319,17 @@ class Trainer:
         return _StepLogs(self)
 
     def _backward_and_step(self, loss: Tensor) -> None:
-        precision = self._precision
+        precision, guard = self._precision, self._guard
         if precision.scaler is None:
             loss.backward()
+            if guard is not None and guard.reject(loss):
+                return
             self.optimizer.step()
         else:
             precision.scaler.scale(loss).backward()
+            # Overflowing scaled gradients are the scaler's business; a non-finite loss is not.
+            if guard is not None and guard.reject(loss, check_gradients=False):
+                return
             self._scaled_step(precision.scaler)
         if self._constrained:
             with torch.no_grad():
@@ -367,9 +380,16 @@ class Trainer:
             validation_batch_size=None, validation_freq=1):
         from lamina.callbacks.callback import CallbackList
 
-        _check_positive("epochs", epochs, allow_zero=True)
-        if batch_size is not None:
-            _check_positive("batch_size", batch_size)
+        # Everything checkable is checked before the first forward pass (validation.py), so a
+        # rejected call leaves the model untouched.
+        validation.check_fit_arguments(
+            batch_size=batch_size, epochs=epochs, verbose=verbose,
+            validation_split=validation_split, shuffle=shuffle, initial_epoch=initial_epoch,
+            steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
+            validation_batch_size=validation_batch_size, validation_freq=validation_freq,
+            class_weight=class_weight, sample_weight=sample_weight)
+        if validation_data is not None:
+            validation.check_validation_data(validation_data)
         model = self.model
         device = self._place()
         if validation_split and validation_data is None:
@@ -377,26 +397,31 @@ class Trainer:
                 x, y, sample_weight, validation_split)
         train_data = self._adapter(x, y, sample_weight, batch_size, shuffle, steps_per_epoch,
                                    device, "fit", class_weight)
-        validation = None
+        self._check_data(train_data)
+        validation_adapter = None
         if validation_data is not None:
             vx, vy, vsw = unpack_x_y_sample_weight(validation_data)
-            validation = self._adapter(vx, vy, vsw, validation_batch_size or batch_size, False,
-                                       validation_steps, device, "fit")
+            validation_adapter = self._adapter(vx, vy, vsw, validation_batch_size or batch_size,
+                                               False, validation_steps, device, "fit")
+            self._check_data(validation_adapter, "validation_data ")
         callbacks = CallbackList(callbacks, add_history=True, add_progbar=_verbosity(verbose) != 0,
                                  model=model, verbose=_verbosity(verbose), epochs=epochs,
                                  steps=train_data.num_batches)
-        model.stop_training = False
-        callbacks.on_train_begin()
-        # Everything alive now (torch, the model, the data) lives through the fit: freezing it
-        # keeps Python's cyclic collector from walking those ~10^5 objects again and again,
-        # which measured 2-3% of an MLP's step time. Reference counting still frees them.
-        gc.freeze()
-        try:
-            epoch_logs = self._run_epochs(train_data, validation, callbacks, initial_epoch,
-                                          epochs, validation_freq)
-        finally:
-            gc.unfreeze()
-            model.eval()
+        with concurrency.training(model):
+            model.stop_training = False
+            callbacks.on_train_begin()
+            # Everything alive now (torch, the model, the data) lives through the fit: freezing
+            # it keeps Python's cyclic collector from walking those ~10^5 objects again and
+            # again, which measured 2-3% of an MLP's step time. Reference counting still frees
+            # them.
+            gc.freeze()
+            try:
+                epoch_logs = self._run_epochs(train_data, validation_adapter, callbacks,
+                                              initial_epoch, epochs, validation_freq)
+            finally:
+                gc.unfreeze()
+                self._guard = None
+                model.eval()
         if getattr(self.optimizer, "use_ema", False):
             self.optimizer.finalize_variable_values(self.optimizer.variables)
         callbacks.on_train_end(epoch_logs)
@@ -418,14 +443,24 @@ class Trainer:
             for step, batch in enumerate(batches, start):
                 if not prepared:
                     self._prepare_for(batch)
+                    guard = self._guard = self._make_guard(callbacks)
                     prepared = True
                 if callbacks.wants_batch_begin:
                     callbacks.on_train_batch_begin(step)
-                logs = model.train_step(batch)
+                guard.begin_step(epoch, step, batch)
+                try:
+                    logs = model.train_step(batch)
+                except Exception as error:
+                    raise _located(error, epoch, step, guard.failed_step())
+                if guard.due(step):
+                    guard.check(f"epoch {epoch + 1}, batch {step}")
                 if callbacks.wants_batch_end and (step + 1) % every == 0:
                     callbacks.on_train_batch_end(step, logs)
                 if model.stop_training:
                     break
+            if prepared:
+                # Before validation and on_epoch_end, so no checkpoint ever saves NaN weights.
+                guard.check(f"the end of epoch {epoch + 1}")
             epoch_logs = logs_to_floats(logs)
             if validation is not None and (epoch + 1) % validation_freq == 0:
                 validation_logs = self._evaluate_adapter(validation, callbacks=None)
@@ -435,13 +470,40 @@ class Trainer:
                 break
         return epoch_logs
 
+    def _make_guard(self, callbacks) -> NonFiniteGuard:
+        from lamina.callbacks.terminate_on_nan import TerminateOnNaN
+
+        # TerminateOnNaN reads the loss every batch anyway, so checking every step costs
+        # nothing more; a bad step is then skipped and training stops, as Keras's callback asks.
+        stop = any(isinstance(c, TerminateOnNaN) for c in callbacks.callbacks)
+        every = self.nonfinite_check_every
+        if every is None:
+            every = 1 if self._precision.device_type == "cpu" else 100
+        return NonFiniteGuard(self, 1 if stop else every, stop_training=stop)
+
+    def _check_data(self, adapter, prefix: str = "") -> None:
+        """In-memory data against itself and the model, before any forward pass."""
+        if not isinstance(adapter, data_adapters.ArrayAdapter):
+            return
+        ranges = validation.check_data(adapter.x, adapter.y, adapter.sample_weight, prefix)
+        validation.check_against_model(self.model, adapter.x, adapter.y, ranges,
+                                       self._sparse_loss(), prefix)
+
+    def _sparse_loss(self) -> Any:
+        """The compiled loss when it takes class indices (so labels can be range-checked)."""
+        loss = self.loss_argument
+        if isinstance(loss, (list, tuple)) and len(loss) == 1:
+            loss = loss[0]
+        if not isinstance(loss, (str, losses_module.Loss)):
+            return None
+        loss = losses_module.get(loss)
+        return loss if isinstance(loss, losses_module.SparseCategoricalCrossentropy) else None
+
     def _evaluate_adapter(self, adapter, callbacks=None) -> dict[str, float]:
         model = self.model
-        was_training = model.training
-        model.eval()
         self.reset_metrics()
         logs: Mapping = {}
-        try:
+        with concurrency.inference(model):
             with torch.no_grad():
                 for step, batch in enumerate(adapter.batches()):
                     if step == 0:
@@ -451,30 +513,34 @@ class Trainer:
                     logs = model.test_step(batch)
                     if callbacks is not None and callbacks.wants_test_batch:
                         callbacks.on_test_batch_end(step, logs)
-        finally:
-            model.train(was_training)
         return logs_to_floats(logs)
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
                  steps=None, callbacks=None, return_dict=False, **kwargs):
         from lamina.callbacks.callback import CallbackList
 
+        validation.check_count("batch_size", batch_size, allow_none=True)
+        validation.check_count("steps", steps, allow_none=True)
         device = self._place()
         adapter = self._adapter(x, y, sample_weight, batch_size, False, steps, device, "evaluate")
+        self._check_data(adapter)
         callbacks = CallbackList(callbacks, add_history=False, add_progbar=_verbosity(verbose) != 0,
                                  model=self.model, verbose=_verbosity(verbose), epochs=1,
                                  steps=adapter.num_batches, mode="test")
-        callbacks.on_test_begin()
-        logs = self._evaluate_adapter(adapter, callbacks)
-        callbacks.on_test_end(logs)
+        with self._evaluate_lock:
+            callbacks.on_test_begin()
+            logs = self._evaluate_adapter(adapter, callbacks)
+            callbacks.on_test_end(logs)
+            values = [logs[m.name] for m in self.metrics if m.name in logs]
         if return_dict:
             return logs
-        values = [logs[m.name] for m in self.metrics if m.name in logs]
         return values[0] if len(values) == 1 else values
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None, **kwargs):
         from lamina.callbacks.callback import CallbackList
 
+        validation.check_count("batch_size", batch_size, allow_none=True)
+        validation.check_count("steps", steps, allow_none=True)
         model = self.model
         parameter = next(model.parameters(), None)
         device = parameter.device if parameter is not None else torch.device("cpu")
@@ -485,18 +551,13 @@ class Trainer:
         callbacks = CallbackList(callbacks, add_history=False, add_progbar=_verbosity(verbose) == 1,
                                  model=model, verbose=_verbosity(verbose), epochs=1,
                                  steps=adapter.num_batches, mode="predict")
-        was_training = model.training
-        model.eval()
         outputs: list[Any] = []
         callbacks.on_predict_begin()
-        try:
-            with torch.no_grad():
-                for step, batch in enumerate(adapter.batches()):
-                    outputs.append(model.predict_step(batch))
-                    if callbacks.wants_predict_batch:
-                        callbacks.on_predict_batch_end(step, {"outputs": outputs[-1]})
-        finally:
-            model.train(was_training)
+        with concurrency.inference(model), torch.no_grad():
+            for step, batch in enumerate(adapter.batches()):
+                outputs.append(model.predict_step(batch))
+                if callbacks.wants_predict_batch:
+                    callbacks.on_predict_batch_end(step, {"outputs": outputs[-1]})
         callbacks.on_predict_end()
         return _concatenate_outputs(outputs)
 
@@ -506,6 +567,7 @@ class Trainer:
             sample_weight = _class_weights_to_sample_weights(y, class_weight)
         batch = data_adapters.batch_to_device(
             data_adapters.pack_x_y_sample_weight(x, y, sample_weight), device)
+        validation.check_data(*unpack_x_y_sample_weight(batch))
         self._prepare_for(batch)
         self.reset_metrics()
         self.model.train()
@@ -529,6 +591,7 @@ def predict_without_compile(model, x, batch_size=None, verbose="auto", steps=Non
     """`predict` needs no compile in Keras: a bare trainer, made once per model, runs it."""
     trainer = model.__dict__.get("_lamina_predictor")
     if trainer is None:
+        # Two threads racing here each make one; both are stateless for predict, either wins.
         trainer = Trainer(model, optimizer=None, loss=None, loss_weights=None, metrics=None,
                           weighted_metrics=None, run_eagerly=False, steps_per_execution=1,
                           jit_compile=False)
@@ -550,16 +613,24 @@ def _layer_class():
 
 
 def _verbosity(verbose: Any) -> int:
-    if verbose == "auto":
-        return 1
-    if verbose not in (0, 1, 2):
-        raise ValueError(f"`verbose` must be 'auto', 0, 1 or 2. Received: verbose={verbose!r}.")
-    return int(verbose)
+    return validation.check_verbose(verbose)
 
 
-def _check_positive(name: str, value: Any, allow_zero: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < (0 if allow_zero else 1):
-        raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}.")
+def _located(error: Exception, epoch: int, step: int, state: str) -> Exception:
+    """A training step's error, saying which batch raised it (the model is already rolled
+    back). An out-of-range label in a later batch is an IndexError deep in torch: a DataError
+    names it."""
+    where = f"training batch {step} of epoch {epoch + 1}"
+    if isinstance(error, IndexError):
+        located = DataError(
+            f"{where} failed: {error}. Usually a class label outside [0, number of classes): "
+            f"check that batch's labels against the model's output units. {state}"
+        )
+        located.__cause__ = error
+        return located
+    if not isinstance(error, NonFiniteError):
+        error.add_note(f"Raised by {where}. {state}")
+    return error
 
 
 def _per_output(argument: Any, keys: list, what: str, name_of=str) -> dict:

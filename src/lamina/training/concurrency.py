@@ -1,0 +1,108 @@
+"""Inference on one model from several threads.
+
+`predict` and `evaluate` need the model in inference mode (Dropout off, BatchNormalization on
+its moving statistics), and `module.training` is one flag shared by every thread. Flipping it
+per call, as a single-threaded engine may, lets one thread's "back to training mode" land in
+the middle of another thread's inference. So the flip is counted: the first inference call to
+enter puts the model in eval mode and remembers exactly which modules were in training mode;
+later ones join without touching the flags; the last one to leave puts those modules back.
+Concurrent inference calls therefore run in parallel, all in eval mode, and the model's mode
+afterwards is what it was.
+
+`fit` registers itself: inference from another thread while `fit` runs, or `fit` while another
+thread is inside inference, raises instead of silently training in the wrong mode.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+_CREATE = threading.Lock()
+
+
+class ModeGuard:
+    """The per-model counter behind `inference(model)` and `training(model)`."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.users = 0
+        self.restore: list[Any] = []
+        self.fit_thread: int | None = None
+
+
+def guard_of(model: Any) -> ModeGuard:
+    guard = model.__dict__.get("_lamina_mode_guard")
+    if guard is None:
+        with _CREATE:
+            guard = model.__dict__.get("_lamina_mode_guard")
+            if guard is None:
+                guard = ModeGuard()
+                object.__setattr__(model, "_lamina_mode_guard", guard)
+    return guard
+
+
+class inference:  # noqa: N801  (used as a context manager, like torch.no_grad)
+    """Hold the model in eval mode for the duration of one predict/evaluate call."""
+
+    def __init__(self, model: Any):
+        self.model = model
+        self.guard = guard_of(model)
+
+    def __enter__(self) -> None:
+        guard, me = self.guard, threading.get_ident()
+        with guard.lock:
+            if guard.fit_thread is not None and guard.fit_thread != me:
+                raise RuntimeError(
+                    f"Model {self.model.name!r} is being trained by fit() in another thread; "
+                    "predict/evaluate from a second thread would switch it to inference mode "
+                    "mid-training. Call them from a callback (on_epoch_end) or after fit "
+                    "returns, or on a copy of the model."
+                )
+            if guard.users == 0:
+                guard.restore = [m for m in self.model.modules() if m.training]
+                if guard.restore:
+                    self.model.eval()
+            guard.users += 1
+
+    def __exit__(self, *exc: Any) -> None:
+        guard = self.guard
+        with guard.lock:
+            guard.users -= 1
+            if guard.users == 0:
+                # Exactly the modules that were in training mode, not model.train(): a frozen
+                # BatchNorm left in eval mode by the user stays in eval mode.
+                for module in guard.restore:
+                    module.__dict__["training"] = True
+                guard.restore = []
+
+
+class training:  # noqa: N801
+    """Mark the model as being trained by this thread for the duration of fit."""
+
+    def __init__(self, model: Any):
+        self.model = model
+        self.guard = guard_of(model)
+        self.outer = False
+
+    def __enter__(self) -> None:
+        guard, me = self.guard, threading.get_ident()
+        with guard.lock:
+            if guard.fit_thread is not None and guard.fit_thread != me:
+                raise RuntimeError(
+                    f"Model {self.model.name!r} is already being trained by fit() in another "
+                    "thread; one model trains in one thread at a time."
+                )
+            if guard.users and guard.fit_thread is None:
+                raise RuntimeError(
+                    f"predict/evaluate is running on model {self.model.name!r} in another "
+                    "thread; fit would switch the model to training mode under it. Wait for "
+                    "them to finish (or train a copy of the model)."
+                )
+            self.outer = guard.fit_thread is None
+            guard.fit_thread = me
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.outer:
+            with self.guard.lock:
+                self.guard.fit_thread = None
