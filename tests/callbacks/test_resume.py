@@ -100,7 +100,8 @@ def finish(worker: Worker, out: Path, backup: dict, kills: list, **options) -> l
 # 4 epochs of 8 batches (120 samples, batch 16): global steps 1..32.
 KILLS = {
     "epoch": [["batch_end", 11], ["epoch_begin", 2], ["batch_end", 30]],
-    1: [["batch_end", 5], ["batch_end", 16], ["epoch_end", 2]],
+    # The second kill lands in the epoch the first leg resumed in, after a backup of it.
+    1: [["batch_end", 3], ["batch_end", 5], ["batch_end", 16], ["epoch_end", 2]],
     3: [["batch_end", 8], ["epoch_begin", 2], ["batch_end", 25]],
     7: [["batch_end", 6], ["batch_end", 15], ["batch_end", 31]],
 }

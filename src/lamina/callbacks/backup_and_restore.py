@@ -131,6 +131,7 @@ class BackupAndRestore(Callback):
             self._load_callbacks(resume["callbacks"])
             _trainer(self.model).load_metric_state(resume["metrics"])
             _rng_state.restore(resume["rng"], self.model, generators)
+            self._epoch_rng = resume["epoch_rng"]  # later backups of this epoch need it too
             self._done_in_epoch = start
             return start, batches
         if resume is not None:
