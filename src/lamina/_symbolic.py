@@ -18,7 +18,7 @@ from torch import nn
 
 from lamina import config
 from lamina._load_budget import charge_probe
-from lamina.errors import ShapeError
+from lamina.errors import FileFormatError, ShapeError
 
 Tensor = torch.Tensor
 
@@ -256,6 +256,8 @@ def symbolic_call(layer: nn.Module, args: tuple, kwargs: dict) -> Any:
 
     try:
         out_a, out_b = _run_probes(run, layer)
+    except FileFormatError:
+        raise  # a load budget's refusal names what to fix already
     except ShapeError as error:
         raise ShapeError(_symbolic_shapes_in(str(error), args, kwargs)) from error
     except Exception as error:  # a shape mismatch inside torch: say which layer and which shapes
