@@ -263,7 +263,9 @@ class BackupAndRestore(Callback):
         self._handler_installed = True
 
     def _on_sigterm(self, signum, frame) -> None:
-        if self._preempted:
+        # Outside the training loop (fit raised and never reached on_train_end, say) no batch
+        # end will come to write the backup: terminate now rather than swallow the signal.
+        if self._preempted or not _in_training_loop(frame):
             self._terminate()
         self._preempted = True
 
@@ -284,6 +286,17 @@ def _trainer(model):
     from lamina.training.trainer import trainer_of
 
     return trainer_of(model)
+
+
+def _in_training_loop(frame) -> bool:
+    from lamina.training.trainer import Trainer
+
+    loop = Trainer._run_epochs.__code__
+    while frame is not None:
+        if frame.f_code is loop:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _fsync_directory(path: str) -> None:
