@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.server
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 
 import pytest
@@ -12,11 +13,21 @@ import pytest
 
 @dataclass
 class FileServer:
-    """Serves `files[path]`; honours `Range: bytes=N-` unless `ignore_range`; logs requests."""
+    """Serves `files[path]`; honours `Range: bytes=N-` unless `ignore_range`; logs requests.
+
+    `framing` is how the body's end is marked: 'length' (Content-Length), 'chunked'
+    (Transfer-Encoding: chunked) or 'close' (neither: the closing connection ends it).
+    `cut_after` sends only that many bytes of the body and then closes the connection (a
+    chunked body without its final zero-length chunk). `delay` waits before the body, so
+    concurrent clients overlap.
+    """
 
     files: dict[str, bytes] = field(default_factory=dict)
     requests: list[tuple[str, str | None]] = field(default_factory=list)
     ignore_range: bool = False
+    framing: str = "length"
+    cut_after: int | None = None
+    delay: float = 0.0
     port: int = 0
 
     def url(self, path: str) -> str:
@@ -45,9 +56,21 @@ def _make_handler(server_state: FileServer) -> type[http.server.BaseHTTPRequestH
                 self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
             else:
                 self.send_response(200)
-            self.send_header("Content-Length", str(len(body) - start))
+            if server_state.framing == "length":
+                self.send_header("Content-Length", str(len(body) - start))
+            elif server_state.framing == "chunked":
+                self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
-            self.wfile.write(body[start:])
+            time.sleep(server_state.delay)
+            sent = body[start:] if server_state.cut_after is None else body[start:][: server_state.cut_after]
+            if server_state.framing != "chunked":
+                self.wfile.write(sent)
+                return
+            for offset in range(0, len(sent), 1000):
+                piece = sent[offset : offset + 1000]
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            if server_state.cut_after is None:
+                self.wfile.write(b"0\r\n\r\n")
 
         def log_message(self, *args: object) -> None:
             pass
