@@ -102,6 +102,13 @@ def batch_to_device(batch: Any, device: torch.device) -> Any:
 
 
 def _num_samples(structure: Any, what: str) -> int:
+    if any(v.ndim == 0 for v in flatten(structure)):
+        raise DataError(
+            f"{what} holds a scalar where an array with one row per sample is expected (a list "
+            "is read as several inputs, one array each). Pass a numpy array, e.g. "
+            "np.asarray(data, dtype='float32'); pad ragged sequences with "
+            "lamina.preprocessing.sequence.pad_sequences."
+        )
     lengths = {len(v) for v in flatten(structure)}
     if len(lengths) > 1:
         raise DataError(

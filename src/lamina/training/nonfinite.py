@@ -142,10 +142,15 @@ class NonFiniteGuard:
             return False
         self._undo_forward()
         self.trainer.optimizer.zero_grad()
+        # An earlier update with finite gradients may have overflowed the weights; only the
+        # snapshot predates it.
+        rolled_back = not self._state_finite()
+        if rolled_back:
+            self.restore()
         if self.stop_training:
             self.model.stop_training = True
             return True
-        raise NonFiniteError(self._message(self.epoch, self.step, loss))
+        raise NonFiniteError(self._message(self.epoch, self.step, loss, rolled_back))
 
     def failed_step(self) -> str:
         """A step raised: put the model back as it was before it (or at the last check), and
@@ -154,7 +159,8 @@ class NonFiniteGuard:
             self._undo_forward()
             if self.trainer.optimizer.built:
                 self.trainer.optimizer.zero_grad()
-            return "The model is as it was before that batch."
+            if self._state_finite():
+                return "The model is as it was before that batch."
         self.restore()
         return f"The model was rolled back to {self._checked_at}."
 
@@ -168,16 +174,19 @@ class NonFiniteGuard:
     def due(self, step: int) -> bool:
         return not self.exact and (step + 1) % self.check_every == 0
 
-    def check(self, where: str) -> None:
-        """A sync point: raise (after rolling back) if anything went non-finite since the last
-        one, else take a new snapshot."""
+    def _state_finite(self) -> bool:
         found = self._found
         with torch.no_grad():
             found.zero_()
             floating = [t for t in self.state if t.is_floating_point()]
             torch._amp_foreach_non_finite_check_and_unscale_(floating, found, self._one)
+        return not found.item()
+
+    def check(self, where: str) -> None:
+        """A sync point: raise (after rolling back) if anything went non-finite since the last
+        one, else take a new snapshot."""
         first_bad = -1 if self.exact else int(self._first_bad)
-        if first_bad >= 0 or found.item():
+        if first_bad >= 0 or not self._state_finite():
             self.restore()
             if first_bad >= 0:
                 epoch, step = self._since_check[first_bad]
@@ -197,8 +206,9 @@ class NonFiniteGuard:
 
     # ------------------------------------------------------------------ the message
 
-    def _message(self, epoch: int, step: int, loss: Tensor | None) -> str:
-        if self.exact:
+    def _message(self, epoch: int, step: int, loss: Tensor | None,
+                 rolled_back: bool = True) -> str:
+        if self.exact and not rolled_back:
             what = "loss" if loss is not None and not bool(torch.isfinite(loss).all()) else \
                 "gradients or normalization statistics"
             rolled = "The model is unchanged by that batch (weights, optimizer state and " \

@@ -240,6 +240,13 @@ def check_against_model(model: Any, x: Any, y: Any, ranges: dict[str, tuple], sp
     if sparse_loss is None or width is None or not isinstance(y, Tensor):
         return
     low, high = ranges.get(prefix + "y", (0, 0))
+    if y.is_floating_point() and bool((y != y.round()).any()):
+        first = _first_bad_sample(y != y.round())
+        raise DataError(
+            f"`{prefix}y` must hold integer class indices for {type(sparse_loss).__name__}; "
+            f"sample {first} has a fractional label. For one-hot or soft labels use "
+            "'categorical_crossentropy'."
+        )
     ignore = getattr(sparse_loss, "ignore_class", None)
     bad = (y < 0) | (y >= width)
     if ignore is not None:
