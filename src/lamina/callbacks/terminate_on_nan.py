@@ -10,7 +10,12 @@ from lamina.callbacks.callback import Callback
 
 @register("TerminateOnNaN")
 class TerminateOnNaN(Callback):
-    """Checks the loss after every batch (one host sync per batch, the price of the check)."""
+    """Checks the loss after every batch (one host sync per batch, the price of the check).
+
+    With it in the callbacks, `fit` checks every step and skips the update of a batch whose
+    loss or gradients are NaN/Inf, so training stops with the model as it was before that
+    batch (Keras would keep the NaN weights); without it, `fit` raises `NonFiniteError`.
+    """
 
     def __init__(self):
         super().__init__()
