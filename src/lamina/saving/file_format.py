@@ -515,14 +515,14 @@ def string_attribute(node: h5py.HLObject, name: str, limit: int, source: str) ->
         value = node.attrs[name]
     if isinstance(value, np.ndarray):
         value = value.reshape(-1)[0]
-    if isinstance(value, bytes):
-        try:
-            value = value.decode("utf-8")
-        except UnicodeDecodeError as error:
-            raise FileFormatError(f"{source!r}: the attribute {name!r} is not UTF-8 text: "
-                                  f"{error}") from None
-    if not isinstance(value, str):
+    if not isinstance(value, (bytes, str)):
         raise FileFormatError(f"{source!r}: the attribute {name!r} is not a text value.")
+    try:
+        # h5py hands undecodable bytes over as surrogates; a round trip shows them.
+        value = (value if isinstance(value, bytes) else value.encode("utf-8")).decode("utf-8")
+    except UnicodeError as error:
+        raise FileFormatError(f"{source!r}: the attribute {name!r} is not UTF-8 text: "
+                              f"{error}") from None
     if len(value) > limit:
         raise FileFormatError(f"{source!r}: the attribute {name!r} is {len(value):,} "
                               f"characters, more than the {limit:,} allowed.")
