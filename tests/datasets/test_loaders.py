@@ -17,6 +17,8 @@ import pytest
 from lamina import config
 from lamina.datasets import cifar10, cifar100, digits, fashion_mnist, imdb, mnist
 
+from ._layouts import python2_dumps
+
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
@@ -205,6 +207,27 @@ def test_cifar100_label_modes(file_server, tmp_path, monkeypatch, label_mode, ex
     assert x_train.shape == (2, 32, 32, 3)
     np.testing.assert_array_equal(y_train[:, 0], expected_train)
     assert y_test.shape == (1, 1)
+
+
+def test_cifar100_reads_batches_in_the_python2_layout_of_the_real_files(file_server, tmp_path, monkeypatch):
+    def batch(images: np.ndarray, fine: list[int], coarse: list[int], label: str) -> bytes:
+        return python2_dumps({
+            "filenames": [f"img_{i}.png" for i in range(len(images))], "batch_label": label,
+            "fine_labels": fine, "coarse_labels": coarse, "data": images.reshape(len(images), -1),
+        })
+
+    train, test = cifar_images(3, 5), cifar_images(2, 6)
+    members = {
+        "cifar-100-python/train": batch(train, [5, 99, 0], [1, 19, 0], "training batch 1 of 1"),
+        "cifar-100-python/test": batch(test, [7, 8], [2, 3], "testing batch 1 of 1"),
+    }
+    serve(file_server, monkeypatch, cifar100, "cifar-100-python.tar.gz", tar_gz(members))
+    (x_train, y_train), (x_test, y_test) = cifar100.load_data("fine", cache_dir=tmp_path)
+    np.testing.assert_array_equal(x_train, train.transpose(0, 2, 3, 1))
+    np.testing.assert_array_equal(x_test, test.transpose(0, 2, 3, 1))
+    np.testing.assert_array_equal(y_train[:, 0], [5, 99, 0])
+    (_, y_train), _ = cifar100.load_data("coarse", cache_dir=tmp_path)
+    np.testing.assert_array_equal(y_train[:, 0], [1, 19, 0])
 
 
 def test_cifar100_rejects_unknown_label_mode():

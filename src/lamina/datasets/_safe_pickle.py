@@ -24,6 +24,7 @@ from __future__ import annotations
 import io
 import math
 import pickle
+import pickletools
 import re
 import struct
 import zipfile
@@ -96,7 +97,7 @@ _F64 = struct.Struct(">d").unpack_from
 
 _INT_OPCODES = frozenset(b"KMJ")  # BININT1, BININT2, BININT
 _INT_RUN = re.compile(rb"(?:K[\x00-\xff]|M[\x00-\xff]{2}|J[\x00-\xff]{4})+")
-_OPCODE_NAMES = {op.code.encode("latin1")[0]: op.name for op in __import__("pickletools").opcodes}
+_OPCODE_NAMES = {op.code.encode("latin1")[0]: op.name for op in pickletools.opcodes}
 
 
 class _Machine:
@@ -282,7 +283,10 @@ class _Machine:
             return flat.reshape(shape, order=order)
         if type(data) is str:  # Python 2 bytes read with encoding='latin1'
             self.spend(len(data), "an array's data")
-            data = data.encode("latin-1")
+            try:
+                data = data.encode("latin-1")
+            except UnicodeEncodeError:
+                raise self.fail("an array's data is text beyond latin1") from None
         if type(data) is not bytes or len(data) != count * dtype.itemsize:
             held = len(data) if isinstance(data, (bytes, str)) else type(data).__name__
             raise self.fail(
@@ -314,9 +318,9 @@ class _Machine:
                     pos = run.end()
                     continue
                 pos += 1
-                name = _OPCODE_NAMES.get(op)
-                handler = _HANDLERS.get(name) if name else None
+                handler = _DISPATCH[op]
                 if handler is None:
+                    name = _OPCODE_NAMES.get(op)
                     if name is None:
                         raise self.fail(f"byte {pos - 1} holds {op:#04x}, which is no pickle opcode")
                     raise self.fail(f"it uses the opcode {name}, which dataset files never contain")
@@ -661,6 +665,9 @@ _HANDLERS = {
     "REDUCE": _reduce,
     "BUILD": _build,
 }
+
+
+_DISPATCH = [_HANDLERS.get(_OPCODE_NAMES.get(op, "")) for op in range(256)]
 
 
 def loads(data: bytes, encoding: str = "ASCII") -> Any:
