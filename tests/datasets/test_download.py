@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import io
 import multiprocessing
@@ -377,6 +378,30 @@ def test_two_processes_fetching_one_file_download_it_once(file_server, tmp_path)
     assert outcomes == [("ok", sha256(PAYLOAD))] * 2
     assert file_server.requests == [("/shared.bin", None)]
     assert os.listdir(tmp_path / "datasets") == ["shared.bin"]  # no part, no lock file
+
+
+def test_threads_fetching_one_file_wait_for_each_other(file_server, tmp_path, capsys):
+    # flock excludes open file descriptions, so threads of one process queue up as processes do.
+    file_server.files["f.bin"] = PAYLOAD
+    file_server.delay = 0.3
+    url = file_server.url("f.bin")
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        paths = list(pool.map(lambda _: get_file("f.bin", url, file_hash=sha256(PAYLOAD), cache_dir=tmp_path), range(3)))
+    assert [read_bytes(path) for path in paths] == [PAYLOAD] * 3
+    assert file_server.requests == [("/f.bin", None)]
+    assert "Waiting for another process to finish" in capsys.readouterr().err
+    assert os.listdir(tmp_path / "datasets") == ["f.bin"]
+
+
+def test_without_the_lock_part_files_of_others_are_left_alone(file_server, tmp_path, monkeypatch):
+    monkeypatch.setattr(_download, "fcntl", None)  # as on Windows: the other process may be alive
+    file_server.files["f.bin"] = PAYLOAD
+    folder = tmp_path / "datasets"
+    folder.mkdir()
+    (folder / "f.bin.part-4242-0123abcd").write_bytes(PAYLOAD[:6000])
+    get_file("f.bin", file_server.url("f.bin"), cache_dir=tmp_path)
+    assert file_server.requests == [("/f.bin", None)]
+    assert sorted(os.listdir(folder)) == ["f.bin", "f.bin.part-4242-0123abcd"]
 
 
 # --------------------------------------------------------------------------- hostile archives

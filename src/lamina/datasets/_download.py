@@ -121,9 +121,11 @@ def get_file(
         # and needs no lock (which also serves read-only caches).
         if (extraction_dir is None or os.path.isdir(extraction_dir)) and _matches(target, file_hash, hash_algorithm):
             return extraction_dir or target
-    with _exclusive(target):
+    with _exclusive(target) as locked:
         # Another process may have finished the download while this one waited for the lock.
-        return _get_locked(origin, target, extraction_dir, file_hash, hash_algorithm, archive_format, force_download, timeout)
+        return _get_locked(
+            origin, target, extraction_dir, file_hash, hash_algorithm, archive_format, force_download, timeout, locked
+        )
 
 
 def _get_locked(
@@ -135,10 +137,11 @@ def _get_locked(
     archive_format: str | list[str] | None,
     force_download: bool,
     timeout: float,
+    locked: bool,
 ) -> str:
     downloaded = False
     if force_download or not _is_valid(target, file_hash, hash_algorithm):
-        _download_verified(origin, target, file_hash, hash_algorithm, timeout)
+        _download_verified(origin, target, file_hash, hash_algorithm, timeout, locked)
         downloaded = True
     if extraction_dir is None:
         return target
@@ -158,7 +161,7 @@ def _get_locked(
             # earlier: fetch it again once.
             print(f"The cached archive {target!r} is corrupt ({error}); downloading it again.", file=sys.stderr)
             os.remove(target)
-            _download_verified(origin, target, file_hash, hash_algorithm, timeout)
+            _download_verified(origin, target, file_hash, hash_algorithm, timeout, locked)
             _extract(target, extraction_dir, archive_format)
     return extraction_dir
 
@@ -222,8 +225,8 @@ def _is_valid(path: str, file_hash: str | None, algorithm: str) -> bool:
 
 
 @contextlib.contextmanager
-def _exclusive(target: str) -> Iterator[None]:
-    """Hold an exclusive `flock` on `<target>.lock` so one process at a time fetches `target`."""
+def _exclusive(target: str) -> Iterator[bool]:
+    """Hold an exclusive `flock` on `<target>.lock` (one fetcher at a time); yield whether it is held."""
     path = target + ".lock"
     try:
         handle = _acquire(path, target)
@@ -232,7 +235,7 @@ def _exclusive(target: str) -> Iterator[None]:
         # names still keep concurrent downloads from corrupting each other.
         handle = None
     try:
-        yield
+        yield handle is not None
     finally:
         if handle is not None:
             # Removed while still held: a waiter that then gets the lock on the removed file
@@ -263,7 +266,9 @@ def _acquire(path: str, target: str) -> int | None:
         os.close(handle)
 
 
-def _download_verified(origin: str, target: str, file_hash: str | None, algorithm: str, timeout: float) -> None:
+def _download_verified(
+    origin: str, target: str, file_hash: str | None, algorithm: str, timeout: float, locked: bool
+) -> None:
     """Download into a part file of this process's own, check the hash, then rename into place.
 
     `<target>.part` is the resumable remainder of an earlier failed attempt: it is claimed by
@@ -272,7 +277,8 @@ def _download_verified(origin: str, target: str, file_hash: str | None, algorith
     """
     shared = target + ".part"
     own = f"{target}.part-{os.getpid()}-{secrets.token_hex(4)}"
-    _adopt_orphans(target, shared)
+    if locked:
+        _adopt_orphans(target, shared)
     with contextlib.suppress(FileNotFoundError):
         os.replace(shared, own)
     try:
@@ -302,8 +308,6 @@ def _download_verified(origin: str, target: str, file_hash: str | None, algorith
 
 def _adopt_orphans(target: str, shared: str) -> None:
     """Under the lock, part files of other processes belong to ones that died: keep the longest."""
-    if fcntl is None:
-        return  # without the lock another live process may own them
     folder, prefix = os.path.split(target + ".part-")
     orphans = [os.path.join(folder, name) for name in os.listdir(folder) if name.startswith(prefix)]
     if not orphans:
