@@ -293,7 +293,7 @@ def _check_dataset(dataset: h5py.Dataset, where: str, source: str, file_size: in
 
 
 def _canonical(array: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
+    return np.asarray(array, dtype=array.dtype.newbyteorder("<"), order="C")
 
 
 def _update_digest(digest: Any, path: str, array: np.ndarray) -> None:
@@ -404,7 +404,7 @@ def _convert(array: np.ndarray, entry: _Planned, source: str) -> torch.Tensor:
         return FileFormatError(f"{source!r}: layer {entry.layer!r} weight {entry.name!r} "
                                f"(dataset {entry.path!r}) {reason}; the file is damaged or crafted.")
 
-    array = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("="))
+    array = np.asarray(array, dtype=array.dtype.newbyteorder("="), order="C")
     if array.dtype.kind in "fc":
         if not np.isfinite(array).all():
             raise refuse("holds NaN or infinite values")
