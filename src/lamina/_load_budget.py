@@ -22,6 +22,10 @@ import contextlib
 import threading
 from typing import Iterator
 
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves, tree_map_only
+
 from lamina.errors import FileFormatError
 
 # Weights created outside the file's stored tensors (non-persistent buffers, optimizer-free
@@ -118,3 +122,39 @@ def charge_output(num_elements: int, shape: tuple, what: str) -> None:
         "Lamina allows while rebuilding a saved model. The config was altered; refusing to "
         "allocate it."
     )
+
+
+class _SizedOnMeta(TorchDispatchMode):
+    """Runs every tensor operation on the `meta` device first and charges its output: a layer
+    whose call scales its output by a config number (`UpSampling2D(size=10**4)`,
+    `RepeatVector(10**9)`, `CategoryEncoding(num_tokens=10**9)`) is refused before it allocates.
+    Views allocate nothing and are not charged; an operation meta cannot size (data-dependent
+    shapes, `.item()`) runs as it is."""
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        meta_kwargs = tree_map_only(torch.Tensor, _to_meta, kwargs)
+        if any(argument.name == "device" for argument in func._schema.arguments):
+            meta_kwargs["device"] = torch.device("meta")  # a factory (zeros, empty, arange)
+        try:
+            sized = func(*tree_map_only(torch.Tensor, _to_meta, args), **meta_kwargs)
+        except Exception:  # no meta kernel, or a shape that depends on the data
+            sized = None
+        if sized is not None:
+            returns = func._schema.returns
+            for index, output in enumerate(tree_leaves(sized)):
+                aliases = index < len(returns) and returns[index].alias_info is not None
+                if isinstance(output, torch.Tensor) and not aliases:
+                    charge_output(output.numel(), tuple(output.shape), str(func.overloadpacket))
+        return func(*args, **kwargs)
+
+
+def _to_meta(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor if tensor.is_meta else torch.empty_strided(
+        tensor.shape, tensor.stride(), dtype=tensor.dtype, device="meta")
+
+
+def sized_on_meta() -> contextlib.AbstractContextManager[None]:
+    """While a budget is active, size every operation on `meta` before running it (shape
+    inference on probes); otherwise nothing."""
+    return _SizedOnMeta() if active() else contextlib.nullcontext()

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from lamina import config
+from lamina import _load_budget
 from lamina._load_budget import charge_probe
 from lamina.errors import FileFormatError, ShapeError
 
@@ -217,7 +218,7 @@ def _run_probes(fn: Callable[[int], Any], module: nn.Module | None) -> tuple[Any
         module.train(False)
     _PROBING += 1
     try:
-        with torch.no_grad():
+        with torch.no_grad(), _load_budget.sized_on_meta():
             return fn(0), fn(1)
     finally:
         _PROBING -= 1

@@ -266,7 +266,26 @@ BOMBS = [
     ("padded vocabulary of 10**10", padded_lookup_config, "whose output would have shape"),
     ("position table from start_index=10**9", positional_start_config,
      "whose output would have shape"),
+    # A Lamina layer whose call scales its output by a config number: sized on meta first.
+    ("UpSampling2D size=10**4", lambda: layer_call_config(
+        (4, 4, 1), layers.UpSampling2D(size=2), size=[10**4, 10**4]), "whose output would have"),
+    ("RepeatVector n=10**9, then Flatten", lambda: layer_call_config(
+        (4,), layers.RepeatVector(2), layers.Flatten(), n=10**9), "whose output would have"),
+    ("CategoryEncoding num_tokens=10**9", lambda: layer_call_config(
+        (4,), layers.CategoryEncoding(num_tokens=8, output_mode="multi_hot"), num_tokens=10**9,
+        dtype="int64"), "whose output would have"),
+    ("Resizing 10**5 x 10**5", lambda: layer_call_config(
+        (4, 4, 1), layers.Resizing(8, 8), height=10**5, width=10**5), "whose output would have"),
 ]
+
+
+def layer_call_config(input_shape: tuple, layer, *then, dtype: str = "float32",
+                      **enlarged) -> dict:
+    """A small model whose `layer`'s config numbers are then made huge (`then`: layers after)."""
+    config = serialize(lamina.Sequential(
+        [lamina.Input(shape=input_shape, dtype=dtype), layer, *then]))
+    config["config"]["layers"][0]["config"].update(enlarged)
+    return config
 
 
 def enlarge(config: dict, bomb_id: str) -> dict:
