@@ -4,7 +4,8 @@ Up-front checks (validation.py) catch bad in-memory data; this guard catches wha
 computation shows: NaN/Inf in a streamed batch, an overflowing input, a learning rate that blows
 up. After each backward pass it checks the loss, the gradients and the statistics the forward
 pass updated (BatchNormalization's moving mean and variance) with one fused kernel
-(`_amp_foreach_non_finite_check_and_unscale_`, GradScaler's own check).
+(`_amp_foreach_non_finite_check_and_unscale_`, GradScaler's own check); exact mode leaves the
+gradients to the next step's loss and the epoch-end weight check.
 
 - Exact mode (`check_every == 1`, the default on CPU where reading a flag costs nothing, and
   whenever TerminateOnNaN is in the callbacks): the flag is read at once; a bad step is never
@@ -124,6 +125,17 @@ class NonFiniteGuard:
         """After backward, before the update: True when the update must be skipped."""
         found = self._found
         with torch.no_grad():
+            if self.exact:
+                # The loss and the changed statistics only: scanning every gradient each step
+                # measured 4.5% of an MLP step on CPU. A gradient that is non-finite under a
+                # finite loss corrupts the weights, which the next step's loss or the epoch-end
+                # check sees; the rollback then goes to the last snapshot instead.
+                if not self.forward_state:
+                    if bool(torch.isfinite(loss.detach()).all()):
+                        self._applied = True
+                        return False
+                    return self._bad_step(loss)
+                check_gradients = False
             found.zero_()
             tensors = list(self.forward_state)
             if check_gradients:
@@ -140,6 +152,9 @@ class NonFiniteGuard:
         if not found.item():
             self._applied = True
             return False
+        return self._bad_step(loss)
+
+    def _bad_step(self, loss: Tensor) -> bool:
         self._undo_forward()
         self.trainer.optimizer.zero_grad()
         # An earlier update with finite gradients may have overflowed the weights; only the
