@@ -10,7 +10,7 @@ import torch
 
 import lamina
 from lamina import applications
-from lamina.errors import ShapeError
+from lamina.errors import FileFormatError, ShapeError
 
 
 def _lenet_arrays(seed: int = 0) -> dict[str, list[np.ndarray]]:
@@ -88,6 +88,56 @@ def test_skip_mismatch_loads_the_layers_that_fit(tmp_path):
         applications.load_weights_by_name(model, path, skip_mismatch=True)
     np.testing.assert_array_equal(model.get_layer("conv1").get_weights()[0], arrays["conv1"][0])
     np.testing.assert_array_equal(model.get_layer("predictions").get_weights()[0], before[0])
+
+
+def test_a_mismatch_in_a_later_layer_loads_nothing(tmp_path):
+    path = tmp_path / "lenet_keras.h5"
+    arrays = _lenet_arrays()
+    arrays["fc2"] = [np.zeros((120, 80), np.float32), np.zeros((80,), np.float32)]
+    _write_keras_legacy_file(path, arrays)
+    model = applications.LeNet5()
+    before = [w.copy() for w in model.get_weights()]
+    with pytest.raises(ValueError, match=r"Layer 'fc2'"):
+        applications.load_weights_by_name(model, path)
+    for old, new in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(old, new)  # conv1, conv2, fc1 were valid but not loaded
+
+
+def _external_link(path, canary) -> None:
+    with h5py.File(canary, "w") as h5:
+        h5["secret"] = np.full((5, 5, 1, 6), 7.0, np.float32)
+    _write_keras_legacy_file(path, _lenet_arrays())
+    with h5py.File(path, "a") as h5:
+        del h5["conv1/conv1/kernel:0"]
+        h5["conv1/conv1/kernel:0"] = h5py.ExternalLink(str(canary), "secret")
+
+
+def _nan_kernel(path, canary) -> None:
+    arrays = _lenet_arrays()
+    arrays["fc1"][0][3, 4] = np.nan
+    _write_keras_legacy_file(path, arrays)
+
+
+def _int_kernel(path, canary) -> None:
+    arrays = _lenet_arrays()
+    arrays["fc2"][0] = arrays["fc2"][0].astype(np.int64)
+    _write_keras_legacy_file(path, arrays)
+
+
+@pytest.mark.parametrize("craft, fragment", [
+    (_external_link, "ExternalLink"),
+    (_nan_kernel, "not a finite float array"),
+    (_int_kernel, "not a finite float array"),
+], ids=["external link", "NaN kernel", "int64 kernel"])
+def test_hostile_files_are_refused_and_load_nothing(tmp_path, craft, fragment):
+    path = tmp_path / "crafted.h5"
+    craft(path, tmp_path / "canary.h5")
+    model = applications.LeNet5()
+    before = [w.copy() for w in model.get_weights()]
+    with pytest.raises(FileFormatError, match=fragment):
+        applications.load_weights_by_name(model, path)
+    for old, new in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(old, new)
 
 
 def test_a_file_of_another_architecture_is_refused(tmp_path):

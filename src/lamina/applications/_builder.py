@@ -293,7 +293,7 @@ def load_weights_by_name(model: Layer, filepath: str | os.PathLike,
             "model.save_weights('name.weights.h5')."
         )
     stored = _arrays_by_layer_name(path)
-    matched = 0
+    matched, staged = 0, []
     for layer in _weighted_layers(model):
         if layer.name not in stored:
             continue
@@ -308,7 +308,7 @@ def load_weights_by_name(model: Layer, filepath: str | os.PathLike,
                 raise ValueError(message + " Pass skip_mismatch=True to skip this layer.")
             warnings.warn(message + " Skipping it.", stacklevel=2)
             continue
-        layer.set_weights(arrays)
+        staged.append((layer, arrays))
     if matched == 0:
         raise ValueError(
             f"None of the layer names in {path!r} match a layer of model "
@@ -316,6 +316,9 @@ def load_weights_by_name(model: Layer, filepath: str | os.PathLike,
             "file was saved from another architecture; model.load_weights(path) matches "
             "layers by position instead."
         )
+    # All or nothing: no layer changes unless every matched layer's weights were valid.
+    for layer, arrays in staged:
+        layer.set_weights(arrays)
 
 
 def _weighted_layers(model: Layer) -> list[Layer]:
@@ -324,46 +327,67 @@ def _weighted_layers(model: Layer) -> list[Layer]:
 
 
 def _arrays_by_layer_name(path: str) -> dict[str, list[np.ndarray]]:
-    from lamina.saving.file_format import open_h5
+    """Every layer's arrays, after the file passed the loaders' checks (no links out of the file,
+    no external or virtual storage, plain numbers, sizes within the file; finite values)."""
+    from lamina.saving.file_format import inspect_weights, open_h5, reading
 
-    with open_h5(path, "load weights from it by layer name") as h5:
-        root = h5["model_weights"] if "model_weights" in h5 else h5
-        if "layer_names" in root.attrs:
-            return _keras_legacy_arrays(root)
-        if "model" in h5:
-            found: dict[str, list[np.ndarray]] = {}
-            _lamina_arrays(h5["model"], found)
-            return found
-    raise FileFormatError(
-        f"{path!r} is an HDF5 file but holds no Lamina or Keras weights (no 'model' group and no "
-        "'layer_names' attribute)."
-    )
+    with open_h5(path, "load weights from it by layer name") as h5, reading(path, "its weights"):
+        inventory = inspect_weights(h5, path, os.path.getsize(path))
+        root = "model_weights" if "model_weights" in h5 else ""
+        if "layer_names" in (h5[root] if root else h5).attrs:
+            found = _keras_legacy_arrays(h5[root] if root else h5, root, inventory)
+        elif "model" in h5:
+            found = {}
+            _lamina_arrays(h5["model"], "model", inventory, found)
+        else:
+            raise FileFormatError(
+                f"{path!r} is an HDF5 file but holds no Lamina or Keras weights (no 'model' group "
+                "and no 'layer_names' attribute)."
+            )
+    for name, arrays in found.items():
+        for array in arrays:
+            if array.dtype.kind != "f" or not np.isfinite(array).all():
+                raise FileFormatError(
+                    f"{path!r}: a weight of layer {name!r} is not a finite float array (dtype "
+                    f"{array.dtype}); the file is damaged or crafted."
+                )
+    return found
 
 
 def _text(value: Any) -> str:
     return value.decode("utf8") if isinstance(value, bytes) else str(value)
 
 
-def _keras_legacy_arrays(root: h5py.Group) -> dict[str, list[np.ndarray]]:
+def _dataset(inventory: Any, where: str) -> np.ndarray:
+    # Only datasets the inspection walked and passed are read.
+    if where not in inventory.datasets:
+        raise FileFormatError(f"{inventory.source!r} names a weight at {where!r} that is not a "
+                              "dataset of the file; the file is damaged or crafted.")
+    return np.asarray(inventory.datasets[where][()])
+
+
+def _keras_legacy_arrays(root: h5py.Group, prefix: str, inventory: Any
+                         ) -> dict[str, list[np.ndarray]]:
     """Keras 2's layout: root attribute `layer_names`; each layer's group lists `weight_names`."""
     found = {}
     for layer_name in (_text(n) for n in root.attrs["layer_names"]):
-        group = root[layer_name]
-        names = [_text(n) for n in group.attrs.get("weight_names", [])]
+        names = [_text(n) for n in root[layer_name].attrs.get("weight_names", [])]
         if names:
-            found[layer_name] = [np.asarray(group[n]) for n in names]
+            base = f"{prefix}/{layer_name}".lstrip("/")
+            found[layer_name] = [_dataset(inventory, f"{base}/{n}") for n in names]
     return found
 
 
-def _lamina_arrays(group: h5py.Group, found: dict[str, list[np.ndarray]]) -> None:
+def _lamina_arrays(group: h5py.Group, where: str, inventory: Any,
+                   found: dict[str, list[np.ndarray]]) -> None:
     """Lamina's layout: each layer's group has a `name` attribute and `vars/0..n-1`."""
-    variables = group["vars"] if "vars" in group else {}
-    if len(variables):
-        found[_text(group.attrs["name"])] = [np.asarray(variables[str(i)])
-                                             for i in range(len(variables))]
+    count = len(group["vars"]) if "vars" in group else 0
+    if count:
+        found[_text(group.attrs["name"])] = [_dataset(inventory, f"{where}/vars/{i}")
+                                             for i in range(count)]
     if "layers" in group:
-        for child in group["layers"].values():
-            _lamina_arrays(child, found)
+        for key, child in group["layers"].items():
+            _lamina_arrays(child, f"{where}/layers/{key}", inventory, found)
 
 
 # --------------------------------------------------------------------------- small helpers
