@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 
 class UnknownNameError(ValueError):
     """A string identifier (activation, loss, optimizer, layer, ...) that names nothing known."""
@@ -21,6 +23,15 @@ class FileFormatError(ValueError):
 
 class UnsafeLoadError(ValueError):
     """A file whose loading would run code (e.g. a `Lambda` layer) while `safe_mode=True`."""
+
+
+class UnsafePickleError(UnsafeLoadError, pickle.UnpicklingError):
+    """A dataset pickle that is malformed, builds something other than data, or claims more than
+    it holds (`lamina.datasets` reads CIFAR/IMDB pickles with a restricted machine)."""
+
+
+class UnsafeArchiveError(ValueError):
+    """An archive member that would land outside its folder, or an archive that expands too far."""
 
 
 class DataError(ValueError):

@@ -15,6 +15,7 @@ import pytest
 
 from lamina.datasets import _download
 from lamina.utils import get_file
+from lamina.errors import UnsafeArchiveError
 
 from . import _download_worker
 
@@ -432,7 +433,7 @@ def test_a_tar_cannot_write_outside_its_folder(file_server, tmp_path, monkeypatc
         monkeypatch.delattr(tarfile, "data_filter")
     cache = tmp_path / "deep" / "cache"
     url = serve_archive(file_server, "evil.tar.gz", make_tar_gz({"fine.txt": b"x", **members}))
-    with pytest.raises(_download.UnsafeArchiveError, match=message):
+    with pytest.raises(UnsafeArchiveError, match=message):
         get_file("evil", url, extract=True, cache_dir=cache)
     assert files_under(tmp_path) == ["deep", "deep/cache", "deep/cache/datasets", "deep/cache/datasets/evil_archive"]
     assert not os.path.exists("/tmp/lamina-absolute-escape.txt")
@@ -459,7 +460,7 @@ def test_links_that_stay_inside_the_folder_are_extracted(file_server, tmp_path):
 )
 def test_a_zip_cannot_write_outside_its_folder(file_server, tmp_path, members, modes, message):
     url = serve_archive(file_server, "evil.zip", make_zip(members, modes))
-    with pytest.raises(_download.UnsafeArchiveError, match=message):
+    with pytest.raises(UnsafeArchiveError, match=message):
         get_file("evil", url, extract=True, cache_dir=tmp_path / "cache")
     assert files_under(tmp_path / "cache" / "datasets") == ["evil_archive"]
     assert files_under(tmp_path) == ["cache", "cache/datasets", "cache/datasets/evil_archive"]
@@ -475,7 +476,7 @@ def test_a_decompression_bomb_is_refused_before_extraction(file_server, tmp_path
     archive = make_tar_gz({"zeros.bin": BOMB}) if kind == "tar" else make_zip({"zeros.bin": BOMB})
     assert len(BOMB) > _download.MAX_EXPANSION * len(archive)
     url = serve_archive(file_server, f"bomb.{kind}", archive)
-    with pytest.raises(_download.UnsafeArchiveError, match="decompression bomb.*unpack it yourself into"):
+    with pytest.raises(UnsafeArchiveError, match="decompression bomb.*unpack it yourself into"):
         get_file("bomb", url, extract=True, cache_dir=tmp_path)
     assert files_under(tmp_path / "datasets") == ["bomb_archive"]
 
@@ -483,7 +484,7 @@ def test_a_decompression_bomb_is_refused_before_extraction(file_server, tmp_path
 def test_an_archive_with_too_many_members_is_refused(file_server, tmp_path, monkeypatch):
     monkeypatch.setattr(_download, "MAX_MEMBERS", 10)
     url = serve_archive(file_server, "many.tar.gz", make_tar_gz({f"f{i}": b"" for i in range(11)}))
-    with pytest.raises(_download.UnsafeArchiveError, match="more than 10 members"):
+    with pytest.raises(UnsafeArchiveError, match="more than 10 members"):
         get_file("many", url, extract=True, cache_dir=tmp_path)
     ten = serve_archive(file_server, "ten.tar.gz", make_tar_gz({f"f{i}": b"" for i in range(10)}))
     assert len(os.listdir(get_file("ten", ten, extract=True, cache_dir=tmp_path))) == 10

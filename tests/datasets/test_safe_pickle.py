@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from lamina.datasets import _download
-from lamina.datasets._safe_pickle import MAX_DEPTH, UnsafePickleError, load_npz, loads
+from lamina.datasets._safe_pickle import MAX_DEPTH, load_npz, loads
+from lamina.errors import UnsafePickleError
 from lamina.errors import FileFormatError, UnsafeLoadError
 
 from ._layouts import python2_dumps

@@ -35,6 +35,8 @@ from typing import Any, Iterator
 
 from tqdm.auto import tqdm
 
+from lamina.errors import UnsafeArchiveError
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows: no lock, per-process part files only
@@ -394,10 +396,6 @@ def _offline_message(origin: str, target: str, file_hash: str | None, reason: An
         "LAMINA_DATA_DIR environment variable (or cache_dir=) at a folder that already holds "
         "it. A partial download, if any, is kept and resumed on the next call."
     )
-
-
-class UnsafeArchiveError(ValueError):
-    """An archive member that would land outside the folder, or an archive that expands too far."""
 
 
 def check_expansion(archive: str, unpacked_bytes: int, members: int = 0, destination: str | None = None) -> None:

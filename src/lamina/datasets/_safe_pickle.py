@@ -32,8 +32,9 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from lamina.datasets._download import UnsafeArchiveError, check_expansion
-from lamina.errors import FileFormatError, UnsafeLoadError
+from lamina.datasets._download import check_expansion
+from lamina.errors import UnsafeArchiveError
+from lamina.errors import FileFormatError, UnsafePickleError
 
 # Real files nest about 4 levels (dict > array state > list of reviews > review).
 MAX_DEPTH = 32
@@ -45,10 +46,6 @@ _MAX_INT_BYTES = 64
 _MAX_NPZ_MEMBERS = 10_000
 
 _RETRY = "The file is corrupt or was tampered with; delete it so it is downloaded again."
-
-
-class UnsafePickleError(UnsafeLoadError, pickle.UnpicklingError):
-    """A dataset pickle that is malformed, builds something other than data, or claims more than it holds."""
 
 
 class _Global:

@@ -14,4 +14,5 @@ def clone_model(model):
     """A new model with the same architecture and freshly initialised weights (Keras semantics)."""
     from lamina.saving.serialization import deserialize, serialize
 
-    return deserialize(serialize(model))
+    # The model is the caller's own, not a file: no bound on its size.
+    return deserialize(serialize(model), max_elements=None)
