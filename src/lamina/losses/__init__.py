@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from lamina._registry import canonical_name, lookup
+from lamina.losses.ctc import CTC, ctc
 from lamina.losses.hinge import (
     CategoricalHinge,
     Hinge,
@@ -73,6 +74,12 @@ from lamina.losses.regression import (
     mean_squared_error,
     mean_squared_logarithmic_error,
 )
+from lamina.losses.robust import (
+    CategoricalGeneralizedCrossEntropy,
+    Circle,
+    categorical_generalized_cross_entropy,
+    circle,
+)
 from lamina.losses.segmentation import Dice, Tversky, dice, tversky
 
 # Keras's short names, as `keras.losses` exports them.
@@ -104,6 +111,8 @@ _CLASS_OF_FUNCTION = {
     categorical_hinge: CategoricalHinge,
     dice: Dice,
     tversky: Tversky,
+    ctc: CTC,
+    circle: Circle,
     triplet_semihard_loss: TripletSemiHardLoss,
     triplet_hard_loss: TripletHardLoss,
 }
@@ -186,9 +195,12 @@ def get(identifier: Any, custom_objects: dict[str, Any] | None = None) -> Loss |
 __all__ = [
     "BinaryCrossentropy",
     "BinaryFocalCrossentropy",
+    "CTC",
     "CategoricalCrossentropy",
     "CategoricalFocalCrossentropy",
+    "CategoricalGeneralizedCrossEntropy",
     "CategoricalHinge",
+    "Circle",
     "CosineSimilarity",
     "Dice",
     "Hinge",
@@ -217,8 +229,11 @@ __all__ = [
     "binary_focal_crossentropy",
     "categorical_crossentropy",
     "categorical_focal_crossentropy",
+    "categorical_generalized_cross_entropy",
     "categorical_hinge",
+    "circle",
     "cosine_similarity",
+    "ctc",
     "deserialize",
     "dice",
     "fusable_activation",
@@ -247,8 +262,8 @@ __all__ = [
     "squared_hinge",
     "squeeze_or_expand_to_same_rank",
     "standardize_reduction",
-    "tversky",
     "triplet_hard_loss",
     "triplet_loss",
     "triplet_semihard_loss",
+    "tversky",
 ]

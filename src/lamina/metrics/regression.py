@@ -6,11 +6,13 @@ formula); `RootMeanSquaredError` takes the square root of the streamed mean squa
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
 
 from lamina import _registry, losses
+from lamina.metrics.metric import Metric, broadcast_weights, squeeze_or_expand_to_same_rank
 from lamina.metrics.reduction import _FunctionMean
 
 
@@ -172,3 +174,125 @@ class CosineSimilarity(_FunctionMean):
 
 
 _registry.register("cosine_similarity", kind="metric_function")(cosine_similarity)
+
+
+_AGGREGATIONS = (None, "uniform_average", "variance_weighted_average")
+
+
+@_registry.register("R2Score", "r2_score")
+class R2Score(Metric):
+    """Coefficient of determination `1 - SS_res / SS_tot` per output, over all data seen.
+
+    Streams per-output sums of `w*y`, `w*y^2`, `w*(y - y_pred)^2` and `w`, so the result is
+    that of the whole data set (not a mean of batch scores). Adjusted R2 with
+    `num_regressors = p`: `1 - (1 - R2)(n - 1)/(n - p - 1)`, `n` the number of values seen.
+
+    Args:
+        class_aggregation: `"uniform_average"` (mean over outputs), `"variance_weighted_average"`
+            (weighted by each output's total sum of squares) or None (one score per output).
+        num_regressors: number of independent variables, for the adjusted R2; 0 for plain R2.
+        name: name of the metric instance.
+        dtype: dtype of the state and result.
+
+    Input shape: `(batch, outputs)` for both `y_true` and `y_pred`.
+
+    >>> m = R2Score()
+    >>> m.update_state([[1.0], [2.0], [3.0]], [[1.0], [2.0], [4.0]])
+    >>> float(m.result())
+    0.5
+    """
+
+    _direction = "up"
+
+    def __init__(
+        self,
+        class_aggregation: str | None = "uniform_average",
+        num_regressors: int = 0,
+        name: str = "r2_score",
+        dtype: str | torch.dtype | None = None,
+    ) -> None:
+        super().__init__(name=name, dtype=dtype)
+        if class_aggregation not in _AGGREGATIONS:
+            raise ValueError(
+                f"`class_aggregation` must be one of {_AGGREGATIONS}. "
+                f"Received: class_aggregation={class_aggregation!r}."
+            )
+        if isinstance(num_regressors, bool) or not isinstance(num_regressors, int) or (
+            num_regressors < 0
+        ):
+            raise ValueError(
+                "`num_regressors` must be an integer >= 0. "
+                f"Received: num_regressors={num_regressors!r}."
+            )
+        self.class_aggregation = class_aggregation
+        self.num_regressors = num_regressors
+        self.num_samples = self.add_variable("num_samples", shape=())
+        self._outputs: int | None = None
+
+    def _build(self, outputs: int) -> None:
+        for name in ("squared_sum", "sum", "residual", "count"):
+            setattr(self, name, self.add_variable(name, shape=(outputs,)))
+        self._outputs = outputs
+
+    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+        y_true = self._tensor(y_true, dtype=self._torch_dtype)
+        y_pred = self._tensor(y_pred, dtype=self._torch_dtype)
+        y_true, y_pred = squeeze_or_expand_to_same_rank(y_true, y_pred)
+        if y_true.dim() != 2 or y_pred.shape != y_true.shape:
+            raise ValueError(
+                f"R2Score ({self.name!r}) needs y_true and y_pred of the same shape "
+                f"(batch, outputs). Received: y_true.shape={tuple(y_true.shape)}, "
+                f"y_pred.shape={tuple(y_pred.shape)}. Reshape 1-D targets to (batch, 1)."
+            )
+        if self._outputs is None:
+            self._build(y_true.shape[1])
+        elif y_true.shape[1] != self._outputs:
+            raise ValueError(
+                f"R2Score ({self.name!r}) was built for {self._outputs} outputs but received "
+                f"y_true.shape={tuple(y_true.shape)}. Use one R2Score per output head."
+            )
+        if sample_weight is None:
+            weights = torch.ones_like(y_true)
+        else:
+            weights = broadcast_weights(
+                self, self._tensor(sample_weight, dtype=self._torch_dtype), y_true.shape
+            )
+        self.sum.add_((weights * y_true).sum(0))
+        self.squared_sum.add_((weights * y_true * y_true).sum(0))
+        self.residual.add_((weights * (y_true - y_pred) ** 2).sum(0))
+        self.count.add_(weights.sum(0))
+        self.num_samples.add_(y_true.numel())
+
+    def result(self) -> torch.Tensor:
+        if self._outputs is None:
+            return torch.zeros((), dtype=self._torch_dtype, device=self.device)
+        total = self.squared_sum - self.sum * (self.sum / self.count)
+        raw = 1 - self.residual / total
+        raw = torch.where(torch.isinf(raw), torch.zeros_like(raw), raw)
+        if self.class_aggregation == "uniform_average":
+            score = raw.mean()
+        elif self.class_aggregation == "variance_weighted_average":
+            score = (total * raw).sum() / total.sum()
+        else:
+            score = raw
+        if self.num_regressors:
+            # Reading n back is a host sync, but result() runs only when a value is shown.
+            samples = float(self.num_samples)
+            if self.num_regressors >= samples - 1:
+                warnings.warn(
+                    f"R2Score ({self.name!r}): num_regressors={self.num_regressors} needs more "
+                    f"than {self.num_regressors + 1} values for the adjusted R2; "
+                    f"{int(samples)} were seen. Returning the plain R2.",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+            else:
+                score = 1 - (1 - score) * (samples - 1) / (samples - self.num_regressors - 1)
+        return score
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "class_aggregation": self.class_aggregation,
+            "num_regressors": self.num_regressors,
+            **super().get_config(),
+        }
