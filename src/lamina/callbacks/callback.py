@@ -87,6 +87,13 @@ class History(Callback):
         if self.model is not None:
             self.model.history = self
 
+    def plot(self, metrics: list[str] | str | None = None) -> Any:
+        """The learning curves as a matplotlib `Figure`: a panel per metric with its `val_` pair,
+        and the learning rate when a callback logged it; `metrics=` picks the panels."""
+        from lamina.evaluation.plots import plot_history
+
+        return plot_history(self, metrics)
+
     def state_dict(self):
         return {"history": self.history, "epoch": self.epoch}
 

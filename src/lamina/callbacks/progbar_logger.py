@@ -1,13 +1,15 @@
 """Keras-style progress: `Epoch 3/10`, a per-step bar with ETA and the running metrics.
 
-The bar is tqdm's (terminal, log file and notebook). Metric values are read from the device at
-most every `interval` seconds, so showing progress costs a handful of host syncs per epoch, not
-one per step. `verbose=2` prints one line per epoch; when output is not a terminal, verbose=1
-prints only each epoch's final line, as Keras does in logs.
+The bar is tqdm's: its text bar in a terminal, its widget bar in a Jupyter notebook (JupyterLab,
+VS Code, Colab; the text bar there when ipywidgets is missing). Metric values are read from the
+device at most every `interval` seconds, so showing progress costs a handful of host syncs per
+epoch, not one per step. `verbose=2` prints one line per epoch; when output is neither a terminal
+nor a notebook, verbose=1 prints only each epoch's final line, as Keras does in logs.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import Any
@@ -18,6 +20,33 @@ from lamina.callbacks.callback import Callback
 
 def format_logs(logs: dict[str, Any]) -> str:
     return " - ".join(f"{k}: {float(v):.4f}" for k, v in logs.items())
+
+
+def in_notebook() -> bool:
+    """Whether this process is a Jupyter kernel, whose output is no terminal yet shows bars.
+
+    IPython is looked up, never imported: a kernel has always imported it already.
+    """
+    ipython = sys.modules.get("IPython")
+    shell = getattr(ipython, "get_ipython", lambda: None)() if ipython is not None else None
+    if shell is None:
+        return False
+    return "IPKernelApp" in getattr(shell, "config", {}) or hasattr(shell, "kernel")
+
+
+def progress_bar_class() -> type:
+    """tqdm's notebook widget bar in a Jupyter kernel that can show widgets, its text bar
+    elsewhere (chosen at each bar, unlike `tqdm.auto`, which decides once at import)."""
+    from tqdm.std import tqdm
+
+    # Qt consoles and Spyder run kernels but draw no widgets (tqdm.autonotebook's rule).
+    console = any(key == "QT_API" or key.startswith("SPYDER") for key in os.environ)
+    if in_notebook() and not console:
+        from tqdm import notebook
+
+        if notebook.IProgress is not None:  # None when ipywidgets is not installed
+            return notebook.tqdm
+    return tqdm
 
 
 @register("ProgbarLogger")
@@ -32,7 +61,7 @@ class ProgbarLogger(Callback):
         self._epoch_start = 0.0
 
     def _interactive(self) -> bool:
-        return self.params.get("verbose", 1) == 1 and sys.stdout.isatty()
+        return self.params.get("verbose", 1) == 1 and (sys.stdout.isatty() or in_notebook())
 
     def on_epoch_begin(self, epoch, logs=None):
         epochs = self.params.get("epochs", 1)
@@ -52,10 +81,9 @@ class ProgbarLogger(Callback):
         self._last = self._epoch_start
         self._done = 0
         if self._interactive():
-            from tqdm.auto import tqdm
-
-            self._bar = tqdm(total=self.params.get("steps"), unit="step", file=sys.stdout,
-                             leave=True, dynamic_ncols=True, mininterval=self.interval)
+            bar = progress_bar_class()
+            self._bar = bar(total=self.params.get("steps"), unit="step", file=sys.stdout,
+                            leave=True, dynamic_ncols=True, mininterval=self.interval)
 
     def on_train_batch_end(self, batch, logs=None):
         self._advance(batch, logs)
