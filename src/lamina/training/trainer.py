@@ -106,6 +106,9 @@ class Trainer:
         # evaluate's metrics are one set of accumulators: concurrent evaluates take turns.
         self._evaluate_lock = threading.Lock()
         self._resumed_metrics: dict[str, Any] | None = None  # see load_metric_state
+        # `after_backward(data, loss)` of the fit's callbacks that define it (the training
+        # doctor): called with the gradients present, before the guard or the update.
+        self.after_backward_hooks: list = []
 
     # ------------------------------------------------------------------- set-up
 
@@ -308,7 +311,7 @@ class Trainer:
         with self._precision.autocast():
             y_pred = forward(x)
             loss = self.compute_loss(x, y, y_pred, sample_weight)
-        self._backward_and_step(loss)
+        self._backward_and_step(loss, data)
         with torch.no_grad():
             self._pending_losses.append((loss.detach(), _batch_size(y_pred)))
             if len(self._pending_losses) >= 32:  # keep the list short-lived (see fit's gc note)
@@ -318,15 +321,19 @@ class Trainer:
                 return self.compute_metrics(x, y, y_pred, sample_weight)
         return _StepLogs(self)
 
-    def _backward_and_step(self, loss: Tensor) -> None:
+    def _backward_and_step(self, loss: Tensor, data: Any = None) -> None:
         precision, guard = self._precision, self._guard
         if precision.scaler is None:
             loss.backward()
+            for hook in self.after_backward_hooks:
+                hook(data, loss)
             if guard is not None and guard.reject(loss):
                 return
             self.optimizer.step()
         else:
             precision.scaler.scale(loss).backward()
+            for hook in self.after_backward_hooks:
+                hook(data, loss)
             # Overflowing scaled gradients are the scaler's business; a non-finite loss is not.
             if guard is not None and guard.reject(loss, check_gradients=False):
                 return
@@ -407,6 +414,8 @@ class Trainer:
         callbacks = CallbackList(callbacks, add_history=True, add_progbar=_verbosity(verbose) != 0,
                                  model=model, verbose=_verbosity(verbose), epochs=epochs,
                                  steps=train_data.num_batches)
+        self.after_backward_hooks = [c.after_backward for c in callbacks.callbacks
+                                     if callable(getattr(c, "after_backward", None))]
         with concurrency.training(model):
             model.stop_training = False
             callbacks.on_train_begin()
@@ -421,6 +430,7 @@ class Trainer:
             finally:
                 gc.unfreeze()
                 self._guard = None
+                self.after_backward_hooks = []
                 model.eval()
         if getattr(self.optimizer, "use_ema", False):
             self.optimizer.finalize_variable_values(self.optimizer.variables)
