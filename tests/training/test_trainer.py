@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import sys
 
 import numpy as np
@@ -304,3 +305,29 @@ def test_jit_compile_trains_through_torch_compile():
     history = model.fit(x, y, epochs=4, batch_size=32, verbose=0)
     assert type(model._lamina_trainer._forward).__name__ == "OptimizedModule"
     assert history.history["loss"][-1] < history.history["loss"][0]
+
+
+def test_the_logged_loss_does_not_depend_on_when_logs_are_read():
+    # A progress bar reads the logs on a timer; the epoch loss must be the same sum however
+    # the reads fell (a resumed run's history is compared bit for bit with an uninterrupted one).
+    x = np.random.default_rng(0).normal(size=(640, 20)).astype("float32")
+    y = (x[:, 0] > 0).astype("int64")
+
+    class Reader(keras.callbacks.Callback):
+        def __init__(self, probability):
+            self.draw, self.probability = random.Random(3), probability
+
+        def on_train_batch_end(self, batch, logs=None):
+            if self.draw.random() < self.probability:
+                float(logs["loss"])
+
+    def history(probability):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((20,)), layers.Dense(16, activation="relu"),
+                                   layers.Dense(2)])
+        model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        return model.fit(x, y, batch_size=8, epochs=2, verbose=0,
+                         callbacks=[Reader(probability)]).history["loss"]
+
+    unread = history(0.0)
+    assert history(0.3) == unread and history(1.0) == unread

@@ -21,6 +21,7 @@ from lamina import config
 from lamina import losses as losses_module
 from lamina import metrics as metrics_module
 from lamina.errors import DataError, NonFiniteError, NotCompiledError
+from lamina.metrics.metric import divide_no_nan
 from lamina.training import concurrency, data_adapters, validation
 from lamina.training.data_adapters import flatten, map_structure, unpack_x_y_sample_weight
 from lamina.training.nonfinite import NonFiniteGuard
@@ -59,6 +60,54 @@ class _StepLogs(Mapping):
         return len(self._trainer.metrics)
 
 
+class StepLossMean(metrics_module.Metric):
+    """The epoch's mean loss, `sum(loss_i * batch_size_i) / sum(batch_size_i)`, tracked without a
+    kernel per step: each step's detached loss is recorded, and every `FOLD_EVERY` steps the
+    records are folded into `total`/`count`. A read adds the records not yet folded without
+    folding them, so the value never depends on when a progress bar or callback read it (a
+    resumed run logs the same losses, bit for bit, as an uninterrupted one).
+    """
+
+    FOLD_EVERY = 32  # also keeps the list short-lived (see fit's gc note)
+
+    def __init__(self, name: str = "loss") -> None:
+        super().__init__(name=name)
+        self.total = self.add_variable("total", shape=())
+        self.count = self.add_variable("count", shape=())
+        self.pending: list[tuple[Tensor, int]] = []
+
+    def record(self, loss: Tensor, batch_size: int) -> None:
+        self.pending.append((loss, batch_size))
+        if len(self.pending) >= self.FOLD_EVERY:
+            total, count = self._pending_sums()
+            self.pending = []
+            self.total.add_(total)
+            self.count.add_(count)
+
+    def update_state(self, values: Any, sample_weight: Any = None) -> None:
+        """A loss of one batch (the mean over its samples) and the batch size as its weight."""
+        values = self._tensor(values).to(self.total.dtype)
+        weight = 1 if sample_weight is None else sample_weight
+        self.total.add_(values.sum() * weight)
+        self.count.add_(weight)
+
+    def _pending_sums(self) -> tuple[Tensor, Tensor]:
+        losses = torch.stack([loss.to(self.total.dtype) for loss, _ in self.pending])
+        sizes = torch.tensor([size for _, size in self.pending], dtype=losses.dtype,
+                             device=losses.device)
+        return (losses * sizes).sum(), sizes.sum()
+
+    def result(self) -> Tensor:
+        if not self.pending:
+            return divide_no_nan(self.total, self.count)
+        total, count = self._pending_sums()
+        return divide_no_nan(self.total + total, self.count + count)
+
+    def reset_state(self) -> None:
+        self.pending = []
+        super().reset_state()
+
+
 def logs_to_floats(logs: Mapping | None) -> dict[str, float]:
     """Read logs back to the host once (the only sync of an epoch)."""
     if not logs:
@@ -87,8 +136,7 @@ class Trainer:
         self.jit_compile = jit_compile is True
         self.device = torch.device(device) if device is not None else None
         self.autocast_dtype = resolve_autocast_dtype(mixed_precision)
-        self.loss_tracker = metrics_module.Mean(name="loss")
-        self._pending_losses: list[tuple[Tensor, int]] = []
+        self.loss_tracker = StepLossMean()
         self._losses: Any = None          # a Loss, or a list/dict of them per output
         self._output_losses: list[tuple[str, Any, float, Any]] = []  # (name, loss, weight, key)
         self._output_trackers: list = []
@@ -114,11 +162,9 @@ class Trainer:
 
     @property
     def metrics(self) -> list:
-        self._flush_losses()
         return [self.loss_tracker, *self._output_trackers, *self._compiled_metrics]
 
     def reset_metrics(self) -> None:
-        self._pending_losses = []
         self._resumed_metrics = None
         for metric in self.metrics:
             metric.reset_state()
@@ -127,7 +173,7 @@ class Trainer:
         """The running epoch's accumulators, for a backup taken mid-epoch. The step losses not
         yet folded into the tracker stay unfolded, so a resumed epoch sums in the same order."""
         trackers = [self.loss_tracker, *self._output_trackers, *self._compiled_metrics]
-        return {"pending": [(loss, size) for loss, size in self._pending_losses],
+        return {"pending": list(self.loss_tracker.pending),
                 "metrics": {m.name: list(m.variables) for m in trackers}}
 
     def load_metric_state(self, state: dict[str, Any]) -> None:
@@ -135,7 +181,8 @@ class Trainer:
         theirs then (before their first update)."""
         parameter = next(self.model.parameters(), None)
         device = parameter.device if parameter is not None else torch.device("cpu")
-        self._pending_losses = [(loss.to(device), int(size)) for loss, size in state["pending"]]
+        self.loss_tracker.pending = [(loss.to(device), int(size))
+                                     for loss, size in state["pending"]]
         self._resumed_metrics = dict(state["metrics"])
         self._apply_resumed_metrics()
 
@@ -145,21 +192,6 @@ class Trainer:
             for metric in [self.loss_tracker, *self._output_trackers, *self._compiled_metrics]:
                 for variable, value in zip(metric.variables, saved.pop(metric.name, ())):
                     variable.copy_(value)
-
-    def _flush_losses(self) -> None:
-        """Fold the losses of the steps since the last read into the loss tracker.
-
-        The default step only keeps each (detached) loss and its batch size, so tracking the
-        epoch loss launches no kernel per step; the weighted mean is taken when read.
-        """
-        pending = self._pending_losses
-        if pending:
-            self._pending_losses = []
-            losses = torch.stack([loss.float() for loss, _ in pending])
-            sizes = torch.tensor([size for _, size in pending], dtype=losses.dtype,
-                                 device=losses.device)
-            self.loss_tracker.update_state((losses * sizes).sum() / sizes.sum(),
-                                           sample_weight=int(sum(size for _, size in pending)))
 
     def _place(self) -> torch.device:
         """Put the model on its device: compile(device=) if given, else CUDA when available and
@@ -313,9 +345,7 @@ class Trainer:
             loss = self.compute_loss(x, y, y_pred, sample_weight)
         self._backward_and_step(loss, data)
         with torch.no_grad():
-            self._pending_losses.append((loss.detach(), _batch_size(y_pred)))
-            if len(self._pending_losses) >= 32:  # keep the list short-lived (see fit's gc note)
-                self._flush_losses()
+            self.loss_tracker.record(loss.detach(), _batch_size(y_pred))
             if self._metric_routes:
                 y_pred = map_structure(lambda t: t.detach(), y_pred)
                 return self.compute_metrics(x, y, y_pred, sample_weight)
