@@ -1,0 +1,23 @@
+"""KerasTuner's API on Optuna: `import lamina.tuner as kt` runs KerasTuner code unchanged.
+
+`kt.HyperParameters`, `kt.HyperModel`, `kt.RandomSearch`, `kt.BayesianOptimization` (TPE),
+`kt.Hyperband` (Optuna's HyperbandPruner), `kt.Objective`, and `kt.sheet_space()`, the cheat
+sheet's common ranges. Importing `lamina` does not import this package (nor Optuna).
+"""
+
+from lamina.tuner.hyperparameters import HyperParameters, sheet_space
+from lamina.tuner.tuner import (
+    BayesianOptimization,
+    HyperModel,
+    Hyperband,
+    Objective,
+    Oracle,
+    RandomSearch,
+    Trial,
+    Tuner,
+)
+
+__all__ = [
+    "BayesianOptimization", "HyperModel", "HyperParameters", "Hyperband", "Objective", "Oracle",
+    "RandomSearch", "Trial", "Tuner", "sheet_space",
+]
