@@ -109,7 +109,63 @@ def embedding_inputs(g: torch.Generator):
     return labels, torch.randn(6, 3, generator=g, dtype=torch.float64)
 
 
+def ctc_inputs(g: torch.Generator):
+    """Labels over classes 1..3 padded with 0 (the blank); logits over 4 time steps."""
+    labels = torch.tensor([[1, 2, 0], [3, 3, 1], [2, 0, 0]], dtype=torch.float64)
+    return labels, torch.randn(3, 4, 4, generator=g, dtype=torch.float64)
+
+
+def unit_embedding_inputs(g: torch.Generator):
+    labels, embeddings = embedding_inputs(g)
+    return labels.double(), embeddings / embeddings.norm(dim=1, keepdim=True)
+
+
+def gce_inputs(g: torch.Generator):
+    labels = torch.randint(0, 5, (4,), generator=g).double()
+    return labels, torch.softmax(torch.randn(4, 5, generator=g, dtype=torch.float64), -1)
+
+
 # ---------------------------------------------------------------- NumPy references
+
+def ref_ctc(labels, logits):
+    """-log of the summed probability of every path that collapses to the label, by brute force
+    over all classes**time paths."""
+    import itertools
+
+    probabilities = _softmax(logits)
+    losses = []
+    for target, p in zip(labels.astype(int), probabilities):
+        target = tuple(int(c) for c in target if c != 0)
+        total = 0.0
+        for path in itertools.product(range(p.shape[1]), repeat=p.shape[0]):
+            merged = [c for i, c in enumerate(path) if i == 0 or c != path[i - 1]]
+            if tuple(c for c in merged if c != 0) == target:
+                total += np.prod(p[np.arange(p.shape[0]), path])
+        losses.append(-np.log(total))
+    return np.array(losses)
+
+
+def ref_circle(labels, emb, gamma=80.0, margin=0.4):
+    """Sun et al.'s circle loss with Keras's cosine distances, one query at a time."""
+    out = []
+    for i in range(len(labels)):
+        positive_terms, negative_terms = [], []
+        for j in range(len(labels)):
+            distance = max(1 - emb[i] @ emb[j], 0.0)
+            if labels[i] == labels[j] and i != j:
+                alpha = max(margin + distance, 0.0)
+                positive_terms.append(-gamma * alpha * (margin - distance))
+            elif labels[i] != labels[j]:
+                alpha = max(1 + margin - distance, 0.0)
+                negative_terms.append(gamma * alpha * (1 - margin - distance))
+        logsumexp = lambda v: np.log(np.sum(np.exp(v)))  # noqa: E731
+        out.append(np.logaddexp(0.0, logsumexp(positive_terms) + logsumexp(negative_terms)))
+    return np.array(out)
+
+
+def ref_gce(labels, p, q=0.5):
+    return (1 - p[np.arange(len(labels)), labels.astype(int)] ** q) / q
+
 
 def ref_bce(t, p, logits=False, smoothing=0.0):
     t = t * (1 - smoothing) + 0.5 * smoothing
@@ -273,6 +329,14 @@ CASES = [
              ("triplet_hard_loss",), scalar=True),
     LossCase(losses.TripletHardLoss, {"soft": True}, embedding_inputs,
              lambda t, p: ref_triplet_hard(t, p, soft=True), scalar=True),
+    LossCase(losses.CTC, {}, ctc_inputs, ref_ctc, ("ctc",)),
+    LossCase(losses.Circle, {}, unit_embedding_inputs, ref_circle, ("circle",)),
+    LossCase(losses.Circle, {"gamma": 4.0, "margin": 0.25}, unit_embedding_inputs,
+             lambda t, p: ref_circle(t, p, 4.0, 0.25)),
+    LossCase(losses.CategoricalGeneralizedCrossEntropy, {}, gce_inputs, ref_gce,
+             ("categorical_generalized_cross_entropy",)),
+    LossCase(losses.CategoricalGeneralizedCrossEntropy, {"q": 0.2}, gce_inputs,
+             lambda t, p: ref_gce(t, p, 0.2)),
 ]
 
 

@@ -12,6 +12,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy import stats
 from sklearn import metrics as skm
 
 import lamina.losses as losses
@@ -148,6 +149,18 @@ def distributions(g):
     )
 
 
+def segmentation(g):
+    """Integer label maps (batch, 2, 2) with a void class 255 in a few pixels."""
+    y = g.integers(0, 3, (NUM_SAMPLES, 2, 2))
+    y[::5, 0, 0] = 255
+    return y, g.integers(0, 3, (NUM_SAMPLES, 2, 2))
+
+
+def one_hot_pair(g):
+    labels, scores = sparse(g)
+    return np.eye(CLASSES, dtype=np.float32)[labels], scores
+
+
 # ------------------------------------------------------------------------- references
 
 def weighted_mean(per_sample: np.ndarray, w: np.ndarray) -> float:
@@ -247,6 +260,65 @@ def torch_per_sample(fn):
     def reference(y, p, w):
         per_sample = fn(torch.as_tensor(y, dtype=torch.float64), torch.as_tensor(p)).numpy()
         return weighted_mean(per_sample, w)
+
+    return reference
+
+
+def iou_reference(targets, ignore_class=None, dense=False, threshold=None):
+    """sklearn's Jaccard index per target class, averaged over the classes that occur."""
+    def reference(y, p, w):
+        if dense:
+            y, p = y.argmax(-1), p.argmax(-1)
+        if threshold is not None:
+            p = (p >= threshold).astype(np.int64)
+        weights = np.broadcast_to(w.reshape((-1,) + (1,) * (y.ndim - 1)), y.shape).ravel()
+        y, p = y.ravel().astype(np.int64), p.ravel().astype(np.int64)
+        keep = (y != ignore_class) if ignore_class is not None else np.ones_like(y, dtype=bool)
+        y, p, weights = y[keep], p[keep], weights[keep]
+        scores = skm.jaccard_score(
+            y, p, labels=targets, average=None, sample_weight=weights, zero_division=0
+        )
+        present = [np.sum(weights[(y == c) | (p == c)]) > 0 for c in targets]
+        return float(np.sum(scores[present]) / max(np.sum(present), 1))
+
+    return reference
+
+
+def r2_reference(aggregation="uniform_average", regressors=0):
+    def reference(y, p, w):
+        score = skm.r2_score(y, p, sample_weight=w, multioutput=aggregation)
+        n = y.size
+        if regressors and n - regressors - 1 > 0:
+            score = 1 - (1 - score) * (n - 1) / (n - regressors - 1)
+        return score
+
+    return reference
+
+
+def correlation_reference(kind):
+    def per_row(t, q):
+        if kind == "pearson":
+            return stats.pearsonr(t, q).statistic
+        covariance = np.mean((t - t.mean()) * (q - q.mean()))
+        return 2 * covariance / (t.var() + q.var() + (t.mean() - q.mean()) ** 2)
+
+    return lambda y, p, w: weighted_mean(np.array([per_row(t, q) for t, q in zip(y, p)]), w)
+
+
+def operating_point(reported, constrained, value, class_id=None):
+    """The best `reported` rate where `constrained >= value`, over sklearn's exact ROC / PR
+    curves (every distinct cut point, which the 200-threshold grid reaches on quantized data)."""
+    def reference(y, p, w):
+        if class_id is not None:
+            y, p = y[:, class_id], p[:, class_id]
+        fpr, tpr, _ = skm.roc_curve(y, p, sample_weight=w, drop_intermediate=False)
+        precision, recall, _ = skm.precision_recall_curve(y, p, sample_weight=w)
+        precision, recall = precision[:-1], recall[:-1]  # drop sklearn's appended (1, 0) point
+        rates = {"sensitivity": tpr, "specificity": 1 - fpr}
+        if reported in ("precision", "recall"):
+            rates = {"precision": precision, "recall": recall}
+        feasible = rates[constrained] >= value
+        return float(np.max(rates[reported][feasible], initial=0.0))
 
     return reference
 
@@ -385,4 +457,38 @@ CASES = [
     Case("categorical_hinge", metrics.CategoricalHinge, one_hot,
          lambda y, p, w: weighted_mean(
              np.maximum(((1 - y) * p).max(-1) - (y * p).sum(-1) + 1, 0), w)),
+    Case("iou", lambda: metrics.IoU(3, target_class_ids=[0, 2]), integer_pairs,
+         iou_reference([0, 2])),
+    Case("iou_ignore_class", lambda: metrics.IoU(3, [1], ignore_class=255), segmentation,
+         iou_reference([1], ignore_class=255)),
+    Case("mean_iou", lambda: metrics.MeanIoU(3, ignore_class=255), segmentation,
+         iou_reference([0, 1, 2], ignore_class=255)),
+    Case("mean_iou_dense", lambda: metrics.MeanIoU(CLASSES, sparse_y_true=False,
+                                                  sparse_y_pred=False), one_hot_pair,
+         iou_reference(list(range(CLASSES)), dense=True)),
+    Case("binary_iou", lambda: metrics.BinaryIoU([0, 1], threshold=0.3), binary_flat,
+         iou_reference([0, 1], threshold=0.3)),
+    Case("one_hot_iou", lambda: metrics.OneHotIoU(CLASSES, [1, 3]), one_hot_pair,
+         iou_reference([1, 3], dense=True)),
+    Case("one_hot_mean_iou", lambda: metrics.OneHotMeanIoU(CLASSES), one_hot_pair,
+         iou_reference(list(range(CLASSES)), dense=True)),
+    Case("r2_score", metrics.R2Score, regression, r2_reference()),
+    Case("r2_score_variance_weighted_adjusted",
+         lambda: metrics.R2Score("variance_weighted_average", num_regressors=4), regression,
+         r2_reference("variance_weighted", 4)),
+    Case("pearson_correlation", metrics.PearsonCorrelation, regression,
+         correlation_reference("pearson")),
+    Case("concordance_correlation", metrics.ConcordanceCorrelation, regression,
+         correlation_reference("concordance")),
+    Case("sensitivity_at_specificity", lambda: metrics.SensitivityAtSpecificity(0.63),
+         quantized, operating_point("sensitivity", "specificity", 0.63)),
+    Case("specificity_at_sensitivity", lambda: metrics.SpecificityAtSensitivity(0.71),
+         quantized, operating_point("specificity", "sensitivity", 0.71)),
+    Case("precision_at_recall", lambda: metrics.PrecisionAtRecall(0.41), quantized,
+         operating_point("precision", "recall", 0.41)),
+    Case("recall_at_precision", lambda: metrics.RecallAtPrecision(0.57), quantized,
+         operating_point("recall", "precision", 0.57)),
+    Case("recall_at_precision_class_id",
+         lambda: metrics.RecallAtPrecision(0.52, class_id=2), multilabel_quantized,
+         operating_point("recall", "precision", 0.52, class_id=2)),
 ]

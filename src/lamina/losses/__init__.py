@@ -113,6 +113,7 @@ _CLASS_OF_FUNCTION = {
     tversky: Tversky,
     ctc: CTC,
     circle: Circle,
+    categorical_generalized_cross_entropy: CategoricalGeneralizedCrossEntropy,
     triplet_semihard_loss: TripletSemiHardLoss,
     triplet_hard_loss: TripletHardLoss,
 }

@@ -70,15 +70,18 @@ class _IoUBase(Metric):
             y_true = y_true.argmax(dim=self.axis)
         if not self.sparse_y_pred:
             y_pred = y_pred.argmax(dim=self.axis)
-        return y_true.reshape(-1), y_pred.reshape(-1)
+        return y_true, y_pred
 
     def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
         y_true, y_pred = self._labels(y_true, y_pred)
         if sample_weight is None:
             weights = torch.ones(y_true.shape, dtype=self._torch_dtype, device=self.device)
         else:
-            weights = self._tensor(sample_weight, dtype=self._torch_dtype).reshape(-1)
+            # Per-sample weights cover every pixel of a (batch, height, width) label map
+            # (Keras flattens first and then cannot broadcast them).
+            weights = self._tensor(sample_weight, dtype=self._torch_dtype)
             weights = broadcast_weights(self, weights, y_true.shape)
+        y_true, y_pred, weights = y_true.reshape(-1), y_pred.reshape(-1), weights.reshape(-1)
         if self.ignore_class is not None:
             weights = torch.where(y_true == self.ignore_class, torch.zeros_like(weights), weights)
         # confusion_matrix drops pairs outside [0, num_classes), as Keras's bounds mask does.
@@ -211,7 +214,7 @@ class BinaryIoU(_IoUBase):
 
     def _labels(self, y_true: Any, y_pred: Any) -> tuple[torch.Tensor, torch.Tensor]:
         y_pred = self._tensor(y_pred, dtype=self._torch_dtype)
-        return self._tensor(y_true).reshape(-1), (y_pred >= self.threshold).long().reshape(-1)
+        return self._tensor(y_true), (y_pred >= self.threshold).long()
 
     def get_config(self) -> dict[str, Any]:
         return {

@@ -6,7 +6,6 @@ formula); `RootMeanSquaredError` takes the square root of the streamed mean squa
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import torch
@@ -185,7 +184,8 @@ class R2Score(Metric):
 
     Streams per-output sums of `w*y`, `w*y^2`, `w*(y - y_pred)^2` and `w`, so the result is
     that of the whole data set (not a mean of batch scores). Adjusted R2 with
-    `num_regressors = p`: `1 - (1 - R2)(n - 1)/(n - p - 1)`, `n` the number of values seen.
+    `num_regressors = p`: `1 - (1 - R2)(n - 1)/(n - p - 1)`, `n` the number of values seen
+    (the plain R2 when `n <= p + 1`, where Keras warns).
 
     Args:
         class_aggregation: `"uniform_average"` (mean over outputs), `"variance_weighted_average"`
@@ -276,18 +276,12 @@ class R2Score(Metric):
         else:
             score = raw
         if self.num_regressors:
-            # Reading n back is a host sync, but result() runs only when a value is shown.
-            samples = float(self.num_samples)
-            if self.num_regressors >= samples - 1:
-                warnings.warn(
-                    f"R2Score ({self.name!r}): num_regressors={self.num_regressors} needs more "
-                    f"than {self.num_regressors + 1} values for the adjusted R2; "
-                    f"{int(samples)} were seen. Returning the plain R2.",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-            else:
-                score = 1 - (1 - score) * (samples - 1) / (samples - self.num_regressors - 1)
+            # On the device, no host sync: with n <= p + 1 the adjusted R2 is undefined and
+            # the plain R2 is returned.
+            samples = self.num_samples
+            denominator = samples - self.num_regressors - 1
+            adjusted = 1 - (1 - score) * (samples - 1) / denominator.clamp_min(1)
+            score = torch.where(denominator > 0, adjusted, score)
         return score
 
     def get_config(self) -> dict[str, Any]:
