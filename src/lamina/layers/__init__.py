@@ -21,6 +21,7 @@ from lamina.layers.normalization import (
     BatchNormalization,
     GroupNormalization,
     LayerNormalization,
+    RMSNormalization,
     UnitNormalization,
 )
 from lamina.layers.preprocessing import Rescaling
@@ -31,7 +32,8 @@ __all__ = [
     "Activation", "Add", "Average", "BatchNormalization", "Concatenate", "Dense", "Dot", "Dropout",
     "ELU", "Embedding", "Flatten", "GroupNormalization", "Identity", "Input", "InputLayer",
     "Lambda", "Layer", "LayerNormalization", "LeakyReLU", "Masking", "Maximum", "Minimum",
-    "Multiply", "PReLU", "Permute", "ReLU", "RepeatVector", "Rescaling", "Reshape", "Softmax",
+    "Multiply", "PReLU", "Permute", "ReLU", "RMSNormalization", "RepeatVector", "Rescaling",
+    "Reshape", "Softmax",
     "Subtract", "UnitNormalization", "add", "average", "concatenate", "multiply",
 ]
 

@@ -79,7 +79,9 @@ class PReLU(Layer):
                                      constraint=self.alpha_constraint, name="alpha")
 
     def call(self, inputs):
-        return torch.where(inputs >= 0, inputs, self.alpha * inputs)
+        # Keras's formula, so the gradient at exactly 0 is Keras's too (0, from relu'(0) = 0);
+        # a where(x >= 0, ...) form would give 1 there.
+        return F.relu(inputs) - self.alpha * F.relu(-inputs)
 
     def get_config(self):
         return {**super().get_config(),

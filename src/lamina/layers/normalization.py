@@ -1,5 +1,5 @@
-"""Normalization layers: BatchNormalization, LayerNormalization, GroupNormalization,
-UnitNormalization."""
+"""Normalization layers: BatchNormalization, LayerNormalization, RMSNormalization,
+GroupNormalization, UnitNormalization."""
 
 from __future__ import annotations
 
@@ -255,10 +255,74 @@ class LayerNormalization(Layer):
         }
 
 
+@register("RMSNormalization")
+class RMSNormalization(Layer):
+    """Root-mean-square normalization (Zhang & Sennrich, 2019) over `axis`:
+    `y = scale * x / sqrt(mean(x^2) + epsilon)`. No centering and no bias.
+
+    Args:
+        axis: the axis or axes to normalize over (and the shape of `scale`).
+        epsilon: added to the mean square for stability.
+
+    Input shape: any. Output shape: the input's.
+
+    >>> layer = RMSNormalization()
+    >>> layer(torch.tensor([[3.0, 4.0]])).round(decimals=4)
+    tensor([[0.8485, 1.1314]], grad_fn=<RoundBackward1>)
+    """
+
+    def __init__(self, axis: int | Sequence[int] = -1, epsilon: float = 1e-6, **kwargs: Any):
+        super().__init__(**kwargs)
+        if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or epsilon <= 0:
+            raise ValueError(f"`epsilon` must be a positive number. Received: epsilon={epsilon!r}.")
+        self.axis = axis if isinstance(axis, int) else list(axis)
+        self.epsilon = float(epsilon)
+        self.supports_masking = True
+
+    def build(self, input_shape):
+        rank = len(input_shape)
+        if any(not -rank <= a < rank for a in _axes(self.axis)):
+            raise ShapeError(
+                f"Layer {self.name!r} (RMSNormalization): axis={self.axis} is out of range for "
+                f"an input of shape {tuple(input_shape)}."
+            )
+        axes = sorted(a % rank for a in _axes(self.axis))
+        if any(input_shape[a] is None for a in axes):
+            raise ShapeError(
+                f"Layer {self.name!r} (RMSNormalization) needs the normalized axes {self.axis} "
+                f"to be known. Received an input of shape {tuple(input_shape)}."
+            )
+        self._axes = axes
+        self._trailing = axes == list(range(rank - len(axes), rank))
+        self._normalized_shape = tuple(input_shape[a] for a in axes)
+        self.scale = self.add_weight(shape=self._normalized_shape, initializer="ones",
+                                     name="scale")
+
+    def call(self, inputs):
+        try:
+            if self._trailing:
+                return F.rms_norm(inputs, self._normalized_shape, self.scale, self.epsilon)
+            mean_square = inputs.square().mean(dim=self._axes, keepdim=True)
+            broadcast = [1] * inputs.ndim
+            for a in self._axes:
+                broadcast[a] = inputs.shape[a]
+            return inputs * torch.rsqrt(mean_square + self.epsilon) * self.scale.reshape(broadcast)
+        except RuntimeError as error:
+            for axis, size in zip(self._axes, self._normalized_shape):
+                _raise_if_features_changed(self, inputs, axis, size, error)
+            raise
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis, "epsilon": self.epsilon}
+
+
 @register("GroupNormalization")
 class GroupNormalization(Layer):
     """Normalizes over groups of channels per sample (Wu & He, 2018); `groups=1` is layer norm
-    over all features, `groups=channels` instance norm."""
+    over all features, `groups=channels` (or -1, Keras's spelling) instance norm."""
 
     def __init__(self, groups: int = 32, axis: int = -1, epsilon: float = 1e-3, center: bool = True,
                  scale: bool = True, beta_initializer: Any = "zeros", gamma_initializer: Any = "ones",
@@ -267,7 +331,9 @@ class GroupNormalization(Layer):
         super().__init__(**kwargs)
         if epsilon <= 0:
             raise ValueError(f"`epsilon` must be positive. Received: epsilon={epsilon}.")
-        self.groups = check_positive_int("groups", groups)
+        # -1 means one group per channel; the count is known at build.
+        self.groups = groups if groups == -1 and not isinstance(groups, bool) else \
+            check_positive_int("groups", groups)
         self.axis, self.epsilon = axis, float(epsilon)
         self.center, self.scale = center, scale
         self.beta_initializer = initializers_module.get(beta_initializer)
@@ -281,12 +347,13 @@ class GroupNormalization(Layer):
     def build(self, input_shape):
         self._feature_axis = self.axis % len(input_shape)
         channels = input_shape[self._feature_axis]
-        if channels is None or channels % self.groups:
+        if channels is None or (self.groups != -1 and channels % self.groups):
             raise ShapeError(
                 f"Layer {self.name!r} (GroupNormalization): the number of channels ({channels}) "
                 f"must be a multiple of groups={self.groups}."
             )
         self._channels = channels
+        self._group_count = channels if self.groups == -1 else self.groups
         self.gamma = self.add_weight(shape=(channels,), initializer=self.gamma_initializer,
                                      regularizer=self.gamma_regularizer,
                                      constraint=self.gamma_constraint, name="gamma") \
@@ -299,7 +366,7 @@ class GroupNormalization(Layer):
     def call(self, inputs):
         x = inputs.movedim(self._feature_axis, 1)
         try:
-            outputs = F.group_norm(x, self.groups, self.gamma, self.beta, self.epsilon)
+            outputs = F.group_norm(x, self._group_count, self.gamma, self.beta, self.epsilon)
         except RuntimeError as error:
             _raise_if_features_changed(self, inputs, self._feature_axis, self._channels, error)
             raise

@@ -28,7 +28,22 @@ class InputLayer(Layer):
     def __init__(self, shape: Sequence[int | None] | None = None, batch_size: int | None = None,
                  dtype: Any = None, sparse: Any = None, batch_shape: Sequence[int | None] | None = None,
                  input_tensor: Any = None, name: str | None = None, **kwargs: Any):
-        kwargs.pop("batch_input_shape", None)
+        # Keras 2 spellings that Keras 3 still accepts: input_shape= for shape=,
+        # batch_input_shape= for batch_shape=.
+        for old_name, new_name in (("input_shape", "shape"), ("batch_input_shape", "batch_shape")):
+            if old_name not in kwargs:
+                continue
+            value = kwargs.pop(old_name)
+            current = shape if new_name == "shape" else batch_shape
+            if current is not None and tuple(current) != tuple(value):
+                raise ValueError(
+                    f"InputLayer received both `{new_name}`={current!r} and `{old_name}`={value!r}."
+                    f" Pass only `{new_name}`."
+                )
+            if new_name == "shape":
+                shape = value
+            else:
+                batch_shape = value
         super().__init__(name=name or unique_name("input_layer"), **kwargs)
         if batch_shape is None:
             if shape is None:
@@ -93,6 +108,52 @@ def _topological_nodes(outputs: list[KerasTensor]) -> list[Node]:
     return order
 
 
+def _keras_layer_order(inputs: list[KerasTensor], outputs: list[KerasTensor],
+                       nodes: list[Node]) -> list[Any]:
+    """The layers in the order Keras 3 lists a functional model's `layers` (and so orders
+    `get_weights()` and weights files): by depth from the outputs, deepest (the inputs) first,
+    ties broken by when a depth-first walk from the outputs first meets the layer."""
+    in_graph = {id(node) for node in nodes}
+    input_ids = {id(t) for t in inputs}
+    first_seen: dict[int, int] = {}
+    post_order: list[Node] = []
+    finished: set[int] = set()
+
+    def visit(tensor: KerasTensor) -> None:
+        node = tensor.node
+        if id(node) in finished:
+            return
+        if node.inputs and id(tensor) in input_ids:
+            finished.add(id(node))
+            return
+        first_seen.setdefault(id(node.layer), len(first_seen))
+        for parent in node.inputs:
+            visit(parent)
+        finished.add(id(node))
+        post_order.append(node)
+
+    for tensor in outputs:
+        visit(tensor)
+    node_depth: dict[int, int] = {}
+    layer_depth: dict[int, int] = {}
+    layers: dict[int, Any] = {}
+    for node in reversed(post_order):
+        depth = max(node_depth.setdefault(id(node), 0), layer_depth.get(id(node.layer), 0))
+        layer_depth[id(node.layer)] = depth
+        layers[id(node.layer)] = node.layer
+        node_depth[id(node)] = depth
+        for parent in node.inputs:
+            if id(parent.node) in in_graph:
+                node_depth[id(parent.node)] = max(depth + 1, node_depth.get(id(parent.node), 0))
+    for tensor in inputs:  # inputs the outputs do not use are listed too, at depth 0
+        if id(tensor.node.layer) not in layer_depth:
+            layer_depth[id(tensor.node.layer)] = 0
+            layers[id(tensor.node.layer)] = tensor.node.layer
+            first_seen[id(tensor.node.layer)] = -1
+    ordered = sorted(layer_depth, key=lambda key: (-layer_depth[key], first_seen[key]))
+    return [layers[key] for key in ordered]
+
+
 class Functional(Model):
     """A model defined by a graph of layers from `Input`s to outputs (Keras's functional API).
 
@@ -100,6 +161,9 @@ class Functional(Model):
     tensors) and models may be nested as layers. Torch functions applied to symbolic tensors become
     graph nodes too; a plain torch module joins through `layers.TorchModuleWrapper(module)`.
     """
+
+    # Keras's weights files key a model's layers under `layers/` (lamina.saving.file_format).
+    _keras_saves_layers = True
 
     def __init__(self, inputs: Any, outputs: Any, name: str | None = None, trainable: bool = True,
                  **kwargs: Any):
@@ -131,25 +195,36 @@ class Functional(Model):
                     "inputs. Pass every Input the outputs depend on in `inputs`."
                 )
         self._nodes = nodes
-        self._register_layers(nodes)
+        self._register_layers(nodes, _keras_layer_order(flat_inputs, flat_outputs, nodes))
         self._plan = self._make_plan(nodes)
         self.built = True
         self._build_input_shape = _map_structure(lambda t: t.shape, inputs)
         self._output_shape = _map_structure(lambda t: t.shape, outputs)
 
-    def _register_layers(self, nodes: list[Node]) -> None:
+    def _register_layers(self, nodes: list[Node], keras_order: list[Any]) -> None:
+        # Keys follow the order layers were created in (`dense`, `dense_1`, ...), so state
+        # dicts and older files keep their keys; the layers themselves are registered in
+        # Keras's order, which `layers`, `get_weights()` and weights files follow.
+        keys: dict[int, str] = {}
+        taken: dict[str, Any] = {}
+        for node in nodes:
+            if id(node.layer) not in keys:
+                keys[id(node.layer)] = key = module_key(taken, node.layer)
+                taken[key] = node.layer
         seen: set[int] = set()
         self._graph_layers: list[nn.Module] = []
         # The config refers to a layer by its name; a plain torch module has none, so by its key.
         self._layer_names: dict[int, str] = {}
         # Output shapes for the summary: a plain torch module does not record its own.
         self._plain_output_shapes: dict[int, Any] = {}
+        outputs_of: dict[int, list] = {}
         for node in nodes:
-            layer = node.layer
+            outputs_of.setdefault(id(node.layer), node.outputs)
+        for layer in keras_order:
             if id(layer) in seen:
                 continue
             seen.add(id(layer))
-            key = module_key(self._modules, layer)
+            key = keys[id(layer)]
             name = getattr(layer, "name", None)
             name = name if isinstance(name, str) else key
             if name in self._layer_names.values():
@@ -162,7 +237,7 @@ class Functional(Model):
             self._graph_layers.append(layer)
             self._layer_names[id(layer)] = name
             if not isinstance(layer, Layer):
-                outputs = [t.shape for t in node.outputs]
+                outputs = [t.shape for t in outputs_of[id(layer)]]
                 self._plain_output_shapes[id(layer)] = outputs[0] if len(outputs) == 1 else outputs
 
     def _make_plan(self, nodes: list[Node]) -> list[tuple]:

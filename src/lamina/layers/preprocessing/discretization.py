@@ -29,9 +29,11 @@ _OUTPUT_MODES = ("int",) + ENCODING_MODES
 
 def _summarize(values: np.ndarray, epsilon: float) -> np.ndarray:
     values = np.sort(values.reshape(-1))
-    spacing = values.size * epsilon  # data points per column when there are 1/epsilon columns
+    # Keras's arithmetic exactly (n / (1 / epsilon), starting at step - 1): n * epsilon rounds
+    # differently for some epsilons, and starting at `step` shifts every kept quantile by one.
+    spacing = values.size / (1.0 / epsilon)  # data points per column with 1/epsilon columns
     step = max(spacing, 1.0)
-    kept = values[int(spacing)::int(step)]
+    kept = values[int(step - 1)::int(step)]
     return np.stack([kept, np.full_like(kept, step)])
 
 
