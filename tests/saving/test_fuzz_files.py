@@ -201,7 +201,7 @@ def test_keras_member_structure(originals, operation, member):
 
 
 def weights_root(h5):
-    return h5["model"] if "model" in h5 else h5["model_weights"]
+    return h5["model_weights"] if "model_weights" in h5 else h5
 
 
 def datasets_of(group):

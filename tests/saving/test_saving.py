@@ -122,9 +122,9 @@ def test_keras_archive_layout(tmp_path):
     path.write_bytes(weights)
     with h5py.File(path) as h5:
         # Keras 3's tree: layers keyed by class name, numbered per class; Keras layouts.
-        assert h5["model/layers/dense/vars/0"].shape == (4, 8)
-        assert h5["model/layers/batch_normalization/vars"]["2"].attrs["name"] == "moving_mean"
-        assert h5["model/layers/dense_1/vars/0"].shape == (8, 3)
+        assert h5["layers/dense/vars/0"].shape == (4, 8)
+        assert h5["layers/batch_normalization/vars"]["2"].attrs["name"] == "moving_mean"
+        assert h5["layers/dense_1/vars/0"].shape == (8, 3)
 
 
 def test_compile_state_is_saved(tmp_path):
@@ -272,8 +272,8 @@ def test_a_failed_write_leaves_the_previous_file_intact(filename, tmp_path, monk
     else:
         real_write_weights = saving_api.write_weights
 
-        def write_then_fail(module, group):
-            real_write_weights(module, group)
+        def write_then_fail(module, group, *layout):
+            real_write_weights(module, group, *layout)
             raise OSError("disk full")
 
         monkeypatch.setattr(saving_api, "write_weights", write_then_fail)

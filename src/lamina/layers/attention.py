@@ -115,6 +115,10 @@ class MultiHeadAttention(Layer):
     the four projections' outputs).
     """
 
+    # Keras keeps these weights in EinsumDense sublayers; weights files store them there.
+    _keras_weight_groups = {"query": "query_dense", "key": "key_dense", "value": "value_dense",
+                            "attention_output": "output_dense"}
+
     def __init__(
         self,
         num_heads: int,

@@ -30,6 +30,9 @@ class Sequential(Model):
     an `Input` first); otherwise on the first call. Any `nn.Module` may be one of the layers.
     """
 
+    # Keras's weights files key a model's layers under `layers/` (lamina.saving.file_format).
+    _keras_saves_layers = True
+
     def __init__(self, layers: Sequence[Any] | None = None, trainable: bool = True,
                  name: str | None = None, **kwargs: Any):
         super().__init__(trainable=trainable, name=name, **kwargs)

@@ -14,11 +14,13 @@ hyperparameter, `_prepare_update(learning_rate, gradients)`.
 
 from __future__ import annotations
 
+import json
 import math
 import numbers
 import re
 from typing import Any, Callable, Iterable, Sequence
 
+import numpy as np
 import torch
 
 from lamina.optimizers.schedules import LearningRateSchedule
@@ -227,6 +229,7 @@ class Optimizer:
         self._exclude_ids: set[int] = set()
         self._exclude_pattern: re.Pattern[str] | None = None
         self._pending_state: dict[str, Any] | None = None
+        self._pending_keras_state: tuple[list[int], list[np.ndarray], dict[str, Any]] | None = None
 
     # ----------------------------------------------------------------------------- counters
 
@@ -350,6 +353,9 @@ class Optimizer:
         if self._pending_state is not None:
             state, self._pending_state = self._pending_state, None
             self.load_state_dict(state)
+        if self._pending_keras_state is not None:
+            pending, self._pending_keras_state = self._pending_keras_state, None
+            self._apply_keras_state(*pending)
 
     def _kernel_flags(self, variables: Sequence[torch.Tensor]) -> dict[str, bool]:
         if self._fused_capable and all(v.is_cuda for v in variables):
@@ -645,6 +651,133 @@ class Optimizer:
                 for target, value in zip(own, saved):
                     target.copy_(value)
         self._load_extra_state(state_dict.get("extra", {}))
+
+    # ----------------------------------------------------------- Keras's variable layout
+
+    def _keras_slot_blocks(self) -> list[list[str]]:
+        """The torch state keys of the per-variable slots, grouped as Keras creates them: each
+        block holds its slots interleaved per variable (Adam: momentum, velocity of the first
+        variable, then of the second, ...), and the blocks follow each other."""
+        torch_optimizer = self._torch
+        if isinstance(torch_optimizer, (torch.optim.Adam, torch.optim.AdamW)):
+            amsgrad = torch_optimizer.param_groups[0].get("amsgrad", False)
+            return [["exp_avg", "exp_avg_sq"]] + ([["max_exp_avg_sq"]] if amsgrad else [])
+        keys: list[str] = []
+        for state in torch_optimizer.state.values():
+            keys += [k for k, v in state.items() if k != "step" and isinstance(v, torch.Tensor)
+                     and v.dim() > 0 and k not in keys]
+        order = ("velocity", "momentum", "average_gradient")
+        return [[k] for k in sorted(keys, key=lambda k: (order.index(k) if k in order else 3, k))]
+
+    def keras_variables(self, model_variables: Sequence[torch.Tensor]
+                        ) -> tuple[list[np.ndarray], dict[str, Any]]:
+        """The state as Keras 3 saves an optimizer's variables: `iterations`, the learning rate
+        (a float one), EMA averages, gradient accumulators, then the slots, for
+        `model_variables` in the model's order. Also returns what only Lamina needs for an
+        exact resume (float64 learning rate, per-variable step counts) as attributes."""
+        if not self.built:
+            raise ValueError(f"Optimizer '{self.name}' is not built, so it has no state to save.")
+        position = {id(v): i for i, v in enumerate(self._variables)}
+        indices = [position[id(v)] for v in model_variables if id(v) in position]
+        arrays: list[np.ndarray] = [np.asarray(self._iterations, dtype=np.int64)]
+        learning_rate = self._learning_rate
+        if learning_rate.__class__ is float:
+            arrays.append(np.asarray(learning_rate, dtype=np.float32))
+        for block in (self._averages, self._accumulators):
+            arrays += [block[i].detach().cpu().numpy() for i in indices]
+        state = self._torch.state
+        blocks = self._keras_slot_blocks()
+        for block in blocks:
+            for i in indices:
+                variable = self._variables[i]
+                for key in block:
+                    value = state.get(variable, {}).get(key)
+                    arrays.append(np.zeros(tuple(variable.shape), np.float32) if value is None
+                                  else value.detach().cpu().numpy())
+        steps = [float(state.get(self._variables[i], {}).get("step", self.iterations))
+                 for i in indices]
+        attributes = {
+            "lamina_slots": json.dumps(blocks),
+            "lamina_learning_rate": float(learning_rate) if learning_rate.__class__ is float
+            else float("nan"),
+            "lamina_steps": np.asarray(steps, dtype=np.float64),
+            "lamina_extra": json.dumps(self._extra_state()),
+        }
+        return arrays, attributes
+
+    def load_keras_variables(self, model_variables: Sequence[torch.Tensor],
+                             arrays: list[np.ndarray], attributes: dict[str, Any]) -> None:
+        """Restore `keras_variables()` output (or a Keras 3 file's optimizer variables), for
+        `model_variables` in the model's order; before `build()` it waits for the build."""
+        pending = ([id(v) for v in model_variables], list(arrays), dict(attributes))
+        if self.built:
+            self._apply_keras_state(*pending)
+        else:
+            self._pending_keras_state = pending
+
+    def _apply_keras_state(self, variable_ids: list[int], arrays: list[np.ndarray],
+                           attributes: dict[str, Any]) -> None:
+        position = {id(v): i for i, v in enumerate(self._variables)}
+        indices = [position[i] for i in variable_ids if i in position]
+        count = len(indices)
+        has_rate = self._learning_rate.__class__ is float
+        blocks = self._keras_slot_blocks() if "lamina_slots" not in attributes \
+            else json.loads(attributes["lamina_slots"])
+        slots = sum(len(block) for block in blocks)
+        expected = 1 + has_rate + count * (bool(self._averages) + bool(self._accumulators) + slots)
+        if len(arrays) != expected:
+            raise ValueError(
+                f"The saved state of optimizer '{self.name}' holds {len(arrays)} variables, but "
+                f"this {type(self).__name__} with {count} model variables has {expected}. Was it "
+                "saved with other settings (use_ema, gradient_accumulation_steps, amsgrad, "
+                "momentum) or for another model? Recompile with the saved settings."
+            )
+        values = iter(arrays)
+        iterations = int(next(values))
+        if has_rate:
+            stored = float(next(values))
+            exact = float(attributes.get("lamina_learning_rate", float("nan")))
+            # A float32 copy of the learning rate that still matches the configured one keeps the
+            # configured float64 value; one a callback changed since is taken from the file.
+            if not math.isnan(exact):
+                self._learning_rate = exact
+            elif stored != float(np.float32(self._learning_rate)):
+                self._learning_rate = stored
+        steps = attributes.get("lamina_steps")
+        steps = [float(s) for s in steps] if steps is not None and len(steps) == count \
+            else [float(iterations // (self.gradient_accumulation_steps or 1))] * count
+
+        def take(variable: torch.Tensor) -> torch.Tensor:
+            value = torch.from_numpy(np.array(next(values), copy=True))
+            if tuple(value.shape) != tuple(variable.shape):
+                raise ValueError(
+                    f"The saved state of optimizer '{self.name}' has a variable of shape "
+                    f"{tuple(value.shape)} where the model's has {tuple(variable.shape)}; it was "
+                    "saved for another model."
+                )
+            return value.to(device=variable.device, dtype=variable.dtype)
+
+        with torch.no_grad():
+            for block in (self._averages, self._accumulators):
+                for i in indices:
+                    block[i].copy_(take(self._variables[i]))
+            state = self._torch.state
+            step_dtype = torch.float64 if torch.get_default_dtype() == torch.float64 \
+                else torch.float32
+            for block in blocks:
+                for i in indices:
+                    variable = self._variables[i]
+                    for key in block:
+                        state[variable][key] = take(variable)
+            group = self._torch.param_groups[0]
+            on_device = bool(group.get("fused") or group.get("capturable"))
+            for i, step in zip(indices, steps):
+                variable = self._variables[i]
+                if variable in state:
+                    state[variable]["step"] = torch.tensor(
+                        step, dtype=step_dtype, device=variable.device if on_device else None)
+        self._iterations = iterations
+        self._load_extra_state(json.loads(attributes.get("lamina_extra") or "{}"))
 
     def _with_current_kernels(self, torch_state: dict[str, Any]) -> dict[str, Any]:
         # torch restores every param-group setting from the saved dict, kernel choice

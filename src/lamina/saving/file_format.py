@@ -152,9 +152,13 @@ def check_overwrite(path: str | os.PathLike, overwrite: bool) -> None:
 
 def child_keys(module: nn.Module) -> list[tuple[str, nn.Module]]:
     """(key, child) for a layer's sublayers: class name in snake case, numbered per class."""
+    return _numbered(list(_iter_sublayers(module)))
+
+
+def _numbered(children: list[nn.Module]) -> list[tuple[str, nn.Module]]:
     used: dict[str, int] = {}
     keyed = []
-    for child in _iter_sublayers(module):
+    for child in children:
         base = to_snake_case(type(child).__name__)
         count = used.get(base, 0)
         used[base] = count + 1
@@ -169,18 +173,99 @@ def _own_arrays(module: nn.Module) -> list[tuple[str, torch.Tensor, Any]]:
     return [(name, tensor, None) for name, tensor in module.state_dict(keep_vars=True).items()]
 
 
-def write_weights(module: nn.Module, group: h5py.Group) -> None:
-    group.attrs["name"] = str(getattr(module, "name", type(module).__name__))
-    group.attrs["class_name"] = type(module).__name__
-    variables = group.create_group("vars")
-    for index, (name, tensor, owner) in enumerate(_own_arrays(module)):
-        value = owner._to_keras_layout(name, tensor) if owner is not None else tensor
-        dataset = variables.create_dataset(str(index), data=value.detach().cpu().numpy())
-        dataset.attrs["name"] = name
-    if isinstance(module, Layer):
-        children = group.create_group("layers")
-        for key, child in child_keys(module):
-            write_weights(child, children.create_group(key))
+@dataclasses.dataclass
+class WeightGroup:
+    """One `<path>/vars` group of a weights file: the arrays a layer (or part of one) owns."""
+
+    path: str
+    arrays: list[tuple[str, torch.Tensor, Any]]
+    module: nn.Module
+    label: str
+
+
+def _attribute_order(name: str) -> str:
+    # Keras visits public attributes first, then private ones, each alphabetically.
+    return f"~{name}" if name.startswith("_") else name
+
+
+def _keras_children(module: nn.Module) -> list[tuple[str, Any]]:
+    """(key, child or list of children) in the order Keras's saver visits a layer's state:
+    a model's `layers` first, then sublayers by attribute name."""
+    children: list[tuple[str, Any]] = []
+    if getattr(module, "_keras_saves_layers", False):
+        children.append(("layers", list(module.layers)))
+    for attr in sorted(module._modules, key=_attribute_order):
+        child = module._modules[attr]
+        if child is None:
+            continue
+        if isinstance(child, (nn.ModuleList, nn.ModuleDict)) and not isinstance(child, Layer):
+            children.append((attr, list(_iter_sublayers(child))))
+        else:
+            children.append((attr, child))
+    return children
+
+
+def _keras_groups(module: nn.Module, path: str, label: str, visited: set[int],
+                  out: list[WeightGroup]) -> None:
+    if id(module) in visited:
+        return  # a layer reachable twice is stored once, where Keras's walk meets it first
+    visited.add(id(module))
+    arrays = _own_arrays(module)
+    # A layer that keeps the weights of Keras's sublayers itself (MultiHeadAttention keeps
+    # `query/kernel` where Keras has a `query_dense` EinsumDense) files them under the sublayer.
+    split = getattr(type(module), "_keras_weight_groups", None) or {}
+    parts = {prefix: [a for a in arrays if a[0].split("/")[0] == prefix] for prefix in split}
+    out.append(WeightGroup(path, [a for a in arrays if a[0].split("/")[0] not in split],
+                           module, label))
+    for prefix, key in split.items():
+        out.append(WeightGroup(_join(path, key), parts[prefix], module, f"{label}/{key}"))
+    if not isinstance(module, Layer):
+        return
+    for key, child in _keras_children(module):
+        if isinstance(child, list):
+            for child_key, item in _numbered(child):
+                _keras_groups(item, _join(path, f"{key}/{child_key}"),
+                              f"{label}/{child_key}".lstrip("/"), visited, out)
+        else:
+            _keras_groups(child, _join(path, key), f"{label}/{key}".lstrip("/"), visited, out)
+
+
+def _lamina_v1_groups(module: nn.Module, path: str, label: str, out: list[WeightGroup]) -> None:
+    """The tree Lamina wrote before it wrote Keras's: every sublayer under `layers/`."""
+    out.append(WeightGroup(path, _own_arrays(module), module, label))
+    if not isinstance(module, Layer):
+        return
+    # A functional model keyed its layers in creation order, which its module keys keep.
+    keyed = ([(k, c) for k, c in module._modules.items() if c is not None]
+             if getattr(module, "_keras_saves_layers", False) and hasattr(module, "_nodes")
+             else child_keys(module))
+    for key, child in keyed:
+        _lamina_v1_groups(child, _join(path, f"layers/{key}"),
+                          f"{label}/{key}".lstrip("/"), out)
+
+
+def weight_groups(module: nn.Module, layout: str = "keras") -> list[WeightGroup]:
+    """Every `vars` group of `module`'s weights tree, in the Keras 3 layout (`layers/<key>/`
+    for a model's layers, the attribute name for a sublayer, each layer stored once) or in
+    Lamina's earlier one (`layout="lamina-v1"`)."""
+    out: list[WeightGroup] = []
+    if layout == "keras":
+        _keras_groups(module, "", "", set(), out)
+    else:
+        _lamina_v1_groups(module, "", "", out)
+    return out
+
+
+def write_weights(module: nn.Module, group: h5py.Group, layout: str = "keras") -> None:
+    """Write `module`'s weights into `group` in Keras 3's tree (which Keras reads), or in
+    Lamina's earlier tree (`layout="lamina-v1"`)."""
+    for entry in weight_groups(module, layout):
+        variables = group.require_group(_join(entry.path, "vars"))
+        variables.attrs["name"] = str(getattr(entry.module, "name", type(entry.module).__name__))
+        for index, (name, tensor, owner) in enumerate(entry.arrays):
+            value = owner._to_keras_layout(name, tensor) if owner is not None else tensor
+            dataset = variables.create_dataset(str(index), data=value.detach().cpu().numpy())
+            dataset.attrs["name"] = name
 
 
 @dataclasses.dataclass
@@ -190,6 +275,8 @@ class WeightsInventory:
     source: str
     datasets: dict[str, h5py.Dataset]
     children: dict[str, set[str]]
+    # "keras" (Keras 3's tree, which Lamina writes) or "lamina-v1" (Lamina's earlier tree).
+    layout: str = "keras"
 
     @property
     def num_elements(self) -> int:
@@ -339,9 +426,8 @@ def _compatible(stored: np.dtype, target: torch.dtype) -> bool:
     return stored.kind in "iu"
 
 
-def _plan(module: nn.Module, inventory: WeightsInventory, group: str, layer: str,
-          skip_mismatch: bool, planned: list[_Planned], skipped: list[str]) -> None:
-    where = layer or "the model"
+def _plan(module: nn.Module, inventory: WeightsInventory, layout: str, skip_mismatch: bool,
+          planned: list[_Planned], skipped: list[str]) -> None:
     source = inventory.source
 
     def mismatch(message: str, fix: str) -> None:
@@ -349,18 +435,26 @@ def _plan(module: nn.Module, inventory: WeightsInventory, group: str, layer: str
             raise FileFormatError(f"{message} {fix} (in {source!r})")
         skipped.append(message + " Skipping it.")
 
-    own = _own_arrays(module)
-    vars_path = _join(group, "vars")
-    if vars_path in inventory.datasets:
-        raise FileFormatError(f"{source!r}: {vars_path!r} is a dataset where a group of weights "
-                              "belongs; the file is damaged.")
-    stored = inventory.children.get(vars_path, set())
-    if len(stored) != len(own):
-        mismatch(f"Layer {where!r} ({type(module).__name__}) expects {len(own)} weights, but the "
-                 f"file has {len(stored)} for it.",
-                 "The file was saved from a different architecture; pass skip_mismatch=True to "
-                 "load the layers that match.")
-    else:
+    for entry in weight_groups(module, layout):
+        where = entry.label or "the model"
+        own = entry.arrays
+        vars_path = _join(entry.path, "vars")
+        if vars_path in inventory.datasets:
+            raise FileFormatError(f"{source!r}: {vars_path!r} is a dataset where a group of "
+                                  "weights belongs; the file is damaged.")
+        if own and vars_path not in inventory.children:
+            mismatch(f"Layer {where!r} ({type(entry.module).__name__}) has no weights in the "
+                     f"file (no group {vars_path!r}).",
+                     "The file was saved from a different architecture; pass skip_mismatch=True "
+                     "to load the layers that match.")
+            continue
+        stored = inventory.children.get(vars_path, set())
+        if len(stored) != len(own):
+            mismatch(f"Layer {where!r} ({type(entry.module).__name__}) expects {len(own)} "
+                     f"weights, but the file has {len(stored)} for it.",
+                     "The file was saved from a different architecture; pass skip_mismatch=True "
+                     "to load the layers that match.")
+            continue
         if stored != {str(index) for index in range(len(own))}:
             raise FileFormatError(
                 f"{source!r}: the weights of layer {where!r} are named {sorted(stored)} in the "
@@ -385,16 +479,6 @@ def _plan(module: nn.Module, inventory: WeightsInventory, group: str, layer: str
                     " weight; the file is damaged or crafted."
                 )
             planned.append(_Planned(path, tensor, owner, name, where))
-    if isinstance(module, Layer):
-        layers_path = _join(group, "layers")
-        for key, child in child_keys(module):
-            child_path = _join(layers_path, key)
-            if child_path not in inventory.children:
-                mismatch(f"Layer {key!r} of {where!r} has no weights in the file.",
-                         "Pass skip_mismatch=True to leave it as it is.")
-                continue
-            _plan(child, inventory, child_path, f"{layer}/{key}".lstrip("/"), skip_mismatch,
-                  planned, skipped)
 
 
 def _convert(array: np.ndarray, entry: _Planned, source: str) -> torch.Tensor:
@@ -432,7 +516,7 @@ def stage_weights(module: nn.Module, inventory: WeightsInventory, skip_mismatch:
     """
     planned: list[_Planned] = []
     skipped: list[str] = []
-    _plan(module, inventory, "", "", skip_mismatch, planned, skipped)
+    _plan(module, inventory, inventory.layout, skip_mismatch, planned, skipped)
     by_path = {entry.path: entry for entry in planned}
     digest = hashlib.sha256() if expected_digest is not None else None
     raw: list[tuple[_Planned, np.ndarray]] = []

@@ -43,6 +43,12 @@ from lamina.saving.file_format import (
     weights_digest,
     write_weights,
 )
+from lamina.saving.optimizer_state import (
+    GROUP as OPTIMIZER_GROUP,
+    restore_optimizer_state,
+    stage_optimizer_state,
+    write_optimizer_state,
+)
 from lamina.saving.serialization import deserialize, serialize
 
 FORMAT_VERSION = "1"
@@ -93,8 +99,11 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _write_weights_with_digest(model, group: h5py.Group) -> str:
-    write_weights(model, group)
+def _write_weights_with_digest(model, group: h5py.Group, with_optimizer: bool = False,
+                               layout: str = "keras") -> str:
+    write_weights(model, group, layout)
+    if with_optimizer:
+        write_optimizer_state(model, group)
     return weights_digest(inspect_weights(group, "the file being written", None))
 
 
@@ -125,7 +134,7 @@ def save_model(model, filepath: str | os.PathLike, overwrite: bool = True, **kwa
 def _write_keras_zip(model, temporary: str) -> None:
     weights = io.BytesIO()
     with h5py.File(weights, "w") as h5:
-        digest = _write_weights_with_digest(model, h5.create_group("model"))
+        digest = _write_weights_with_digest(model, h5, with_optimizer=True)
     config = json.dumps(_model_document(model)).encode()
     metadata = {"lamina_version": _version(), "format_version": FORMAT_VERSION,
                 "date_saved": datetime.datetime.now().isoformat(timespec="seconds"),
@@ -144,7 +153,7 @@ def _write_legacy_h5(model, temporary: str) -> None:
         h5.attrs["lamina_version"] = _version()
         h5.attrs["backend"] = "torch"
         h5.attrs[WEIGHTS_CHECKSUM_ATTRIBUTE] = _write_weights_with_digest(
-            model, h5.create_group("model_weights"))
+            model, h5.create_group("model_weights"), layout="lamina-v1")
 
 
 def save_weights(model, filepath: str | os.PathLike, overwrite: bool = True) -> None:
@@ -161,8 +170,7 @@ def save_weights(model, filepath: str | os.PathLike, overwrite: bool = True) -> 
     def write(temporary: str) -> None:
         with h5py.File(temporary, "w") as h5:
             h5.attrs["lamina_version"] = _version()
-            h5.attrs[WEIGHTS_CHECKSUM_ATTRIBUTE] = _write_weights_with_digest(
-                model, h5.create_group("model"))
+            h5.attrs[WEIGHTS_CHECKSUM_ATTRIBUTE] = _write_weights_with_digest(model, h5)
 
     atomic_write(path, write)
 
@@ -178,6 +186,7 @@ class _Opened:
     inventory: WeightsInventory
     document: dict[str, Any] | None
     weights_sha256: str | None
+    root: h5py.Group | None = None
 
 
 def _checksum(value: Any, field: str, path: str) -> str | None:
@@ -209,16 +218,19 @@ def _open_file(path: str, purpose: str, want_config: bool, verify_checksum: bool
                     f"damaged). Original error: {error}"
                 ) from None
         with h5:
-            yield _Opened(path, _inventory(h5, "model", path, len(weights_bytes)), document,
-                          _checksum(metadata.get("weights_sha256"), "weights checksum", path))
+            root = _weights_root(h5, path)
+            yield _Opened(path, _inventory(h5, root, path, len(weights_bytes)), document,
+                          _checksum(metadata.get("weights_sha256"), "weights checksum", path),
+                          h5[root] if root else h5)
         return
     with open_h5(path, purpose) as h5:
         config = string_attribute(h5, "model_config", MAX_CONFIG_BYTES, path) \
             if want_config else None
         with reading(path, "the file's groups"):
             has_model, has_model_weights = "model" in h5, "model_weights" in h5
+            has_keras_tree = "layers" in h5 or "vars" in h5
         if want_config and config is None:
-            if has_model or has_model_weights:
+            if has_model or has_model_weights or has_keras_tree:
                 raise FileFormatError(
                     f"{path!r} holds no model architecture (no `model_config`): it is a "
                     "weights file. Build the model in code and call model.load_weights(path)."
@@ -232,24 +244,37 @@ def _open_file(path: str, purpose: str, want_config: bool, verify_checksum: bool
             document = _document(path, config, string_attribute(
                 h5, CONFIG_CHECKSUM_ATTRIBUTE, 64, path), verify_checksum)
             root = "model_weights"
-        elif has_model or has_model_weights:
-            root = "model" if has_model else "model_weights"
+        elif has_model or has_model_weights or has_keras_tree:
+            root = _weights_root(h5, path) if not has_model_weights else "model_weights"
         else:
             raise FileFormatError(f"{path!r} is an HDF5 file but holds no Lamina/Keras weights.")
         yield _Opened(
             path, _inventory(h5, root, path, os.path.getsize(path)), document,
             _checksum(string_attribute(h5, WEIGHTS_CHECKSUM_ATTRIBUTE, 64, path),
-                      "weights checksum", path))
+                      "weights checksum", path), h5[root] if root else h5)
+
+
+def _weights_root(h5: h5py.File, path: str) -> str:
+    """Where the weights tree starts: the file's root in Keras 3's layout (what Lamina writes),
+    `model` in files Lamina wrote before."""
+    with reading(path, "the file's groups"):
+        return "model" if "model" in h5 and "layers" not in h5 else ""
 
 
 def _inventory(h5: h5py.File, root: str, path: str, size: int) -> WeightsInventory:
+    if not root:
+        with reading(path, "the weights tree"):
+            return inspect_weights(h5, path, size)
     with reading(path, f"the `{root}` weights group"):
         if root not in h5:
             raise FileFormatError(f"{path!r} has no `{root}` group: it holds no weights.")
         if not isinstance(h5.get(root, getlink=True), h5py.HardLink) \
                 or not isinstance(h5[root], h5py.Group):
             raise FileFormatError(f"{path!r}: `{root}` is not a group stored in the file.")
-        return inspect_weights(h5[root], path, size)
+        inventory = inspect_weights(h5[root], path, size)
+    # Lamina wrote `model/` and `model_weights/` trees with every sublayer under `layers/`.
+    inventory.layout = "lamina-v1"
+    return inventory
 
 
 def _read_keras_zip(path: str) -> tuple[bytes, dict[str, Any], bytes]:
@@ -374,12 +399,17 @@ def load_model(filepath: str | os.PathLike, custom_objects: dict[str, Any] | Non
         with reading(path, "the weights"):
             staged = stage_weights(model, opened.inventory, False,
                                    opened.weights_sha256 if verify_checksum else None)
+            optimizer_state = None
+            if compile and document.get("compile_config"):
+                group = opened.root.get(OPTIMIZER_GROUP) if opened.root is not None else None
+                optimizer_state = stage_optimizer_state(opened.inventory, group)
     commit(staged)
     if compile and document.get("compile_config"):
         from lamina.training.compile import deserialize_compile_config
 
         _building(path, "the compile settings", lambda: model.compile(
             **deserialize_compile_config(document["compile_config"], custom_objects)))
+        restore_optimizer_state(model, optimizer_state, path)
     return model
 
 
