@@ -157,6 +157,23 @@ class Model(Layer):
     def predict_on_batch(self, x: Any):
         return self.predict(x, batch_size=len(x) if hasattr(x, "__len__") else None, verbose=0)
 
+    def find_learning_rate(self, x: Any = None, y: Any = None, start: float = 1e-7,
+                           end: float = 10.0, steps: int = 100, **kwargs: Any):
+        """The learning-rate range test (fastai's `lr_find`): a sweep from `start` to `end`,
+        returning the loss curve, the suggested rates (`steep`, `minimum`) and `plot()`. The
+        weights, optimizer and random state are put back after; see `lamina.training.lr_finder`."""
+        from lamina.training.lr_finder import find_learning_rate
+
+        return find_learning_rate(self, x, y, start=start, end=end, steps=steps, **kwargs)
+
+    def fit_one_cycle(self, x: Any = None, y: Any = None, epochs: int = 1,
+                      max_lr: float | None = None, **kwargs: Any):
+        """`fit` with fastai's one-cycle learning rate and momentum (`pct_start=0.25`,
+        `div=25`, `div_final=1e5`, `moms=(0.95, 0.85, 0.95)`); see `lamina.training.one_cycle`."""
+        from lamina.training.one_cycle import fit_one_cycle
+
+        return fit_one_cycle(self, x, y, epochs=epochs, max_lr=max_lr, **kwargs)
+
     def train_step(self, data: Any) -> dict[str, Any]:
         """One optimization step on a batch: forward, loss, backward, optimizer step.
 

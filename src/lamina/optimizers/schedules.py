@@ -7,7 +7,7 @@ Python floats, so a schedule costs no device work and no host sync.
 The Keras schedules (`ExponentialDecay`, `PiecewiseConstantDecay`, `PolynomialDecay`,
 `InverseTimeDecay`, `CosineDecay`, `CosineDecayRestarts`) keep Keras's argument names, order,
 defaults and formulas. `StepDecay` is the cheat sheet's step decay and `OneCycle` is torch's
-`OneCycleLR` as a schedule. The sheet's exponential decay `initial_lr * exp(-k * step)` is
+`OneCycleLR` (or fastai's one-cycle) as a schedule. The sheet's exponential decay `initial_lr * exp(-k * step)` is
 `ExponentialDecay(initial_lr, decay_steps, decay_rate=exp(-k * decay_steps))`, and its cosine
 annealing `lr_min + (lr_max - lr_min) * (1 + cos(pi * step / T)) / 2` is
 `CosineDecay(lr_max, T, alpha=lr_min / lr_max)`.
@@ -444,14 +444,20 @@ class StepDecay(LearningRateSchedule):
 
 @register("OneCycle")
 class OneCycle(LearningRateSchedule):
-    """The 1cycle policy (Smith & Topin 2017), step for step torch's `OneCycleLR`.
+    """The 1cycle policy (Smith & Topin 2017), step for step torch's `OneCycleLR` or fastai's.
 
     The lr rises from `max_learning_rate / div_factor` to `max_learning_rate` over the first
     `pct_start` of `total_steps`, then anneals to `initial / final_div_factor` by step
     `total_steps - 1` (`three_phase=True` first comes back down to the initial lr, then anneals).
     Annealing is cosine, `end + (start - end) * (1 + cos(pi * pct)) / 2`, or linear. Past the
-    last step the lr stays at its final value (torch raises instead). Momentum cycling, which
-    `OneCycleLR` also does, is not a learning rate and is left out.
+    last step the lr stays at its final value (torch raises instead).
+
+    `convention="fastai"` places the phases as fastai's `fit_one_cycle` does: at step `t` the
+    position is `t / total_steps`, the peak is at `pct_start * total_steps` and the last step
+    stops one step short of the final value (fastai's defaults are `pct_start=0.25`,
+    `final_div_factor=1e5`; `Model.fit_one_cycle` uses them). `cycle(step, start, middle, end)`
+    gives any value on the same shape: the momentum cycle `0.95 -> 0.85 -> 0.95` is
+    `cycle(step, 0.95, 0.85, 0.95)` (`lamina.training.one_cycle.OneCycleScheduler` applies both).
 
     >>> schedule = OneCycle(1.0, total_steps=10, pct_start=0.5, div_factor=4.0)
     >>> schedule(0), schedule(4)
@@ -468,6 +474,8 @@ class OneCycle(LearningRateSchedule):
         final_div_factor: float = 1e4,
         three_phase: bool = False,
         name: str = "OneCycle",
+        *,
+        convention: str = "torch",
     ) -> None:
         _check_learning_rate("max_learning_rate", max_learning_rate)
         if isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 1:
@@ -482,6 +490,17 @@ class OneCycle(LearningRateSchedule):
             )
         _check_positive("div_factor", div_factor)
         _check_positive("final_div_factor", final_div_factor)
+        if convention not in ("torch", "fastai"):
+            raise ValueError(
+                "`convention` must be 'torch' or 'fastai'. "
+                f"Received: convention={convention!r}."
+            )
+        if convention == "fastai" and three_phase:
+            raise ValueError(
+                "fastai's one-cycle has two phases: pass three_phase=False with "
+                "convention='fastai', or convention='torch'."
+            )
+        self.convention = convention
         self.max_learning_rate = max_learning_rate
         self.total_steps = total_steps
         self.pct_start = pct_start
@@ -491,37 +510,38 @@ class OneCycle(LearningRateSchedule):
         self.three_phase = three_phase
         self.name = name
 
-    def _phases(self) -> list[tuple[float, float, float]]:
-        """(end_step, start_lr, end_lr) per phase, with torch's step boundaries."""
-        initial = self.max_learning_rate / self.div_factor
-        minimum = initial / self.final_div_factor
+    def _phases(self, start: float, middle: float, end: float) -> list[tuple[float, float, float]]:
+        """(end_step, start_value, end_value) per phase."""
+        if self.convention == "fastai":
+            return [(float(self.pct_start * self.total_steps), start, middle),
+                    (float(self.total_steps), middle, end)]
         rise_end = float(self.pct_start * self.total_steps) - 1
         last = float(self.total_steps - 1)
         if self.three_phase:
             fall_end = float(2 * self.pct_start * self.total_steps) - 2
-            return [
-                (rise_end, initial, self.max_learning_rate),
-                (fall_end, self.max_learning_rate, initial),
-                (last, initial, minimum),
-            ]
-        return [
-            (rise_end, initial, self.max_learning_rate),
-            (last, self.max_learning_rate, minimum),
-        ]
+            return [(rise_end, start, middle), (fall_end, middle, start), (last, start, end)]
+        return [(rise_end, start, middle), (last, middle, end)]
 
-    def __call__(self, step: int) -> float:
+    def cycle(self, step: int, start: float, middle: float, end: float) -> float:
+        """The value at `step` of a cycle from `start` to `middle` (at `pct_start`) to `end`,
+        with this schedule's phases and annealing."""
         step = min(step, self.total_steps - 1)
-        phases = self._phases()
+        phases = self._phases(start, middle, end)
         phase_start = 0.0
-        for index, (phase_end, start_lr, end_lr) in enumerate(phases):
+        for index, (phase_end, start_value, end_value) in enumerate(phases):
             if step <= phase_end or index == len(phases) - 1:
                 length = phase_end - phase_start
                 pct = (step - phase_start) / length if length else 1.0
                 if self.anneal_strategy == "cos":
-                    return float(end_lr + (start_lr - end_lr) / 2 * (math.cos(math.pi * pct) + 1))
-                return float((end_lr - start_lr) * pct + start_lr)
+                    return float(end_value + (start_value - end_value) / 2
+                                 * (math.cos(math.pi * pct) + 1))
+                return float((end_value - start_value) * pct + start_value)
             phase_start = phase_end
         raise AssertionError("unreachable: the last phase always matches")
+
+    def __call__(self, step: int) -> float:
+        initial = self.max_learning_rate / self.div_factor
+        return self.cycle(step, initial, self.max_learning_rate, initial / self.final_div_factor)
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -533,6 +553,7 @@ class OneCycle(LearningRateSchedule):
             "final_div_factor": self.final_div_factor,
             "three_phase": self.three_phase,
             "name": self.name,
+            "convention": self.convention,
         }
 
 
