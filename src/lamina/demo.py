@@ -2,7 +2,8 @@
 
 `lamina demo` (and `make demo`) trains with a validation split, EarlyStopping and
 ReduceLROnPlateau, evaluates on a held-out test split, and writes a run folder with the saved
-model, `history.csv`, learning curves and a confusion matrix as PNG, and a classification report.
+model, `history.csv`, learning curves and a confusion matrix as PNG, a classification report, and
+`report.html`, the whole evaluation in one file (`lamina.evaluation.report`).
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ import os
 import time
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 
 def build_model():
@@ -41,13 +40,8 @@ def build_model():
 def run_demo(output_dir: str | os.PathLike | None = None, epochs: int = 60, seed: int = 0,
              verbose: Any = "auto") -> dict[str, Any]:
     """Train, evaluate and report; returns the test metrics and the run folder."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from sklearn.metrics import classification_report, confusion_matrix
-
     import lamina as keras
+    from lamina import evaluation
     from lamina.datasets import digits
 
     keras.set_random_seed(seed)
@@ -71,15 +65,16 @@ def run_demo(output_dir: str | os.PathLike | None = None, epochs: int = 60, seed
         ],
     )
     test_loss, test_accuracy = model.evaluate(x_test, y_test, verbose=0)
-    predicted = model.predict(x_test, verbose=0).argmax(axis=1)
 
     model.save(run / "model.keras")
     class_names = [str(i) for i in range(10)]
-    report = classification_report(y_test, predicted, target_names=class_names, digits=4)
+    evaluated = evaluation.report(model, x_test, y_test, class_names=class_names,
+                                  history=history, path=run / "report.html")
+    report = evaluated.text
     (run / "classification_report.txt").write_text(report)
-    _plot_learning_curves(plt, history.history, run / "learning_curves.png")
-    _plot_confusion_matrix(plt, confusion_matrix(y_test, predicted), class_names,
-                           run / "confusion_matrix.png")
+    evaluation.learning_curves_figure(history).savefig(run / "learning_curves.png", dpi=100)
+    evaluation.confusion_matrix_figure(evaluated.confusion_matrix, class_names).savefig(
+        run / "confusion_matrix.png", dpi=100)
     results = {
         "test_loss": float(test_loss),
         "test_accuracy": float(test_accuracy),
@@ -91,41 +86,7 @@ def run_demo(output_dir: str | os.PathLike | None = None, epochs: int = 60, seed
     print(report)
     print(f"Test accuracy: {test_accuracy:.4f} (loss {test_loss:.4f}) after "
           f"{results['epochs_run']} epochs in {results['seconds']:.1f} s")
+    print(f"Report: {(run / 'report.html').resolve()}")
     print(f"Run folder: {run.resolve()}")
     return results
 
-
-def _plot_learning_curves(plt, history: dict[str, list[float]], path: Path) -> None:
-    figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(10, 4))
-    epochs = np.arange(1, len(history["loss"]) + 1)
-    for axis, key in ((loss_axis, "loss"), (accuracy_axis, "accuracy")):
-        axis.plot(epochs, history[key], label=f"train {key}")
-        if f"val_{key}" in history:
-            axis.plot(epochs, history[f"val_{key}"], label=f"validation {key}")
-        axis.set_xlabel("epoch")
-        axis.set_title(key.capitalize())
-        axis.legend()
-        axis.grid(alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-
-
-def _plot_confusion_matrix(plt, matrix: np.ndarray, class_names: list[str], path: Path) -> None:
-    # The sheet draws this with seaborn's heatmap; matplotlib alone gives the same picture.
-    figure, axis = plt.subplots(figsize=(7, 6))
-    image = axis.imshow(matrix, cmap="Blues")
-    figure.colorbar(image, ax=axis)
-    axis.set_xticks(range(len(class_names)), class_names)
-    axis.set_yticks(range(len(class_names)), class_names)
-    threshold = matrix.max() / 2
-    for i in range(matrix.shape[0]):
-        for j in range(matrix.shape[1]):
-            axis.text(j, i, str(matrix[i, j]), ha="center", va="center",
-                      color="white" if matrix[i, j] > threshold else "black")
-    axis.set_title("Confusion Matrix")
-    axis.set_ylabel("True Label")
-    axis.set_xlabel("Predicted Label")
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
