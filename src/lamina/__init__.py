@@ -21,8 +21,10 @@ from lamina import (
     mixed_precision,
     models,
     nn,
+    ops,
     optimizers,
     preprocessing,
+    random,
     regularizers,
     saving,
     transforms,
@@ -36,6 +38,7 @@ from lamina.models.wrapped import wrap
 __all__ = [
     "Input", "Layer", "Model", "Sequential", "activations", "applications", "backend", "callbacks",
     "clear_session", "config", "constraints", "datasets", "initializers", "layers", "losses",
-    "metrics", "mixed_precision", "models", "nn", "optimizers", "preprocessing", "regularizers",
+    "metrics", "mixed_precision", "models", "nn", "ops", "optimizers", "preprocessing", "random",
+    "regularizers",
     "saving", "set_random_seed", "transforms", "utils", "wrap",
 ]

@@ -475,6 +475,17 @@ def _safe_torch_function(qualified_name: Any) -> Callable:
             f"A TorchOp's `function` must be a string such as 'torch.cat'. Received: "
             f"{qualified_name!r}."
         )
+    if qualified_name.startswith("lamina.ops."):
+        from lamina.ops._op import resolve
+
+        op = resolve(qualified_name)
+        if op is None:
+            raise UnsafeLoadError(
+                f"Refusing to load the operation {qualified_name!r}: it is not one of "
+                "lamina.ops's tensor operations (lamina.ops._op.SAVEABLE). The file was altered "
+                "or written by a newer Lamina."
+            )
+        return op
     namespace, _, name = qualified_name.rpartition(".")
     allowed = _SAFE_TORCH_FUNCTIONS.get(namespace)
     if allowed is None:
@@ -497,7 +508,11 @@ def _safe_torch_function(qualified_name: Any) -> Callable:
 
 def _saved_torch_function_name(function: Callable) -> str | None:
     """`namespace.name` of an allowed function (found by identity: `F.logsigmoid.__name__` is
-    'log_sigmoid'), or None."""
+    'log_sigmoid'), or None. A lamina.ops function is saved by its own public name."""
+    from lamina.ops._op import saved_name
+
+    if saved_name(function) is not None:
+        return saved_name(function)
     for namespace, names in _SAFE_TORCH_FUNCTIONS.items():
         space = _TORCH_NAMESPACES[namespace]
         for name in names:
@@ -511,7 +526,7 @@ def _check_torch_op_arguments(qualified_name: str, args: tuple, kwargs: dict,
     """Refuse arguments that make an allowed function write in place or pick a device."""
     refused = [k for k in _REFUSED_KEYWORDS if k in kwargs]
     inplace = kwargs.get("inplace")
-    if inplace is None and args:
+    if inplace is None and args and not qualified_name.startswith("lamina.ops."):
         namespace, _, name = qualified_name.rpartition(".")
         try:
             bound = inspect.signature(getattr(_TORCH_NAMESPACES[namespace], name)).bind_partial(
@@ -536,7 +551,8 @@ class TorchOp(Layer):
 
     def __init__(self, function: Callable, args: tuple, kwargs: dict, **layer_kwargs: Any):
         function_name = getattr(function, "__name__", "op").strip("_")
-        layer_kwargs.setdefault("name", unique_name(f"torch_{function_name}"))
+        prefix = "" if hasattr(function, "_lamina_op_name") else "torch_"
+        layer_kwargs.setdefault("name", unique_name(f"{prefix}{function_name}"))
         super().__init__(**layer_kwargs)
         self.function = function
         self.template = (args, kwargs)
