@@ -252,16 +252,39 @@ class Model(Layer):
         save_model(self, filepath, overwrite=overwrite, **kwargs)
 
     def save_weights(self, filepath: Any, overwrite: bool = True) -> None:
-        """Save the weights to an HDF5 file (`.weights.h5`, or `.h5` as the sheet writes it)."""
+        """Save the weights to an HDF5 file (`.weights.h5`, or `.h5` as the sheet writes it), or
+        the torch `state_dict` to a `.safetensors` file."""
+        if str(filepath).endswith(".safetensors"):
+            from lamina.export import save_safetensors
+
+            return save_safetensors(self, filepath, overwrite=overwrite)
         from lamina.saving.saving_api import save_weights
 
         save_weights(self, filepath, overwrite=overwrite)
 
     def load_weights(self, filepath: Any, skip_mismatch: bool = False, **kwargs: Any) -> None:
-        """Load weights saved by `save_weights` (or inside a `.keras` file), matched by layer name."""
+        """Load weights saved by `save_weights` (or inside a `.keras` file), matched by layer name;
+        or a `.safetensors` / torch `.pt` / `.pth` / `.bin` state dict (`key_map=` renames a
+        foreign checkpoint's keys; see `lamina.export.load_weights_file`)."""
+        from lamina.export import WEIGHT_SUFFIXES
+
+        if str(filepath).endswith(WEIGHT_SUFFIXES):
+            from lamina.export import load_weights_file
+
+            return load_weights_file(self, filepath, skip_mismatch=skip_mismatch, **kwargs)
         from lamina.saving.saving_api import load_weights
 
         load_weights(self, filepath, skip_mismatch=skip_mismatch, **kwargs)
+
+    def export(self, filepath: Any, format: str | None = None, verbose: bool = True,
+               input_signature: Any = None, **kwargs: Any) -> Any:
+        """Export for inference: `format="onnx"` (torch.onnx) or `"torch"` (a torch.export
+        `.pt2` program); None picks it from the suffix. Keras's default, "tf_saved_model",
+        needs TensorFlow and is not offered. See `lamina.export.export_model`."""
+        from lamina.export import export_model
+
+        return export_model(self, filepath, format=format, verbose=verbose,
+                            input_signature=input_signature, **kwargs)
 
     def to_json(self, **kwargs: Any) -> str:
         import json
