@@ -256,7 +256,8 @@ def finish(inputs: Any, outputs: KerasTensor, name: str, weights: Any,
 def imagenet_file(keras_file: str) -> str:
     """A local copy of Keras's ImageNet weights file, or an error that says how to get one.
 
-    `keras_file` is the file's path under Keras's download folder (`resnet/resnet50_...h5`).
+    `keras_file` is the file's path under Keras's download folder (`resnet/resnet50_...h5`),
+    or its full URL for the families Keras keeps elsewhere.
     """
     from lamina.datasets._download import cache_directory
 
@@ -269,7 +270,7 @@ def imagenet_file(keras_file: str) -> str:
             return candidate
     raise ValueError(
         f"weights='imagenet' needs Keras's file {file_name!r}, and lamina downloads nothing. "
-        f"Download it once from {_KERAS_WEIGHTS_URL}{keras_file}, then pass "
+        f"Download it once from {_weights_url(keras_file)}, then pass "
         f"weights='/path/to/{file_name}' or put it in one of {folders}. Or pass weights=None for "
         "random initialization."
     )
@@ -391,6 +392,10 @@ def _lamina_arrays(group: h5py.Group, where: str, inventory: Any,
 
 
 # --------------------------------------------------------------------------- small helpers
+
+
+def _weights_url(keras_file: str) -> str:
+    return keras_file if keras_file.startswith("https://") else _KERAS_WEIGHTS_URL + keras_file
 
 
 def channel_axis(data_format: str) -> int:
