@@ -116,14 +116,31 @@ class Model(Layer):
             validation_data: Any = None, shuffle: bool = True, class_weight: Any = None,
             sample_weight: Any = None, initial_epoch: int = 0, steps_per_epoch: int | None = None,
             validation_steps: int | None = None, validation_batch_size: int | None = None,
-            validation_freq: int = 1, **kwargs: Any):
-        """Train for `epochs` epochs; returns a `History` (`history.history['val_loss']`, ...)."""
-        return self._trainer().fit(
-            x, y, batch_size=batch_size, epochs=epochs, verbose=verbose, callbacks=callbacks,
-            validation_split=validation_split, validation_data=validation_data, shuffle=shuffle,
-            class_weight=class_weight, sample_weight=sample_weight, initial_epoch=initial_epoch,
-            steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
-            validation_batch_size=validation_batch_size, validation_freq=validation_freq, **kwargs)
+            validation_freq: int = 1, *, doctor: Any = False, **kwargs: Any):
+        """Train for `epochs` epochs; returns a `History` (`history.history['val_loss']`, ...).
+
+        `doctor=True` adds a `lamina.callbacks.Doctor` (reachable as `model.doctor`).
+        """
+        from lamina.callbacks.doctor import with_doctor
+
+        callbacks = with_doctor(self, callbacks, doctor)
+        try:
+            return self._trainer().fit(
+                x, y, batch_size=batch_size, epochs=epochs, verbose=verbose, callbacks=callbacks,
+                validation_split=validation_split, validation_data=validation_data,
+                shuffle=shuffle, class_weight=class_weight, sample_weight=sample_weight,
+                initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch,
+                validation_steps=validation_steps, validation_batch_size=validation_batch_size,
+                validation_freq=validation_freq, **kwargs)
+        except Exception as error:
+            # Callbacks that diagnose a run (the Doctor) hear why it stopped, even when fit's
+            # up-front checks refused the data before any callback started.
+            for callback in callbacks or ():
+                if callable(getattr(callback, "on_exception", None)):
+                    if callback.model is None:
+                        callback.set_model(self)
+                    callback.on_exception(error)
+            raise
 
     def evaluate(self, x: Any = None, y: Any = None, batch_size: int | None = None,
                  verbose: Any = "auto", sample_weight: Any = None, steps: int | None = None,
@@ -204,7 +221,12 @@ class Model(Layer):
 
     @property
     def metrics(self) -> list:
-        return self._trainer().metrics if self._compile_config is not None else []
+        """The loss tracker and compiled metrics (after `compile`), then the metrics kept as
+        attributes of the model (`self.loss_tracker = metrics.Mean(...)`), as in Keras 3."""
+        from lamina.metrics import Metric
+
+        found = self._trainer().model_metrics() if self._compile_config is not None else []
+        return found + [v for v in self.__dict__.values() if isinstance(v, Metric)]
 
     @property
     def metrics_names(self) -> list[str]:

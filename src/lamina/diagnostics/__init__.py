@@ -1,0 +1,12 @@
+"""The training doctor: the sheet's "Common Issues" diagnosed from what `fit` measured.
+
+`lamina.callbacks.Doctor` collects the statistics during `fit`; `diagnose(record)` turns a run
+record into `Diagnosis` findings; `diagnose_run(run_dir)` re-reads a saved one.
+"""
+
+from lamina.diagnostics.checks import CODES
+from lamina.diagnostics.doctor import (Diagnosis, diagnose, diagnose_run, format_report,
+                                       load_record, save_record)
+
+__all__ = ["CODES", "Diagnosis", "diagnose", "diagnose_run", "format_report", "load_record",
+           "save_record"]
