@@ -220,3 +220,8 @@ def test_overwrite_starts_anew_and_errors_name_the_fix(digits, tmp_path):
                           max_consecutive_failed_trials=1, directory=tmp_path, project_name="s")
     with pytest.raises(RuntimeError, match=r"objective 'val_accuracy' is not in the epoch logs"):
         bad.search(x[:100], y[:100], epochs=1, verbose=0)
+
+
+def test_import_lamina_does_not_import_optuna():
+    code = "import sys, lamina; assert 'optuna' not in sys.modules and 'lamina.tuner' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

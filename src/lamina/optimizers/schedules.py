@@ -453,8 +453,9 @@ class OneCycle(LearningRateSchedule):
     last step the lr stays at its final value (torch raises instead).
 
     `convention="fastai"` places the phases as fastai's `fit_one_cycle` does: at step `t` the
-    position is `t / total_steps`, the peak is at `pct_start * total_steps` and the last step
-    stops one step short of the final value (fastai's defaults are `pct_start=0.25`,
+    position is `t / total_steps`, the peak is at `pct_start * total_steps`, the final value is
+    `max_learning_rate / final_div_factor` and the last step stops one step short of it
+    (fastai's defaults are `pct_start=0.25`,
     `final_div_factor=1e5`; `Model.fit_one_cycle` uses them). `cycle(step, start, middle, end)`
     gives any value on the same shape: the momentum cycle `0.95 -> 0.85 -> 0.95` is
     `cycle(step, 0.95, 0.85, 0.95)` (`lamina.training.one_cycle.OneCycleScheduler` applies both).
@@ -541,7 +542,10 @@ class OneCycle(LearningRateSchedule):
 
     def __call__(self, step: int) -> float:
         initial = self.max_learning_rate / self.div_factor
-        return self.cycle(step, initial, self.max_learning_rate, initial / self.final_div_factor)
+        # torch divides the initial lr by final_div_factor, fastai the peak (`lr_max/div_final`).
+        final = (self.max_learning_rate if self.convention == "fastai" else initial) \
+            / self.final_div_factor
+        return self.cycle(step, initial, self.max_learning_rate, final)
 
     def get_config(self) -> dict[str, Any]:
         return {
