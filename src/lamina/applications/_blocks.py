@@ -13,13 +13,16 @@ import torch
 
 from lamina._registry import register
 from lamina.applications import _builder
+from lamina.applications.imagenet_utils import correct_pad
 from lamina.config import standardize_data_format
-from lamina.layers.convolutional import Conv2D
+from lamina.layers.convolutional import Conv2D, DepthwiseConv2D
 from lamina.layers.core import Activation, Dense, Dropout
 from lamina.layers.layer import Layer
-from lamina.layers.merging import Multiply
+from lamina.layers.merging import Add, Multiply
+from lamina.layers.normalization import BatchNormalization
 from lamina.layers.pooling import GlobalAveragePooling2D
 from lamina.layers.reshaping import Reshape
+from lamina.layers.spatial import ZeroPadding2D
 from lamina.models.model import Model
 
 
@@ -150,3 +153,43 @@ class LayerScale(Layer):
 
 def finish(inputs: Any, x: Any, name: str, weights: Any, keras_file: str | None) -> Model:
     return _builder.finish(inputs, x, name, weights, keras_file)
+
+
+def inverted_residual(x: Any, *, expanded: int | None, filters: int, kernel_size: int,
+                      stride: int, prefix: str, data_format: str, activation: Any,
+                      bn_suffix: str = "_bn", pad_name: str | None = None,
+                      excite: Any = None) -> Any:
+    """MobileNetV2's inverted residual (Sandler et al., 2018), also MobileNetV3's: 1x1 expansion
+    to `expanded` channels (None: none), depthwise convolution, optional `excite(x)`, linear
+    1x1 projection, identity shortcut when the shape is kept.
+
+    Layers `{prefix}expand`, `{prefix}depthwise`, `{prefix}project`, each followed by batch
+    norm `{name}{bn_suffix}` (epsilon 1e-3, momentum 0.999, as Keras);
+    `activation(x, name)` applies the nonlinearity.
+    """
+    axis = 1 if data_format == "channels_first" else -1
+    in_channels = x.shape[axis]
+    inputs = x
+
+    def norm(y: Any, name: str) -> Any:
+        return BatchNormalization(axis=axis, epsilon=1e-3, momentum=0.999,
+                                  name=f"{name}{bn_suffix}")(y)
+
+    if expanded is not None:
+        x = Conv2D(expanded, 1, padding="same", use_bias=False, data_format=data_format,
+                   name=f"{prefix}expand")(x)
+        x = activation(norm(x, f"{prefix}expand"), f"{prefix}expand_relu")
+    if stride == 2:
+        x = ZeroPadding2D(correct_pad(x, kernel_size, data_format), data_format=data_format,
+                          name=pad_name or f"{prefix}pad")(x)
+    x = DepthwiseConv2D(kernel_size, strides=stride, padding="same" if stride == 1 else "valid",
+                        use_bias=False, data_format=data_format, name=f"{prefix}depthwise")(x)
+    x = activation(norm(x, f"{prefix}depthwise"), f"{prefix}depthwise_relu")
+    if excite is not None:
+        x = excite(x)
+    x = Conv2D(filters, 1, padding="same", use_bias=False, data_format=data_format,
+               name=f"{prefix}project")(x)
+    x = norm(x, f"{prefix}project")
+    if stride == 1 and in_channels == filters:
+        x = Add(name=f"{prefix}add")([inputs, x])
+    return x
