@@ -120,6 +120,11 @@ def to_tensor(x: Any, dtype: Any = None) -> Tensor:
         return torch.tensor(x, dtype=target)
     if isinstance(x, (bool, int, float, complex)):
         return torch.tensor(x, dtype=target or _python_dtype(x))
+    if isinstance(x, _keras_tensor_type()):
+        raise TypeError(
+            "A symbolic tensor has no value, and this op decides on values in Python (cond, "
+            "switch, while_loop, scan, ...). Call it inside a custom Layer's call(), where it "
+            f"runs on real tensors. Received: {x!r}.")
     if hasattr(x, "__array__"):
         return to_tensor(np.asarray(x), dtype)
     raise TypeError(

@@ -163,6 +163,8 @@ def scatter_update(inputs: Any, indices: Any, updates: Any, reduction: str | Non
 
 
 # ---- control flow: eager Python on real tensors ------------------------------------------------
+# scan, map and their kin record a node on symbolic tensors (the shape is found by running them)
+# but are never saveable: a file cannot hold their Python function.
 
 def _tree_map(fn: Callable, *trees: Any) -> Any:
     from torch.utils._pytree import tree_map
@@ -206,6 +208,7 @@ def fori_loop(lower: int, upper: int, body_fun: Callable, init_val: Any) -> Any:
     return value
 
 
+@op(saveable=False)
 def scan(f: Callable, init: Any, xs: Any = None, length: int | None = None,
          reverse: bool = False, unroll: int = 1) -> tuple[Any, Any]:
     """`carry, y = f(carry, x)` over the leading axis of `xs`; returns the final carry and the
@@ -231,6 +234,7 @@ def scan(f: Callable, init: Any, xs: Any = None, length: int | None = None,
     return carry, stacked
 
 
+@op(saveable=False)
 def associative_scan(f: Callable, elems: Any, reverse: bool = False, axis: int = 0) -> Any:
     """Inclusive prefix scan with the associative binary `f` along `axis` (sequential)."""
     from torch.utils._pytree import tree_flatten, tree_unflatten
@@ -248,12 +252,14 @@ def associative_scan(f: Callable, elems: Any, reverse: bool = False, axis: int =
     return stacked
 
 
+@op(saveable=False)
 def map(f: Callable, xs: Any) -> Any:
     """`f` applied to each slice of `xs` along its leading axis, stacked."""
     _, ys = scan(lambda carry, x: (carry, f(x)), None, xs)
     return ys
 
 
+@op(saveable=False)
 def vectorized_map(function: Callable, elements: Any) -> Any:
     """`function` applied to each slice along the leading axis, batched by `torch.vmap`."""
     if isinstance(elements, (list, tuple)):

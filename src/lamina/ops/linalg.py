@@ -132,7 +132,19 @@ def svd(x: Any, full_matrices: bool = True, compute_uv: bool = True) -> Any:
 
 def jvp(fun: Callable, primals: Any, tangents: Any, has_aux: bool = False) -> Any:
     """Jacobian-vector product: `(fun(*primals), J @ tangents)` (plus aux with `has_aux`)."""
-    return torch.func.jvp(fun, tuple(primals), tuple(tangents), has_aux=has_aux)
+    primals = tuple(to_tensor(p) for p in primals)
+    tangents = tuple(to_tensor(t) for t in tangents)
+    aux = []
+
+    def main(*args: Tensor) -> Any:
+        if not has_aux:
+            return fun(*args)
+        out, extra = fun(*args)
+        aux.append(extra)
+        return out
+
+    outputs, product = torch.autograd.functional.jvp(main, primals, tangents)
+    return (outputs, product, aux[0]) if has_aux else (outputs, product)
 
 
 __all__ = public_names(globals(), __name__)

@@ -66,9 +66,9 @@ def segment_min(data: Any, segment_ids: Any, num_segments: int | None = None,
 
 @op
 def top_k(x: Any, k: int, sorted: bool = True) -> tuple[Tensor, Tensor]:
-    """The `k` largest values along the last axis and their int32 indices."""
+    """The `k` largest values along the last axis and their (int64) indices."""
     values, indices = torch.topk(to_tensor(x), k, dim=-1, sorted=True)
-    return values, indices.to(torch.int32)
+    return values, indices
 
 
 @op

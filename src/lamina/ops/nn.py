@@ -495,21 +495,24 @@ def conv_transpose(inputs: Any, kernel: Any, strides: Any = 1, padding: str = "v
     dilation = _tuple(dilation_rate, rank, "dilation_rate")
     weight = torch.movedim(torch.movedim(kernel, -1, 0), -1, 1)  # (in, out, *spatial)
     padding = _check_padding(padding)
-    pads, extra = [], []
+    # The full transposed convolution, then Keras's cropping: 'same' drops (k - s) // 2 at the
+    # start and keeps in * s; 'valid' keeps in * s + max(k - s, 0) (zeros past the full size).
+    out = _CONV_TRANSPOSE[rank](x, weight, stride=strides, dilation=dilation)
     for i in range(rank):
         effective = (kernel.shape[i] - 1) * dilation[i] + 1
-        if output_padding is not None:
-            out_pad = _tuple(output_padding, rank, "output_padding")[i]
-            pad = effective // 2 if padding == "same" else 0
-        elif padding == "same":
-            pad = max((effective - strides[i] + 1) // 2, 0)
-            out_pad = strides[i] - effective + 2 * pad
+        size = x.shape[2 + i] * strides[i]
+        extra = 0 if output_padding is None else _tuple(output_padding, rank,
+                                                         "output_padding")[i]
+        if padding == "same":
+            start = max(effective - strides[i], 0) // 2
         else:
-            pad, out_pad = 0, max(strides[i] - effective, 0)
-        pads.append(pad)
-        extra.append(out_pad)
-    out = _CONV_TRANSPOSE[rank](x, weight, stride=strides, padding=tuple(pads),
-                                output_padding=tuple(extra), dilation=dilation)
+            start, size = 0, size + max(effective - strides[i], 0)
+        size += extra
+        out = out.narrow(2 + i, start, min(size, out.shape[2 + i] - start))
+        missing = size - out.shape[2 + i]
+        if missing > 0:
+            pads = [0, 0] * (rank - 1 - i) + [0, missing]
+            out = F.pad(out, pads)
     return _from_channels_first(out, last)
 
 

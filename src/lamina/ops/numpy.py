@@ -481,7 +481,7 @@ def _cumulative(fn: Callable, x: Any, axis: Any, dtype: Any) -> Tensor:
     target = _dtype_or(dtype, _sum_dtype(x.dtype))
     if axis is None:
         x, axis = x.flatten(), 0
-    return fn(x.to(target), dim=axis)
+    return fn(x, dim=axis, dtype=target)
 
 
 @op
@@ -711,9 +711,9 @@ def empty(shape: Any, dtype: Any = None) -> Tensor:
 
 @op
 def full(shape: Any, fill_value: Any, dtype: Any = None) -> Tensor:
-    """A tensor filled with `fill_value`; the dtype follows the value unless given."""
+    """A tensor filled with `fill_value` (floatx unless `dtype`, as in Keras)."""
     value = to_tensor(fill_value)
-    target = _dtype_or(dtype, value.dtype)
+    target = _dtype_or(dtype, _floatx())
     return value.to(target).expand(_shape(shape)).clone()
 
 
