@@ -319,6 +319,8 @@ class Functional(Model):
                 if isinstance(value, Tensor) and value.dtype != tensor.dtype and \
                         value.dtype.is_floating_point == tensor.dtype.is_floating_point:
                     value = value.to(tensor.dtype)
+            if isinstance(value, Tensor):
+                value = _standardize_input(value, tensor)
             bound[id(tensor)] = value
         return bound
 
@@ -343,6 +345,9 @@ class Functional(Model):
     # ------------------------------------------------------------------- config
 
     def get_config(self) -> dict[str, Any]:
+        """Keras 3's functional config: each layer with its `inbound_nodes` (call arguments,
+        symbolic tensors as `__keras_tensor__` objects naming [layer, node, tensor]), and the
+        inputs and outputs as [layer, node, tensor] triplets."""
         from lamina.saving.serialization import serialize
 
         node_index: dict[int, int] = {}
@@ -352,16 +357,29 @@ class Functional(Model):
             node_index[id(node)] = count
             per_layer[id(node.layer)] = count + 1
 
+        def history(tensor: KerasTensor) -> list[Any]:
+            return [self._layer_names[id(tensor.node.layer)], node_index[id(tensor.node)],
+                    tensor.index]
+
         def reference(tensor: KerasTensor) -> dict[str, Any]:
-            return {"__keras_tensor__": [self._layer_names[id(tensor.node.layer)],
-                                         node_index[id(tensor.node)], tensor.index]}
+            return {"class_name": "__keras_tensor__", "config": {
+                "shape": list(tensor.shape), "dtype": config.dtype_name(tensor.dtype),
+                "keras_history": history(tensor)}}
+
+        def endpoint(tensor: KerasTensor) -> list[Any]:
+            # Keras counts a nested functional model's own (input -> output) node first here.
+            triplet = history(tensor)
+            if isinstance(tensor.node.layer, Functional):
+                triplet[1] += 1
+            return triplet
 
         layers = []
         for layer in self._graph_layers:
             entry = serialize(layer)
             entry["name"] = self._layer_names[id(layer)]
             entry["inbound_nodes"] = [
-                {"args": _encode_template(node.args, reference),
+                # The positional arguments as a list, as Keras writes them.
+                {"args": [_encode_template(a, reference) for a in node.args],
                  "kwargs": _encode_template(node.kwargs, reference)}
                 for node in self._nodes if node.layer is layer and not isinstance(layer, InputLayer)
             ]
@@ -370,8 +388,8 @@ class Functional(Model):
             "name": self.name,
             "trainable": self.trainable,
             "layers": layers,
-            "input_layers": _encode_template(self._inputs_struct, reference),
-            "output_layers": _encode_template(self._outputs_struct, reference),
+            "input_layers": _encode_endpoints(self._inputs_struct, endpoint),
+            "output_layers": _encode_endpoints(self._outputs_struct, endpoint),
         }
 
     @classmethod
@@ -382,26 +400,33 @@ class Functional(Model):
         created: dict[str, Any] = {}
         produced: dict[tuple[str, int], Any] = {}
         pending = []
+        # Names whose [layer, node, tensor] endpoints Keras counts from 1 (functional models).
+        functional_names: set[str] = set()
         for entry in config_dict["layers"]:
             layer = deserialize(entry, custom_objects, safe_mode=safe_mode)
             created[entry["name"]] = layer
+            if isinstance(layer, Functional) and _keras_endpoints(config_dict):
+                functional_names.add(entry["name"])
             if isinstance(layer, InputLayer):
                 produced[(entry["name"], 0)] = layer.output_tensor
             for node_index, node in enumerate(entry.get("inbound_nodes", [])):
                 pending.append((entry["name"], node_index, node))
 
+        def lookup(name: str, node_index: int, tensor_index: int) -> KerasTensor:
+            outputs = produced[(name, node_index)]
+            flat = [t for t in _flatten(outputs) if isinstance(t, KerasTensor)]
+            return flat[tensor_index]
+
         def resolve(value: Any) -> Any:
-            if isinstance(value, dict) and "__keras_tensor__" in value:
-                name, node_index, tensor_index = value["__keras_tensor__"]
-                outputs = produced[(name, node_index)]
-                flat = [t for t in _flatten(outputs) if isinstance(t, KerasTensor)]
-                return flat[tensor_index]
+            triplet = _history(value)
+            if triplet is not None:
+                return lookup(*triplet)
             return _decode_value(value, resolve)
 
         def ready(value: Any) -> bool:
-            if isinstance(value, dict) and "__keras_tensor__" in value:
-                name, node_index, _ = value["__keras_tensor__"]
-                return (name, node_index) in produced
+            triplet = _history(value)
+            if triplet is not None:
+                return tuple(triplet[:2]) in produced
             if isinstance(value, dict):
                 return all(ready(v) for v in value.values())
             if isinstance(value, list):
@@ -415,15 +440,46 @@ class Functional(Model):
                 if ready(node["args"]) and ready(node["kwargs"]):
                     layer = created[name]
                     args, kwargs = resolve(node["args"]), resolve(node["kwargs"])
+                    # Keras records the call-time defaults `training=False` and `mask=None`;
+                    # kept, they would pin every later call (dropout off in fit).
+                    if kwargs.get("training", True) is False:
+                        del kwargs["training"]
+                    if "mask" in kwargs and kwargs["mask"] is None:
+                        del kwargs["mask"]
                     produced[(name, node_index)] = _call_for_rebuild(layer, args, kwargs)
                     pending.remove(item)
                     progressed = True
             if not progressed:
                 raise ValueError("Cannot rebuild the functional model: its config has unresolved inputs.")
-        inputs = resolve(config_dict["input_layers"])
-        outputs = resolve(config_dict["output_layers"])
+        def endpoint(triplet: list) -> KerasTensor:
+            name, node_index, tensor_index = triplet
+            return lookup(name, node_index - (name in functional_names), tensor_index)
+
+        if _keras_endpoints(config_dict):
+            inputs = _decode_endpoints(config_dict["input_layers"], endpoint)
+            outputs = _decode_endpoints(config_dict["output_layers"], endpoint)
+        else:  # Lamina's earlier files: the endpoints as `__keras_tensor__` references
+            inputs = resolve(config_dict["input_layers"])
+            outputs = resolve(config_dict["output_layers"])
         return cls(inputs, outputs, name=config_dict.get("name"),
                    trainable=config_dict.get("trainable", True))
+
+
+def _standardize_input(value: Tensor, input_tensor: KerasTensor) -> Tensor:
+    """An input as Keras's functional models take it: cast to the `Input`'s dtype (bool,
+    uint8 or int arrays into a float input; floats into an integer one), and a rank-1 array
+    for `Input(shape=(1,))` given its last axis (or a trailing axis of 1 dropped). A float
+    tensor keeps its float dtype, so a model converted with `.double()` takes float64."""
+    if value.dtype != input_tensor.dtype and not (
+            value.dtype.is_floating_point and input_tensor.dtype.is_floating_point):
+        value = value.to(input_tensor.dtype)
+    shape = input_tensor.shape
+    if value.ndim != len(shape):
+        if value.ndim == len(shape) - 1 and shape[-1] == 1:
+            value = value.unsqueeze(-1)
+        elif value.ndim == len(shape) + 1 and value.shape[-1] == 1:
+            value = value.squeeze(-1)
+    return value
 
 
 def _call_for_rebuild(layer: Any, args: Any, kwargs: Any) -> Any:
@@ -453,6 +509,63 @@ def _fill_placeholders(template: Any, inputs: list[KerasTensor]) -> Any:
     return fill(template)
 
 
+def _history(value: Any) -> list | None:
+    """[layer name, node index, tensor index] of a serialized symbolic tensor, in Keras 3's
+    form (`{"class_name": "__keras_tensor__", "config": {"keras_history": ...}}`) or Lamina's
+    earlier one (`{"__keras_tensor__": [...]}`); None for any other value."""
+    if not isinstance(value, dict):
+        return None
+    if "__keras_tensor__" in value:
+        triplet = value["__keras_tensor__"]
+    elif value.get("class_name") == "__keras_tensor__":
+        triplet = (value.get("config") or {}).get("keras_history")
+    else:
+        return None
+    if not (isinstance(triplet, list) and len(triplet) == 3 and isinstance(triplet[0], str)
+            and all(isinstance(i, int) and not isinstance(i, bool) and i >= 0
+                    for i in triplet[1:])):
+        raise ValueError(f"A functional config names a tensor as {triplet!r:.80}; expected "
+                         "[layer name, node index, tensor index].")
+    return list(triplet)
+
+
+def _is_triplet(value: Any) -> bool:
+    return (isinstance(value, list) and len(value) == 3 and isinstance(value[0], str)
+            and all(isinstance(i, int) and not isinstance(i, bool) for i in value[1:]))
+
+
+def _keras_endpoints(config_dict: dict[str, Any]) -> bool:
+    """Whether the config gives inputs and outputs as Keras's triplets (what Lamina writes)."""
+    def triplets(value: Any) -> bool:
+        if _is_triplet(value):
+            return True
+        if isinstance(value, list):
+            return bool(value) and all(triplets(v) for v in value)
+        if isinstance(value, dict):
+            return bool(value) and all(triplets(v) for v in value.values())
+        return False
+
+    return triplets(config_dict.get("input_layers")) and triplets(config_dict.get("output_layers"))
+
+
+def _encode_endpoints(value: Any, endpoint) -> Any:
+    if isinstance(value, KerasTensor):
+        return endpoint(value)
+    if isinstance(value, (list, tuple)):
+        return [_encode_endpoints(v, endpoint) for v in value]
+    if isinstance(value, dict):
+        return {k: _encode_endpoints(v, endpoint) for k, v in value.items()}
+    raise ValueError(f"A functional model's inputs and outputs are symbolic tensors; got {value!r}.")
+
+
+def _decode_endpoints(value: Any, endpoint) -> Any:
+    if _is_triplet(value):
+        return endpoint(value)
+    if isinstance(value, list):
+        return [_decode_endpoints(v, endpoint) for v in value]
+    return {k: _decode_endpoints(v, endpoint) for k, v in value.items()}
+
+
 def _encode_template(value: Any, reference) -> Any:
     if isinstance(value, KerasTensor):
         return reference(value)
@@ -471,6 +584,8 @@ def _decode_value(value: Any, resolve) -> Any:
     if isinstance(value, dict):
         if "__tuple__" in value:
             return tuple(resolve(v) for v in value["__tuple__"])
+        if value.get("class_name") == "__tuple__" and isinstance(value.get("config"), dict):
+            return tuple(resolve(v) for v in value["config"].get("value", []))
         return {k: resolve(v) for k, v in value.items()}
     if isinstance(value, list):
         return [resolve(v) for v in value]

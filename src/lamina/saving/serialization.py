@@ -39,6 +39,74 @@ SAFE_TORCH_MODULES = frozenset("""
 """.split())
 
 
+# Lamina writes its built-in classes under the Keras module that holds the class of the same
+# name, without Lamina-only keys, so Keras 3 loads the file; reading maps Keras's modules back
+# to registry tables (and only to them: a module named in a file is never imported).
+KERAS_MODULES = {
+    "layer": "keras.layers", "preprocessing": "keras.layers", "model": "keras.models",
+    "initializer": "keras.initializers", "regularizer": "keras.regularizers",
+    "constraint": "keras.constraints", "loss": "keras.losses", "metric": "keras.metrics",
+    "metric_function": "keras.metrics", "optimizer": "keras.optimizers",
+    "schedule": "keras.optimizers.schedules", "activation": "keras.activations",
+    "callback": "keras.callbacks",
+}
+# Keras writes its model classes under these modules.
+KERAS_MODEL_MODULES = {"Functional": "keras.src.models.functional", "Sequential": "keras",
+                       "Model": "keras"}
+_KINDS_OF_KERAS_PACKAGE = {
+    "layers": ("layer", "preprocessing", "model"), "models": ("model", "layer"),
+    "initializers": ("initializer",), "regularizers": ("regularizer",),
+    "constraints": ("constraint",), "losses": ("loss",), "metrics": ("metric", "metric_function"),
+    "optimizers": ("optimizer", "schedule"), "activations": ("activation",),
+    "callbacks": ("callback",),
+}
+_DTYPE_POLICIES = ("DTypePolicy", "FloatDTypePolicy")
+# Arguments Keras 3 writes that Lamina's layers do not take: dropped when they hold the value
+# that means "off" (anything else is passed on, and the layer says it does not support it).
+KERAS_ONLY_DEFAULTS = {
+    "optional": False, "ragged": False, "quantization_config": None, "renorm": False,
+    "renorm_clipping": None, "renorm_momentum": 0.99, "sliding_window": None,
+    "use_gate": False, "lora_rank": None, "lora_alpha": None, "synchronized": False,
+    "input_axes": None, "output_axes": None,
+}
+# Arguments Lamina's classes write that Keras's class of the same name does not take: left out
+# of the config while they hold their default (which is then what Lamina reads back).
+LAMINA_ONLY_DEFAULTS = {"SimpleRNN": {"use_cudnn": "auto"}}
+
+
+def _kinds_of_module(module: Any) -> tuple[str, ...] | None:
+    """The registry tables a Keras module name points into (None for other modules)."""
+    if not isinstance(module, str) or not (module == "keras" or module.startswith("keras.")):
+        return None
+    parts = module.split(".")
+    if parts[1:2] == ["src"]:
+        parts = parts[:1] + parts[2:]
+    if len(parts) == 1:
+        return ("model", "layer")
+    if parts[1] == "optimizers" and parts[2:3] == ["schedules"]:
+        return ("schedule",)
+    return _KINDS_OF_KERAS_PACKAGE.get(parts[1])
+
+
+def _from_keras_value(value: Any) -> Any:
+    """A config value as Lamina's constructors take it: a Keras dtype policy becomes its
+    dtype name (mixed policies keep theirs)."""
+    if isinstance(value, dict) and value.get("class_name") in _DTYPE_POLICIES \
+            and _kinds_of_module(value.get("module")) is not None:
+        inner = value.get("config")
+        if isinstance(inner, dict) and isinstance(inner.get("name"), str):
+            return inner["name"]
+    return value
+
+
+def _from_keras_config(inner: Any) -> Any:
+    if not isinstance(inner, dict):
+        return inner
+    return {key: _from_keras_value(value) for key, value in inner.items()
+            if not (key in KERAS_ONLY_DEFAULTS and value == KERAS_ONLY_DEFAULTS[key]
+                    and type(value) is type(KERAS_ONLY_DEFAULTS[key]))}
+
+
 def register_keras_serializable(package: str = "Custom", name: str | None = None):
     """Register a custom class or function so models using it can be saved and loaded by name.
 
@@ -75,6 +143,9 @@ def serialize(obj: Any) -> Any:
                 "lamina.saving.register_keras_serializable() so saved models can name it."
             )
         kind = _registry._CANONICAL[id(obj)][0]
+        if kind in KERAS_MODULES and ">" not in name:
+            return {"module": KERAS_MODULES[kind], "class_name": "function", "config": name,
+                    "registered_name": name}
         return {"class_name": "function", "kind": kind, "config": name}
     if not hasattr(obj, "get_config"):
         if isinstance(obj, nn.Module):
@@ -82,6 +153,17 @@ def serialize(obj: Any) -> Any:
         raise ValueError(f"Cannot serialize {obj!r}: it has no get_config().")
     cls = type(obj)
     kind = getattr(cls, "_registry_kind", None)
+    registered = get_registered_name(cls)
+    if kind in KERAS_MODULES and registered == cls.__name__ and cls.__module__.startswith("lamina"):
+        # A built-in class: written as Keras writes its class of the same name.
+        inner = obj.get_config()
+        absent = LAMINA_ONLY_DEFAULTS.get(cls.__name__, {})
+        return {
+            "module": KERAS_MODEL_MODULES.get(cls.__name__, KERAS_MODULES[kind]),
+            "class_name": cls.__name__,
+            "config": {k: v for k, v in inner.items() if k not in absent or v != absent[k]},
+            "registered_name": None,
+        }
     return {
         "module": cls.__module__,
         "class_name": cls.__name__,
@@ -113,11 +195,15 @@ def deserialize(config: Any, custom_objects: dict[str, Any] | None = None,
     kind = config.get("kind")
     if kind == TORCH_MODULE_KIND:
         return _deserialize_torch_module(config)
+    keras_kinds = _kinds_of_module(config.get("module"))
+    kinds = (kind,) if kind else keras_kinds
     if config["class_name"] == "function":
-        return _lookup(kind or "activation", config["config"], custom_objects)
+        return _lookup(kinds or ("activation",), config["config"], custom_objects)
     name = config.get("registered_name") or config["class_name"]
-    cls = _lookup(kind, name, custom_objects, fallback=config["class_name"])
+    cls = _lookup(kinds, name, custom_objects, fallback=config["class_name"])
     inner = config.get("config", {})
+    if keras_kinds is not None:
+        inner = _from_keras_config(inner)
     signature = inspect.signature(cls.from_config).parameters
     kwargs = {}
     if "custom_objects" in signature:
@@ -127,14 +213,18 @@ def deserialize(config: Any, custom_objects: dict[str, Any] | None = None,
     return cls.from_config(inner, **kwargs)
 
 
-def _lookup(kind: str | None, name: str, custom_objects: dict | None, fallback: str | None = None):
+def _lookup(kinds: tuple[str, ...] | str | None, name: str, custom_objects: dict | None,
+            fallback: str | None = None):
     for candidate in (name, fallback):
         if candidate is None:
             continue
         if custom_objects and candidate in custom_objects:
             return custom_objects[candidate]
-    kinds = [kind] if kind else list(_registry._TABLES)
+    kind = kinds if isinstance(kinds, str) or kinds is None else "/".join(kinds)
+    kinds = [kinds] if isinstance(kinds, str) else list(kinds or _registry._TABLES)
     for table_kind in kinds:
+        if table_kind not in _registry._TABLES:
+            continue
         for candidate in (name, fallback):
             if candidate is not None and candidate in _registry._TABLES[table_kind]:
                 return _registry._TABLES[table_kind][candidate]
