@@ -130,6 +130,8 @@ class Doctor(Callback):
         """`fit` raised `error`: record what fit's own checks found, then diagnose."""
         from lamina.diagnostics.failures import events_from_error
 
+        if not self.record["model"] and self.model is not None:
+            self.record["model"] = {"name": getattr(self.model, "name", None)}
         self.record["events"].extend(events_from_error(error, self._last, self.model,
                                                        _trainer(self.model)))
         self._update()

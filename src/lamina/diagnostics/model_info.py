@@ -7,6 +7,7 @@ plain torch modules are named by their module path (`net.4`).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,6 +110,9 @@ def _initializer_name(value: Any) -> str | None:
                  (1.0, "fan_avg", "truncated_normal"): "glorot_normal",
                  (1.0, "fan_in", "truncated_normal"): "lecun_normal"}
         return known.get((scale, mode, dist), kind)
+    if kind in ("GlorotUniform", "GlorotNormal", "HeNormal", "HeUniform", "LecunNormal",
+                "LecunUniform", "Zeros", "Ones", "Orthogonal"):
+        return re.sub(r"(?<!^)(?=[A-Z])", "_", kind).lower()
     details = ", ".join(f"{k}={v:g}" for k, v in config.items()
                         if isinstance(v, (int, float)) and k != "seed" and v is not None)
     return f"{kind}({details})" if details else kind

@@ -19,7 +19,7 @@ def _remedies(run: Run, names: list[str]) -> list[str]:
     remedies = ["clip gradients: pass clipnorm=1.0 (or global_clipnorm=1.0) to the optimizer"]
     remedies.append(f"lower {run.learning_rate_text()} to {rate / 10:g}"
                     if isinstance(rate, (int, float)) else "lower the learning rate")
-    init = initializer_remedy(run, names, "he_normal")
+    init = initializer_remedy(run, names[:-1], "he_normal")
     if init:
         remedies.append(init)
     if not run.model.get("batchnorm"):

@@ -23,7 +23,10 @@ def check(run: Run) -> list[Diagnosis]:
             or not len(run.sample_loss) or not np.isfinite(run.sample_loss[0]):
         return []
     ratios = run.update_ratio[:, kernels]
-    ratio = float(np.median(ratios[np.isfinite(ratios)])) if np.isfinite(ratios).any() else None
+    # A ratio of exactly 0 is a layer without gradient (dead units, a frozen path), not a
+    # small step: those are other findings.
+    moving = ratios[np.isfinite(ratios) & (ratios > 0)]
+    ratio = float(np.median(moving)) if len(moving) else None
     initial = run.sample_loss[0]
     if ratio is None or ratio >= UPDATE_RATIO or initial <= 0 \
             or finite.min() < NO_PROGRESS * initial:

@@ -28,7 +28,14 @@ def check(run: Run) -> list[Diagnosis]:
     remedies = []
     squashing = hidden_names(run, ("sigmoid", "tanh"))
     if squashing:
-        remedies.append(f"replace sigmoid/tanh with relu in layers {layer_range(squashing)}")
+        kinds = {u.get("activation") for u in run.units if u["name"] in squashing}
+        kinds |= {t["kind"] for t in run.model.get("taps", []) if t["name"] in squashing}
+        kinds = "/".join(sorted(kinds & {"sigmoid", "tanh"}))
+        if run.model.get("wrapped"):
+            remedies.append(f"replace the {kinds} modules {layer_range(squashing)} with "
+                            "nn.ReLU()")
+        else:
+            remedies.append(f"replace {kinds} with relu in layers {layer_range(squashing)}")
     remedies.append(initializer_remedy(run, names[:-1], "he_normal")
                     or "use he_normal initialization with relu layers")
     if not run.model.get("batchnorm"):
