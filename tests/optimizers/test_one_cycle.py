@@ -142,3 +142,18 @@ def test_sgd_one_cycle_update_is_kerass_momentum_rule_step_by_step():
     got_kernel, got_bias = model.get_weights()
     np.testing.assert_allclose(got_kernel, kernel, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(got_bias, bias, rtol=1e-4, atol=1e-5)
+
+
+def test_the_callback_alone_has_fastais_defaults():
+    x, y = _regression(2)
+    lamina.set_random_seed(0)
+    model = lamina.Sequential([layers.Input((3,)), layers.Dense(1)])
+    model.compile(optimizer=lamina.optimizers.SGD(0.01, momentum=0.9), loss="mse")
+    recorder = Recorder()
+    model.fit(x, y, epochs=2, batch_size=10, verbose=0,
+              callbacks=[recorder, OneCycleScheduler(0.2)])
+    lr = fastai_combined_cos(0.25, 0.2 / 25, 0.2, 0.2 / 1e5)
+    momentum = fastai_combined_cos(0.25, 0.95, 0.85, 0.95)
+    assert [s for s, _ in recorder.seen] == pytest.approx([lr(i / 8) for i in range(8)], rel=1e-9)
+    assert [m for _, m in recorder.seen] == pytest.approx([momentum(i / 8) for i in range(8)],
+                                                          rel=1e-9)

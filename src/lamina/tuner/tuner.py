@@ -562,12 +562,7 @@ class Tuner:
 
 
 class RandomSearch(Tuner):
-    """Random search: Optuna's `RandomSampler`.
-
-    >>> import lamina.tuner as kt
-    >>> kt.RandomSearch.__mro__[1].__name__
-    'Tuner'
-    """
+    """Random search: each trial's values drawn by Optuna's `RandomSampler`."""
 
     def __init__(self, hypermodel: Any = None, objective: Any = None, max_trials: int = 10,
                  seed: int | None = None, hyperparameters: HyperParameters | None = None,
