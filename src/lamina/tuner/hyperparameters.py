@@ -94,8 +94,8 @@ class _Numerical(HyperParameter):
         super().__init__(name, default, conditions)
         kind = self._kind.__name__
         for label, value in (("min_value", min_value), ("max_value", max_value)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-                    or (self._kind is int and int(value) != value):
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not number or not math.isfinite(value) or (self._kind is int and int(value) != value):
                 raise ValueError(
                     f"{type(self).__name__} hyperparameter {name!r}: `{label}` must be a finite "
                     f"{kind}. Received: {label}={value!r}."
@@ -190,7 +190,7 @@ class Choice(HyperParameter):
                 f"Choice hyperparameter {name!r}: `values` must be a non-empty list. "
                 f"Received: values={values!r}."
             )
-        kinds = {bool if isinstance(v, bool) else (float if isinstance(v, (int, float)) else type(v))
+        kinds = {bool if isinstance(v, bool) else float if isinstance(v, (int, float)) else type(v)
                  for v in values}
         if len(kinds) > 1 or not kinds <= {bool, float, str}:
             raise TypeError(
@@ -234,7 +234,7 @@ class Boolean(HyperParameter):
 class Fixed(HyperParameter):
     """A value that is not tuned (any JSON value)."""
 
-    def __init__(self, name: str, value: Any, conditions: Any = None, default: Any = None) -> None:
+    def __init__(self, name: str, value: Any, conditions: Any = None) -> None:
         super().__init__(name, value, conditions)
         self.value = value
 
@@ -413,7 +413,8 @@ class HyperParameters:
                                         conditions=list(self._conditions)))
 
     @contextlib.contextmanager
-    def _maybe_conditional_scope(self, parent_name: str | None, parent_values: Any) -> Iterator[None]:
+    def _maybe_conditional_scope(self, parent_name: str | None,
+                                 parent_values: Any) -> Iterator[None]:
         if parent_name:
             with self.conditional_scope(parent_name, parent_values):
                 yield
@@ -454,7 +455,8 @@ class HyperParameters:
             if not exists:
                 self._hps.setdefault(hp.name, []).append(hp)
                 self._space.append(hp)
-            if self._conditions_are_active(hp.conditions) and (overwrite or hp.name not in self.values):
+            active = self._conditions_are_active(hp.conditions)
+            if active and (overwrite or hp.name not in self.values):
                 self.values[hp.name] = hp.default
 
 

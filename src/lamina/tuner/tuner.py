@@ -52,7 +52,8 @@ class Objective:
         return a > b if self.direction == "max" else a < b
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Objective) and (self.name, self.direction) == (other.name, other.direction)
+        return isinstance(other, Objective) and (self.name, self.direction) == (
+            other.name, other.direction)
 
     def __repr__(self) -> str:
         return f'Objective(name="{self.name}", direction="{self.direction}")'
