@@ -173,16 +173,22 @@ def extract_sequences(x: Any, sequence_length: int, sequence_stride: int) -> Ten
     return to_tensor(x).unfold(-1, sequence_length, sequence_stride)
 
 
-def _window(window: Any, length: int, dtype: torch.dtype) -> Tensor | None:
+def _window(window: Any, length: int, fft_length: int, dtype: torch.dtype) -> Tensor:
+    """The analysis window (ones for None), centred in `fft_length` samples."""
     if window is None:
-        return None
-    if isinstance(window, str):
+        win = torch.ones(length, dtype=dtype)
+    elif isinstance(window, str):
         windows = {"hann": torch.hann_window, "hamming": torch.hamming_window}
         if window not in windows:
             raise ValueError(f"`window` must be 'hann', 'hamming', a tensor or None. Received: "
                              f"window={window!r}.")
-        return windows[window](length, periodic=True, dtype=dtype)
-    return to_tensor(window, dtype)
+        win = windows[window](length, periodic=True, dtype=dtype)
+    else:
+        win = to_tensor(window, dtype)
+    if length < fft_length:
+        left = (fft_length - length) // 2
+        win = torch.nn.functional.pad(win, (left, fft_length - length - left))
+    return win
 
 
 @op
@@ -191,12 +197,7 @@ def stft(x: Any, sequence_length: int, sequence_stride: int, fft_length: int,
     """Short-time Fourier transform of the last axis; returns (real, imag) of shape
     (..., frames, fft_length // 2 + 1)."""
     x = floating(to_tensor(x))
-    win = _window(window, sequence_length, x.dtype)
-    if win is None:
-        win = torch.ones(sequence_length, dtype=x.dtype)
-    if sequence_length < fft_length:
-        left = (fft_length - sequence_length) // 2
-        win = torch.nn.functional.pad(win, (left, fft_length - sequence_length - left))
+    win = _window(window, sequence_length, fft_length, x.dtype)
     batch_shape = x.shape[:-1]
     flat = x.reshape(-1, x.shape[-1])
     spectrum = torch.stft(flat, fft_length, hop_length=sequence_stride, win_length=fft_length,
@@ -211,12 +212,7 @@ def istft(x: Any, sequence_length: int, sequence_stride: int, fft_length: int,
           length: int | None = None, window: Any = "hann", center: bool = True) -> Tensor:
     """Inverse of `stft` (overlap-add with window normalization)."""
     spectrum = _complex_pair(x)
-    win = _window(window, sequence_length, spectrum.real.dtype)
-    if win is None:
-        win = torch.ones(sequence_length, dtype=spectrum.real.dtype)
-    if sequence_length < fft_length:
-        left = (fft_length - sequence_length) // 2
-        win = torch.nn.functional.pad(win, (left, fft_length - sequence_length - left))
+    win = _window(window, sequence_length, fft_length, spectrum.real.dtype)
     batch_shape = spectrum.shape[:-2]
     flat = spectrum.reshape((-1,) + spectrum.shape[-2:]).transpose(-1, -2)
     signal = torch.istft(flat, fft_length, hop_length=sequence_stride, win_length=fft_length,
