@@ -24,6 +24,13 @@ from lamina import _registry
 from lamina.applications._builder import load_weights_by_name
 from lamina.applications.alexnet import AlexNet
 from lamina.applications.convert import load_torch_state_dict
+from lamina.applications.convnext import (
+    ConvNeXtBase,
+    ConvNeXtLarge,
+    ConvNeXtSmall,
+    ConvNeXtTiny,
+    ConvNeXtXLarge,
+)
 from lamina.applications.densenet import DenseNet121, DenseNet169, DenseNet201
 from lamina.applications.efficientnet import (
     EfficientNetB0,
@@ -54,7 +61,8 @@ from lamina.applications.transformer import TransformerModel
 from lamina.applications.vgg import VGG11, VGG13, VGG16, VGG19
 
 __all__ = [
-    "AlexNet", "DenseNet121", "DenseNet169", "DenseNet201", "EfficientNetB0", "EfficientNetB1", "EfficientNetB2", "EfficientNetB3",
+    "AlexNet", "ConvNeXtBase", "ConvNeXtLarge", "ConvNeXtSmall", "ConvNeXtTiny",
+    "ConvNeXtXLarge", "DenseNet121", "DenseNet169", "DenseNet201", "EfficientNetB0", "EfficientNetB1", "EfficientNetB2", "EfficientNetB3",
     "EfficientNetB4", "EfficientNetB5", "EfficientNetB6", "EfficientNetB7", "GPT", "GRUModel", "LSTMModel", "LeNet5", "MobileNetV2", "MobileNetV3Large", "MobileNetV3Small", "ResNet101", "ResNet152", "ResNet50",
     "SimpleRNNModel", "TransformerModel", "VGG11", "VGG13", "VGG16", "VGG19", "create_model",
     "list_models", "load_torch_state_dict", "load_weights_by_name", "resnet101", "resnet152",
