@@ -225,7 +225,9 @@ class _TrialReporter(Callback):
                 self.model.save_weights(self.checkpoint)
         if self.report:
             self.optuna_trial.report(value, epoch)
-            if self.optuna_trial.should_prune():
+            # A verdict after the last epoch would stop nothing: the trial has had its budget.
+            last = epoch + 1 >= (self.params.get("epochs") or math.inf)
+            if not last and self.optuna_trial.should_prune():
                 self.pruned = True
                 self.model.stop_training = True
 
