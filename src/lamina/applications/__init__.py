@@ -58,13 +58,14 @@ from lamina.applications.resnet import (
 )
 from lamina.applications.rnn import GRUModel, LSTMModel, SimpleRNNModel
 from lamina.applications.transformer import TransformerModel
+from lamina.applications.xception import Xception
 from lamina.applications.vgg import VGG11, VGG13, VGG16, VGG19
 
 __all__ = [
     "AlexNet", "ConvNeXtBase", "ConvNeXtLarge", "ConvNeXtSmall", "ConvNeXtTiny",
     "ConvNeXtXLarge", "DenseNet121", "DenseNet169", "DenseNet201", "EfficientNetB0", "EfficientNetB1", "EfficientNetB2", "EfficientNetB3",
     "EfficientNetB4", "EfficientNetB5", "EfficientNetB6", "EfficientNetB7", "GPT", "GRUModel", "LSTMModel", "LeNet5", "MobileNetV2", "MobileNetV3Large", "MobileNetV3Small", "ResNet101", "ResNet152", "ResNet50",
-    "SimpleRNNModel", "TransformerModel", "VGG11", "VGG13", "VGG16", "VGG19", "create_model",
+    "SimpleRNNModel", "TransformerModel", "VGG11", "VGG13", "VGG16", "VGG19", "Xception", "create_model",
     "list_models", "load_torch_state_dict", "load_weights_by_name", "resnet101", "resnet152",
     "resnet18", "resnet34", "resnet50",
 ]
