@@ -113,10 +113,18 @@ def _read_torch(path: str) -> dict[str, torch.Tensor]:
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=False)
     except pickle.UnpicklingError as error:
+        # torch's weights-only unpickler names a refused callable or class ("GLOBAL os.system");
+        # any other refusal is a stream that is not a pickle of tensors at all.
+        refused = re.search(r"(GLOBAL \S+)|Unsupported (global|class)[^\n]*", str(error))
+        if refused is None:
+            raise FileFormatError(
+                f"{path!r} is not a readable torch checkpoint (it may be truncated or of another "
+                f"format): torch.load(weights_only=True) could not parse it."
+            ) from None
         raise UnsafeLoadError(
-            f"{path!r} holds more than tensors (torch.load(weights_only=True) refused it: "
-            f"{str(error).splitlines()[0]}). Lamina never unpickles arbitrary objects. Save the "
-            "weights alone: torch.save(model.state_dict(), path), or use safetensors."
+            f"{path!r} holds more than tensors: it asks to load {refused.group(0)}, which "
+            "torch.load(weights_only=True) refused, and Lamina never unpickles arbitrary objects. "
+            "Save the weights alone: torch.save(model.state_dict(), path), or use safetensors."
         ) from None
     except Exception as error:  # noqa: BLE001 - a damaged zip or pickle stream raises anything
         raise FileFormatError(

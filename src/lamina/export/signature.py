@@ -44,24 +44,44 @@ def quiet_torch_deprecations() -> Iterator[None]:
         yield
 
 
-def _model_input_shapes(model: Any) -> list[tuple[int | None, ...]]:
-    inputs = None
+def _model_inputs(model: Any) -> list[Any]:
+    """The model's symbolic inputs (shape and dtype), or its build shape(s)."""
     try:
         inputs = model.inputs
     except (AttributeError, ValueError):
         inputs = None
     if inputs:
-        return [tuple(tensor.shape) for tensor in inputs]
+        return list(inputs)
     shape = getattr(model, "_build_input_shape", None)
     if shape is not None and not isinstance(shape, dict):
-        if shape and all(isinstance(s, (tuple, list)) for s in shape):
-            return [tuple(s) for s in shape]
-        return [tuple(shape)]
+        shapes = [tuple(s) for s in shape] if shape and all(
+            isinstance(s, (tuple, list)) for s in shape) else [tuple(shape)]
+        # A subclassed model records no input dtype; one that starts with an Embedding reads
+        # token ids.
+        if _starts_with_embedding(model):
+            return [_Spec(s, torch.int64) for s in shapes]
+        return shapes
     raise ValueError(
         f"Model {getattr(model, 'name', '?')!r} has no known input shape, so it cannot be traced "
         "for export. Build it (call it on data, or give it an Input) or pass "
         "input_signature=[(None, ...)], one shape per input with None for the batch."
     )
+
+
+class _Spec:
+    def __init__(self, shape: tuple[int | None, ...], dtype: torch.dtype) -> None:
+        self.shape, self.dtype = shape, dtype
+
+
+def _starts_with_embedding(model: Any) -> bool:
+    from lamina.layers.core import Embedding
+
+    for module in model.modules():
+        if isinstance(module, (Embedding, torch.nn.Embedding)):
+            return True
+        if module is not model and any(True for _ in module.parameters(recurse=False)):
+            return False
+    return False
 
 
 def example_inputs(model: Any, input_signature: Any = None
@@ -71,7 +91,7 @@ def example_inputs(model: Any, input_signature: Any = None
     A model with several inputs takes them as one list argument, as `model([a, b])` does.
     """
     if input_signature is None:
-        entries: list[Any] = list(_model_input_shapes(model))
+        entries: list[Any] = _model_inputs(model)
     elif isinstance(input_signature, (list, tuple)) and input_signature and not all(
         isinstance(size, int) or size is None for size in input_signature
     ):
@@ -84,15 +104,23 @@ def example_inputs(model: Any, input_signature: Any = None
     for index, entry in enumerate(entries):
         tensor, free = _example(entry, index, device)
         tensors.append(tensor)
-        dims = {}
-        for axis in free:
-            dims[axis] = batch if axis == 0 else torch.export.Dim(f"input{index}_dim{axis}")
+        # Other free dimensions are dynamic where the traced code allows it; one it loops over
+        # (an RNN's time axis) is fixed at the traced size: give it in the signature.
+        dims = {axis: batch if axis == 0 else torch.export.Dim.AUTO for axis in free}
         dynamic.append(dims or None)
     names = [getattr(t, "name", None) or f"input_{i}" for i, t in enumerate(entries)]
     names = [name if isinstance(name, str) else f"input_{i}" for i, name in enumerate(names)]
-    if len(tensors) == 1:
-        return (tensors[0],), (dynamic[0],), names
-    return (tensors,), (dynamic,), names
+    args = (tensors[0],) if len(tensors) == 1 else (tensors,)
+    if not getattr(model, "built", True):
+        # Weights are created on the first call; inside the tracer they would be fake tensors.
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                model(*args)
+        finally:
+            model.train(was_training)
+    return args, ((dynamic[0],) if len(tensors) == 1 else (dynamic,)), names
 
 
 def _example(entry: Any, index: int, device: torch.device) -> tuple[torch.Tensor, list[int]]:
@@ -103,6 +131,7 @@ def _example(entry: Any, index: int, device: torch.device) -> tuple[torch.Tensor
         return tensor, [0] if tensor.dim() and tensor.shape[0] > 1 else []
     shape = getattr(entry, "shape", entry)
     dtype = config.torch_dtype(getattr(entry, "dtype", None) or None)
+    shape = tuple(shape) if isinstance(shape, (tuple, list, torch.Size)) else shape
     if not isinstance(shape, (tuple, list)) or not all(
         size is None or (isinstance(size, int) and size > 0) for size in shape
     ):
