@@ -157,3 +157,19 @@ def test_the_callback_alone_has_fastais_defaults():
     assert [s for s, _ in recorder.seen] == pytest.approx([lr(i / 8) for i in range(8)], rel=1e-9)
     assert [m for _, m in recorder.seen] == pytest.approx([momentum(i / 8) for i in range(8)],
                                                           rel=1e-9)
+
+
+def test_a_torch_optimizers_own_lr_is_put_back():
+    from lamina.optimizers.torch_optimizer import TorchOptimizer
+
+    x, y = _regression(3)
+    model = lamina.Sequential([layers.Input((3,)), layers.Dense(1)])
+    model.compile(optimizer=TorchOptimizer(lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9)),
+                  loss="mse")
+    recorder = Recorder()
+    model.fit_one_cycle(x, y, epochs=1, max_lr=0.1, batch_size=10, verbose=0,
+                        callbacks=[recorder])
+    lr = fastai_combined_cos(0.25, 0.1 / 25, 0.1, 0.1 / 1e5)
+    assert [s for s, _ in recorder.seen] == pytest.approx([lr(i / 4) for i in range(4)], rel=1e-9)
+    assert model.optimizer.torch_optimizer.param_groups[0]["lr"] == 0.01
+    assert model.optimizer.torch_optimizer.param_groups[0]["momentum"] == 0.9

@@ -146,3 +146,18 @@ def test_bad_arguments_are_named(digits):
     bare = lamina.Sequential([layers.Input((64,)), layers.Dense(10)])
     with pytest.raises(NotCompiledError, match="compile"):
         bare.find_learning_rate(x, y)
+
+
+def test_a_wrapped_torch_optimizer_instance_is_restored_too(digits):
+    from lamina.optimizers.torch_optimizer import TorchOptimizer
+
+    x, y, _, _ = digits
+    lamina.set_random_seed(0)
+    model = lamina.Sequential([layers.Input((64,)), layers.Dense(10, activation="softmax")])
+    inner = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    model.compile(optimizer=TorchOptimizer(inner), loss="sparse_categorical_crossentropy")
+    model.fit(x[:128], y[:128], epochs=1, verbose=0)
+    buffers = [s["momentum_buffer"].clone() for s in inner.state.values()]
+    model.find_learning_rate(x, y, steps=20)
+    assert inner.param_groups[0]["lr"] == 0.05
+    assert all(torch.equal(s["momentum_buffer"], b) for s, b in zip(inner.state.values(), buffers))

@@ -13,11 +13,13 @@ The sweep trains a copy of the compiled optimizer; the model's weights and buffe
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 
 
 @dataclass
@@ -118,6 +120,11 @@ def find_learning_rate(model: Any, x: Any = None, y: Any = None, start: float = 
     saved_rng = _rng_state.capture(model, [])
     original = trainer.optimizer
     config = dict(original.get_config())
+    # A TorchOptimizer made around a torch optimizer instance hands that same instance to its
+    # copy: the sweep then steps it, so its state (and param-group lrs) is saved as well.
+    shared = [o for o in (config.get("optimizer"), original.torch_optimizer if original.built else None)
+              if isinstance(o, torch.optim.Optimizer)]
+    saved_torch = [(o, copy.deepcopy(o.state_dict())) for o in dict.fromkeys(shared)]
     config["learning_rate"] = float(start)
     sweep_optimizer = type(original).from_config(config)
     was_training = model.training
@@ -153,6 +160,8 @@ def find_learning_rate(model: Any, x: Any = None, y: Any = None, start: float = 
                 break
     finally:
         trainer.optimizer = original
+        for torch_optimizer, state in saved_torch:
+            torch_optimizer.load_state_dict(state)
         trainer.reset_metrics()
         model.load_state_dict(saved_weights)
         _rng_state.restore(saved_rng, model, None)

@@ -76,7 +76,7 @@ class OneCycleScheduler(Callback):
         self.moms = _check_moms(moms)
         self.schedule: OneCycle | None = None
         self.step = 0
-        self._saved: tuple[Any, float | None] | None = None
+        self._saved: tuple[Any, float | None, list[float]] | None = None
 
     def on_train_begin(self, logs=None):
         steps, epochs = self.params.get("steps"), self.params.get("epochs")
@@ -95,7 +95,11 @@ class OneCycleScheduler(Callback):
         optimizer = self.model.optimizer
         if self._saved is None:
             # The optimizer is built by now (at the first batch): remember what to put back.
-            self._saved = (optimizer._learning_rate, get_momentum(optimizer))
+            # The param groups' lrs too: a TorchOptimizer without a learning_rate keeps its
+            # own there.
+            groups = optimizer.torch_optimizer.param_groups
+            self._saved = (optimizer._learning_rate, get_momentum(optimizer),
+                           [group["lr"] for group in groups])
         schedule, step = self.schedule, self.step
         # A callable learning rate is evaluated by the optimizer at its step, schedules or not.
         value = schedule(step)
@@ -106,7 +110,9 @@ class OneCycleScheduler(Callback):
     def on_train_end(self, logs=None):
         if self._saved is not None:
             optimizer = self.model.optimizer
-            optimizer._learning_rate, momentum = self._saved
+            optimizer._learning_rate, momentum, rates = self._saved
+            for group, rate in zip(optimizer.torch_optimizer.param_groups, rates):
+                group["lr"] = rate
             if momentum is not None:
                 set_momentum(optimizer, momentum)
             self._saved = None
