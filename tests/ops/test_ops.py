@@ -15,7 +15,7 @@ import torch
 import lamina
 from lamina import config, ops
 from lamina._symbolic import KerasTensor
-from lamina.errors import UnsafeLoadError
+from lamina.errors import FileFormatError, UnsafeLoadError
 from lamina.models import model_from_json
 from lamina.ops._op import SAVEABLE
 from lamina.saving import serialize
@@ -284,3 +284,18 @@ def test_matches_keras(case, keras_ops):
 
 def builtins_max(a: float, b: float) -> float:
     return a if a > b else b
+
+
+def test_load_budget_bounds_ops_sized_by_config_numbers():
+    config_dict = _ops_config("lamina.ops.tile")
+    entry = next(e for e in config_dict["config"]["layers"] if e["class_name"] == "TorchOp")
+    entry["config"]["args"].append({"__tuple__": [100_000, 100_000]})
+    with pytest.raises(FileFormatError, match=r"shape \(200000, 400000\).*refusing to allocate"):
+        model_from_json(json.dumps(config_dict))
+
+
+def test_reshape_keeps_the_symbolic_batch_axis():
+    x = lamina.Input((4, 3))
+    model = lamina.Model(x, ops.reshape(x, (ops.shape(x)[0], -1)))
+    data = torch.rand(5, 4, 3)
+    torch.testing.assert_close(model(data), data.reshape(5, 12))

@@ -869,10 +869,14 @@ def kaiser(x: int, beta: float) -> Tensor:
 
 @op
 def reshape(x: Any, newshape: Any) -> Tensor:
-    """`x` with shape `newshape` (one -1 allowed)."""
+    """`x` with shape `newshape` (one -1 allowed). A None (a symbolic model's free batch axis,
+    `ops.shape(x)[0]`) is -1, or keeps `x`'s size on that axis when -1 is already used."""
+    x = to_tensor(x)
     if isinstance(newshape, int):
         newshape = (newshape,)
-    return torch.reshape(to_tensor(x), tuple(-1 if s is None else s for s in newshape))
+    inferred = -1 in newshape
+    return torch.reshape(x, tuple(
+        (x.shape[i] if inferred else -1) if s is None else s for i, s in enumerate(newshape)))
 
 
 @op
