@@ -684,7 +684,8 @@ class Optimizer:
         if learning_rate.__class__ is float:
             arrays.append(np.asarray(learning_rate, dtype=np.float32))
         for block in (self._averages, self._accumulators):
-            arrays += [block[i].detach().cpu().numpy() for i in indices]
+            if block:
+                arrays += [block[i].detach().cpu().numpy() for i in indices]
         state = self._torch.state
         blocks = self._keras_slot_blocks()
         for block in blocks:
@@ -759,7 +760,7 @@ class Optimizer:
 
         with torch.no_grad():
             for block in (self._averages, self._accumulators):
-                for i in indices:
+                for i in indices if block else ():
                     block[i].copy_(take(self._variables[i]))
             state = self._torch.state
             step_dtype = torch.float64 if torch.get_default_dtype() == torch.float64 \

@@ -569,10 +569,12 @@ def serialize(learning_rate_schedule: LearningRateSchedule) -> dict[str, Any]:
             f"Received: {learning_rate_schedule!r} of type {type(learning_rate_schedule).__name__}."
         )
     cls = type(learning_rate_schedule)
+    # Keras's module name, so Keras 3 loads the optimizer of a Lamina model file.
     return {
-        "module": "lamina.optimizers.schedules",
+        "module": "keras.optimizers.schedules",
         "class_name": canonical_name(cls) or cls.__name__,
         "config": learning_rate_schedule.get_config(),
+        "registered_name": None,
     }
 
 

@@ -220,7 +220,7 @@ def _lookup(kinds: tuple[str, ...] | str | None, name: str, custom_objects: dict
             continue
         if custom_objects and candidate in custom_objects:
             return custom_objects[candidate]
-    kind = kinds if isinstance(kinds, str) or kinds is None else "/".join(kinds)
+    kind = kinds if isinstance(kinds, str) or kinds is None else kinds[0]
     kinds = [kinds] if isinstance(kinds, str) else list(kinds or _registry._TABLES)
     for table_kind in kinds:
         if table_kind not in _registry._TABLES:
