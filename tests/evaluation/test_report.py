@@ -15,7 +15,7 @@ from support.report_page import Page, png
 import lamina as keras
 from lamina import layers
 from lamina.datasets import digits
-from lamina.evaluation import report
+from lamina.evaluation import classification_scores, report
 
 
 def train(x, y, model, loss, epochs):
@@ -241,6 +241,22 @@ def test_bad_arguments_say_what_to_fix(binary, tmp_path, kwargs, y_change, error
     with pytest.raises(error, match=words.replace("(", r"\(").replace("$", r"\$")):
         report(sigmoid, x, y, path=tmp_path / "r.html", **kwargs)
     assert not (tmp_path / "r.html").exists()
+
+
+def test_one_hot_labels_and_classes_absent_from_y(multiclass):
+    model, _, x, y = multiclass
+    probabilities = model.predict(x, verbose=0).astype(np.float64)
+    keep = y != 9
+    one_hot = np.eye(10)[y[keep]]
+    result = classification_scores(one_hot, probabilities[keep])
+    assert result.labels.tolist() == y[keep].tolist()
+    assert np.isnan(result.roc_auc_per_class[9]) and np.isnan(result.average_precision_per_class[9])
+    per_class = [metrics.roc_auc_score(y[keep] == c, probabilities[keep, c]) for c in range(9)]
+    assert result.roc_auc_per_class[:9] == pytest.approx(per_class, abs=1e-12)
+    assert result.roc_auc == pytest.approx(np.mean(per_class), abs=1e-12)
+    assert result.support[9] == 0 and result.recall[9] == 0
+    with pytest.raises(ValueError, match="not multi-label targets"):
+        classification_scores(np.ones((len(x), 10)), probabilities)
 
 
 def test_non_finite_outputs_and_non_models_are_refused(tmp_path):

@@ -220,6 +220,12 @@ def _clipped(probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _labels(y: Any, count: int, classes: int) -> np.ndarray:
     y = _numpy(y)
     if y.ndim == 2 and y.shape[1] == classes and classes > 1:
+        if not np.issubdtype(y.dtype, np.number) or not np.allclose(y.sum(axis=1), 1, atol=1e-3):
+            raise ValueError(
+                f"`y` of shape {y.shape} must hold one-hot rows (each summing to 1); the report "
+                "covers single-label classification, not multi-label targets. Received rows "
+                f"such as {y[:2].tolist()}."
+            )
         y = y.argmax(axis=1)  # one-hot (or smoothed) targets
     elif y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
