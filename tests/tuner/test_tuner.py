@@ -221,3 +221,72 @@ def test_overwrite_starts_anew_and_errors_name_the_fix(digits, tmp_path):
                           max_consecutive_failed_trials=1, directory=tmp_path, project_name="s")
     with pytest.raises(RuntimeError, match=r"objective 'val_accuracy' is not in the epoch logs"):
         bad.search(x[:100], y[:100], epochs=1, verbose=0)
+
+
+class Recording(kt.HyperModel):
+    """Builds a small MLP with a conditional branch and records what each fit achieved."""
+
+    def __init__(self, fail_first=0):
+        super().__init__()
+        self.bests, self.fail_first, self.calls = [], fail_first, 0
+
+    def build(self, hp):
+        kind = hp.Choice("kind", ["wide", "deep"])
+        stack = [layers.Input((64,))]
+        with hp.conditional_scope("kind", ["wide"]):
+            if kind == "wide":
+                stack.append(layers.Dense(hp.Int("width", 32, 64, step=32), activation="relu"))
+        with hp.conditional_scope("kind", ["deep"]):
+            if kind == "deep":
+                for _ in range(hp.Int("depth", 2, 3)):
+                    stack.append(layers.Dense(16, activation="relu"))
+        model = lamina.Sequential([*stack, layers.Dense(10, activation="softmax")])
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+        return model
+
+    def fit(self, hp, model, *args, **kwargs):
+        self.calls += 1
+        history = model.fit(*args, **kwargs)
+        if self.calls <= self.fail_first:
+            # After training, so a retried trial has already reported its epochs once.
+            raise RuntimeError("flaky data source")
+        self.bests.append(max(history.history["val_accuracy"]))
+        return history
+
+
+def test_conditional_branches_executions_and_retries(digits, tmp_path):
+    x, y, xv, yv = digits
+    hypermodel = Recording(fail_first=1)
+    tuner = kt.RandomSearch(hypermodel, objective="val_accuracy", max_trials=6, seed=4,
+                            executions_per_trial=2, max_retries_per_trial=1,
+                            directory=tmp_path, project_name="cond")
+    tuner.search(x[:300], y[:300], epochs=1, validation_data=(xv, yv), verbose=0)
+    trials = list(tuner.oracle.trials.values())
+    assert [t.status for t in trials] == ["COMPLETED"] * 6
+    # The first fit raised and was retried once: 1 + 6 trials x 2 executions fits in all.
+    assert hypermodel.calls == 13 and len(hypermodel.bests) == 12
+    for index, trial in enumerate(trials):
+        first, second = hypermodel.bests[2 * index:2 * index + 2]
+        assert trial.score == pytest.approx((first + second) / 2, rel=1e-12)
+        values = trial.hyperparameters.values
+        assert ("width" in values) == (values["kind"] == "wide")
+        assert ("depth" in values) == (values["kind"] == "deep")
+    assert {t.hyperparameters.values["kind"] for t in trials} == {"wide", "deep"}
+    # Both branches are in the space the tuner keeps on disk.
+    saved = json.loads((tmp_path / "cond" / "tuner.json").read_text())
+    assert {hp["config"]["name"] for hp in saved["hyperparameters"]["space"]} == \
+        {"kind", "width", "depth"}
+
+
+def test_failed_trials_are_recorded_and_count(digits, tmp_path):
+    x, y, xv, yv = digits
+    hypermodel = Recording(fail_first=2)
+    tuner = kt.RandomSearch(hypermodel, objective="val_accuracy", max_trials=3, seed=0,
+                            directory=tmp_path, project_name="fail")
+    tuner.search(x[:200], y[:200], epochs=1, validation_data=(xv, yv), verbose=0)
+    statuses = [t.status for t in tuner.oracle.trials.values()]
+    assert statuses == ["FAILED", "FAILED", "COMPLETED"]
+    frozen = tuner.oracle.study.trials[0]
+    assert frozen.user_attrs["error"] == "RuntimeError: flaky data source"
+    assert [t.status for t in tuner.oracle.get_best_trials(3)] == ["COMPLETED"]

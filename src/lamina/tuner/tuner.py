@@ -130,6 +130,7 @@ class Trial:
         self.score = score
         self.best_step = best_step
         self.metrics = metrics or {}
+        self.reported_steps: set[int] = set()
 
     def summary(self) -> None:
         print(f"Trial {self.trial_id} summary")
@@ -195,8 +196,12 @@ class _TrialReporter(Callback):
     """Feeds each epoch's objective to Optuna (`trial.report`), stops the fit when the pruner
     says so, keeps the best epoch's weights, and records the logs."""
 
-    def __init__(self, tuner: "Tuner", optuna_trial: Any, report: bool, checkpoint: str) -> None:
+    def __init__(self, tuner: "Tuner", optuna_trial: Any, report: bool, checkpoint: str,
+                 reported: set[int]) -> None:
         super().__init__()
+        # Epochs already reported by an earlier attempt (a retried trial): Optuna keeps the
+        # first value of a step and warns on a second.
+        self.reported = reported
         self.tuner = tuner
         self.optuna_trial = optuna_trial
         self.report = report
@@ -223,7 +228,8 @@ class _TrialReporter(Callback):
             self.best, self.best_step = value, epoch
             if self.checkpoint:
                 self.model.save_weights(self.checkpoint)
-        if self.report:
+        if self.report and epoch not in self.reported:
+            self.reported.add(epoch)
             self.optuna_trial.report(value, epoch)
             # A verdict after the last epoch would stop nothing: the trial has had its budget.
             last = epoch + 1 >= (self.params.get("epochs") or math.inf)
@@ -501,7 +507,7 @@ class Tuner:
             reporter = _TrialReporter(
                 self, trial.optuna_trial, report=execution == 0,
                 checkpoint=os.path.join(checkpoint_dir, "checkpoint.weights.h5")
-                if execution == 0 else "")
+                if execution == 0 else "", reported=trial.reported_steps)
             # Each execution starts from fresh callbacks (EarlyStopping's counters, ...).
             callbacks = copy.deepcopy(user_callbacks) + [reporter]
             history = self.hypermodel.fit(hp, model, *fit_args, callbacks=callbacks,
