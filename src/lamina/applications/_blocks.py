@@ -193,3 +193,13 @@ def inverted_residual(x: Any, *, expanded: int | None, filters: int, kernel_size
     if stride == 1 and in_channels == filters:
         x = Add(name=f"{prefix}add")([inputs, x])
     return x
+
+
+def published_size(input_shape: Any, data_format: str | None, sizes: tuple[int, ...]) -> int:
+    """The image size whose weights Keras's MobileNets load: the input's if square and one of
+    the published `sizes`, else 224."""
+    if input_shape is None or len(input_shape) != 3:
+        return 224
+    first = standardize_data_format(data_format) == "channels_first"
+    rows, cols = input_shape[1:] if first else input_shape[:2]
+    return rows if rows == cols and rows in sizes else 224

@@ -35,14 +35,6 @@ def _relu6(x: Any, name: str) -> Any:
     return ReLU(6.0, name=name)(x)
 
 
-def _rows(input_shape: Any, data_format: str | None) -> int:
-    """The image size whose weights Keras loads: the input's if square and published, else 224."""
-    if input_shape is None or len(input_shape) != 3:
-        return 224
-    rows, cols = (input_shape[1:] if data_format == "channels_first" else input_shape[:2])
-    return rows if rows == cols and rows in _ROWS else 224
-
-
 @register("MobileNetV2", kind="model")
 def MobileNetV2(input_shape: tuple | None = None, alpha: float = 1.0, include_top: bool = True,
                 weights: str | None = None, input_tensor: Any = None,
@@ -67,7 +59,7 @@ def MobileNetV2(input_shape: tuple | None = None, alpha: float = 1.0, include_to
     if weights == "imagenet" and alpha not in (0.35, 0.5, 0.75, 1.0, 1.3, 1.4):
         raise ValueError("With weights='imagenet', `alpha` must be one of 0.35, 0.5, 0.75, 1.0, "
                          f"1.3 or 1.4 (the published widths). Received: alpha={alpha!r}.")
-    rows = _rows(input_shape, data_format)
+    rows = _blocks.published_size(input_shape, data_format, _ROWS)
     keras_file = f"{_WEIGHTS_URL}_{float(alpha)}_{rows}{'' if include_top else '_no_top'}.h5"
     x, inputs, data_format = _blocks.start(
         "MobileNetV2", weights, include_top, classes, pooling, classifier_activation,
