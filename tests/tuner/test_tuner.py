@@ -290,3 +290,22 @@ def test_failed_trials_are_recorded_and_count(digits, tmp_path):
     frozen = tuner.oracle.study.trials[0]
     assert frozen.user_attrs["error"] == "RuntimeError: flaky data source"
     assert [t.status for t in tuner.oracle.get_best_trials(3)] == ["COMPLETED"]
+
+
+def test_the_tuner_compiles_with_its_own_optimizer_loss_and_metrics(digits, tmp_path):
+    x, y, xv, yv = digits
+
+    def uncompiled(hp):
+        return lamina.Sequential([layers.Input((64,)),
+                                  layers.Dense(hp.Int("units", 8, 16, step=8)),
+                                  layers.Dense(10, activation="softmax")])
+
+    adam = lamina.optimizers.Adam(1e-2)
+    tuner = kt.RandomSearch(uncompiled, objective="val_accuracy", max_trials=2, seed=0,
+                            optimizer=adam,
+                            loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+                            directory=tmp_path, project_name="compiled")
+    tuner.search(x[:300], y[:300], epochs=2, validation_data=(xv, yv), verbose=0)
+    assert all(t.status == "COMPLETED" and t.score > 0.3 for t in tuner.oracle.trials.values())
+    # Each trial trained its own copy: the optimizer passed in was never built.
+    assert not adam.built and adam.iterations == 0

@@ -532,6 +532,10 @@ class Tuner:
         if self._compile_overrides:
             config = dict(model.get_compile_config() or {})
             config.update(self._compile_overrides)
+            optimizer = config.get("optimizer")
+            if hasattr(optimizer, "get_config") and hasattr(optimizer, "from_config"):
+                # Each trial's model gets its own optimizer state.
+                config["optimizer"] = type(optimizer).from_config(optimizer.get_config())
             model.compile(**{k: config[k] for k in ("optimizer", "loss", "metrics") if k in config})
         return model
 
