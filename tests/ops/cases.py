@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import scipy.linalg
+import scipy.ndimage
+import scipy.signal
 import scipy.special
 from numpy.lib.stride_tricks import sliding_window_view as windows
 
@@ -143,6 +145,64 @@ def np_ctc(labels, logits, label_length, logit_length):
     return np.array([-np.logaddexp(alpha[-1], alpha[-2])], np.float32)
 
 
+COORDS = np.stack(np.meshgrid(np.linspace(-1.4, 6.6, 5), np.linspace(-2.1, 9.3, 7),
+                              indexing="ij")).astype(np.float32)
+AFFINE = np.array([[1, 0.2, -1, 0.1, 1, 0.5, 0, 0], [0.9, 0, 1, 0, 1.1, -0.5, 0, 0]],
+                  np.float32)
+_SCIPY_MODES = {"constant": "grid-constant", "nearest": "nearest", "wrap": "grid-wrap",
+                "mirror": "mirror", "reflect": "reflect"}
+SOBEL = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], np.float64)
+VOL = rng.random((2, 4, 6, 6, 3)).astype(np.float32)
+START = np.array([[0, 0], [7, 0], [7, 5], [0, 5]], np.float32)
+END = np.array([[1, 0], [6, 1], [7, 5], [0, 4]], np.float32)
+
+
+def per_channel(images, fn):
+    return np.stack([np.stack([fn(image[..., c].astype(np.float64))
+                               for c in range(image.shape[-1])], -1) for image in images])
+
+
+def np_affine(images, transforms, mode="constant", order=1, fill_value=0.0, divide=True):
+    height, width = images.shape[1:3]
+    y, x = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
+    out = []
+    for image, t in zip(images, transforms):
+        k = t[6] * x + t[7] * y + 1 if divide else 1
+        coords = [(t[3] * x + t[4] * y + t[5]) / k, (t[0] * x + t[1] * y + t[2]) / k]
+        out.append(np.stack([scipy.ndimage.map_coordinates(
+            image[..., c].astype(np.float64), coords, order=order, mode=_SCIPY_MODES[mode],
+            cval=fill_value) for c in range(image.shape[-1])], -1))
+    return np.stack(out)
+
+
+def np_homography(start, end):
+    """The transform taking output (end) points to input (start) points, by least squares on
+    the 8 unknowns of [[a0 a1 a2] [b0 b1 b2] [c0 c1 1]]."""
+    rows, rhs = [], []
+    for (xs, ys), (xe, ye) in zip(start.astype(np.float64), end.astype(np.float64)):
+        rows.append([xe, ye, 1, 0, 0, 0, -xe * xs, -ye * xs])
+        rows.append([0, 0, 0, xe, ye, 1, -xe * ys, -ye * ys])
+        rhs += [xs, ys]
+    return np.linalg.lstsq(np.array(rows), np.array(rhs), rcond=None)[0]
+
+
+def np_ssim(a, b, size, sigma=1.5, max_val=1.0):
+    g = np.exp(-0.5 * ((np.arange(size) - (size - 1) / 2) / sigma) ** 2)
+    g = np.outer(g, g) / g.sum() ** 2
+
+    def blur(t):
+        return np.einsum("nhwcuv,uv->nhwc", windows(t.astype(np.float64), (size, size),
+                                                      axis=(1, 2)), g)
+
+    c1, c2 = (0.01 * max_val) ** 2, (0.03 * max_val) ** 2
+    mu_a, mu_b = blur(a), blur(b)
+    var_a, var_b = blur(a * a) - mu_a ** 2, blur(b * b) - mu_b ** 2
+    cov = blur(a * b) - mu_a * mu_b
+    value = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (
+        var_a + var_b + c2))
+    return value.mean(axis=(1, 2, 3))
+
+
 D2S = rng.random((2, 3, 4, 8)).astype(np.float32)
 COLS = rng.random((1, 12, 4)).astype(np.float32)
 SEG = np.array([0, 0, 2], dtype=np.int32)
@@ -156,8 +216,6 @@ def _stft_ref(x, length, stride, fft_length):
     spectrum = np.fft.rfft(frames, axis=-1)
     return spectrum.real, spectrum.imag
 
-
-import scipy.signal  # noqa: E402
 
 
 CASES: list[Case] = [
@@ -496,6 +554,39 @@ CASES: list[Case] = [
     Case("crop_images", (IMG,), {"top_cropping": 1, "target_height": 3, "left_cropping": 2,
                                  "target_width": 4},
          ref=lambda x, **k: x[:, 1:4, 2:6], group="image"),
+    Case("map_coordinates", (IMG[0, ..., 0], COORDS, 1), {"fill_mode": "reflect"},
+         ref=lambda x, c, order, fill_mode: scipy.ndimage.map_coordinates(
+             x.astype(np.float64), c, order=1, mode="reflect"), group="image"),
+    Case("map_coordinates", (IMG[0, ..., 0], COORDS, 0), {"fill_mode": "constant",
+                                                        "fill_value": 0.5},
+         ref=lambda x, c, order, fill_mode, fill_value: scipy.ndimage.map_coordinates(
+             x.astype(np.float64), c, order=0, mode="grid-constant", cval=0.5),
+         group="image"),
+    *[Case("affine_transform", (IMG, AFFINE), {"fill_mode": mode},
+           ref=lambda x, t, fill_mode: np_affine(x, t, fill_mode), group="image")
+      for mode in ("constant", "nearest", "wrap", "mirror", "reflect")],
+    # Coordinates away from .5, where rounding conventions differ.
+    Case("affine_transform", (IMG, AFFINE + np.float32(
+        [0.031, 0.017, 0.313, 0.021, 0.027, 0.237, 0, 0])),
+         {"interpolation": "nearest"},
+         ref=lambda x, t, interpolation: np_affine(x, t, order=0), group="image"),
+    Case("perspective_transform", (IMG, START, END),
+         ref=lambda x, s, e: np_affine(x, [np_homography(s, e)] * 2), group="image",
+         atol=1e-4, symbolic=False),
+    # Keras 3.15's torch gaussian_blur disagrees with SciPy's correlation; we follow SciPy.
+    Case("gaussian_blur", (IMG,), ref=lambda x: per_channel(x, lambda c: scipy.ndimage.correlate(
+        c, np.outer(*[np.exp(-0.5 * (np.arange(3) - 1.0) ** 2) / np.exp(
+            -0.5 * (np.arange(3) - 1.0) ** 2).sum()] * 2), mode="constant")), group="image",
+         keras=False),
+    Case("sobel_edges", (IMG,), ref=lambda x: np.stack([
+        per_channel(x, lambda c: scipy.ndimage.correlate(c, SOBEL.T, mode="constant")),
+        per_channel(x, lambda c: scipy.ndimage.correlate(c, SOBEL, mode="constant"))], -1),
+         group="image"),
+    Case("ssim", (IMG, IMG[::-1]), {"filter_size": 3},
+         ref=lambda a, b, filter_size: np_ssim(a, b, 3), group="image"),
+    Case("extract_patches_3d", (VOL, 2), ref=lambda v, s: windows(v, (2, 2, 2), axis=(1, 2, 3))[
+        :, ::2, ::2, ::2].transpose(0, 1, 2, 3, 5, 6, 7, 4).reshape(2, 2, 3, 3, 24),
+         group="image"),
     Case("extract_patches", (IMG, 2), ref=lambda x, s: windows(x, (2, 2), axis=(1, 2))[
         :, ::2, ::2].transpose(0, 1, 2, 4, 5, 3).reshape(2, 3, 4, 12), group="image"),
 ]

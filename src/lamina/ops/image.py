@@ -3,6 +3,7 @@ patches, on batched or single images, channels_last by default."""
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import torch
@@ -182,6 +183,244 @@ def extract_patches(images: Any, size: Any, strides: Any = None, dilation_rate: 
     patches = columns.reshape(batch, channels, size[0] * size[1], rows, cols)
     patches = patches.permute(0, 2, 1, 3, 4).reshape(batch, -1, rows, cols)  # patch-major
     return _restore(patches, single, last)
+
+
+
+def _mirror(index: Tensor, size: int) -> Tensor:
+    s = max(size - 1, 1)  # half-wavelength of the triangular wave
+    return torch.abs(torch.remainder(index + s, 2 * s) - s)
+
+
+_INDEX_FIXERS = {
+    "constant": lambda index, size: torch.clamp(index, 0, size - 1),
+    "nearest": lambda index, size: torch.clamp(index, 0, size - 1),
+    "wrap": lambda index, size: torch.remainder(index, size),
+    "mirror": _mirror,
+    "reflect": lambda index, size: torch.div(_mirror(2 * index + 1, 2 * size + 1) - 1, 2,
+                                             rounding_mode="floor"),
+}
+
+
+@_image_op
+def map_coordinates(inputs: Any, coordinates: Any, order: int, fill_mode: str = "constant",
+                    fill_value: float = 0) -> Tensor:
+    """`inputs` sampled at `coordinates` (one array per input axis) by nearest (order 0) or
+    linear (order 1) interpolation; outside points follow `fill_mode` ('constant', 'nearest',
+    'wrap', 'mirror', 'reflect'), SciPy's `ndimage.map_coordinates` meanings."""
+    x = to_tensor(inputs)
+    coordinates = [floating(to_tensor(c)) for c in coordinates]
+    if len(coordinates) != x.ndim:
+        raise ValueError(f"`coordinates` needs one array per axis of `inputs` ({x.ndim}). "
+                         f"Received {len(coordinates)}.")
+    if fill_mode not in _INDEX_FIXERS:
+        raise ValueError(f"`fill_mode` must be one of {list(_INDEX_FIXERS)}. Received: "
+                         f"fill_mode={fill_mode!r}.")
+    if order not in (0, 1):
+        raise ValueError(f"`order` must be 0 (nearest) or 1 (linear). Received: order={order!r}.")
+    per_axis = []
+    for coordinate, size in zip(coordinates, x.shape):
+        if order == 0:
+            nodes = [(torch.round(coordinate).long(), None)]
+        else:
+            lower = torch.floor(coordinate)
+            upper_weight = coordinate - lower
+            nodes = [(lower.long(), 1 - upper_weight), (lower.long() + 1, upper_weight)]
+        per_axis.append([(_INDEX_FIXERS[fill_mode](i, size), (i >= 0) & (i < size), w)
+                         for i, w in nodes])
+    values = floating(x)
+    result = 0
+    for corner in itertools.product(*per_axis):
+        indices, valid, weights = zip(*corner)
+        contribution = values[indices]
+        if fill_mode == "constant":
+            inside = valid[0]
+            for v in valid[1:]:
+                inside = inside & v
+            contribution = torch.where(inside, contribution,
+                                       torch.tensor(float(fill_value), dtype=values.dtype))
+        for w in weights:
+            if w is not None:
+                contribution = contribution * w
+        result = result + contribution
+    if not x.dtype.is_floating_point:
+        return torch.round(result).to(x.dtype)
+    return result.to(x.dtype)
+
+
+def _check_transform_arguments(interpolation: str, fill_mode: str) -> int:
+    orders = {"nearest": 0, "bilinear": 1}
+    if interpolation not in orders:
+        raise ValueError(f"`interpolation` must be 'nearest' or 'bilinear'. Received: "
+                         f"interpolation={interpolation!r}.")
+    if fill_mode not in _INDEX_FIXERS:
+        raise ValueError(f"`fill_mode` must be one of {list(_INDEX_FIXERS)}. Received: "
+                         f"fill_mode={fill_mode!r}.")
+    return orders[interpolation]
+
+
+def _projective(images: Tensor, transforms: Tensor, order: int, fill_mode: str,
+                fill_value: float) -> Tensor:
+    """Sample NHWC `images` where each output pixel (x, y) maps to the input point
+    ((a0 x + a1 y + a2) / k, (b0 x + b1 y + b2) / k), k = c0 x + c1 y + 1."""
+    batch, height, width, channels = images.shape
+    y, x = torch.meshgrid(torch.arange(height, dtype=transforms.dtype),
+                          torch.arange(width, dtype=transforms.dtype), indexing="ij")
+    outputs = []
+    for image, t in zip(images, transforms):
+        k = t[6] * x + t[7] * y + 1
+        x_in = (t[0] * x + t[1] * y + t[2]) / k
+        y_in = (t[3] * x + t[4] * y + t[5]) / k
+        channel = torch.arange(channels, dtype=transforms.dtype)
+        coordinates = [y_in[..., None].expand(-1, -1, channels),
+                       x_in[..., None].expand(-1, -1, channels),
+                       channel.expand(height, width, channels)]
+        outputs.append(map_coordinates(image, coordinates, order, fill_mode, fill_value))
+    return torch.stack(outputs)
+
+
+@_image_op
+def affine_transform(images: Any, transform: Any, interpolation: str = "bilinear",
+                     fill_mode: str = "constant", fill_value: float = 0,
+                     data_format: str | None = None) -> Tensor:
+    """Applies projective transforms `[a0, a1, a2, b0, b1, b2, c0, c1]` (one, or one per image)
+    mapping output points to input points, as TensorFlow's `ImageProjectiveTransformV3`."""
+    order = _check_transform_arguments(interpolation, fill_mode)
+    x, single, last = _channels_first(images, data_format)
+    transforms = floating(to_tensor(transform)).to(torch.float64)
+    if transforms.ndim == 1:
+        transforms = transforms[None].expand(x.shape[0], -1)
+    out = _projective(x.permute(0, 2, 3, 1), transforms, order, fill_mode, fill_value)
+    return _restore(out.permute(0, 3, 1, 2), single, last)
+
+
+def _homography(start: Tensor, end: Tensor) -> Tensor:
+    """The 8 transform parameters mapping `end` points back to `start` points (per batch)."""
+    batch = start.shape[0]
+    a = torch.zeros(batch, 8, 8, dtype=torch.float64)
+    b = torch.zeros(batch, 8, dtype=torch.float64)
+    for i in range(4):
+        xs, ys = start[:, i, 0], start[:, i, 1]
+        xe, ye = end[:, i, 0], end[:, i, 1]
+        a[:, 2 * i] = torch.stack([xe, ye, torch.ones_like(xe), torch.zeros_like(xe),
+                                   torch.zeros_like(xe), torch.zeros_like(xe), -xe * xs,
+                                   -ye * xs], -1)
+        a[:, 2 * i + 1] = torch.stack([torch.zeros_like(xe), torch.zeros_like(xe),
+                                       torch.zeros_like(xe), xe, ye, torch.ones_like(xe),
+                                       -xe * ys, -ye * ys], -1)
+        b[:, 2 * i], b[:, 2 * i + 1] = xs, ys
+    return torch.linalg.solve(a, b)
+
+
+@_image_op
+def perspective_transform(images: Any, start_points: Any, end_points: Any,
+                          interpolation: str = "bilinear", fill_value: float = 0,
+                          data_format: str | None = None) -> Tensor:
+    """Warps images so that the four `start_points` (x, y) land on `end_points`."""
+    order = _check_transform_arguments(interpolation, "constant")
+    x, single, last = _channels_first(images, data_format)
+    start = to_tensor(start_points, torch.float64)
+    end = to_tensor(end_points, torch.float64)
+    if start.ndim == 2:
+        start, end = start[None], end[None]
+    transforms = _homography(start, end)
+    if transforms.shape[0] == 1:
+        transforms = transforms.expand(x.shape[0], -1)
+    out = _projective(x.permute(0, 2, 3, 1), transforms, order, "constant", fill_value)
+    return _restore(out.permute(0, 3, 1, 2), single, last)
+
+
+def _gaussian_kernel(size: int, sigma: float, dtype: torch.dtype) -> Tensor:
+    x = torch.arange(size, dtype=dtype) - (size - 1) / 2
+    kernel = torch.exp(-0.5 * (x / sigma) ** 2)
+    return kernel / kernel.sum()
+
+
+@_image_op
+def gaussian_blur(images: Any, kernel_size: Any = (3, 3), sigma: Any = (1.0, 1.0),
+                  data_format: str | None = None) -> Tensor:
+    """Blurs each channel with a normalized Gaussian kernel (zero padding, same size)."""
+    x, single, last = _channels_first(images, data_format)
+    x = floating(x)
+    (kh, kw), (sh, sw) = tuple(kernel_size), tuple(sigma)
+    kernel = torch.outer(_gaussian_kernel(kh, sh, x.dtype), _gaussian_kernel(kw, sw, x.dtype))
+    channels = x.shape[1]
+    out = F.conv2d(F.pad(x, (kw // 2, (kw - 1) // 2, kh // 2, (kh - 1) // 2)),
+                   kernel.expand(channels, 1, kh, kw), groups=channels)
+    return _restore(out, single, last)
+
+
+@_image_op
+def sobel_edges(images: Any, data_format: str | None = None) -> Tensor:
+    """Sobel gradients per channel, stacked last as (dy, dx): (..., channels, 2)."""
+    x, single, last = _channels_first(images, data_format)
+    x = floating(x)
+    channels = x.shape[1]
+    sobel_x = torch.tensor([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], dtype=x.dtype)
+    padded = F.pad(x, (1, 1, 1, 1))
+    dx = F.conv2d(padded, sobel_x.expand(channels, 1, 3, 3), groups=channels)
+    dy = F.conv2d(padded, sobel_x.T.expand(channels, 1, 3, 3), groups=channels)
+    edges = torch.stack([dy, dx], dim=-1)  # (N, C, H, W, 2)
+    if last:
+        edges = edges.permute(0, 2, 3, 1, 4)
+    return edges[0] if single else edges
+
+
+@_image_op
+def ssim(image1: Any, image2: Any, max_val: float = 1.0, filter_size: int = 11,
+         filter_sigma: float = 1.5, k1: float = 0.01, k2: float = 0.03,
+         data_format: str | None = None) -> Tensor:
+    """Structural similarity per image (mean over the 'valid' Gaussian-windowed map and the
+    channels), Wang et al. 2004."""
+    a, single, _ = _channels_first(image1, data_format)
+    b, _, _ = _channels_first(image2, data_format)
+    a, b = floating(a), floating(b).to(floating(a).dtype)
+    window = _gaussian_kernel(filter_size, filter_sigma, a.dtype)
+    kernel = torch.outer(window, window).expand(a.shape[1], 1, filter_size, filter_size)
+
+    def blur(t: Tensor) -> Tensor:
+        return F.conv2d(t, kernel, groups=a.shape[1])
+
+    c1, c2 = (k1 * max_val) ** 2, (k2 * max_val) ** 2
+    mu_a, mu_b = blur(a), blur(b)
+    var_a = blur(a * a) - mu_a ** 2
+    var_b = blur(b * b) - mu_b ** 2
+    covariance = blur(a * b) - mu_a * mu_b
+    luminance = (2 * mu_a * mu_b + c1) / (mu_a ** 2 + mu_b ** 2 + c1)
+    contrast = (2 * covariance + c2) / (var_a + var_b + c2)
+    values = (luminance * contrast).mean(dim=(1, 2, 3))
+    return values[0] if single else values
+
+
+@_image_op
+def extract_patches_3d(volumes: Any, size: Any, strides: Any = None, dilation_rate: Any = 1,
+                       padding: str = "valid", data_format: str | None = None) -> Tensor:
+    """Patches of `size` (d, h, w) from (batch, D, H, W, C) volumes, flattened patch-major into
+    the channel axis: (batch, d', h', w', d * h * w * C)."""
+    from lamina.ops.nn import _same_pads
+
+    x = to_tensor(volumes)
+    single = x.ndim == 4
+    if single:
+        x = x[None]
+    last = config.standardize_data_format(data_format) == "channels_last"
+    if not last:
+        x = x.permute(0, 2, 3, 4, 1)
+    size = (size,) * 3 if isinstance(size, int) else tuple(size)
+    strides = size if strides is None else ((strides,) * 3 if isinstance(strides, int)
+                                            else tuple(strides))
+    dilation = (dilation_rate,) * 3 if isinstance(dilation_rate, int) else tuple(dilation_rate)
+    if padding.lower() == "same":
+        pads = _same_pads(x.shape[1:4], size, strides, dilation)
+        x = F.pad(x, [0, 0] + pads)
+    patches = x
+    for axis in range(3):
+        span = (size[axis] - 1) * dilation[axis] + 1
+        patches = patches.unfold(1 + axis, span, strides[axis])[..., ::dilation[axis]]
+    # (batch, d', h', w', C, pd, ph, pw) -> patch-major, channel last
+    patches = patches.permute(0, 1, 2, 3, 5, 6, 7, 4).flatten(4)
+    if not last:
+        patches = patches.permute(0, 4, 1, 2, 3)
+    return patches[0] if single else patches
 
 
 __all__ = public_names(globals(), __name__)

@@ -498,7 +498,7 @@ def cumprod(x: Any, axis: int | None = None, dtype: Any = None) -> Tensor:
 
 @op
 def average(x: Any, axis: int | None = None, weights: Any = None) -> Tensor:
-    """Weighted mean along `axis`: `sum(x * w) / sum(w)`; `weights` 1-D along `axis` or x's shape."""
+    """Weighted mean along `axis`: `sum(x * w) / sum(w)`; `weights` 1-D along `axis` or full."""
     x = to_tensor(x)
     if weights is None:
         return mean(x, axis=axis)
