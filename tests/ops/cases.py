@@ -203,6 +203,24 @@ def np_ssim(a, b, size, sigma=1.5, max_val=1.0):
     return value.mean(axis=(1, 2, 3))
 
 
+# Best paths 1 1 0 2 2 3 and 3 0 3 1 1 0: repeats, blanks and a cut at length 4.
+CTC_SCORES = np.eye(4, dtype=np.float32)[[[1, 1, 0, 2, 2, 3], [3, 0, 3, 1, 1, 0]]] + \
+    rng.random((2, 6, 4)).astype(np.float32) * 0.1
+
+
+def np_ctc_greedy(scores, lengths, merge=True):
+    """Reference decoding, one sequence at a time in plain Python."""
+    decoded = np.full((1,) + scores.shape[:2], -1, np.int32)
+    total = np.zeros((scores.shape[0], 1), np.float32)
+    for b, length in enumerate(lengths):
+        path = scores[b, :length].argmax(-1)
+        total[b] = -scores[b, :length].max(-1).sum()
+        kept = [int(c) for i, c in enumerate(path)
+                if c != 0 and not (merge and i > 0 and path[i - 1] == c)]
+        decoded[0, b, :len(kept)] = kept
+    return decoded, total
+
+
 D2S = rng.random((2, 3, 4, 8)).astype(np.float32)
 COLS = rng.random((1, 12, 4)).astype(np.float32)
 SEG = np.array([0, 0, 2], dtype=np.int32)
@@ -424,6 +442,9 @@ CASES: list[Case] = [
          symbolic=False),
     Case("ctc_loss", (np.array([[1, 2]], np.int32), LOGITS[None], np.array([2]), np.array([4])),
          ref=np_ctc, symbolic=False, atol=1e-4),
+    Case("ctc_decode", (CTC_SCORES, np.array([6, 4])), ref=np_ctc_greedy, symbolic=False),
+    Case("ctc_decode", (CTC_SCORES, np.array([6, 6])), {"merge_repeated": False},
+         ref=lambda x, n, merge_repeated: np_ctc_greedy(x, n, merge=False), symbolic=False),
     Case("conv", (SEQ, K1), ref=conv_valid),
     Case("conv", (IMG, K2), ref=conv_valid),
     Case("conv", (IMG, K2), {"padding": "same", "strides": 2},

@@ -390,6 +390,34 @@ def ctc_loss(target: Any, output: Any, target_length: Any, output_length: Any,
                       blank=mask_index, reduction="none", zero_infinity=False)
 
 
+@op
+def ctc_decode(inputs: Any, sequence_lengths: Any, strategy: str = "greedy",
+               beam_width: int = 100, top_paths: int = 1, merge_repeated: bool = True,
+               mask_index: int = 0) -> tuple[Tensor, Tensor]:
+    """Greedy CTC decoding of (batch, time, classes) scores: the best class per step, repeats
+    merged, blanks (`mask_index`) dropped. Returns the labels (1, batch, time), left-aligned and
+    padded with -1, and the negated sum of the chosen scores (batch, 1)."""
+    if strategy != "greedy":
+        raise ValueError(f"Only strategy='greedy' is supported. Received: strategy={strategy!r}. "
+                         "For beam search, decode with the greedy result or a dedicated "
+                         "decoder (e.g. torchaudio's ctc_decoder).")
+    scores = floating(to_tensor(inputs))
+    lengths = to_tensor(sequence_lengths).long()
+    batch, steps, _ = scores.shape
+    best, labels = torch.max(scores, dim=-1)
+    beyond = torch.arange(steps)[None, :] >= lengths[:, None]
+    labels = torch.where(beyond, mask_index, labels)
+    best = torch.where(beyond, torch.zeros_like(best), best)
+    if merge_repeated:
+        repeated = F.pad(labels[:, 1:] == labels[:, :-1], (1, 0))
+        labels = torch.where(repeated, mask_index, labels)
+    blank = labels == mask_index
+    # A stable sort on "is blank" moves the kept labels left, in order.
+    order = torch.argsort(blank.to(torch.int8), dim=-1, stable=True)
+    decoded = torch.take_along_dim(torch.where(blank, -1, labels), order, dim=-1)
+    return decoded.to(torch.int32)[None], -torch.sum(best, dim=1, keepdim=True)
+
+
 # ---- convolution and pooling (Keras layouts) -------------------------------------------------
 
 def _tuple(value: Any, rank: int, name: str) -> tuple[int, ...]:
