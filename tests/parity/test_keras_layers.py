@@ -176,10 +176,12 @@ ROWS = [
            reason="Keras 3.15 returns the uncropped image at inference, though its docs and "
                   "compute_output_shape promise the largest centred window of the target aspect "
                   "resized to (height, width); checked against that in float64"),
-    simple("AveragePooling2D", (2, 7, 7, 3), pool_size=3, strides=2, padding="same",
+    simple("AveragePooling2D", (2, 7, 7, 3), pool_size=3, strides=2, padding="same"),
+    simple("AveragePooling2D", IMAGE, pool_size=3, strides=2, padding="same",
            reference=lambda a: average_pool_same(a[0], 3, 2),
-           reason="Keras's torch backend counts the zero padding in 'same' windows' averages; "
-                  "checked against TensorFlow's definition in float64"),
+           reason="with uneven 'same' padding (6 -> 3 by 3x3 windows, stride 2) Keras's torch "
+                  "backend averages wrong windows (off by 0.23 here); checked against "
+                  "TensorFlow's definition in float64"),
     simple("Normalization", IMAGE, mean=[0.1, 0.2, 0.3], variance=[1.0, 2.0, 0.5]),
 ]
 
@@ -233,7 +235,7 @@ def _leaves(tensors: list[np.ndarray], row: Row) -> list[torch.Tensor]:
             for a in tensors]
 
 
-@pytest.mark.parametrize("row", ROWS, ids=[row.name for row in ROWS])
+@pytest.mark.parametrize("row", ROWS, ids=[f"{row.name}-{i}" for i, row in enumerate(ROWS)])
 def test_layer_agrees_with_keras(row: Row) -> None:
     rng = np.random.default_rng(0)
     arrays = _inputs(row, rng)
