@@ -2,8 +2,9 @@
 
 `lamina demo` (and `make demo`) trains with a validation split, EarlyStopping and
 ReduceLROnPlateau, evaluates on a held-out test split, and writes a run folder with the saved
-model, `history.csv`, learning curves and a confusion matrix as PNG, a classification report, and
-`report.html`, the whole evaluation in one file (`lamina.evaluation.report`).
+model, `history.csv`, learning curves and a confusion matrix as PNG, a classification report,
+the training doctor's record and findings (`doctor.json`, `doctor.txt`), and `report.html`, the
+whole evaluation in one file (`lamina.evaluation.report`).
 """
 
 from __future__ import annotations
@@ -54,6 +55,9 @@ def run_demo(output_dir: str | os.PathLike | None = None, epochs: int = 60, seed
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=3e-3),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.summary()
+    # The training doctor watches the run; its record lands in the run folder, so
+    # `lamina doctor RUN_DIR` re-reads it, and its findings are a section of report.html.
+    doctor = keras.callbacks.Doctor(log_dir=run)
     history = model.fit(
         x_train, y_train, batch_size=32, epochs=epochs, validation_split=0.15, verbose=verbose,
         callbacks=[
@@ -62,6 +66,7 @@ def run_demo(output_dir: str | os.PathLike | None = None, epochs: int = 60, seed
             keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=4,
                                               min_lr=1e-5),
             keras.callbacks.CSVLogger(str(run / "history.csv")),
+            doctor,
         ],
     )
     test_loss, test_accuracy = model.evaluate(x_test, y_test, verbose=0)
@@ -69,7 +74,7 @@ def run_demo(output_dir: str | os.PathLike | None = None, epochs: int = 60, seed
     model.save(run / "model.keras")
     class_names = [str(i) for i in range(10)]
     evaluated = evaluation.report(model, x_test, y_test, class_names=class_names,
-                                  history=history, path=run / "report.html")
+                                  history=history, doctor=doctor, path=run / "report.html")
     report = evaluated.text
     (run / "classification_report.txt").write_text(report)
     evaluation.learning_curves_figure(history).savefig(run / "learning_curves.png", dpi=100)
@@ -84,6 +89,7 @@ def run_demo(output_dir: str | os.PathLike | None = None, epochs: int = 60, seed
     }
     (run / "metrics.json").write_text(json.dumps(results, indent=2))
     print(report)
+    print(doctor.report())
     print(f"Test accuracy: {test_accuracy:.4f} (loss {test_loss:.4f}) after "
           f"{results['epochs_run']} epochs in {results['seconds']:.1f} s")
     print(f"Report: {(run / 'report.html').resolve()}")

@@ -31,8 +31,9 @@ class _Moments:
         self.count = 0
 
     def add(self, tensor: Tensor) -> None:
-        values = tensor.detach().reshape(-1, tensor.shape[-1]).double()
-        values = torch.where(torch.isfinite(values), values, torch.zeros_like(values))
+        # Summed in the data's precision (a batch is small), accumulated in float64. A NaN
+        # makes the sums NaN, which no threshold flags: the non-finite guard reports it.
+        values = tensor.detach().reshape(-1, tensor.shape[-1])
         self.sum += values.sum(0)
         self.squares += (values * values).sum(0)
         self.count += values.shape[0]
@@ -167,8 +168,6 @@ class Collector:
         if y.numel() == 0:
             return
         values = y.double()
-        finite = torch.isfinite(values)
-        values = torch.where(finite, values, torch.zeros_like(values))
         stats = self.labels
         rows = values.reshape(values.shape[0], -1) if values.ndim else values.reshape(1, 1)
         summary = torch.stack([
