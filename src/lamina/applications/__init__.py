@@ -42,6 +42,15 @@ from lamina.applications.efficientnet import (
     EfficientNetB6,
     EfficientNetB7,
 )
+from lamina.applications.efficientnet_v2 import (
+    EfficientNetV2B0,
+    EfficientNetV2B1,
+    EfficientNetV2B2,
+    EfficientNetV2B3,
+    EfficientNetV2L,
+    EfficientNetV2M,
+    EfficientNetV2S,
+)
 from lamina.applications.gpt import GPT
 from lamina.applications.inception_v3 import InceptionV3
 from lamina.applications.lenet import LeNet5
@@ -66,7 +75,9 @@ from lamina.applications.vgg import VGG11, VGG13, VGG16, VGG19
 __all__ = [
     "AlexNet", "ConvNeXtBase", "ConvNeXtLarge", "ConvNeXtSmall", "ConvNeXtTiny",
     "ConvNeXtXLarge", "DenseNet121", "DenseNet169", "DenseNet201", "EfficientNetB0", "EfficientNetB1", "EfficientNetB2", "EfficientNetB3",
-    "EfficientNetB4", "EfficientNetB5", "EfficientNetB6", "EfficientNetB7", "GPT", "GRUModel", "InceptionV3", "LSTMModel", "LeNet5", "MobileNet", "MobileNetV2", "MobileNetV3Large", "MobileNetV3Small", "ResNet101", "ResNet152", "ResNet50",
+    "EfficientNetB4", "EfficientNetB5", "EfficientNetB6", "EfficientNetB7", "EfficientNetV2B0",
+    "EfficientNetV2B1", "EfficientNetV2B2", "EfficientNetV2B3", "EfficientNetV2L", "EfficientNetV2M",
+    "EfficientNetV2S", "GPT", "GRUModel", "InceptionV3", "LSTMModel", "LeNet5", "MobileNet", "MobileNetV2", "MobileNetV3Large", "MobileNetV3Small", "ResNet101", "ResNet152", "ResNet50",
     "SimpleRNNModel", "TransformerModel", "VGG11", "VGG13", "VGG16", "VGG19", "Xception", "create_model",
     "list_models", "load_torch_state_dict", "load_weights_by_name", "resnet101", "resnet152",
     "resnet18", "resnet34", "resnet50",

@@ -42,38 +42,46 @@ DENSE_INITIALIZER = {"scale": 1.0 / 3.0, "mode": "fan_out", "distribution": "uni
 IMAGENET_STDDEV_RGB = (0.229, 0.224, 0.225)
 
 
-def _conv_init() -> VarianceScaling:
+def conv_init() -> VarianceScaling:
     return VarianceScaling(**CONV_INITIALIZER)
 
 
 def mbconv_block(x: Any, *, filters_in: int, filters_out: int, kernel_size: int, strides: int,
                  expand_ratio: float, se_ratio: float, drop_rate: float, activation: Any,
-                 prefix: str, data_format: str, batch_norm: dict | None = None) -> Any:
-    """The MBConv (inverted residual) block of EfficientNet v1 and v2, Keras's `block`."""
+                 prefix: str, data_format: str, bn_momentum: float = 0.99,
+                 depthwise_name: str = "dwconv", pad_strided: bool = True) -> Any:
+    """The MBConv (inverted residual) block, Keras's EfficientNet `block` and EfficientNetV2
+    `MBConvBlock`: 1x1 expansion, depthwise convolution, squeeze-and-excitation, 1x1
+    projection, and a residual with stochastic depth where the shape is kept.
+
+    v1 pads strided depthwise convolutions explicitly (`pad_strided`) and names them `dwconv`;
+    v2 uses 'same' padding, `dwconv2` and batch-norm momentum 0.9.
+    """
     axis = 1 if data_format == "channels_first" else -1
-    batch_norm = batch_norm or {}
     inputs = x
     filters = filters_in * expand_ratio
     if expand_ratio != 1:
-        x = Conv2D(filters, 1, padding="same", use_bias=False, kernel_initializer=_conv_init(),
+        x = Conv2D(filters, 1, padding="same", use_bias=False, kernel_initializer=conv_init(),
                    data_format=data_format, name=f"{prefix}expand_conv")(x)
-        x = BatchNormalization(axis=axis, name=f"{prefix}expand_bn", **batch_norm)(x)
+        x = BatchNormalization(axis=axis, momentum=bn_momentum, name=f"{prefix}expand_bn")(x)
         x = _blocks.activation(x, activation, f"{prefix}expand_activation")
-    if strides == 2:
+    padding = "same"
+    if strides == 2 and pad_strided:
         x = ZeroPadding2D(correct_pad(x, kernel_size, data_format), data_format=data_format,
                           name=f"{prefix}dwconv_pad")(x)
-    x = DepthwiseConv2D(kernel_size, strides=strides, padding="same" if strides == 1 else "valid",
-                        use_bias=False, depthwise_initializer=_conv_init(),
-                        data_format=data_format, name=f"{prefix}dwconv")(x)
-    x = BatchNormalization(axis=axis, name=f"{prefix}bn", **batch_norm)(x)
+        padding = "valid"
+    x = DepthwiseConv2D(kernel_size, strides=strides, padding=padding, use_bias=False,
+                        depthwise_initializer=conv_init(), data_format=data_format,
+                        name=f"{prefix}{depthwise_name}")(x)
+    x = BatchNormalization(axis=axis, momentum=bn_momentum, name=f"{prefix}bn")(x)
     x = _blocks.activation(x, activation, f"{prefix}activation")
     if 0 < se_ratio <= 1:
         x = _blocks.squeeze_excite(x, filters, max(1, int(filters_in * se_ratio)), prefix,
                                    data_format, activation=activation,
-                                   kernel_initializer=_conv_init())
-    x = Conv2D(filters_out, 1, padding="same", use_bias=False, kernel_initializer=_conv_init(),
+                                   kernel_initializer=conv_init())
+    x = Conv2D(filters_out, 1, padding="same", use_bias=False, kernel_initializer=conv_init(),
                data_format=data_format, name=f"{prefix}project_conv")(x)
-    x = BatchNormalization(axis=axis, name=f"{prefix}project_bn", **batch_norm)(x)
+    x = BatchNormalization(axis=axis, momentum=bn_momentum, name=f"{prefix}project_bn")(x)
     if strides == 1 and filters_in == filters_out:
         x = _blocks.stochastic_depth_dropout(x, drop_rate, f"{prefix}drop")
         x = Add(name=f"{prefix}add")([x, inputs])
@@ -106,7 +114,7 @@ def _efficientnet(width: float, depth: float, default_size: int, dropout_rate: f
     x = ZeroPadding2D(correct_pad(x, 3, data_format), data_format=data_format,
                       name="stem_conv_pad")(x)
     x = Conv2D(round_filters(32), 3, strides=2, padding="valid", use_bias=False,
-               kernel_initializer=_conv_init(), data_format=data_format, name="stem_conv")(x)
+               kernel_initializer=conv_init(), data_format=data_format, name="stem_conv")(x)
     x = BatchNormalization(axis=axis, name="stem_bn")(x)
     x = _blocks.activation(x, "swish", "stem_activation")
 
@@ -124,7 +132,7 @@ def _efficientnet(width: float, depth: float, default_size: int, dropout_rate: f
             index += 1
 
     x = Conv2D(round_filters(1280), 1, padding="same", use_bias=False,
-               kernel_initializer=_conv_init(), data_format=data_format, name="top_conv")(x)
+               kernel_initializer=conv_init(), data_format=data_format, name="top_conv")(x)
     x = BatchNormalization(axis=axis, name="top_bn")(x)
     x = _blocks.activation(x, "swish", "top_activation")
     x = _blocks.top(x, include_top, pooling, classes, classifier_activation, data_format,
