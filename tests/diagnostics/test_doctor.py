@@ -79,22 +79,26 @@ def test_input_and_label_statistics_match_numpy():
 def test_dead_and_saturated_fractions_match_a_forward_pass_with_fixed_weights():
     x, y = _data(96)
     model = keras.Sequential([keras.Input((6,)),
+                              layers.Dense(8, activation="tanh",
+                                           kernel_initializer=initializers.RandomNormal(
+                                               stddev=1.0)),
                               layers.Dense(16, activation="relu",
-                                           bias_initializer=initializers.Constant(-4.0)),
-                              layers.Dense(8, activation="tanh"),
+                                           bias_initializer=initializers.Constant(-1.0)),
                               layers.Dense(3, activation="softmax")])
     model.compile(keras.optimizers.SGD(0.0), "sparse_categorical_crossentropy")
     doctor = Doctor(every=1)
     model.fit(x, y, batch_size=32, epochs=1, verbose=0, callbacks=[doctor])
-    dense, tanh = model.layers[0], model.layers[1]
+    tanh, dense = model.layers[0], model.layers[1]
     with torch.no_grad():
-        hidden = dense(torch.from_numpy(x))
-        squashed = tanh(hidden)
+        squashed = tanh(torch.from_numpy(x))
+        hidden = dense(squashed)
     epoch = doctor.record["epochs"][0]
     dead = 1 - (hidden > 0).any(0).float().mean().item()
+    saturated = (squashed.abs() > 0.99).float()
+    # Both bounds are hit, and some units are dead and some alive: the comparison means something.
+    assert (squashed > 0.99).any() and (squashed < -0.99).any() and 0 < dead < 1
     assert epoch["dead"][dense.name] == pytest.approx(dead)
-    assert epoch["saturated"][tanh.name] == pytest.approx(
-        (squashed.abs() > 0.99).float().mean().item(), abs=1e-6)
+    assert epoch["saturated"][tanh.name] == pytest.approx(saturated.mean().item(), abs=1e-6)
 
 
 def test_sampling_every_n_steps_leaves_no_hooks_behind():
