@@ -270,13 +270,14 @@ def test_a_failed_write_leaves_the_previous_file_intact(filename, tmp_path, monk
 
         monkeypatch.setattr(saving_api, "_model_document", fail)
     else:
-        real_write_weights = saving_api.write_weights
+        writer = "write_legacy_weights" if filename == "model.h5" else "write_weights"
+        real_write_weights = getattr(saving_api, writer)
 
         def write_then_fail(module, group, *layout):
             real_write_weights(module, group, *layout)
             raise OSError("disk full")
 
-        monkeypatch.setattr(saving_api, "write_weights", write_then_fail)
+        monkeypatch.setattr(saving_api, writer, write_then_fail)
     model.layers[0].set_weights([w + 1 for w in model.layers[0].get_weights()])
     with pytest.raises(OSError, match="disk full"):
         save(path)

@@ -275,8 +275,10 @@ class WeightsInventory:
     source: str
     datasets: dict[str, h5py.Dataset]
     children: dict[str, set[str]]
-    # "keras" (Keras 3's tree, which Lamina writes) or "lamina-v1" (Lamina's earlier tree).
+    # "keras" (Keras 3's tree, which Lamina writes), "lamina-v1" (Lamina's earlier tree) or
+    # "keras-h5" (Keras's legacy `.h5` layout, whose layers and weights `legacy` lists).
     layout: str = "keras"
+    legacy: list[tuple[str, list[str]]] | None = None
 
     @property
     def num_elements(self) -> int:
@@ -435,6 +437,9 @@ def _plan(module: nn.Module, inventory: WeightsInventory, layout: str, skip_mism
             raise FileFormatError(f"{message} {fix} (in {source!r})")
         skipped.append(message + " Skipping it.")
 
+    if layout == "keras-h5":
+        _plan_legacy(module, inventory, mismatch, planned)
+        return
     for entry in weight_groups(module, layout):
         where = entry.label or "the model"
         own = entry.arrays
@@ -479,6 +484,55 @@ def _plan(module: nn.Module, inventory: WeightsInventory, layout: str, skip_mism
                     " weight; the file is damaged or crafted."
                 )
             planned.append(_Planned(path, tensor, owner, name, where))
+
+
+def _check_planned(path: str, name: str, tensor: torch.Tensor, owner: Any, where: str,
+                   inventory: WeightsInventory, mismatch, planned: list[_Planned]) -> None:
+    source = inventory.source
+    dataset = inventory.datasets.get(path)
+    if dataset is None:
+        raise FileFormatError(f"{source!r}: {path!r} is not a dataset where the weight "
+                              f"{name!r} of layer {where!r} belongs; the file is damaged.")
+    expected = tuple((owner._to_keras_layout(name, tensor) if owner else tensor).shape)
+    if tuple(dataset.shape) != expected:
+        mismatch(f"Layer {where!r} weight {name!r} has shape {expected} in the model but "
+                 f"{tuple(dataset.shape)} in the file.",
+                 f"Pass skip_mismatch=True to skip it. (dataset {path!r})")
+        return
+    if not _compatible(dataset.dtype, tensor.dtype):
+        raise FileFormatError(
+            f"{source!r}: layer {where!r} weight {name!r} (dataset {path!r}) is stored as "
+            f"{dataset.dtype}, which cannot hold a {str(tensor.dtype).removeprefix('torch.')}"
+            " weight; the file is damaged or crafted."
+        )
+    planned.append(_Planned(path, tensor, owner, name, where))
+
+
+def _plan_legacy(module: nn.Module, inventory: WeightsInventory, mismatch,
+                 planned: list[_Planned]) -> None:
+    """Keras's legacy rule: the model's layers that have weights, in order, take the file's
+    layers that list weights, in order."""
+    from lamina.saving.legacy_h5 import legacy_weights
+
+    layers = [layer for layer in (list(getattr(module, "layers", [])) or [module])
+              if legacy_weights(layer)]
+    stored = [(name, paths) for name, paths in inventory.legacy or [] if paths]
+    if len(layers) != len(stored):
+        mismatch(f"The model has {len(layers)} layers with weights, but the file has "
+                 f"{len(stored)}.", "The file was saved from a different architecture.")
+        return
+    for layer, (stored_name, paths) in zip(layers, stored):
+        where = getattr(layer, "name", type(layer).__name__)
+        entries = legacy_weights(layer)
+        if len(entries) != len(paths):
+            mismatch(f"Layer {where!r} ({type(layer).__name__}) expects {len(entries)} weights, "
+                     f"but the file's layer {stored_name!r} has {len(paths)}.",
+                     "The file was saved from a different architecture; pass "
+                     "skip_mismatch=True to load the layers that match.")
+            continue
+        for (owner, name, tensor), path in zip(entries, paths):
+            _check_planned(path, name, tensor, owner if isinstance(owner, Layer) else None,
+                           where, inventory, mismatch, planned)
 
 
 def _convert(array: np.ndarray, entry: _Planned, source: str) -> torch.Tensor:

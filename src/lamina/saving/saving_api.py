@@ -43,6 +43,7 @@ from lamina.saving.file_format import (
     weights_digest,
     write_weights,
 )
+from lamina.saving.legacy_h5 import read_layout, write_legacy_weights
 from lamina.saving.optimizer_state import (
     GROUP as OPTIMIZER_GROUP,
     restore_optimizer_state,
@@ -152,8 +153,11 @@ def _write_legacy_h5(model, temporary: str) -> None:
         h5.attrs[CONFIG_CHECKSUM_ATTRIBUTE] = _sha256(config.encode())
         h5.attrs["lamina_version"] = _version()
         h5.attrs["backend"] = "torch"
-        h5.attrs[WEIGHTS_CHECKSUM_ATTRIBUTE] = _write_weights_with_digest(
-            model, h5.create_group("model_weights"), layout="lamina-v1")
+        # Keras's legacy layout (layers matched by order), which Keras 3's load_model reads.
+        weights = h5.create_group("model_weights")
+        write_legacy_weights(model, weights)
+        h5.attrs[WEIGHTS_CHECKSUM_ATTRIBUTE] = weights_digest(
+            inspect_weights(weights, "the file being written", None))
 
 
 def save_weights(model, filepath: str | os.PathLike, overwrite: bool = True) -> None:
@@ -228,7 +232,7 @@ def _open_file(path: str, purpose: str, want_config: bool, verify_checksum: bool
             if want_config else None
         with reading(path, "the file's groups"):
             has_model, has_model_weights = "model" in h5, "model_weights" in h5
-            has_keras_tree = "layers" in h5 or "vars" in h5
+            has_keras_tree = "layers" in h5 or "vars" in h5 or "layer_names" in h5.attrs
         if want_config and config is None:
             if has_model or has_model_weights or has_keras_tree:
                 raise FileFormatError(
@@ -264,7 +268,12 @@ def _weights_root(h5: h5py.File, path: str) -> str:
 def _inventory(h5: h5py.File, root: str, path: str, size: int) -> WeightsInventory:
     if not root:
         with reading(path, "the weights tree"):
-            return inspect_weights(h5, path, size)
+            inventory = inspect_weights(h5, path, size)
+            # A Keras 2 style weights file: the legacy layout at the file's root.
+            inventory.legacy = read_layout(h5, path)
+        if inventory.legacy is not None:
+            inventory.layout = "keras-h5"
+        return inventory
     with reading(path, f"the `{root}` weights group"):
         if root not in h5:
             raise FileFormatError(f"{path!r} has no `{root}` group: it holds no weights.")
@@ -272,8 +281,10 @@ def _inventory(h5: h5py.File, root: str, path: str, size: int) -> WeightsInvento
                 or not isinstance(h5[root], h5py.Group):
             raise FileFormatError(f"{path!r}: `{root}` is not a group stored in the file.")
         inventory = inspect_weights(h5[root], path, size)
-    # Lamina wrote `model/` and `model_weights/` trees with every sublayer under `layers/`.
-    inventory.layout = "lamina-v1"
+        inventory.legacy = read_layout(h5[root], path)
+    # Keras's legacy layout lists its layers; Lamina's earlier `model/` and `model_weights/`
+    # trees put every sublayer under `layers/`.
+    inventory.layout = "keras-h5" if inventory.legacy is not None else "lamina-v1"
     return inventory
 
 
