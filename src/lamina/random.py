@@ -100,6 +100,12 @@ def _rng(seed: Any, function: str, values: Any = ()) -> Iterator[None]:
         yield
 
 
+def _placed(sample: Tensor) -> Tensor:
+    """A sample drawn on the CPU generator, moved to torch's default device."""
+    device = torch.get_default_device()
+    return sample if sample.device == device else sample.to(device)
+
+
 def _shape(shape: Any) -> tuple[int, ...]:
     if isinstance(shape, int):
         return (shape,)
@@ -119,7 +125,8 @@ def normal(shape: Sequence[int], mean: float = 0.0, stddev: float = 1.0, dtype: 
     """Samples from a normal distribution N(mean, stddev**2)."""
     target = _float_dtype(dtype, "normal")
     with _rng(seed, "normal", (mean, stddev)):
-        return (torch.randn(_shape(shape), dtype=torch.float32) * stddev + mean).to(target)
+        sample = torch.randn(_shape(shape), dtype=torch.float32, device="cpu")
+    return _placed((sample * stddev + mean).to(target))
 
 
 def uniform(shape: Sequence[int], minval: float = 0.0, maxval: float = 1.0, dtype: Any = None,
@@ -127,8 +134,8 @@ def uniform(shape: Sequence[int], minval: float = 0.0, maxval: float = 1.0, dtyp
     """Samples from the uniform distribution on [minval, maxval)."""
     target = _float_dtype(dtype, "uniform")
     with _rng(seed, "uniform", (minval, maxval)):
-        sample = torch.rand(_shape(shape), dtype=torch.float32)
-        return (sample * (maxval - minval) + minval).to(target)
+        sample = torch.rand(_shape(shape), dtype=torch.float32, device="cpu")
+    return _placed((sample * (maxval - minval) + minval).to(target))
 
 
 def randint(shape: Sequence[int], minval: int, maxval: int, dtype: Any = "int32",
@@ -142,8 +149,9 @@ def randint(shape: Sequence[int], minval: int, maxval: int, dtype: Any = "int32"
         raise ValueError(f"`maxval` must be greater than `minval`. Received: minval={minval}, "
                          f"maxval={maxval}.")
     with _rng(seed, "randint", (minval, maxval)):
-        return torch.randint(int(minval), int(maxval), _shape(shape),
-                             dtype=torch.int64).to(target)
+        sample = torch.randint(int(minval), int(maxval), _shape(shape), dtype=torch.int64,
+                               device="cpu")
+    return _placed(sample.to(target))
 
 
 def truncated_normal(shape: Sequence[int], mean: float = 0.0, stddev: float = 1.0,
@@ -153,10 +161,10 @@ def truncated_normal(shape: Sequence[int], mean: float = 0.0, stddev: float = 1.
     target = _float_dtype(dtype, "truncated_normal")
     low = 0.5 * (1 + math.erf(-2 / math.sqrt(2)))
     with _rng(seed, "truncated_normal", (mean, stddev)):
-        u = torch.rand(_shape(shape), dtype=torch.float64)
+        u = torch.rand(_shape(shape), dtype=torch.float64, device="cpu")
     p = low + u * (1 - 2 * low)
     z = math.sqrt(2) * torch.erfinv(2 * p - 1)
-    return (z.clamp(-2, 2) * stddev + mean).to(target)
+    return _placed((z.clamp(-2, 2) * stddev + mean).to(target))
 
 
 def dropout(inputs: Any, rate: float, noise_shape: Sequence[int | None] | None = None,
@@ -169,7 +177,7 @@ def dropout(inputs: Any, rate: float, noise_shape: Sequence[int | None] | None =
         x = to_tensor(inputs)
         shape = tuple(x.shape) if noise_shape is None else tuple(
             x.shape[i] if d is None else d for i, d in enumerate(noise_shape))
-        keep = torch.rand(shape) >= rate
+        keep = torch.rand(shape, device="cpu") >= rate
     keep = keep.to(x.device)
     return torch.where(keep, x / (1 - rate), torch.zeros((), dtype=x.dtype, device=x.device))
 
@@ -178,7 +186,7 @@ def shuffle(x: Any, axis: int = 0, seed: Any = None) -> Tensor:
     """`x` with its slices along `axis` in a random order."""
     with _rng(seed, "shuffle", x):
         x = to_tensor(x)
-        order = torch.randperm(x.shape[axis])
+        order = torch.randperm(x.shape[axis], device="cpu")
     return torch.index_select(x, axis, order.to(x.device))
 
 
@@ -197,8 +205,8 @@ def gamma(shape: Sequence[int], alpha: float, dtype: Any = None, seed: Any = Non
     """Samples from Gamma(alpha, 1)."""
     target = _float_dtype(dtype, "gamma")
     with _rng(seed, "gamma", alpha):
-        concentration = to_tensor(alpha, torch.float64).expand(_shape(shape))
-        return torch._standard_gamma(concentration).to(target)
+        concentration = to_tensor(alpha, torch.float64, "cpu").expand(_shape(shape))
+        return _placed(torch._standard_gamma(concentration).to(target))
 
 
 def binomial(shape: Sequence[int], counts: Any, probabilities: Any, dtype: Any = None,
@@ -206,9 +214,9 @@ def binomial(shape: Sequence[int], counts: Any, probabilities: Any, dtype: Any =
     """Samples from Binomial(counts, probabilities) (broadcast to `shape`), as floats."""
     target = _float_dtype(dtype, "binomial")
     with _rng(seed, "binomial", (counts, probabilities)):
-        count = to_tensor(counts, torch.float64).expand(_shape(shape))
-        probability = to_tensor(probabilities, torch.float64).expand(_shape(shape))
-        return torch.binomial(count.contiguous(), probability.contiguous()).to(target)
+        count = to_tensor(counts, torch.float64, "cpu").expand(_shape(shape))
+        probability = to_tensor(probabilities, torch.float64, "cpu").expand(_shape(shape))
+        return _placed(torch.binomial(count.contiguous(), probability.contiguous()).to(target))
 
 
 def beta(shape: Sequence[int], alpha: Any, beta: Any, dtype: Any = None, seed: Any = None
@@ -216,9 +224,9 @@ def beta(shape: Sequence[int], alpha: Any, beta: Any, dtype: Any = None, seed: A
     """Samples from Beta(alpha, beta), as `X / (X + Y)` with X ~ Gamma(alpha), Y ~ Gamma(beta)."""
     target = _float_dtype(dtype, "beta")
     with _rng(seed, "beta", (alpha, beta)):
-        x = torch._standard_gamma(to_tensor(alpha, torch.float64).expand(_shape(shape)))
-        y = torch._standard_gamma(to_tensor(beta, torch.float64).expand(_shape(shape)))
-    return (x / (x + y)).to(target)
+        x = torch._standard_gamma(to_tensor(alpha, torch.float64, "cpu").expand(_shape(shape)))
+        y = torch._standard_gamma(to_tensor(beta, torch.float64, "cpu").expand(_shape(shape)))
+    return _placed((x / (x + y)).to(target))
 
 
 __all__ = ["SeedGenerator", "beta", "binomial", "categorical", "dropout", "gamma", "normal",

@@ -299,3 +299,58 @@ def test_reshape_keeps_the_symbolic_batch_axis():
     model = lamina.Model(x, ops.reshape(x, (ops.shape(x)[0], -1)))
     data = torch.rand(5, 4, 3)
     torch.testing.assert_close(model(data), data.reshape(5, 12))
+
+
+# ---- devices: arrays and scalars follow the op's tensor; new tensors torch's default device ----
+# The meta device stands in for a GPU: a CPU tensor mixed with a meta one is an error in torch,
+# exactly as a CPU tensor mixed with a CUDA one.
+
+IMAGES = np.random.default_rng(1).random((2, 6, 8, 3)).astype(np.float32)
+DEVICE_CASES = [
+    ("add", lambda x: ops.add(x, np.ones((3, 4), np.float32))),
+    ("where", lambda x: ops.where(np.ones((3, 4), bool), x, 0.0)),
+    ("clip", lambda x: ops.clip(x, np.zeros(4, np.float32), 1.0)),
+    ("take", lambda x: ops.take(x, [0, 2], axis=1)),
+    ("concatenate", lambda x: ops.concatenate([x, np.zeros((1, 4), np.float32)], axis=0)),
+    ("pad reflect", lambda x: ops.pad(x, 1, mode="reflect")),
+    ("layer_normalization", lambda x: ops.layer_normalization(x, np.ones(4, np.float32))),
+    ("conv", lambda x: ops.conv(x.reshape(1, 3, 4, 1), np.ones((2, 2, 1, 2), np.float32))),
+    ("one_hot", lambda x: ops.one_hot(ops.cast(x, "int32"), 5)),
+    ("sparse_categorical_crossentropy",
+     lambda x: ops.sparse_categorical_crossentropy([0, 1, 3], x, from_logits=True)),
+    ("dot_product_attention", lambda x: ops.dot_product_attention(
+        x.reshape(1, 3, 1, 4), x.reshape(1, 3, 1, 4), x.reshape(1, 3, 1, 4), is_causal=True)),
+    ("segment_sum", lambda x: ops.segment_sum(x, [0, 0, 1], num_segments=2)),
+    ("scatter_update", lambda x: ops.scatter_update(x, [[0, 1]], [5.0])),
+    ("slice_update", lambda x: ops.slice_update(x, (0, 0), np.ones((1, 2), np.float32))),
+    ("affine_transform", lambda x: ops.image.affine_transform(
+        x.reshape(1, 3, 4, 1), np.array([1, 0, 0.5, 0, 1, 0, 0, 0], np.float32))),
+    ("gaussian_blur", lambda x: ops.image.gaussian_blur(x.reshape(1, 3, 4, 1))),
+    ("rgb_to_grayscale", lambda x: ops.image.rgb_to_grayscale(x[:, :3].reshape(1, 1, 3, 3))),
+    ("sparsemax", lambda x: ops.sparsemax(x)),
+    ("random.dropout", lambda x: lamina.random.dropout(x, 0.5, seed=1)),
+    ("random.shuffle", lambda x: lamina.random.shuffle(x, seed=1)),
+]
+
+
+@pytest.mark.parametrize("function", [f for _, f in DEVICE_CASES], ids=[n for n, _ in DEVICE_CASES])
+def test_results_stay_on_the_tensor_device(function):
+    x = torch.rand(3, 4)
+    expected = function(x)
+    out = function(x.to("meta"))
+    flat = out if isinstance(out, (list, tuple)) else [out]
+    assert all(t.device.type == "meta" for t in flat)
+    assert [tuple(t.shape) for t in flat] == [tuple(t.shape) for t in (
+        expected if isinstance(expected, (list, tuple)) else [expected])]
+
+
+def test_new_tensors_follow_the_default_device_context():
+    with torch.device("meta"):
+        created = [ops.arange(4), ops.zeros((2, 3)), ops.ones(2), ops.eye(3), ops.full((2,), 1.0),
+                   ops.linspace(0, 1, 5), ops.convert_to_tensor(np.ones(3)), ops.array([1, 2]),
+                   lamina.random.normal((2,), seed=1), lamina.random.uniform((2,)),
+                   lamina.random.randint((2,), 0, 3, seed=1), lamina.random.gamma((2,), 2.0)]
+    assert all(t.device.type == "meta" for t in created)
+    # A seeded draw gives the same numbers whatever the default device: it samples on the CPU.
+    torch.testing.assert_close(lamina.random.normal((3,), seed=5),
+                               lamina.random.normal((3,), seed=5))

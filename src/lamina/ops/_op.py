@@ -95,38 +95,47 @@ def _flat_scalars(value: Any) -> list:
     return [value]
 
 
-def to_tensor(x: Any, dtype: Any = None) -> Tensor:
+def to_tensor(x: Any, dtype: Any = None, device: Any = None) -> Tensor:
     """A tensor from a tensor, numpy array, Python scalar or (nested) list.
 
     Python floats become floatx and ints int32, as in Keras; numpy arrays keep their dtype.
+    A tensor stays where it is; new ones go to `device` (an op passes its tensor argument's),
+    else torch's default device (`with torch.device("cuda"):` applies).
     """
     target = None if dtype is None else config.torch_dtype(standardize_dtype(dtype))
     if isinstance(x, Tensor):
         return x if target is None or x.dtype == target else x.to(target)
+    tensor = _new_tensor(x, target)
+    device = torch.get_default_device() if device is None else torch.device(device)
+    return tensor if tensor.device == device else tensor.to(device)
+
+
+def _new_tensor(x: Any, target: torch.dtype | None) -> Tensor:
     if isinstance(x, np.ndarray) or isinstance(x, np.generic):
         array = np.asarray(x)
         if array.dtype == np.uint16 or array.dtype == np.uint32:
             array = array.astype(np.int64)
         tensor = torch.from_numpy(np.ascontiguousarray(array)) if array.ndim else torch.tensor(
-            array.item(), dtype=config.torch_dtype(array.dtype))
+            array.item(), dtype=config.torch_dtype(array.dtype), device="cpu")
         return tensor if target is None else tensor.to(target)
     if isinstance(x, (list, tuple)):
         leaves = _flat_scalars(x)
         if any(isinstance(v, Tensor) for v in leaves):
-            return torch.stack([to_tensor(v) for v in x]).to(target) if target is not None \
-                else torch.stack([to_tensor(v) for v in x])
+            device = next(v.device for v in leaves if isinstance(v, Tensor))
+            stacked = torch.stack([to_tensor(v, device=device) for v in x])
+            return stacked if target is None else stacked.to(target)
         if target is None:
             target = _list_dtype(leaves)
-        return torch.tensor(x, dtype=target)
+        return torch.tensor(x, dtype=target, device="cpu")
     if isinstance(x, (bool, int, float, complex)):
-        return torch.tensor(x, dtype=target or _python_dtype(x))
+        return torch.tensor(x, dtype=target or _python_dtype(x), device="cpu")
     if isinstance(x, _keras_tensor_type()):
         raise TypeError(
             "A symbolic tensor has no value, and this op decides on values in Python (cond, "
             "switch, while_loop, scan, ...). Call it inside a custom Layer's call(), where it "
             f"runs on real tensors. Received: {x!r}.")
     if hasattr(x, "__array__"):
-        return to_tensor(np.asarray(x), dtype)
+        return _new_tensor(np.asarray(x), target)
     raise TypeError(
         f"Cannot convert {type(x).__name__} to a tensor: lamina.ops takes torch tensors, numpy "
         f"arrays, Python numbers and lists of them. Received: {x!r:.80}."
@@ -203,10 +212,25 @@ def result_dtype(*values: Any) -> torch.dtype:
     return dtype
 
 
-def promote(*values: Any) -> list[Tensor]:
-    """Tensors of the common dtype of `values` (see `result_dtype`)."""
-    dtype = result_dtype(*values)
-    return [to_tensor(v, dtype) if not isinstance(v, Tensor) else v.to(dtype) for v in values]
+def device_of(*values: Any) -> torch.device | None:
+    """The device of the first tensor among `values` (nested lists too), or None."""
+    stack = list(reversed(values))
+    while stack:
+        value = stack.pop()
+        if isinstance(value, Tensor):
+            return value.device
+        if isinstance(value, (list, tuple)):
+            stack.extend(reversed(value))
+    return None
+
+
+def promote(*values: Any, dtype: torch.dtype | None = None) -> list[Tensor]:
+    """Tensors of the common dtype of `values` (see `result_dtype`), or `dtype`, on the device
+    of the tensors among them."""
+    dtype = result_dtype(*values) if dtype is None else dtype
+    device = device_of(*values)
+    return [to_tensor(v, dtype, device) if not isinstance(v, Tensor) else v.to(dtype)
+            for v in values]
 
 
 def canonical_axis(axis: Any) -> Any:

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from lamina import config
-from lamina.ops._op import public_names, op, standardize_dtype, to_tensor
+from lamina.ops._op import op, public_names, standardize_dtype, to_tensor
 
 Tensor = torch.Tensor
 
@@ -119,7 +119,7 @@ def _ints(values: Any) -> list[int]:
 def slice_update(inputs: Any, start_indices: Sequence[int], updates: Any) -> Tensor:
     """A copy of `inputs` with the block at `start_indices` replaced by `updates`."""
     x = to_tensor(inputs).clone()
-    updates = to_tensor(updates, x.dtype)
+    updates = to_tensor(updates, x.dtype, x.device)
     index = tuple(builtins.slice(s, s + n) for s, n in zip(_ints(start_indices), updates.shape))
     x[index] = updates
     return x
@@ -128,9 +128,9 @@ def slice_update(inputs: Any, start_indices: Sequence[int], updates: Any) -> Ten
 @op
 def scatter(indices: Any, values: Any, shape: Sequence[int]) -> Tensor:
     """A zero tensor of `shape` with `values` added at `indices` (duplicates accumulate)."""
-    indices = to_tensor(indices).long()
     values = to_tensor(values)
-    out = torch.zeros(tuple(_ints(shape)), dtype=values.dtype)
+    indices = to_tensor(indices, device=values.device).long()
+    out = torch.zeros(tuple(_ints(shape)), dtype=values.dtype, device=values.device)
     out.index_put_(tuple(indices.reshape(-1, indices.shape[-1]).T),
                    values.reshape((-1,) + tuple(out.shape[indices.shape[-1]:])), accumulate=True)
     return out
@@ -143,8 +143,8 @@ def scatter_update(inputs: Any, indices: Any, updates: Any, reduction: str | Non
     indexes the leading axes of `inputs`); `reduction`: None (replace), 'add', 'max', 'min',
     'mul'."""
     x = to_tensor(inputs).clone()
-    indices = to_tensor(indices).long()
-    updates = to_tensor(updates, x.dtype)
+    indices = to_tensor(indices, device=x.device).long()
+    updates = to_tensor(updates, x.dtype, x.device)
     position = tuple(indices.reshape(-1, indices.shape[-1]).T)
     updates = updates.reshape((-1,) + tuple(x.shape[indices.shape[-1]:]))
     if reduction is None:

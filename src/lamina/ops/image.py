@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from lamina import config
-from lamina.ops._op import public_names, floating, op, to_tensor
+from lamina.ops._op import floating, op, public_names, to_tensor
 
 Tensor = torch.Tensor
 
@@ -82,7 +82,7 @@ def resize(images: Any, size: Any, interpolation: str = "bilinear", antialias: b
 def rgb_to_grayscale(images: Any, data_format: str | None = None) -> Tensor:
     """Luma `0.2989 R + 0.5870 G + 0.1140 B`, one channel."""
     x, single, last = _channels_first(images, data_format)
-    weights = torch.tensor([0.2989, 0.5870, 0.1140], dtype=floating(x).dtype)
+    weights = torch.tensor([0.2989, 0.5870, 0.1140], dtype=floating(x).dtype, device=x.device)
     gray = torch.einsum("nchw,c->nhw", floating(x), weights)[:, None]
     return _restore(gray.to(x.dtype) if x.dtype.is_floating_point else gray, single, last)
 
@@ -208,7 +208,7 @@ def map_coordinates(inputs: Any, coordinates: Any, order: int, fill_mode: str = 
     linear (order 1) interpolation; outside points follow `fill_mode` ('constant', 'nearest',
     'wrap', 'mirror', 'reflect'), SciPy's `ndimage.map_coordinates` meanings."""
     x = to_tensor(inputs)
-    coordinates = [floating(to_tensor(c)) for c in coordinates]
+    coordinates = [floating(to_tensor(c, device=x.device)) for c in coordinates]
     if len(coordinates) != x.ndim:
         raise ValueError(f"`coordinates` needs one array per axis of `inputs` ({x.ndim}). "
                          f"Received {len(coordinates)}.")
@@ -237,7 +237,8 @@ def map_coordinates(inputs: Any, coordinates: Any, order: int, fill_mode: str = 
             for v in valid[1:]:
                 inside = inside & v
             contribution = torch.where(inside, contribution,
-                                       torch.tensor(float(fill_value), dtype=values.dtype))
+                                       torch.tensor(float(fill_value), dtype=values.dtype,
+                                                    device=values.device))
         for w in weights:
             if w is not None:
                 contribution = contribution * w
@@ -263,14 +264,16 @@ def _projective(images: Tensor, transforms: Tensor, order: int, fill_mode: str,
     """Sample NHWC `images` where each output pixel (x, y) maps to the input point
     ((a0 x + a1 y + a2) / k, (b0 x + b1 y + b2) / k), k = c0 x + c1 y + 1."""
     batch, height, width, channels = images.shape
-    y, x = torch.meshgrid(torch.arange(height, dtype=transforms.dtype),
-                          torch.arange(width, dtype=transforms.dtype), indexing="ij")
+    device = images.device
+    y, x = torch.meshgrid(torch.arange(height, dtype=transforms.dtype, device=device),
+                          torch.arange(width, dtype=transforms.dtype, device=device),
+                          indexing="ij")
     outputs = []
     for image, t in zip(images, transforms):
         k = t[6] * x + t[7] * y + 1
         x_in = (t[0] * x + t[1] * y + t[2]) / k
         y_in = (t[3] * x + t[4] * y + t[5]) / k
-        channel = torch.arange(channels, dtype=transforms.dtype)
+        channel = torch.arange(channels, dtype=transforms.dtype, device=device)
         coordinates = [y_in[..., None].expand(-1, -1, channels),
                        x_in[..., None].expand(-1, -1, channels),
                        channel.expand(height, width, channels)]
@@ -286,7 +289,7 @@ def affine_transform(images: Any, transform: Any, interpolation: str = "bilinear
     mapping output points to input points, as TensorFlow's `ImageProjectiveTransformV3`."""
     order = _check_transform_arguments(interpolation, fill_mode)
     x, single, last = _channels_first(images, data_format)
-    transforms = floating(to_tensor(transform)).to(torch.float64)
+    transforms = to_tensor(transform, torch.float64, x.device)
     if transforms.ndim == 1:
         transforms = transforms[None].expand(x.shape[0], -1)
     out = _projective(x.permute(0, 2, 3, 1), transforms, order, fill_mode, fill_value)
@@ -296,8 +299,8 @@ def affine_transform(images: Any, transform: Any, interpolation: str = "bilinear
 def _homography(start: Tensor, end: Tensor) -> Tensor:
     """The 8 transform parameters mapping `end` points back to `start` points (per batch)."""
     batch = start.shape[0]
-    a = torch.zeros(batch, 8, 8, dtype=torch.float64)
-    b = torch.zeros(batch, 8, dtype=torch.float64)
+    a = torch.zeros(batch, 8, 8, dtype=torch.float64, device=start.device)
+    b = torch.zeros(batch, 8, dtype=torch.float64, device=start.device)
     for i in range(4):
         xs, ys = start[:, i, 0], start[:, i, 1]
         xe, ye = end[:, i, 0], end[:, i, 1]
@@ -318,8 +321,8 @@ def perspective_transform(images: Any, start_points: Any, end_points: Any,
     """Warps images so that the four `start_points` (x, y) land on `end_points`."""
     order = _check_transform_arguments(interpolation, "constant")
     x, single, last = _channels_first(images, data_format)
-    start = to_tensor(start_points, torch.float64)
-    end = to_tensor(end_points, torch.float64)
+    start = to_tensor(start_points, torch.float64, x.device)
+    end = to_tensor(end_points, torch.float64, x.device)
     if start.ndim == 2:
         start, end = start[None], end[None]
     transforms = _homography(start, end)
@@ -329,8 +332,8 @@ def perspective_transform(images: Any, start_points: Any, end_points: Any,
     return _restore(out.permute(0, 3, 1, 2), single, last)
 
 
-def _gaussian_kernel(size: int, sigma: float, dtype: torch.dtype) -> Tensor:
-    x = torch.arange(size, dtype=dtype) - (size - 1) / 2
+def _gaussian_kernel(size: int, sigma: float, like: Tensor) -> Tensor:
+    x = torch.arange(size, dtype=like.dtype, device=like.device) - (size - 1) / 2
     kernel = torch.exp(-0.5 * (x / sigma) ** 2)
     return kernel / kernel.sum()
 
@@ -342,7 +345,7 @@ def gaussian_blur(images: Any, kernel_size: Any = (3, 3), sigma: Any = (1.0, 1.0
     x, single, last = _channels_first(images, data_format)
     x = floating(x)
     (kh, kw), (sh, sw) = tuple(kernel_size), tuple(sigma)
-    kernel = torch.outer(_gaussian_kernel(kh, sh, x.dtype), _gaussian_kernel(kw, sw, x.dtype))
+    kernel = torch.outer(_gaussian_kernel(kh, sh, x), _gaussian_kernel(kw, sw, x))
     channels = x.shape[1]
     out = F.conv2d(F.pad(x, (kw // 2, (kw - 1) // 2, kh // 2, (kh - 1) // 2)),
                    kernel.expand(channels, 1, kh, kw), groups=channels)
@@ -355,7 +358,7 @@ def sobel_edges(images: Any, data_format: str | None = None) -> Tensor:
     x, single, last = _channels_first(images, data_format)
     x = floating(x)
     channels = x.shape[1]
-    sobel_x = torch.tensor([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], dtype=x.dtype)
+    sobel_x = torch.tensor([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], dtype=x.dtype, device=x.device)
     padded = F.pad(x, (1, 1, 1, 1))
     dx = F.conv2d(padded, sobel_x.expand(channels, 1, 3, 3), groups=channels)
     dy = F.conv2d(padded, sobel_x.T.expand(channels, 1, 3, 3), groups=channels)
@@ -374,7 +377,7 @@ def ssim(image1: Any, image2: Any, max_val: float = 1.0, filter_size: int = 11,
     a, single, _ = _channels_first(image1, data_format)
     b, _, _ = _channels_first(image2, data_format)
     a, b = floating(a), floating(b).to(floating(a).dtype)
-    window = _gaussian_kernel(filter_size, filter_sigma, a.dtype)
+    window = _gaussian_kernel(filter_size, filter_sigma, a)
     kernel = torch.outer(window, window).expand(a.shape[1], 1, filter_size, filter_size)
 
     def blur(t: Tensor) -> Tensor:

@@ -6,7 +6,7 @@ from typing import Any, Callable
 
 import torch
 
-from lamina.ops._op import public_names, floating, op, promote, to_tensor
+from lamina.ops._op import floating, op, promote, public_names, to_tensor
 
 Tensor = torch.Tensor
 

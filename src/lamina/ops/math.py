@@ -7,25 +7,26 @@ from typing import Any
 
 import torch
 
-from lamina.ops._op import public_names, canonical_axis, floating, op, to_tensor
+from lamina.ops._op import canonical_axis, floating, op, promote, public_names, to_tensor
 
 Tensor = torch.Tensor
 
 
 def _segment(data: Any, segment_ids: Any, num_segments: int | None, reduce: str) -> Tensor:
     data = to_tensor(data)
-    ids = to_tensor(segment_ids).long()
+    ids = to_tensor(segment_ids, device=data.device).long()
     if num_segments is None:
         num_segments = int(ids.max()) + 1 if ids.numel() else 0
-    shape = (num_segments,) + tuple(data.shape[1:])
-    valid = (ids >= 0) & (ids < num_segments)
-    data, ids = data[valid], ids[valid]
+    # Rows with an id outside [0, num_segments) go to one extra segment, dropped at the end.
+    shape = (num_segments + 1,) + tuple(data.shape[1:])
+    ids = torch.where((ids >= 0) & (ids < num_segments), ids, num_segments)
     index = ids.reshape((-1,) + (1,) * (data.ndim - 1)).expand_as(data)
     if reduce == "sum":
-        return torch.zeros(shape, dtype=data.dtype).scatter_add(0, index, data)
+        out = torch.zeros(shape, dtype=data.dtype, device=data.device)
+        return out.scatter_add(0, index, data)[:-1]
     initial = {"prod": 1, "amax": _lowest(data.dtype), "amin": _highest(data.dtype)}[reduce]
-    out = torch.full(shape, initial, dtype=data.dtype)
-    return out.scatter_reduce(0, index, data, reduce=reduce, include_self=True)
+    out = torch.full(shape, initial, dtype=data.dtype, device=data.device)
+    return out.scatter_reduce(0, index, data, reduce=reduce, include_self=True)[:-1]
 
 
 def _lowest(dtype: torch.dtype) -> Any:
@@ -76,7 +77,7 @@ def in_top_k(targets: Any, predictions: Any, k: int) -> Tensor:
     """True where the target class is among the `k` highest predictions of its row (ties with
     the k-th value count as in)."""
     predictions = to_tensor(predictions)
-    targets = to_tensor(targets).long()
+    targets = to_tensor(targets, device=predictions.device).long()
     target_values = torch.gather(predictions, 1, targets[:, None])
     kth = torch.topk(predictions, k, dim=-1).values[:, -1:]
     return (target_values >= kth)[:, 0]
@@ -128,8 +129,8 @@ def cdist(x: Any, y: Any) -> Tensor:
 
 
 def _complex_pair(x: Any) -> Tensor:
-    real, imag = x
-    return torch.complex(floating(to_tensor(real)), floating(to_tensor(imag)))
+    real, imag = promote(*x)
+    return torch.complex(floating(real), floating(imag))
 
 
 def _split_complex(z: Tensor) -> tuple[Tensor, Tensor]:
@@ -173,18 +174,19 @@ def extract_sequences(x: Any, sequence_length: int, sequence_stride: int) -> Ten
     return to_tensor(x).unfold(-1, sequence_length, sequence_stride)
 
 
-def _window(window: Any, length: int, fft_length: int, dtype: torch.dtype) -> Tensor:
+def _window(window: Any, length: int, fft_length: int, dtype: torch.dtype,
+            device: torch.device) -> Tensor:
     """The analysis window (ones for None), centred in `fft_length` samples."""
     if window is None:
-        win = torch.ones(length, dtype=dtype)
+        win = torch.ones(length, dtype=dtype, device=device)
     elif isinstance(window, str):
         windows = {"hann": torch.hann_window, "hamming": torch.hamming_window}
         if window not in windows:
             raise ValueError(f"`window` must be 'hann', 'hamming', a tensor or None. Received: "
                              f"window={window!r}.")
-        win = windows[window](length, periodic=True, dtype=dtype)
+        win = windows[window](length, periodic=True, dtype=dtype, device=device)
     else:
-        win = to_tensor(window, dtype)
+        win = to_tensor(window, dtype, device)
     if length < fft_length:
         left = (fft_length - length) // 2
         win = torch.nn.functional.pad(win, (left, fft_length - length - left))
@@ -197,7 +199,7 @@ def stft(x: Any, sequence_length: int, sequence_stride: int, fft_length: int,
     """Short-time Fourier transform of the last axis; returns (real, imag) of shape
     (..., frames, fft_length // 2 + 1)."""
     x = floating(to_tensor(x))
-    win = _window(window, sequence_length, fft_length, x.dtype)
+    win = _window(window, sequence_length, fft_length, x.dtype, x.device)
     batch_shape = x.shape[:-1]
     flat = x.reshape(-1, x.shape[-1])
     spectrum = torch.stft(flat, fft_length, hop_length=sequence_stride, win_length=fft_length,
@@ -212,7 +214,7 @@ def istft(x: Any, sequence_length: int, sequence_stride: int, fft_length: int,
           length: int | None = None, window: Any = "hann", center: bool = True) -> Tensor:
     """Inverse of `stft` (overlap-add with window normalization)."""
     spectrum = _complex_pair(x)
-    win = _window(window, sequence_length, fft_length, spectrum.real.dtype)
+    win = _window(window, sequence_length, fft_length, spectrum.real.dtype, spectrum.device)
     batch_shape = spectrum.shape[:-2]
     flat = spectrum.reshape((-1,) + spectrum.shape[-2:]).transpose(-1, -2)
     signal = torch.istft(flat, fft_length, hop_length=sequence_stride, win_length=fft_length,

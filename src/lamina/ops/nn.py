@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from lamina import config
-from lamina.ops._op import public_names, floating, op, standardize_dtype, to_tensor
+from lamina.ops._op import floating, op, public_names, standardize_dtype, to_tensor
 
 Tensor = torch.Tensor
 
@@ -199,7 +199,7 @@ def sparsemax(x: Any, axis: int = -1) -> Tensor:
     """Euclidean projection of x onto the probability simplex along `axis` (sparse softmax)."""
     x = torch.movedim(_f(x), axis, -1)
     z = torch.sort(x, dim=-1, descending=True).values
-    k = torch.arange(1, x.shape[-1] + 1, dtype=x.dtype)
+    k = torch.arange(1, x.shape[-1] + 1, dtype=x.dtype, device=x.device)
     cumulative = torch.cumsum(z, dim=-1)
     support = (1 + k * z) > cumulative
     k_z = torch.sum(support, dim=-1, keepdim=True).to(x.dtype)
@@ -270,7 +270,7 @@ def batch_normalization(x: Any, mean: Any, variance: Any, axis: int, offset: Any
     shape[axis] = x.shape[axis]
 
     def along(value: Any) -> Tensor:
-        return to_tensor(value, x.dtype).reshape(shape)
+        return to_tensor(value, x.dtype, x.device).reshape(shape)
 
     out = (x - along(mean)) * torch.rsqrt(along(variance) + epsilon)
     if scale is not None:
@@ -290,9 +290,9 @@ def layer_normalization(x: Any, gamma: Any = None, beta: Any = None, axis: Any =
     mean_, variance = moments(x, axes, keepdims=True)
     out = (x - mean_) * torch.rsqrt(variance + epsilon)
     if gamma is not None:
-        out = out * to_tensor(gamma, x.dtype)
+        out = out * to_tensor(gamma, x.dtype, x.device)
     if beta is not None:
-        out = out + to_tensor(beta, x.dtype)
+        out = out + to_tensor(beta, x.dtype, x.device)
     return out
 
 
@@ -304,7 +304,7 @@ def rms_normalization(x: Any, scale: Any = None, axis: Any = -1,
     epsilon = config.epsilon() if epsilon is None else epsilon
     axes = tuple(axis) if isinstance(axis, (list, tuple)) else (axis,)
     out = x * torch.rsqrt(torch.mean(x * x, dim=axes, keepdim=True) + epsilon)
-    return out if scale is None else out * to_tensor(scale, x.dtype)
+    return out if scale is None else out * to_tensor(scale, x.dtype, x.device)
 
 
 @op
@@ -329,7 +329,7 @@ def _check_same_shape(target: Tensor, output: Tensor) -> None:
 def binary_crossentropy(target: Any, output: Any, from_logits: bool = False) -> Tensor:
     """Element-wise `-(t log p + (1 - t) log(1 - p))`; probabilities clipped by epsilon."""
     output = _f(output)
-    target = to_tensor(target, output.dtype)
+    target = to_tensor(target, output.dtype, output.device)
     _check_same_shape(target, output)
     if from_logits:
         return F.binary_cross_entropy_with_logits(output, target, reduction="none")
@@ -343,7 +343,7 @@ def categorical_crossentropy(target: Any, output: Any, from_logits: bool = False
                              axis: int = -1) -> Tensor:
     """`-sum(t log p)` along `axis`; probabilities are renormalized and clipped by epsilon."""
     output = _f(output)
-    target = to_tensor(target, output.dtype)
+    target = to_tensor(target, output.dtype, output.device)
     _check_same_shape(target, output)
     if from_logits:
         log_probabilities = torch.log_softmax(output, dim=axis)
@@ -359,7 +359,7 @@ def sparse_categorical_crossentropy(target: Any, output: Any, from_logits: bool 
                                     axis: int = -1) -> Tensor:
     """`-log p[target]` along `axis` for integer targets."""
     output = _f(output)
-    target = to_tensor(target).long()
+    target = to_tensor(target, device=output.device).long()
     if target.ndim == output.ndim and target.shape[-1] == 1:
         target = target.squeeze(-1)
     num_classes = output.shape[axis]
@@ -385,8 +385,10 @@ def ctc_loss(target: Any, output: Any, target_length: Any, output_length: Any,
     (batch, time, classes), `mask_index` is the blank class."""
     logits = _f(output)
     log_probabilities = torch.log_softmax(logits, dim=-1).transpose(0, 1)
-    return F.ctc_loss(log_probabilities, to_tensor(target).long(),
-                      to_tensor(output_length).long(), to_tensor(target_length).long(),
+    device = logits.device
+    return F.ctc_loss(log_probabilities, to_tensor(target, device=device).long(),
+                      to_tensor(output_length, device=device).long(),
+                      to_tensor(target_length, device=device).long(),
                       blank=mask_index, reduction="none", zero_infinity=False)
 
 
@@ -402,10 +404,10 @@ def ctc_decode(inputs: Any, sequence_lengths: Any, strategy: str = "greedy",
                          "For beam search, decode with the greedy result or a dedicated "
                          "decoder (e.g. torchaudio's ctc_decoder).")
     scores = floating(to_tensor(inputs))
-    lengths = to_tensor(sequence_lengths).long()
+    lengths = to_tensor(sequence_lengths, device=scores.device).long()
     batch, steps, _ = scores.shape
     best, labels = torch.max(scores, dim=-1)
-    beyond = torch.arange(steps)[None, :] >= lengths[:, None]
+    beyond = torch.arange(steps, device=scores.device)[None, :] >= lengths[:, None]
     labels = torch.where(beyond, mask_index, labels)
     best = torch.where(beyond, torch.zeros_like(best), best)
     if merge_repeated:
@@ -476,7 +478,7 @@ def conv(inputs: Any, kernel: Any, strides: Any = 1, padding: str = "valid",
     """N-D convolution; `kernel` in Keras's layout `(*spatial, in_channels / groups,
     out_channels)`."""
     x, last = _to_channels_first(_f(inputs), data_format)
-    kernel = to_tensor(kernel, x.dtype)
+    kernel = to_tensor(kernel, x.dtype, x.device)
     weight = torch.movedim(torch.movedim(kernel, -1, 0), -1, 1)  # (out, in / groups, *spatial)
     groups = x.shape[1] // weight.shape[1]
     return _from_channels_first(_conv(x, weight, strides, padding, dilation_rate, groups), last)
@@ -487,7 +489,7 @@ def depthwise_conv(inputs: Any, kernel: Any, strides: Any = 1, padding: str = "v
                    data_format: str | None = None, dilation_rate: Any = 1) -> Tensor:
     """Per-channel convolution; `kernel` of shape `(*spatial, in_channels, multiplier)`."""
     x, last = _to_channels_first(_f(inputs), data_format)
-    kernel = to_tensor(kernel, x.dtype)
+    kernel = to_tensor(kernel, x.dtype, x.device)
     rank = kernel.ndim - 2
     channels, multiplier = kernel.shape[-2], kernel.shape[-1]
     weight = kernel.reshape(kernel.shape[:rank] + (channels * multiplier, 1))
@@ -517,7 +519,7 @@ def conv_transpose(inputs: Any, kernel: Any, strides: Any = 1, padding: str = "v
     Output size per axis: `in * stride` ('same') or `in * stride + max(k - stride, 0)`
     ('valid'), as Keras computes it."""
     x, last = _to_channels_first(_f(inputs), data_format)
-    kernel = to_tensor(kernel, x.dtype)
+    kernel = to_tensor(kernel, x.dtype, x.device)
     rank = kernel.ndim - 2
     strides = _tuple(strides, rank, "strides")
     dilation = _tuple(dilation_rate, rank, "dilation_rate")
@@ -666,12 +668,12 @@ def dot_product_attention(query: Any, key: Any, value: Any, bias: Any = None, ma
     if attn_logits_soft_cap is not None:
         logits = attn_logits_soft_cap * torch.tanh(logits / attn_logits_soft_cap)
     if bias is not None:
-        logits = logits + to_tensor(bias, logits.dtype)
+        logits = logits + to_tensor(bias, logits.dtype, logits.device)
     keep = None
     if mask is not None:
-        keep = to_tensor(mask).bool()
+        keep = to_tensor(mask, device=logits.device).bool()
     if is_causal:
-        causal = torch.ones(q.shape[2], k.shape[2], dtype=torch.bool).tril()
+        causal = torch.ones(q.shape[2], k.shape[2], dtype=torch.bool, device=q.device).tril()
         keep = causal if keep is None else keep & causal
     if keep is not None:
         logits = logits.masked_fill(~keep, torch.finfo(logits.dtype).min)

@@ -11,8 +11,8 @@ import numpy as np
 import torch
 
 from lamina import config
-from lamina.ops._op import (canonical_axis, floating, op, promote, public_names, result_dtype,
-                            standardize_dtype, to_tensor)
+from lamina.ops._op import (canonical_axis, device_of, floating, op, promote, public_names,
+                            result_dtype, standardize_dtype, to_tensor)
 
 Tensor = torch.Tensor
 _INT32 = torch.int32
@@ -184,7 +184,8 @@ def _binary(name: str, torch_fn: Callable, doc: str, *, float_result: bool = Fal
             dtype = _floatx()
         if bool_to_int and dtype == torch.bool:
             dtype = _INT32
-        return torch_fn(to_tensor(x1, dtype), to_tensor(x2, dtype))
+        a, b = promote(x1, x2, dtype=dtype)
+        return torch_fn(a, b)
 
     function.__name__ = function.__qualname__ = name
     function.__doc__ = doc
@@ -254,8 +255,9 @@ logical_xor = _comparison("logical_xor", torch.logical_xor, "Element-wise XOR.")
 @op
 def ldexp(x1: Any, x2: Any) -> Tensor:
     """`x1 * 2**x2` (x2 integer)."""
-    x1 = floating(to_tensor(x1) if not isinstance(x1, (int, float)) else to_tensor(float(x1)))
-    x2 = to_tensor(x2)
+    device = device_of(x1, x2)
+    x1 = floating(to_tensor(float(x1) if isinstance(x1, int) else x1, device=device))
+    x2 = to_tensor(x2, device=device)
     if x2.dtype.is_floating_point:
         raise TypeError(f"ldexp's exponent `x2` must be integers. Received dtype {x2.dtype}.")
     return torch.ldexp(x1, x2)
@@ -267,7 +269,7 @@ def divide_no_nan(x1: Any, x2: Any) -> Tensor:
     dtype = result_dtype(x1, x2)
     if not dtype.is_floating_point:
         dtype = _floatx()
-    a, b = to_tensor(x1, dtype), to_tensor(x2, dtype)
+    a, b = promote(x1, x2, dtype=dtype)
     safe = torch.where(b == 0, torch.ones_like(b), b)
     return torch.where(b == 0, torch.zeros_like(a / safe), a / safe)
 
@@ -293,21 +295,22 @@ def clip(x: Any, x_min: Any, x_max: Any) -> Tensor:
     x = to_tensor(x)
     if x.dtype == torch.bool:
         x = x.to(_INT32)
-    lo = x_min if isinstance(x_min, (int, float)) else to_tensor(x_min, x.dtype)
-    hi = x_max if isinstance(x_max, (int, float)) else to_tensor(x_max, x.dtype)
-    return torch.clamp(x, lo, hi)
+    if isinstance(x_min, (int, float)) and isinstance(x_max, (int, float)):
+        return torch.clamp(x, x_min, x_max)
+    # torch.clamp takes two numbers or two tensors, not one of each.
+    return torch.clamp(x, to_tensor(x_min, x.dtype, x.device), to_tensor(x_max, x.dtype, x.device))
 
 
 @op
 def where(condition: Any, x1: Any = None, x2: Any = None) -> Any:
     """`x1` where `condition` holds, else `x2`; with one argument, the indices of non-zeros."""
-    condition = to_tensor(condition)
+    condition = to_tensor(condition, device=device_of(condition, x1, x2))
     if x1 is None and x2 is None:
         return nonzero(condition)
     if x1 is None or x2 is None:
         raise ValueError("`where` takes both `x1` and `x2`, or neither. Received only one.")
     a, b = promote(x1, x2)
-    return torch.where(condition.bool(), a, b)
+    return torch.where(condition.bool().to(a.device), a, b)
 
 
 # ---- reductions ------------------------------------------------------------------------------
@@ -384,10 +387,11 @@ def _extreme(fn: Callable, x: Any, axis: Any, keepdims: bool, initial: Any,
         raise ValueError(f"Cannot take the {fn.__name__} of an empty tensor (shape "
                          f"{tuple(x.shape)}) without `initial`.")
     if x.numel() == 0:
-        return torch.full(_reduced_shape(x, axis, keepdims), initial, dtype=x.dtype)
+        return torch.full(_reduced_shape(x, axis, keepdims), initial, dtype=x.dtype,
+                          device=x.device)
     out = _reduce(fn, x, axis, keepdims)
     if initial is not None:
-        out = combine(out, torch.tensor(initial, dtype=out.dtype))
+        out = combine(out, torch.tensor(initial, dtype=out.dtype, device=out.device))
     return out
 
 
@@ -502,7 +506,7 @@ def average(x: Any, axis: int | None = None, weights: Any = None) -> Tensor:
     x = to_tensor(x)
     if weights is None:
         return mean(x, axis=axis)
-    w = to_tensor(weights)
+    w = to_tensor(weights, device=x.device)
     dtype = result_dtype(x, w)
     if not dtype.is_floating_point:
         dtype = _floatx()
@@ -525,7 +529,7 @@ def _quantile(x: Any, q: Any, axis: Any, method: str, keepdims: bool, nan: bool)
     x = to_tensor(x)
     dtype = _mean_dtype(x)
     compute = torch.float64 if dtype == torch.float64 else torch.float32
-    q_tensor = to_tensor(q, compute)
+    q_tensor = to_tensor(q, compute, x.device)
     fn = torch.nanquantile if nan else torch.quantile
     values = x.to(compute)
     axis = canonical_axis(axis)
@@ -747,7 +751,7 @@ def empty_like(x: Any, dtype: Any = None) -> Tensor:
 def full_like(x: Any, fill_value: Any, dtype: Any = None) -> Tensor:
     """`fill_value` in `x`'s shape (and dtype unless given)."""
     x, target = _like(x, dtype)
-    return to_tensor(fill_value, target).expand(x.shape).clone()
+    return to_tensor(fill_value, target, x.device).expand(x.shape).clone()
 
 
 @op
@@ -938,8 +942,7 @@ def broadcast_to(x: Any, shape: Any) -> Tensor:
 
 
 def _tensors(xs: Sequence[Any]) -> list[Tensor]:
-    dtype = result_dtype(*[x if isinstance(x, (int, float, bool)) else to_tensor(x) for x in xs])
-    return [to_tensor(x, dtype) for x in xs]
+    return promote(*xs)
 
 
 @op
@@ -1063,7 +1066,7 @@ def repeat(x: Any, repeats: Any, axis: int | None = None) -> Tensor:
     """Repeats each element `repeats` times along `axis` (flattened when None)."""
     x = to_tensor(x)
     if isinstance(repeats, (list, tuple, np.ndarray, Tensor)):
-        repeats = to_tensor(repeats).long()
+        repeats = to_tensor(repeats, device=x.device).long()
     return torch.repeat_interleave(x, repeats, dim=axis)
 
 
@@ -1105,28 +1108,28 @@ def _gathered(x: Tensor, axis: int, index: Tensor) -> Tensor:
 
 def _pad_edge(x: Tensor, axis: int, before: int, after: int) -> Tensor:
     n = x.shape[axis]
-    index = torch.clamp(torch.arange(-before, n + after), 0, n - 1)
+    index = torch.clamp(torch.arange(-before, n + after, device=x.device), 0, n - 1)
     return _gathered(x, axis, index)
 
 
 def _pad_reflect(x: Tensor, axis: int, before: int, after: int) -> Tensor:
     n = x.shape[axis]
     period = 2 * (n - 1) if n > 1 else 1
-    index = torch.remainder(torch.arange(-before, n + after), period)
+    index = torch.remainder(torch.arange(-before, n + after, device=x.device), period)
     index = torch.where(index >= n, period - index, index)
     return _gathered(x, axis, index)
 
 
 def _pad_symmetric(x: Tensor, axis: int, before: int, after: int) -> Tensor:
     n = x.shape[axis]
-    index = torch.remainder(torch.arange(-before, n + after), 2 * n)
+    index = torch.remainder(torch.arange(-before, n + after, device=x.device), 2 * n)
     index = torch.where(index >= n, 2 * n - 1 - index, index)
     return _gathered(x, axis, index)
 
 
 def _pad_wrap(x: Tensor, axis: int, before: int, after: int) -> Tensor:
     n = x.shape[axis]
-    return _gathered(x, axis, torch.remainder(torch.arange(-before, n + after), n))
+    return _gathered(x, axis, torch.remainder(torch.arange(-before, n + after, device=x.device), n))
 
 
 @op
@@ -1134,7 +1137,7 @@ def take(x: Any, indices: Any, axis: int | None = None) -> Tensor:
     """Elements of `x` at `indices` along `axis` (of the flattened tensor when None); negative
     indices count from the end."""
     x = to_tensor(x)
-    indices = to_tensor(indices).long()
+    indices = to_tensor(indices, device=x.device).long()
     if axis is None:
         x, axis = x.flatten(), 0
     n = x.shape[axis]
@@ -1148,7 +1151,7 @@ def take(x: Any, indices: Any, axis: int | None = None) -> Tensor:
 def take_along_axis(x: Any, indices: Any, axis: int | None = None) -> Tensor:
     """Picks values by matching 1-D slices of `indices` and `x` along `axis`."""
     x = to_tensor(x)
-    indices = to_tensor(indices).long()
+    indices = to_tensor(indices, device=x.device).long()
     if axis is None:
         x, axis = x.flatten(), 0
     indices = torch.where(indices < 0, indices + x.shape[axis], indices)
@@ -1217,7 +1220,7 @@ def meshgrid(*x: Any, indexing: str = "xy") -> list[Tensor]:
     """Coordinate grids from 1-D coordinate vectors ('xy' Cartesian or 'ij' matrix indexing)."""
     if indexing not in ("xy", "ij"):
         raise ValueError(f"`indexing` must be 'xy' or 'ij'. Received: indexing={indexing!r}.")
-    return list(torch.meshgrid(*[to_tensor(v) for v in x], indexing=indexing))
+    return list(torch.meshgrid(*_tensors(x), indexing=indexing))
 
 
 @op
@@ -1229,7 +1232,7 @@ def select(condlist: Sequence[Any], choicelist: Sequence[Any], default: Any = 0)
     choices = _tensors(list(choicelist) + [default])
     out = choices[-1]
     for condition, choice in zip(reversed(condlist), reversed(choices[:-1])):
-        out = torch.where(to_tensor(condition).bool(), choice, out)
+        out = torch.where(to_tensor(condition, device=out.device).bool(), choice, out)
     return out
 
 
@@ -1316,9 +1319,9 @@ def unique(x: Any, sorted: bool = True, return_index: bool = False,
     results = [values]
     if return_index:
         flat_inverse = inverse.flatten()
-        positions = torch.arange(flat_inverse.numel())
-        first = torch.full((values.shape[0 if axis is not None else 0],), flat_inverse.numel(),
-                           dtype=torch.int64)
+        positions = torch.arange(flat_inverse.numel(), device=x.device)
+        first = torch.full((values.shape[0],), flat_inverse.numel(), dtype=torch.int64,
+                           device=x.device)
         first = first.scatter_reduce(0, flat_inverse, positions, reduce="amin")
         results.append(first.to(_INT32))
     if return_inverse:
@@ -1337,7 +1340,8 @@ def _fixed_length(x: Tensor, size: int, fill_value: Any) -> Tensor:
     if x.shape[0] >= size:
         return x[:size]
     fill = x[0] if fill_value is None and x.shape[0] else (fill_value or 0)
-    padding = torch.full((size - x.shape[0],) + tuple(x.shape[1:]), 0, dtype=x.dtype)
+    padding = torch.full((size - x.shape[0],) + tuple(x.shape[1:]), 0, dtype=x.dtype,
+                         device=x.device)
     padding[...] = torch.as_tensor(fill, dtype=x.dtype)
     return torch.cat([x, padding])
 
@@ -1357,12 +1361,12 @@ def bincount(x: Any, weights: Any = None, minlength: int = 0, sparse: bool = Fal
         raise ValueError("`sparse=True` is not supported: Lamina's ops return dense tensors.")
     x = to_tensor(x).long()
     length = builtins.max(minlength, int(x.max()) + 1 if x.numel() else 0)
-    w = None if weights is None else to_tensor(weights)
+    w = None if weights is None else to_tensor(weights, device=x.device)
     out_dtype = _INT32 if w is None else (w.dtype if w.dtype.is_floating_point else _INT32)
     if x.ndim == 1:
         return torch.bincount(x, weights=w, minlength=length).to(out_dtype)
     values = torch.ones_like(x, dtype=out_dtype) if w is None else w.to(out_dtype)
-    out = torch.zeros(x.shape[0], length, dtype=out_dtype)
+    out = torch.zeros(x.shape[0], length, dtype=out_dtype, device=x.device)
     return out.scatter_add(1, x, values)
 
 
@@ -1375,11 +1379,11 @@ def histogram(x: Any, bins: int = 10, range: Sequence[float] | None = None) -> t
     if not isinstance(bins, int) or bins <= 0:
         raise ValueError(f"`bins` must be a positive integer. Received: bins={bins!r}.")
     low, high = (float(x.min()), float(x.max())) if range is None else map(float, range)
-    edges = torch.linspace(low, high, bins + 1, dtype=torch.float64)
+    edges = torch.linspace(low, high, bins + 1, dtype=torch.float64, device=x.device)
     inside = (x >= low) & (x <= high)
     index = torch.clamp(torch.bucketize(x.double(), edges, right=True) - 1, 0, bins - 1)
-    counts = torch.zeros(bins, dtype=_INT32).index_add(
-        0, index[inside], torch.ones(int(inside.sum()), dtype=_INT32))
+    counts = torch.zeros(bins, dtype=_INT32, device=x.device).index_add(
+        0, index[inside], torch.ones(int(inside.sum()), dtype=_INT32, device=x.device))
     return counts, edges.to(x.dtype)
 
 
