@@ -99,3 +99,13 @@ def test_softmax_mask_sends_masked_positions_to_zero():
 def test_bad_arguments(make, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         make()
+
+
+def test_prelu_gradient_at_exactly_zero_is_kerass():
+    # Keras computes relu(x) - alpha * relu(-x): at x = 0 both relus have slope 0 in torch.
+    layer = layers.PReLU(alpha_initializer="ones")
+    x = torch.tensor([[0.0, -2.0, 3.0]], requires_grad=True)
+    layer(x)
+    layer.set_weights([np.full((3,), 0.25, np.float32)])
+    layer(x).sum().backward()
+    torch.testing.assert_close(x.grad, torch.tensor([[0.0, 0.25, 1.0]]))

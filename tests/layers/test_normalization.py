@@ -87,6 +87,17 @@ CASES = [
                   "have size 4, but received an input of shape (2, 3, 6)."))]),
     LayerCase("group_norm_instance", functools.partial(layers.GroupNormalization, groups=4),
               (2, 5, 4), (2, 5, 4), params=8, reference=group_norm(4)),
+    LayerCase("group_norm_minus_one_is_instance_norm",
+              functools.partial(layers.GroupNormalization, groups=-1),
+              (2, 5, 4), (2, 5, 4), params=8, reference=group_norm(4)),
+    LayerCase("rms_normalization", layers.RMSNormalization, (2, 3, 6), (2, 3, 6), params=6,
+              reference=lambda layer, x: x / torch.sqrt(
+                  x.square().mean(-1, keepdim=True) + 1e-6) * _weights(layer)[0]),
+    LayerCase("rms_normalization_axis_1", functools.partial(layers.RMSNormalization, axis=1,
+                                                            epsilon=1e-3),
+              (2, 3, 4), (2, 3, 4), params=3,
+              reference=lambda layer, x: x / torch.sqrt(
+                  x.square().mean(1, keepdim=True) + 1e-3) * _weights(layer)[0][:, None]),
     LayerCase("unit_norm", layers.UnitNormalization, (2, 3, 4), (2, 3, 4),
               reference=lambda layer, x: F.normalize(x, dim=-1)),
 ]
@@ -103,6 +114,22 @@ BAD_INPUT_CASES = [
 
 
 globals().update(generic_layer_tests(CASES))
+
+
+def test_rms_normalization_against_numpy_float64_and_its_errors():
+    x = np.random.default_rng(0).normal(size=(3, 4, 5))
+    layer = layers.RMSNormalization(axis=[1, 2])
+    layer.build(x.shape)
+    scale = np.random.default_rng(1).normal(size=(4, 5))
+    layer.set_weights([scale.astype(np.float32)])
+    expected = x / np.sqrt((x ** 2).mean(axis=(1, 2), keepdims=True) + 1e-6) * scale
+    got = layer(torch.tensor(x, dtype=torch.float32)).detach().numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match=r"`epsilon` must be a positive number. Received: "
+                                         r"epsilon=0"):
+        layers.RMSNormalization(epsilon=0)
+    with pytest.raises(ShapeError, match=r"axis=3 is out of range for an input of shape"):
+        layers.RMSNormalization(axis=3)(torch.zeros(2, 3))
 
 
 # ---------------------------------------------------------- BatchNormalization, step by step

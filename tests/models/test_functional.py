@@ -219,3 +219,15 @@ def test_unsavable_torch_function_says_what_to_do():
     model = lamina.Model(x, torch.special.expit(x))
     with pytest.raises(ValueError, match="Cannot save the torch operation .* only functions of torch, torch.nn.functional and torch.Tensor"):
         model.get_config()
+
+
+def test_input_layer_takes_keras_2s_input_shape_and_batch_input_shape():
+    from lamina.layers import InputLayer
+
+    assert InputLayer(input_shape=(3, 4)).batch_shape == (None, 3, 4)
+    assert InputLayer(batch_input_shape=(8, 3)).batch_shape == (8, 3)
+    layer = InputLayer(input_shape=(5,), name="features")
+    model = lamina.Model(layer.output_tensor, lamina.layers.Dense(2)(layer.output_tensor))
+    assert model(torch.zeros(4, 5)).shape == (4, 2)
+    with pytest.raises(ValueError, match=r"both `shape`=\(3,\) and `input_shape`=\(4,\)"):
+        InputLayer(shape=(3,), input_shape=(4,))
