@@ -71,6 +71,8 @@ class Doctor(Callback):
         every = self.every or (max(1, min(MAX_EVERY, (steps or 0) // SAMPLES_PER_EPOCH))
                                if steps else MAX_EVERY)
         self._collector = Collector(model, units, taps, every)
+        self._collector.scaler = getattr(getattr(_trainer(model), "_precision", None),
+                                         "scaler", None)
         positions = {id(m): i for i, m in enumerate(model.modules())}
         last_weighted = max((positions[id(p_owner)] for p_owner in _owners(model, units)),
                             default=-1)
@@ -90,9 +92,6 @@ class Doctor(Callback):
     def on_train_batch_begin(self, batch, logs=None):
         if self._collector is not None:
             self._collector.begin_step(batch)
-            scaler = getattr(getattr(self.model, "_lamina_trainer", None), "_precision", None)
-            scaler = getattr(scaler, "scaler", None)
-            self._collector.scale = getattr(scaler, "_scale", None) if scaler else None
 
     def after_backward(self, data: Any, loss: Any) -> None:
         """The trainer's hook: the batch and loss, with the gradients still present."""

@@ -57,7 +57,9 @@ class Collector:
                                    dtype=torch.long)
         self._numel = torch.tensor([sum(p.numel() for p in u.parameters) for u in units],
                                    dtype=torch.float64)
-        self.scale: Any = None  # the loss scale under float16 mixed precision
+        # float16 mixed precision's GradScaler: its gradients are scaled by `_scale`, a device
+        # tensor it creates at the first step and updates in place (dividing costs no sync).
+        self.scaler: Any = None
         # Label histograms have this many bins: the output width, and 2 for one sigmoid unit.
         self.classes = max(2, units[-1].width or 2) if units else 2
         self.sampling = False
@@ -117,8 +119,9 @@ class Collector:
                 squares.index_add_(0, self._owner[present].to(loss.device),
                                    norms.double() ** 2)
             rms = (squares / self._numel.to(loss.device)).sqrt()
-            if self.scale is not None:
-                rms = rms / self.scale.double()
+            scale = getattr(self.scaler, "_scale", None)
+            if scale is not None:
+                rms = rms / scale.double()
             self.rows.append((self.batch, loss.detach().float().reshape(()), rms))
             if not self._snapshot:
                 self._snapshot = [p.detach().clone() for p in self.parameters]
