@@ -142,7 +142,8 @@ def test_add_weight_parameters_buffers_initializers_and_dtypes():
 
     layer = State()
     layer(torch.zeros(1, 3))
-    assert isinstance(layer.scale, nn.Parameter) and not isinstance(layer.count, nn.Parameter)
+    assert isinstance(layer.scale, nn.Parameter) and set(layer._parameters) == {"scale", "offset"}
+    assert set(layer._buffers) == {"count"} and not layer.count.requires_grad
     assert set(layer.state_dict()) == {"scale", "count", "offset"}
     assert layer.count.dtype == torch.int64 and layer.scale.dtype == torch.float32
     assert [w is layer.count for w in layer.non_trainable_weights] == [True]
@@ -187,7 +188,11 @@ def test_training_is_resolved_from_the_mode_and_masks_are_passed_when_declared()
     recorder = Recorder()
     x = torch.ones(2, 3)
     recorder(x)
-    assert recorder.seen == {"training": False, "mask": None}
+    # Before any train()/eval(), Keras's rule: the call's own default (None here).
+    assert recorder.seen == {"training": None, "mask": None}
+    recorder.eval()
+    recorder(x)
+    assert recorder.seen["training"] is False
     recorder.train()
     recorder(x)
     assert recorder.seen["training"] is True

@@ -6,8 +6,10 @@ A layer is an `nn.Module` whose `forward` builds it on first call (Keras's lazy 
 Python frame more than `nn.Module.__call__` (DESIGN principle 5).
 
 Layers start in inference mode: calling a layer or model directly behaves as Keras's
-`model(x)` does (dropout off, batch norm on moving statistics). `fit` and `model.train()` switch to
-training mode, so a hand-written PyTorch loop calls `model.train()` as the sheet's loop does.
+`model(x)` does (dropout off, batch norm on moving statistics; `call` gets its own `training`
+default, so Keras's random augmentation layers augment). `fit` and `model.train()` switch to
+training mode, so a hand-written PyTorch loop calls `model.train()` as the sheet's loop does;
+once a mode was set, it decides (see `_CallContext`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import functools
 import inspect
 import math
 import re
+import threading
 from collections import defaultdict
 from typing import Any, Iterator, Sequence
 
@@ -30,6 +33,7 @@ from lamina import regularizers as regularizers_module
 from lamina._load_budget import charge_weight
 from lamina._symbolic import KerasTensor
 from lamina.errors import ShapeError
+from lamina.layers.variable import StateVariable, Variable, as_state_variable
 
 Tensor = torch.Tensor
 
@@ -82,6 +86,25 @@ def shape_of(value: Any) -> Any:
     return tuple(shape) if shape is not None else None
 
 
+class _CallContext(threading.local):
+    """Per thread: how deep in nested layer calls we are, and what the outermost call said.
+
+    Keras resolves `training` as: the call's own argument, else the outermost call's, else the
+    default in the layer's `call` signature; and it clears the `add_loss` terms of the last
+    call when an outermost call starts. Layers here also follow their module's train/eval mode,
+    so a layer needs the outermost call's explicit `training` and whether the outermost layer's
+    mode was ever set by `train()`/`eval()`, its own or a parent's (a fresh augmentation layer
+    or pipeline augments, as in Keras; after `model.eval()` it does not, as in PyTorch).
+    """
+
+    depth = 0
+    training: Any = None
+    mode_set = False
+
+
+_CALL = _CallContext()
+
+
 def _symbolic_module():
     from lamina import _symbolic
 
@@ -129,12 +152,17 @@ class Layer(nn.Module):
     # Set per class by __init_subclass__ from `call`'s signature.
     _call_takes_training = False
     _call_takes_mask = False
+    _call_training_default: Any = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         parameters = inspect.signature(cls.call).parameters
         has_var_kw = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
         cls._call_takes_training = "training" in parameters or has_var_kw
+        # What `call` gets when nothing sets `training` (Keras's rule): its own default, so
+        # Keras's random augmentation layers (`training=True`) augment in a data pipeline.
+        default = parameters["training"].default if "training" in parameters else None
+        cls._call_training_default = None if default is inspect.Parameter.empty else default
         cls._call_takes_mask = "mask" in parameters
         # With the base compute_mask, a call without an input mask makes no mask: skip it.
         cls._custom_compute_mask = cls.compute_mask is not Layer.compute_mask
@@ -258,23 +286,45 @@ class Layer(nn.Module):
         if not self.built:
             args = self._build_on_first_call(args, kwargs)
             first = args[0] if args else first
+        context = _CALL
+        outermost = context.depth == 0
+        if outermost:
+            # The terms added by the previous call go (they hold its graph), as in Keras.
+            if _LOSS_HOLDERS:
+                self._clear_losses()
+            context.training = kwargs.get("training")
+            context.mode_set = self.__dict__.get("_mode_set", False)
         if self._call_takes_training:
             if kwargs.get("training") is None:
-                kwargs["training"] = self.training
+                training = context.training
+                if training is None:
+                    # The module's mode once fit/train()/eval() set it; before that, Keras's
+                    # default (a layer or model called fresh, as in a data pipeline).
+                    if self.training:
+                        training = True
+                    elif context.mode_set:
+                        training = False
+                    else:
+                        training = self._call_training_default
+                kwargs["training"] = training
         elif kwargs:
             # Keras accepts training= for every layer; ones whose call ignores it drop it.
             kwargs.pop("training", None)
         input_mask = getattr(first, "_keras_mask", None)
         if input_mask is not None and self._call_takes_mask and kwargs.get("mask") is None:
             kwargs["mask"] = input_mask
-        outputs = self.call(*args, **kwargs)
+        context.depth += 1
+        try:
+            outputs = self.call(*args, **kwargs)
+        finally:
+            context.depth -= 1
         if self._output_shape is None and not _symbolic_module().is_probing():
             self._output_shape = _unbatched_shape(outputs)
         if input_mask is not None or self._produces_mask or (
                 self.supports_masking and self._custom_compute_mask):
             _attach_mask(outputs, self.compute_mask(first, input_mask))
-        if self.activity_regularizer is not None:
-            self._activity_losses.append(self.activity_regularizer(outputs))
+        if self.activity_regularizer is not None and not _symbolic_module().is_probing():
+            self.add_loss(self.activity_regularizer(outputs))
         return outputs
 
     # Layers that create masks (Embedding(mask_zero=True), Masking) set this in __init__.
@@ -309,7 +359,7 @@ class Layer(nn.Module):
     def _after_build(self) -> None:
         # Plain torch modules made in __init__ or build start in training mode and trainable;
         # follow the layer's mode and its trainable flag.
-        _set_training(self, self.training)
+        _set_training(self, self.training, explicit=False)
         if not self._trainable:
             self.trainable = False
 
@@ -351,12 +401,14 @@ class Layer(nn.Module):
         value = initializers_module.get(initializer)(shape, dtype=torch_dtype)
         value = self._from_keras_layout(keras_name, value)
         attr = _free_attribute(self, keras_name)
+        path = f"{self.name}/{keras_name}"
         if trainable:
             # A layer made with trainable=False creates frozen weights, as in Keras.
-            weight: Tensor = nn.Parameter(value, requires_grad=self._trainable)
+            weight: Tensor = Variable(value, requires_grad=self._trainable)
+            weight._set_keras_names(keras_name, path)
             self.register_parameter(attr, weight)
         else:
-            weight = value
+            weight = as_state_variable(value, keras_name, path)
             self.register_buffer(attr, weight)
         self._keras_weight_names[attr] = keras_name
         self._weight_attr_by_id[id(weight)] = attr
@@ -372,6 +424,9 @@ class Layer(nn.Module):
             old = weight_attrs.get(id(value))
             if old is not None and old != name:
                 self._rename_weight(old, name, value)
+                return
+            if old is not None and isinstance(value, StateVariable):
+                # nn.Module would move an nn.Parameter (subclass) out of the buffers.
                 return
         if isinstance(value, list) and value and all(isinstance(v, nn.Module) for v in value):
             # Keras tracks layers kept in a list; torch needs a ModuleList to see them.
@@ -526,25 +581,42 @@ class Layer(nn.Module):
 
     # ----------------------------------------------------------------- losses
 
-    def add_loss(self, loss: Tensor) -> None:
-        """Add a loss term (an activity penalty, say) to be included in the training loss."""
-        self._activity_losses.append(loss)
+    def add_loss(self, loss: Any) -> None:
+        """Add scalar loss terms (a tensor, or a list of them), from `call`, to the training
+        loss. They last until the next outermost call starts (Keras's `Layer.losses`: the
+        losses of the last call), so a hand-written loop's next `backward()` never meets the
+        previous step's graph."""
+        terms = list(loss) if isinstance(loss, (list, tuple)) else [loss]
+        for term in terms:
+            if not isinstance(term, Tensor):
+                raise ValueError(
+                    "`add_loss()` takes tensors computed in `call()` (or a list of them). "
+                    f"Received: {term!r:.80}."
+                )
+        if _symbolic_module().is_probing():
+            return  # a shape probe's losses are not losses of any call
+        if not self._activity_losses:
+            _LOSS_HOLDERS.append(self)
+        self._activity_losses.extend(terms)
 
     @property
     def losses(self) -> list[Tensor]:
-        """Weight-regularization penalties (recomputed now) and losses added during the last call."""
+        """The terms `add_loss` (and activity regularizers) added during the last call, then
+        weight-regularization penalties (recomputed now), of this layer and every layer inside."""
         found: list[Tensor] = []
-        for module in self.modules():
-            if isinstance(module, Layer):
-                found.extend(module._activity_losses)
-                for attr, regularizer in module._regularized:
-                    found.append(regularizer(getattr(module, attr)))
+        layers = [m for m in self.modules() if isinstance(m, Layer)]
+        for module in layers:
+            found.extend(module._activity_losses)
+        for module in layers:
+            for attr, regularizer in module._regularized:
+                found.append(regularizer(getattr(module, attr)))
         return found
 
     def _clear_losses(self) -> None:
         for module in self.modules():
             if isinstance(module, Layer) and module._activity_losses:
                 module._activity_losses = []
+        _LOSS_HOLDERS[:] = [layer for layer in _LOSS_HOLDERS if layer._activity_losses]
 
     # ----------------------------------------------------------------- modes and display
 
@@ -565,6 +637,13 @@ class Layer(nn.Module):
         # of the old dtype, converted the same way as the weights, tells the new one even for a
         # layer that has no weights (yet).
         result = super()._apply(fn, recurse)
+        for attr, keras_name in self._keras_weight_names.items():
+            # A conversion makes new buffer tensors (parameters are converted in place).
+            buffer = self._buffers.get(attr)
+            if buffer is not None and not isinstance(buffer, StateVariable):
+                variable = as_state_variable(buffer, keras_name, f"{self.name}/{keras_name}")
+                self._buffers[attr] = variable
+                self._weight_attr_by_id[id(variable)] = attr
         converted = fn(torch.empty(0, dtype=self._dtype))
         if isinstance(converted, Tensor) and converted.is_floating_point():
             object.__setattr__(self, "_dtype", converted.dtype)
@@ -585,6 +664,15 @@ class Layer(nn.Module):
 
 _PLAIN_TRAIN = (nn.Module.train, Layer.train)
 
+# Layers holding `add_loss` terms: an outermost call walks its layers to clear them, and the
+# trainer collects `model.losses`, only when some exist.
+_LOSS_HOLDERS: list[Layer] = []
+
+
+def holds_losses() -> bool:
+    """Whether any layer holds `add_loss` terms (of its last call) now."""
+    return bool(_LOSS_HOLDERS)
+
 
 def _mark_built_after(build: Any) -> Any:
     """Wrap a subclass's `build` so that calling it by hand (`layer.build((None, 4))`, as Keras
@@ -603,15 +691,18 @@ def _mark_built_after(build: Any) -> Any:
     return wrapped
 
 
-def _set_training(module: nn.Module, mode: bool) -> None:
+def _set_training(module: nn.Module, mode: bool, explicit: bool = True) -> None:
     # `training` is a plain instance attribute of nn.Module; modules that override train()
     # (a frozen BatchNorm wrapper, say) still get their own train() called.
     module.__dict__["training"] = mode
+    if explicit:
+        # From now on the mode decides `training`, not Keras's call default (_CallContext).
+        module.__dict__["_mode_set"] = True
     for child in module._modules.values():
         if child is None:
             continue
         if type(child).train in _PLAIN_TRAIN:
-            _set_training(child, mode)
+            _set_training(child, mode, explicit)
         else:
             child.train(mode)
 

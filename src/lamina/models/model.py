@@ -12,7 +12,27 @@ from typing import Any, Callable
 from torch import nn
 
 from lamina._registry import register
-from lamina.layers.layer import Layer
+from lamina.layers.layer import Layer, _is_symbolic
+
+
+_FUNCTIONAL_SUBCLASSES: dict[type, type] = {}
+
+
+def _functional_arguments(args: tuple, kwargs: dict) -> bool:
+    """Whether a Model subclass is called as `Cls(inputs, outputs)` with symbolic tensors."""
+    inputs = args[0] if args else kwargs.get("inputs")
+    outputs = args[1] if len(args) > 1 else kwargs.get("outputs")
+    return _is_symbolic(inputs) and _is_symbolic(outputs)
+
+
+def _functional_subclass(cls: type, functional: type) -> type:
+    """`cls` with the functional model's graph machinery under it (cls's methods win)."""
+    made = _FUNCTIONAL_SUBCLASSES.get(cls)
+    if made is None:
+        made = type(cls.__name__, (cls, functional), {"__module__": cls.__module__,
+                                                      "__qualname__": cls.__qualname__})
+        _FUNCTIONAL_SUBCLASSES[cls] = made
+    return made
 
 
 @register("Model")
@@ -33,6 +53,13 @@ class Model(Layer):
             from lamina.models.functional import Functional
 
             return super().__new__(Functional)
+        if _functional_arguments(args, kwargs):
+            from lamina.models.functional import Functional
+
+            if not issubclass(cls, Functional):
+                # `CustomModel(inputs, outputs)` with a subclass that overrides train_step (the
+                # Keras guides): a functional model of that subclass, as Keras makes one.
+                return super().__new__(_functional_subclass(cls, Functional))
         return super().__new__(cls, *args, **kwargs)
 
     def __init__(self, *args: Any, **kwargs: Any):
@@ -208,7 +235,7 @@ class Model(Layer):
             from lamina.training.data_adapters import unpack_x_y_sample_weight
 
             x, _, _ = unpack_x_y_sample_weight(data)
-            return self(x)
+            return self(x, training=False)
         return trainer.default_predict_step(data)
 
     def compute_loss(self, x: Any = None, y: Any = None, y_pred: Any = None,

@@ -48,7 +48,9 @@ class _StepLogs(Mapping):
         self._trainer = trainer
 
     def _metrics(self) -> dict[str, Any]:
-        return {m.name: m for m in self._trainer.metrics}
+        # The model's own metrics too (a subclass's `metrics` property or Metric attributes),
+        # later ones winning a shared name, as Keras's logs are built from `model.metrics`.
+        return {m.name: m for m in self._trainer.logged_metrics()}
 
     def __getitem__(self, key: str) -> Tensor:
         return self._metrics()[key].result()
@@ -57,7 +59,7 @@ class _StepLogs(Mapping):
         return iter(self._metrics())
 
     def __len__(self) -> int:
-        return len(self._trainer.metrics)
+        return len(self._metrics())
 
 
 class StepLossMean(metrics_module.Metric):
@@ -106,6 +108,31 @@ class StepLossMean(metrics_module.Metric):
     def reset_state(self) -> None:
         self.pending = []
         super().reset_state()
+
+
+class CompileMetrics(metrics_module.Metric):
+    """The compiled metrics before the first step resolves them (Keras's "compile_metrics"):
+    `model.metrics` lists it right after `compile`, so a guide-style `train_step` that calls
+    `metric.update_state(y, y_pred)` on every metric but the loss updates them from the start.
+    The first update resolves the metrics for the output structure and updates them; after
+    that `model.metrics` lists them one by one."""
+
+    def __init__(self, trainer: "Trainer") -> None:
+        super().__init__(name="compile_metrics")
+        self._trainer = trainer
+
+    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+        trainer = self._trainer
+        if not trainer._metrics_built:
+            trainer._build_losses_and_metrics(y_true, y_pred)
+        trainer.compute_metrics(None, y_true, y_pred, sample_weight)
+
+    def result(self) -> dict[str, Tensor]:
+        return {m.name: m.result() for m in self._trainer._compiled_metrics}
+
+    def reset_state(self) -> None:
+        for metric in self._trainer._compiled_metrics:
+            metric.reset_state()
 
 
 def logs_to_floats(logs: Mapping | None) -> dict[str, float]:
@@ -157,6 +184,8 @@ class Trainer:
         # `after_backward(data, loss)` of the fit's callbacks that define it (the training
         # doctor): called with the gradients present, before the guard or the update.
         self.after_backward_hooks: list = []
+        self._model_compute_loss = _overridden_compute_loss(model)
+        self._pending_metrics: CompileMetrics | None = None
 
     # ------------------------------------------------------------------- set-up
 
@@ -164,9 +193,27 @@ class Trainer:
     def metrics(self) -> list:
         return [self.loss_tracker, *self._output_trackers, *self._compiled_metrics]
 
+    def model_metrics(self) -> list:
+        """The engine's part of `model.metrics`, in Keras's order: the loss, the per-output
+        losses, the compiled metrics (one `CompileMetrics` until the first step)."""
+        if self._metrics_built or (self.metrics_argument is None
+                                   and self.weighted_metrics_argument is None):
+            return self.metrics
+        if self._pending_metrics is None:
+            self._pending_metrics = CompileMetrics(self)
+        return [self.loss_tracker, self._pending_metrics]
+
+    def logged_metrics(self) -> list:
+        """The engine's metrics, then the model's own (`model.metrics` beyond the engine's:
+        trackers a custom `train_step` updates), each once."""
+        found = self.metrics
+        seen = {id(m) for m in found}
+        extra = [m for m in _model_metrics(self.model) if id(m) not in seen]
+        return found + extra if extra else found
+
     def reset_metrics(self) -> None:
         self._resumed_metrics = None
-        for metric in self.metrics:
+        for metric in self.logged_metrics():
             metric.reset_state()
 
     def metric_state(self) -> dict[str, Any]:
@@ -228,7 +275,9 @@ class Trainer:
         constraints, and (for training) bind the optimizer."""
         model = self.model
         layer = _layer_class()
-        if any(isinstance(m, layer) and not m.built for m in model.modules()):
+        # A model with only a train_step (a GAN holding its networks) has no forward to run;
+        # Keras builds its sublayers themselves, so they are built already or build on use.
+        if _has_call(model) and any(isinstance(m, layer) and not m.built for m in model.modules()):
             was_training = model.training
             model.eval()
             with torch.no_grad():
@@ -307,11 +356,6 @@ class Trainer:
         if not self._metrics_built:
             self._build_losses_and_metrics(y, y_pred)
         if not self._output_losses:
-            if not self._regularized:
-                raise ValueError(
-                    "No loss to compute: compile() was called without `loss`. Pass a loss, or "
-                    "override train_step to compute your own."
-                )
             total = None
         elif len(self._output_losses) == 1 and self._output_losses[0][3] is None:
             total = self._output_losses[0][1](y, y_pred, sample_weight)
@@ -323,13 +367,31 @@ class Trainer:
                     self._output_trackers[index].update_state(value.detach(),
                                                               sample_weight=_batch_size(y_pred))
                 total = total + weight * value
-        if self._regularized:
+        if self._regularized or _layer_module().holds_losses():
+            # Regularization penalties and `add_loss` terms of the forward pass just run.
             penalties = self.model.losses
             self.model._clear_losses()
             if penalties:
-                penalty = torch.stack([p.float().reshape(()) for p in penalties]).sum()
+                penalty = torch.stack([p.float().sum() for p in penalties]).sum()
                 total = penalty if total is None else total + penalty
+        if total is None:
+            raise ValueError(
+                "No loss to compute: compile() was called without `loss` and the model added "
+                "no losses (add_loss, regularizers). Pass a loss to compile(), or override "
+                "train_step or compute_loss to compute your own."
+            )
         return total
+
+    def _loss_of_step(self, x: Any, y: Any, y_pred: Any, sample_weight: Any,
+                      training: bool) -> Tensor:
+        """The default steps' loss: a model's own `compute_loss` when it overrides it."""
+        custom = self._model_compute_loss
+        if custom is None:
+            return self.compute_loss(x, y, y_pred, sample_weight, training=training)
+        if custom == "training":
+            return self.model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
+                                           training=training)
+        return self.model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight)
 
     def compute_metrics(self, x: Any, y: Any, y_pred: Any, sample_weight: Any = None) -> Mapping:
         for metric, key, weighted in self._metric_routes:
@@ -342,7 +404,7 @@ class Trainer:
         forward = self.model if self._forward is None else self._forward
         with self._precision.autocast():
             y_pred = forward(x)
-            loss = self.compute_loss(x, y, y_pred, sample_weight)
+            loss = self._loss_of_step(x, y, y_pred, sample_weight, True)
         self._backward_and_step(loss, data)
         with torch.no_grad():
             self.loss_tracker.record(loss.detach(), _batch_size(y_pred))
@@ -389,15 +451,15 @@ class Trainer:
     def default_test_step(self, data: Any) -> Mapping:
         x, y, sample_weight = unpack_x_y_sample_weight(data)
         with self._precision.autocast():
-            y_pred = self.model(x)
-            loss = self.compute_loss(x, y, y_pred, sample_weight, training=False)
+            y_pred = self.model(x, training=False)
+            loss = self._loss_of_step(x, y, y_pred, sample_weight, False)
         self.loss_tracker.update_state(loss.detach(), sample_weight=_batch_size(y_pred))
         return self.compute_metrics(x, y, y_pred, sample_weight)
 
     def default_predict_step(self, data: Any) -> Any:
         x, _, _ = unpack_x_y_sample_weight(data)
         with self._precision.autocast():
-            return self.model(x)
+            return self.model(x, training=False)
 
     # ------------------------------------------------------------------- the loops
 
@@ -489,7 +551,7 @@ class Trainer:
                     callbacks.on_train_batch_begin(step)
                 guard.begin_step(epoch, step, batch)
                 try:
-                    logs = model.train_step(batch)
+                    logs = model.train_step(_step_data(batch))
                 except Exception as error:
                     raise _located(error, epoch, step, guard.failed_step())
                 if guard.due(step):
@@ -550,7 +612,7 @@ class Trainer:
                         self._prepare_for(batch, training=False)
                     if callbacks is not None and callbacks.wants_test_batch:
                         callbacks.on_test_batch_begin(step)
-                    logs = model.test_step(batch)
+                    logs = model.test_step(_step_data(batch))
                     if callbacks is not None and callbacks.wants_test_batch:
                         callbacks.on_test_batch_end(step, logs)
         return logs_to_floats(logs)
@@ -571,7 +633,7 @@ class Trainer:
             callbacks.on_test_begin()
             logs = self._evaluate_adapter(adapter, callbacks)
             callbacks.on_test_end(logs)
-            values = [logs[m.name] for m in self.metrics if m.name in logs]
+            values = [logs[m.name] for m in self.logged_metrics() if m.name in logs]
         if return_dict:
             return logs
         return values[0] if len(values) == 1 else values
@@ -595,7 +657,7 @@ class Trainer:
         callbacks.on_predict_begin()
         with concurrency.inference(model), torch.no_grad():
             for step, batch in enumerate(adapter.batches()):
-                outputs.append(model.predict_step(batch))
+                outputs.append(model.predict_step(_step_data(batch)))
                 if callbacks.wants_predict_batch:
                     callbacks.on_predict_batch_end(step, {"outputs": outputs[-1]})
         callbacks.on_predict_end()
@@ -611,9 +673,9 @@ class Trainer:
         self._prepare_for(batch)
         self.reset_metrics()
         self.model.train()
-        logs = logs_to_floats(self.model.train_step(batch))
+        logs = logs_to_floats(self.model.train_step(_step_data(batch)))
         self.model.eval()
-        return logs if return_dict else _as_list(logs, self.metrics)
+        return logs if return_dict else _as_list(logs, self.logged_metrics())
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         device = self._place()
@@ -623,8 +685,8 @@ class Trainer:
         self.reset_metrics()
         self.model.eval()
         with torch.no_grad():
-            logs = logs_to_floats(self.model.test_step(batch))
-        return logs if return_dict else _as_list(logs, self.metrics)
+            logs = logs_to_floats(self.model.test_step(_step_data(batch)))
+        return logs if return_dict else _as_list(logs, self.logged_metrics())
 
 
 def predict_without_compile(model, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
@@ -650,6 +712,53 @@ def _layer_class():
     from lamina.layers.layer import Layer
 
     return Layer
+
+
+def _layer_module():
+    from lamina.layers import layer
+
+    return layer
+
+
+def _step_data(batch: Any) -> Any:
+    """The batch as Keras hands it to `train_step`/`test_step`/`predict_step`: `x` itself for
+    x-only data (not `(x,)`), unless x is a list or tuple of inputs."""
+    if type(batch) is tuple and len(batch) == 1 and not isinstance(batch[0], (list, tuple)):
+        return batch[0]
+    return batch
+
+
+def _has_call(model) -> bool:
+    from lamina.models.model import Model
+
+    return not (isinstance(model, Model) and type(model).call is Model.call)
+
+
+def _overridden_compute_loss(model) -> str | None:
+    """None for the built-in `compute_loss`; else "training" or "plain", whether the model's
+    override takes `training` (added to Keras's signature in 3.3)."""
+    import inspect
+
+    from lamina.models.model import Model
+
+    method = getattr(type(model), "compute_loss", None)
+    if not isinstance(model, Model) or method is None or method is Model.compute_loss:
+        return None
+    parameters = inspect.signature(method).parameters
+    takes = "training" in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+    return "training" if takes else "plain"
+
+
+def _model_metrics(model) -> list:
+    metrics = getattr(type(model), "metrics", None)
+    if metrics is None:
+        return []
+    try:
+        found = model.metrics
+    except NotCompiledError:
+        return []
+    return [m for m in found if isinstance(m, metrics_module.Metric)
+            and not isinstance(m, CompileMetrics)]
 
 
 def _verbosity(verbose: Any) -> int:

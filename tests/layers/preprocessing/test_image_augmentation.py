@@ -312,11 +312,11 @@ def test_random_crop_takes_a_window_per_sample_in_training():
 
 def test_random_crop_in_inference_crops_to_aspect_and_resizes():
     x = images(batch=2, height=6, width=8)
-    out = layers.RandomCrop(3, 3)(x)
+    out = layers.RandomCrop(3, 3)(x, training=False)
     window = x[:, :, 1:7].permute(0, 3, 1, 2)  # the centred 6x6 window
     expected = F.interpolate(window, size=(3, 3), mode="bilinear", align_corners=False)
     torch.testing.assert_close(out, expected.permute(0, 2, 3, 1))
-    same_size = layers.RandomCrop(6, 8)(x)
+    same_size = layers.RandomCrop(6, 8)(x, training=False)
     torch.testing.assert_close(same_size, x)
 
 

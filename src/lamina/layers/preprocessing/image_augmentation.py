@@ -1,9 +1,11 @@
 """Image augmentation layers, active only in training: RandomFlip, RandomRotation,
 RandomTranslation, RandomZoom, RandomContrast, RandomBrightness and RandomCrop.
 
-A layer augments when called with `training=True` or inside a model in train mode (`fit`,
-`model.train()`); otherwise it passes images through unchanged (RandomCrop then crops and resizes
-to its output size, as Keras). Each image of a batch draws its own parameters: from the layer's
+A layer augments when called with `training=True`, inside a model in train mode (`fit`,
+`model.train()`), or called on its own (or in a `Sequential` pipeline) with no `training`
+argument, as Keras's random layers (`call(..., training=True)`) do in a data pipeline; in
+`predict`/`evaluate`, with `training=False`, or after `.eval()` it passes images through
+unchanged (RandomCrop then crops and resizes to its output size, as Keras). Each image of a batch draws its own parameters: from the layer's
 own `torch.Generator` when `seed` is given, so a seeded layer repeats its sequence, or else from
 torch's global generator, so `lamina.config.set_random_seed` makes runs repeatable.
 
@@ -111,7 +113,7 @@ class _BaseImageAugmentation(_BaseImageLayer):
         self.seed = _check_seed(seed)
         self._generators: dict[torch.device, torch.Generator] = {}
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=True):
         images, single = self._batch(inputs)
         if training:
             images = self._augment(images)
@@ -440,7 +442,7 @@ class RandomCrop(_BaseImageAugmentation):
         self.height = check_positive_size("height", height)
         self.width = check_positive_size("width", width)
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=True):
         images, single = self._batch(inputs)
         height, width = images.shape[-2:]
         if training and height >= self.height and width >= self.width:
