@@ -219,3 +219,17 @@ def test_the_saved_record_is_strict_json(tmp_path):
     text = (tmp_path / "doctor.json").read_text()
     json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in the record"))
     assert [d.code for d in diagnose_run(tmp_path)[0]] == ["exploding_gradients"]
+
+
+def test_findings_name_keras_layers_and_wrapped_module_paths():
+    from lamina.layers.layer import Layer
+
+    keras.set_random_seed(0)
+    doctor = planted.exploding_subclassed_chain()
+    names = {m.name for m in doctor.model.modules() if isinstance(m, Layer)}
+    assert doctor.diagnoses[0].layer in names - {doctor.model.name}
+    doctor = planted.vanishing_wrapped_torch()
+    (finding,) = doctor.diagnoses
+    paths = dict(doctor.model.module.named_modules())
+    assert finding.layer == "0" and isinstance(paths[finding.layer], nn.Linear)
+    assert "replace the sigmoid modules 1..21 with nn.ReLU()" in finding.remedies
