@@ -23,6 +23,27 @@ def _axes(axis: int | Sequence[int]) -> tuple[int, ...]:
     return (axis,) if isinstance(axis, int) else tuple(axis)
 
 
+def _normalized_axes(layer: Layer, input_shape: Sequence[int | None], axis: Any
+                     ) -> tuple[list[int], bool, tuple[int, ...]]:
+    """(sorted axes, whether they are the trailing ones, their sizes) for a per-sample
+    normalization over `axis`; the sizes must be known."""
+    rank = len(input_shape)
+    if any(not -rank <= a < rank for a in _axes(axis)):
+        raise ShapeError(
+            f"Layer {layer.name!r} ({type(layer).__name__}): axis={axis} is out of range for "
+            f"an input of shape {tuple(input_shape)}."
+        )
+    axes = sorted(a % rank for a in _axes(axis))
+    if any(input_shape[a] is None for a in axes):
+        raise ShapeError(
+            f"Layer {layer.name!r} ({type(layer).__name__}) needs the normalized axes {axis} "
+            f"to be known. Received an input of shape {tuple(input_shape)}."
+        )
+    # torch's fused kernels (layer_norm, rms_norm) normalize trailing axes only.
+    trailing = axes == list(range(rank - len(axes), rank))
+    return axes, trailing, tuple(input_shape[a] for a in axes)
+
+
 def _raise_if_features_changed(layer: Layer, inputs: Tensor, axis: int, size: int,
                                error: RuntimeError) -> None:
     """Turn torch's error for an input whose normalized axis changed size since the build into
@@ -190,17 +211,7 @@ class LayerNormalization(Layer):
         self.supports_masking = True
 
     def build(self, input_shape):
-        rank = len(input_shape)
-        axes = sorted(a % rank for a in _axes(self.axis))
-        if any(input_shape[a] is None for a in axes):
-            raise ShapeError(
-                f"Layer {self.name!r} (LayerNormalization) needs the normalized axes {self.axis} "
-                f"to be known. Received an input of shape {tuple(input_shape)}."
-            )
-        self._axes = axes
-        # torch's fused layer_norm normalizes trailing axes; use it when the axes are trailing.
-        self._trailing = axes == list(range(rank - len(axes), rank))
-        shape = tuple(input_shape[a] for a in axes)
+        self._axes, self._trailing, shape = _normalized_axes(self, input_shape, self.axis)
         self._normalized_shape = shape
         self.gamma = self.add_weight(shape=shape, initializer=self.gamma_initializer,
                                      regularizer=self.gamma_regularizer,
@@ -280,21 +291,8 @@ class RMSNormalization(Layer):
         self.supports_masking = True
 
     def build(self, input_shape):
-        rank = len(input_shape)
-        if any(not -rank <= a < rank for a in _axes(self.axis)):
-            raise ShapeError(
-                f"Layer {self.name!r} (RMSNormalization): axis={self.axis} is out of range for "
-                f"an input of shape {tuple(input_shape)}."
-            )
-        axes = sorted(a % rank for a in _axes(self.axis))
-        if any(input_shape[a] is None for a in axes):
-            raise ShapeError(
-                f"Layer {self.name!r} (RMSNormalization) needs the normalized axes {self.axis} "
-                f"to be known. Received an input of shape {tuple(input_shape)}."
-            )
-        self._axes = axes
-        self._trailing = axes == list(range(rank - len(axes), rank))
-        self._normalized_shape = tuple(input_shape[a] for a in axes)
+        self._axes, self._trailing, self._normalized_shape = _normalized_axes(
+            self, input_shape, self.axis)
         self.scale = self.add_weight(shape=self._normalized_shape, initializer="ones",
                                      name="scale")
 
