@@ -23,17 +23,26 @@ Tensor = torch.Tensor
 SAVEABLE: dict[str, Callable] = {}
 
 
-def _keras_tensor_type() -> type:
-    from lamina._symbolic import KerasTensor
+_KERAS_TENSOR: type | None = None
 
-    return KerasTensor
+
+def _keras_tensor_type() -> type:
+    global _KERAS_TENSOR
+    if _KERAS_TENSOR is None:
+        from lamina._symbolic import KerasTensor
+
+        _KERAS_TENSOR = KerasTensor
+    return _KERAS_TENSOR
 
 
 def any_symbolic(values: Any) -> bool:
+    """True if a KerasTensor is anywhere in `values` (nested lists, tuples, dicts)."""
     kind = _keras_tensor_type()
     stack = [values]
     while stack:
         value = stack.pop()
+        if isinstance(value, (Tensor, int, float, str)) or value is None:
+            continue
         if isinstance(value, kind):
             return True
         if isinstance(value, (list, tuple)):
@@ -49,7 +58,7 @@ def op(function: Callable | None = None, *, group: str = "", saveable: bool = Tr
     def decorate(function: Callable) -> Callable:
         @functools.wraps(function)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            if any_symbolic((args, kwargs)):
+            if any_symbolic(args) or (kwargs and any_symbolic(kwargs)):
                 from lamina._symbolic import record_torch_op
 
                 return record_torch_op(wrapper, args, kwargs)

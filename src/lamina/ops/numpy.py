@@ -177,8 +177,18 @@ def nan_to_num(x: Any, nan: float = 0.0, posinf: float | None = None,
 # ---- element-wise, two inputs ----------------------------------------------------------------
 
 def _binary(name: str, torch_fn: Callable, doc: str, *, float_result: bool = False,
-            bool_to_int: bool = False) -> Callable:
+            bool_to_int: bool = False, takes_scalar: bool = False) -> Callable:
     def function(x1: Any, x2: Any) -> Tensor:
+        # The common cases, without dtype bookkeeping: two tensors of one dtype, or a tensor and
+        # a Python number that leaves its dtype unchanged (torch's scalars are weak too).
+        if type(x1) is Tensor and (x1.dtype.is_floating_point or not (float_result or
+                                                                      bool_to_int)):
+            if type(x2) is Tensor and x1.dtype == x2.dtype:
+                return torch_fn(x1, x2)
+            if takes_scalar and (type(x2) is int or (type(x2) is float and
+                                                     x1.dtype.is_floating_point)) \
+                    and x1.dtype != torch.bool:
+                return torch_fn(x1, x2)
         dtype = result_dtype(x1, x2)
         if float_result and not (dtype.is_floating_point or dtype.is_complex):
             dtype = _floatx()
@@ -202,20 +212,24 @@ def _comparison(name: str, torch_fn: Callable, doc: str) -> Callable:
     return op(function)
 
 
-add = _binary("add", torch.add, "`x1 + x2`, element-wise with broadcasting.")
+add = _binary("add", torch.add, "`x1 + x2`, element-wise with broadcasting.",
+              takes_scalar=True)
 subtract = _binary("subtract", torch.subtract, "`x1 - x2`, element-wise with broadcasting.",
-                   bool_to_int=True)
-multiply = _binary("multiply", torch.multiply, "`x1 * x2`, element-wise with broadcasting.")
-divide = _binary("divide", torch.true_divide, "`x1 / x2` (true division).", float_result=True)
+                   bool_to_int=True, takes_scalar=True)
+multiply = _binary("multiply", torch.multiply, "`x1 * x2`, element-wise with broadcasting.",
+                   takes_scalar=True)
+divide = _binary("divide", torch.true_divide, "`x1 / x2` (true division).", float_result=True,
+                 takes_scalar=True)
 true_divide = _binary("true_divide", torch.true_divide, "`x1 / x2` (true division).",
-                      float_result=True)
+                      float_result=True, takes_scalar=True)
 floor_divide = _binary("floor_divide", torch.floor_divide, "`x1 // x2`, rounding down.",
                        bool_to_int=True)
 mod = _binary("mod", torch.remainder, "`x1 % x2` with the divisor's sign, as in NumPy.",
               bool_to_int=True)
 fmod = _binary("fmod", torch.fmod, "C's remainder: the result has the dividend's sign.",
                bool_to_int=True)
-power = _binary("power", torch.pow, "`x1 ** x2`, element-wise.", bool_to_int=True)
+power = _binary("power", torch.pow, "`x1 ** x2`, element-wise.", bool_to_int=True,
+                takes_scalar=True)
 maximum = _binary("maximum", torch.maximum, "Element-wise maximum (NaN propagates).")
 minimum = _binary("minimum", torch.minimum, "Element-wise minimum (NaN propagates).")
 fmax = _binary("fmax", torch.fmax, "Element-wise maximum ignoring NaN.")
