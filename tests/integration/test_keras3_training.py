@@ -504,3 +504,32 @@ def test_a_model_with_only_train_step_says_what_to_do_when_called():
               keras.Sequential([keras.Input((2,)), layers.Dense(2)]), 2)
     with pytest.raises(NotImplementedError, match="has no `call` method"):
         gan(torch.zeros(1, 2))
+
+
+def test_layer_input_and_output_are_the_first_calls_tensors_as_in_keras(keras_ref):
+    for module in (keras, keras_ref):
+        inputs = module.Input(shape=(3,))
+        dense, merge = module.layers.Dense(2), module.layers.Concatenate()
+        hidden = dense(inputs)
+        merged = merge([hidden, inputs])
+        dense(module.Input(shape=(3,)))  # a second call: input/output stay the first call's
+        assert dense.input is inputs and dense.output is hidden
+        assert merge.input == [hidden, inputs] and merge.output is merged
+        with pytest.raises(AttributeError):
+            module.layers.Dense(2).input
+
+
+def test_a_sub_layer_named_output_is_not_shadowed():
+    class Head(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.output = layers.Dense(1)
+            self.input = "kept"
+
+        def call(self, x):
+            return self.output(x)
+
+    head = Head()
+    assert isinstance(head.output, layers.Dense) and head.input == "kept"
+    assert head(torch.ones(2, 4)).shape == (2, 1)
+    assert [name for name, _ in head.named_parameters()] == ["output.kernel", "output.bias"]

@@ -278,7 +278,10 @@ class Layer(nn.Module):
             if _is_symbolic(first) or (not args and any(_is_symbolic(v) for v in kwargs.values())):
                 from lamina._symbolic import symbolic_call
 
-                return symbolic_call(self, args, kwargs)
+                outputs = symbolic_call(self, args, kwargs)
+                if "_first_node" not in self.__dict__:
+                    _remember_first_node(self, outputs)
+                return outputs
             if self.built and _has_array(first):
                 # numpy arrays and Python numbers, as Keras's model(x) accepts them.
                 args = tuple(_to_tensor(a, self._dtype) for a in args)
@@ -579,6 +582,41 @@ class Layer(nn.Module):
             )
         return self._output_shape
 
+    @property
+    def input(self) -> Any:
+        """The symbolic input(s) of the layer's first call in a functional graph (Keras's
+        `layer.input`)."""
+        return self._first_call_tensors("input", "inputs")
+
+    @input.setter
+    def input(self, value: Any) -> None:
+        # Reached for plain values only: nn.Module stores sub-modules and weights itself.
+        self.__dict__["input"] = value
+
+    @property
+    def output(self) -> Any:
+        """The symbolic output(s) of the layer's first call in a functional graph."""
+        return self._first_call_tensors("output", "outputs")
+
+    @output.setter
+    def output(self, value: Any) -> None:
+        self.__dict__["output"] = value
+
+    def _first_call_tensors(self, name: str, attribute: str) -> Any:
+        # A sub-layer or value a subclass stored under this name comes first.
+        for store in (self._modules, self._parameters, self._buffers, self.__dict__):
+            if name in store:
+                return store[name]
+        node = self.__dict__.get("_first_node")
+        if node is None:
+            raise AttributeError(
+                f"Layer {self.name!r} has never been called on symbolic inputs and thus has no "
+                f"defined {name}. Call it on `lamina.Input(...)` tensors (a functional model) "
+                "first."
+            )
+        values = getattr(node, attribute)
+        return values[0] if len(values) == 1 else list(values)
+
     # ----------------------------------------------------------------- losses
 
     def add_loss(self, loss: Any) -> None:
@@ -689,6 +727,14 @@ def _mark_built_after(build: Any) -> Any:
             self._after_build()
 
     return wrapped
+
+
+def _remember_first_node(layer: Layer, outputs: Any) -> None:
+    tensors = outputs if isinstance(outputs, (list, tuple)) else \
+        list(outputs.values()) if isinstance(outputs, dict) else [outputs]
+    first = next((t for t in tensors if isinstance(t, KerasTensor)), None)
+    if first is not None and first.node is not None and first.node.layer is layer:
+        layer.__dict__["_first_node"] = first.node
 
 
 def _set_training(module: nn.Module, mode: bool, explicit: bool = True) -> None:

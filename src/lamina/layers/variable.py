@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from lamina._symbolic import is_probing
+
 Tensor = torch.Tensor
 
 
@@ -51,17 +53,25 @@ class _VariableMethods:
         return self  # type: ignore[return-value]
 
     def assign(self, value: Any) -> Tensor:
-        """Set the value in place (no gradient is recorded); returns the variable."""
+        """Set the value in place (no gradient is recorded); returns the variable. A call
+        run only to find shapes (building a functional model) changes nothing, as Keras's
+        symbolic calls change no variable."""
+        if is_probing():
+            return self  # type: ignore[return-value]
         with torch.no_grad():
             self.copy_(_assign_value(self, value))  # type: ignore[attr-defined]
         return self  # type: ignore[return-value]
 
     def assign_add(self, value: Any) -> Tensor:
+        if is_probing():
+            return self  # type: ignore[return-value]
         with torch.no_grad():
             self.add_(_assign_value(self, value))  # type: ignore[attr-defined]
         return self  # type: ignore[return-value]
 
     def assign_sub(self, value: Any) -> Tensor:
+        if is_probing():
+            return self  # type: ignore[return-value]
         with torch.no_grad():
             self.sub_(_assign_value(self, value))  # type: ignore[attr-defined]
         return self  # type: ignore[return-value]
