@@ -77,9 +77,8 @@ def run_demo(output_dir: str | os.PathLike | None = None, epochs: int = 60, seed
                                   history=history, doctor=doctor, path=run / "report.html")
     report = evaluated.text
     (run / "classification_report.txt").write_text(report)
-    evaluation.learning_curves_figure(history).savefig(run / "learning_curves.png", dpi=100)
-    evaluation.confusion_matrix_figure(evaluated.confusion_matrix, class_names).savefig(
-        run / "confusion_matrix.png", dpi=100)
+    for name in ("learning_curves", "confusion_matrix"):  # the report's own plots, drawn once
+        (run / f"{name}.png").write_bytes(evaluated.images[name])
     results = {
         "test_loss": float(test_loss),
         "test_accuracy": float(test_accuracy),

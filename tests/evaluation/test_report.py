@@ -4,6 +4,7 @@ samples by a numpy computation; hostile class names and doctor text stay text.""
 
 from __future__ import annotations
 
+import base64
 import os
 import types
 
@@ -95,13 +96,16 @@ def test_multiclass_numbers_are_sklearns(multiclass, multiclass_report):
 
 
 def test_images_are_embedded_pngs_and_the_page_needs_nothing_else(multiclass_report):
-    _, path = multiclass_report
+    result, path = multiclass_report
     text = path.read_text(encoding="utf-8")
     page = Page(text)
     # learning curves, confusion matrix, ROC/PR, then one thumbnail per mistake
     assert len(page.images) == 3 + len(page.mistakes)
     plots = [png(image["src"]) for image in page.images if image["class"] == "plot"]
     assert len(plots) == 3 and all(image.width > 300 for image in plots)
+    embedded = [base64.b64decode(image["src"].split(",", 1)[1]) for image in page.images[:3]]
+    assert embedded == [result.images[name] for name in
+                        ("learning_curves", "confusion_matrix", "roc_pr")]
     assert not {"script", "link", "iframe", "object", "embed"} & set(page.tags)
     assert not [name for name in page.attributes if name.startswith("on")]
     assert "http://" not in text and "https://" not in text

@@ -42,7 +42,7 @@ def render(result: Any, *, history: Any, doctor: Any, images: np.ndarray | None,
     stamp = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     sections = [
         _summary(result),
-        _learning_curves(history),
+        _learning_curves(history, result.images),
         _confusion(result),
         _per_class(result),
         _curves(result),
@@ -67,6 +67,11 @@ def _number(value: float, digits: int = 4) -> str:
     value = float(value)
     shown = "n/a" if math.isnan(value) else f"{value:.{digits}f}"
     return f'<td data-value="{value!r}">{shown}</td>'
+
+
+def _plot(figure: Any, name: str, alt: str, images: dict[str, bytes]) -> str:
+    images[name] = plots.figure_png(figure)
+    return _png(images[name], alt)
 
 
 def _png(data: bytes, alt: str, css: str = "plot") -> str:
@@ -96,7 +101,7 @@ def _summary(result: Any) -> str:
     return _section("summary", "Summary", f'<table id="summary-table">{body}</table>')
 
 
-def _learning_curves(history: Any) -> str:
+def _learning_curves(history: Any, images: dict[str, bytes]) -> str:
     if history is None:
         return _section("learning-curves", "Learning curves",
                         '<p class="note">No training history was given.</p>')
@@ -109,7 +114,7 @@ def _learning_curves(history: Any) -> str:
             "LearningRateScheduler log it each epoch).</p>")
     figure = plots.learning_curves_figure(history)
     return _section("learning-curves", "Learning curves and learning rate",
-                    _png(plots.figure_png(figure), "Learning curves") + note)
+                    _plot(figure, "learning_curves", "Learning curves", images) + note)
 
 
 def _confusion(result: Any) -> str:
@@ -124,7 +129,7 @@ def _confusion(result: Any) -> str:
     figure = plots.confusion_matrix_figure(matrix, names)
     return _section(
         "confusion-matrix", "Confusion matrix",
-        _png(plots.figure_png(figure), "Confusion matrix")
+        _plot(figure, "confusion_matrix", "Confusion matrix", result.images)
         + '<p class="note">Rows are true labels, columns predicted labels.</p>'
         + f'<table id="confusion-matrix-table"><tr><th>true \\ predicted</th>{header}</tr>'
         + rows + "</table>")
@@ -160,7 +165,7 @@ def _curves(result: Any) -> str:
             else "each class against the rest")
     return _section("roc-pr", "ROC and precision-recall curves",
                     f'<p class="note">For {what}.</p>'
-                    + _png(plots.figure_png(figure), "ROC and precision-recall curves"))
+                    + _plot(figure, "roc_pr", "ROC and precision-recall curves", result.images))
 
 
 def _mistakes(result: Any, images: np.ndarray | None) -> str:

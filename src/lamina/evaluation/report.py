@@ -43,6 +43,8 @@ class EvaluationReport:
     mistakes: np.ndarray          # indices of misclassified samples, highest loss first
     text: str                     # scikit-learn's classification_report
     curves: list[tuple] = dataclasses.field(default_factory=list, repr=False)
+    # The page's plots as PNG bytes, by section: "learning_curves", "confusion_matrix", "roc_pr".
+    images: dict[str, bytes] = dataclasses.field(default_factory=dict, repr=False)
 
     @property
     def binary(self) -> bool:
