@@ -77,6 +77,13 @@ class Collector:
         self.inputs: dict[str, _Moments] = {}
         self.labels: dict[str, Any] = {}
 
+    def _on(self, device: torch.device) -> tuple[Tensor, Tensor]:
+        """The parameter-to-layer index and layer sizes on `device`, copied there once (a
+        host-to-device copy per sample would be a sync point)."""
+        if self._owner.device != device:
+            self._owner, self._numel = self._owner.to(device), self._numel.to(device)
+        return self._owner, self._numel
+
     # ------------------------------------------------------------------ per step
 
     def begin_step(self, batch: int) -> None:
@@ -114,11 +121,13 @@ class Collector:
             grads = [p.grad for p in self.parameters]
             present = [i for i, g in enumerate(grads) if g is not None]
             squares = torch.zeros(len(self.units), dtype=torch.float64, device=loss.device)
+            owner, numel = self._on(loss.device)
             if present:
                 norms = torch.stack(torch._foreach_norm([grads[i] for i in present]))
-                squares.index_add_(0, self._owner[present].to(loss.device),
-                                   norms.double() ** 2)
-            rms = (squares / self._numel.to(loss.device)).sqrt()
+                index = owner if len(present) == len(grads) else owner[
+                    torch.tensor(present, device=loss.device)]
+                squares.index_add_(0, index, norms.double() ** 2)
+            rms = (squares / numel).sqrt()
             scale = getattr(self.scaler, "_scale", None)
             if scale is not None:
                 rms = rms / scale.double()
@@ -139,7 +148,7 @@ class Collector:
                                                                                self._snapshot)))
                     size = torch.stack(torch._foreach_norm(self._snapshot))
                     device = moved.device
-                    owner = self._owner.to(device)
+                    owner = self._on(device)[0]
                     units = len(self.units)
                     moved_sq = torch.zeros(units, dtype=torch.float64, device=device)
                     size_sq = torch.zeros_like(moved_sq)
