@@ -14,6 +14,7 @@ from lamina import (
     config,
     constraints,
     datasets,
+    evaluation,
     initializers,
     layers,
     losses,
@@ -37,8 +38,8 @@ from lamina.models.wrapped import wrap
 
 __all__ = [
     "Input", "Layer", "Model", "Sequential", "activations", "applications", "backend", "callbacks",
-    "clear_session", "config", "constraints", "datasets", "initializers", "layers", "losses",
-    "metrics", "mixed_precision", "models", "nn", "ops", "optimizers", "preprocessing", "random",
+    "clear_session", "config", "constraints", "datasets", "evaluation", "initializers", "layers",
+    "losses", "metrics", "mixed_precision", "models", "nn", "ops", "optimizers", "preprocessing", "random",
     "regularizers",
     "saving", "set_random_seed", "transforms", "utils", "wrap",
 ]
