@@ -533,3 +533,19 @@ def test_a_sub_layer_named_output_is_not_shadowed():
     assert isinstance(head.output, layers.Dense) and head.input == "kept"
     assert head(torch.ones(2, 4)).shape == (2, 1)
     assert [name for name, _ in head.named_parameters()] == ["output.kernel", "output.bias"]
+
+
+def test_compute_metrics_before_any_loss_resolves_the_compiled_metrics():
+    class MetricsFirst(keras.Model):
+        def train_step(self, data):
+            x, y = data
+            y_pred = self(x, training=True)
+            logs = self.compute_metrics(x, y, y_pred.detach())
+            return {k: v for k, v in logs.items() if k != "loss"}
+
+    inputs = keras.Input(shape=(2,))
+    model = MetricsFirst(inputs, layers.Dense(1, kernel_initializer="ones")(inputs))
+    model.compile(optimizer="sgd", loss="mse", metrics=["mae"])
+    x, y = np.ones((4, 2), "float32"), np.zeros((4, 1), "float32")
+    history = model.fit(x, y, batch_size=4, verbose=0)
+    assert history.history == {"mae": [2.0]}

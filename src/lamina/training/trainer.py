@@ -394,6 +394,9 @@ class Trainer:
         return self.model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight)
 
     def compute_metrics(self, x: Any, y: Any, y_pred: Any, sample_weight: Any = None) -> Mapping:
+        if not self._metrics_built:
+            # A custom train_step may update metrics before (or without) computing the loss.
+            self._build_losses_and_metrics(y, y_pred)
         for metric, key, weighted in self._metric_routes:
             metric.update_state(_pick(y, key), _pick(y_pred, key),
                                 _pick_weight(sample_weight, key) if weighted else None)
