@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 import lamina.losses as losses
 from lamina import nn
+from tests.losses.cases import ref_circle
 
 G = torch.Generator().manual_seed(0)
 LOGITS = torch.randn(6, 4, generator=G, dtype=torch.float64)
@@ -61,6 +63,18 @@ ROWS = [
     (nn.TripletLoss(margin=0.5), EMBEDDINGS, torch.nn.TripletMarginLoss(0.5, reduction="none")(*EMBEDDINGS)),
     (nn.HuberLoss(delta=0.5), (LOGITS, BINARY), torch.nn.HuberLoss(reduction="none", delta=0.5)(LOGITS, BINARY)),
     (nn.LogCoshLoss(), (LOGITS, BINARY), torch.log(torch.cosh(LOGITS - BINARY))),
+    (
+        nn.GeneralizedCrossEntropyLoss(q=0.3),
+        (LOGITS, CLASSES),
+        (1 - torch.softmax(LOGITS, 1)[torch.arange(6), CLASSES] ** 0.3) / 0.3,
+    ),
+    (
+        nn.CircleLoss(gamma=4.0, margin=0.25),
+        (EMBEDDINGS[0], torch.tensor([0, 0, 1, 1, 1])),
+        torch.from_numpy(ref_circle(
+            np.array([0, 0, 1, 1, 1]),
+            (EMBEDDINGS[0] / EMBEDDINGS[0].norm(dim=1, keepdim=True)).numpy(), 4.0, 0.25)),
+    ),
 ]
 IDS = [f"{type(row[0]).__name__}-{i}" for i, row in enumerate(ROWS)]
 
@@ -130,6 +144,8 @@ def test_modules_train_through_compile_style_get() -> None:
         (lambda: nn.TverskyLoss(beta=-0.1), r"`beta` must be a number >= 0\. Received: beta=-0.1"),
         (lambda: nn.TripletLoss(distance="manhattan"), r"`distance` must be one of 'euclidean', 'squared', 'cosine'\. Received: distance='manhattan'"),
         (lambda: nn.HuberLoss(delta=0.0), r"`delta` must be a positive number\. Received: delta=0.0"),
+        (lambda: nn.GeneralizedCrossEntropyLoss(q=1.0), r"`q` must be a number in the open interval \(0, 1\)\. Received: q=1.0"),
+        (lambda: nn.CircleLoss(gamma=0), r"`gamma` must be a number > 0\. Received: gamma=0"),
     ],
 )
 def test_bad_arguments(build, message) -> None:

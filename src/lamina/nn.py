@@ -21,6 +21,7 @@ from torch import nn as torch_nn
 from lamina.losses.metric_learning import TRIPLET_DISTANCES, triplet_loss
 from lamina.losses.probabilistic import binary_focal_crossentropy, categorical_focal_crossentropy
 from lamina.losses.regression import huber, log_cosh
+from lamina.losses.robust import _check_open_unit, categorical_generalized_cross_entropy, circle
 from lamina.losses.segmentation import dice, tversky
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -260,4 +261,43 @@ class LogCoshLoss(_TorchStyleLoss):
         return self._reduce(_elementwise(log_cosh, input, target))
 
 
-__all__ = ["DiceLoss", "FocalLoss", "HuberLoss", "LogCoshLoss", "TripletLoss", "TverskyLoss"]
+class GeneralizedCrossEntropyLoss(_TorchStyleLoss):
+    """Generalized cross-entropy for noisy labels, `L = (1 - p_y^q) / q` with `p = softmax(input)`.
+
+    `forward(input, target)`: logits `(N, C)` and class indices `(N,)`, as `nn.CrossEntropyLoss`.
+    Calls `lamina.losses.categorical_generalized_cross_entropy`.
+    """
+
+    def __init__(self, q: float = 0.5, reduction: str = "mean") -> None:
+        super().__init__(reduction)
+        _check_open_unit("q", q)
+        self.q = q
+
+    def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        probabilities = torch.softmax(input, dim=-1)
+        return self._reduce(categorical_generalized_cross_entropy(target, probabilities, self.q))
+
+
+class CircleLoss(_TorchStyleLoss):
+    """Circle loss (Sun et al., 2020) over every pair of a batch.
+
+    `forward(embeddings, labels)`: embeddings `(N, D)` (L2-normalized here) and labels `(N,)`;
+    one value per query. Calls `lamina.losses.circle`.
+    """
+
+    def __init__(self, gamma: float = 80.0, margin: float = 0.4, reduction: str = "mean") -> None:
+        super().__init__(reduction)
+        if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or gamma <= 0:
+            raise ValueError(f"`gamma` must be a number > 0. Received: gamma={gamma!r}.")
+        self.gamma = gamma
+        self.margin = margin
+
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        unit = torch_nn.functional.normalize(embeddings, dim=-1)
+        return self._reduce(circle(labels, unit, gamma=self.gamma, margin=self.margin))
+
+
+__all__ = [
+    "CircleLoss", "DiceLoss", "FocalLoss", "GeneralizedCrossEntropyLoss", "HuberLoss",
+    "LogCoshLoss", "TripletLoss", "TverskyLoss",
+]
