@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from torch import nn
 
 import lamina as keras
@@ -261,7 +260,7 @@ def nonfinite_in_memory():
 
 
 class _Batches(keras.utils.PyDataset):
-    """Streamed batches; batch 3 carries an Inf in its labels' inputs."""
+    """Streamed batches; batch 3 carries an Inf in x."""
 
     def __init__(self, x, y):
         super().__init__()

@@ -24,7 +24,8 @@ def check(run: Run) -> list[Diagnosis]:
     best = int(np.argmin(val))
     last = len(val) - 1
     if last - best < AFTER or val[last] < RISE * val[best] \
-            or val[best + 1:].mean() < SUSTAINED * val[best] or train[last] > TRAIN_FALL * train[best]:
+            or val[best + 1:].mean() < SUSTAINED * val[best] \
+            or train[last] > TRAIN_FALL * train[best]:
         return []
     gap = val[last] - train[last]
     remedies = [f"stop at the best epoch: EarlyStopping(monitor='val_loss', patience=3, "
