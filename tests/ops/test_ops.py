@@ -150,11 +150,14 @@ def test_custom_gradient_and_jvp():
 
 # ---- symbolic: the same rows inside a functional model -----------------------------------------
 
-def _symbolic_inputs(args):
-    """Inputs of fixed batch shape for every ndarray argument (and those in a leading list)."""
+def _symbolic_inputs(args, kwargs):
+    """Inputs of fixed batch shape for every ndarray argument (and those in a list); NumPy
+    scalars become Python numbers, as a saved config holds them."""
     inputs, feeds = [], []
 
     def make(value):
+        if isinstance(value, np.generic):
+            return value.item()
         if isinstance(value, np.ndarray) and value.ndim >= 1 and value.dtype != np.complex64:
             value = np.ascontiguousarray(value)
             tensor = lamina.Input(batch_shape=value.shape, dtype=config.dtype_name(
@@ -166,17 +169,17 @@ def _symbolic_inputs(args):
             return [make(v) for v in value]
         return value
 
-    return [make(a) for a in args], inputs, feeds
+    return [make(a) for a in args], {k: make(v) for k, v in kwargs.items()}, inputs, feeds
 
 
 SYMBOLIC = [(c, i) for c, i in zip(CASES, IDS) if c.symbolic]
 
 
 @pytest.mark.parametrize("case", [c for c, _ in SYMBOLIC], ids=[i for _, i in SYMBOLIC])
-def test_symbolic_matches_eager(case):
-    args, inputs, feeds = _symbolic_inputs(case.args)
+def test_symbolic_matches_eager_and_round_trips(case):
+    args, kwargs, inputs, feeds = _symbolic_inputs(case.args, case.kwargs)
     assert inputs, f"{case.id} has no array input to make symbolic"
-    outputs = function_of(case)(*args, **case.kwargs)
+    outputs = function_of(case)(*args, **kwargs)
     flat = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
     assert all(isinstance(t, KerasTensor) for t in flat)
     model = lamina.Model(inputs, flat)
@@ -184,10 +187,14 @@ def test_symbolic_matches_eager(case):
     got = list(got) if isinstance(got, (list, tuple)) else [got]
     eager = function_of(case)(*case.args, **case.kwargs)
     eager = list(eager) if isinstance(eager, (list, tuple)) else [eager]
-    for a, b in zip(got, eager):
-        assert a.dtype == b.dtype
+    rebuilt = model_from_json(json.dumps(serialize(model)))  # saved by name, loaded by name
+    again = rebuilt(feeds if len(feeds) > 1 else feeds[0])
+    again = list(again) if isinstance(again, (list, tuple)) else [again]
+    for a, b, c in zip(got, eager, again):
+        assert a.dtype == b.dtype == c.dtype
         if np.isfinite(case.atol):
             np.testing.assert_allclose(to_numpy(a), to_numpy(b), rtol=1e-6, atol=1e-6)
+            np.testing.assert_allclose(to_numpy(c), to_numpy(b), rtol=1e-6, atol=1e-6)
 
 
 def _ops_model():
