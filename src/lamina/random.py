@@ -46,10 +46,14 @@ class SeedGenerator(nn.Module):
         self.register_buffer("state", torch.tensor([seed, 0], dtype=torch.int64))
 
     def next(self, ordered: bool = True) -> Tensor:
-        """The current state, then advances the counter (in place, so a saved layer keeps it)."""
+        """The current state, then advances the counter (in place, so a saved layer keeps it).
+        Shape probes of a functional model advance nothing, as Keras's symbolic calls."""
+        from lamina._symbolic import is_probing
+
         current = self.state.clone()
-        with torch.no_grad():
-            self.state[1] += 1
+        if not is_probing():
+            with torch.no_grad():
+                self.state[1] += 1
         return current
 
     def get_config(self) -> dict[str, Any]:

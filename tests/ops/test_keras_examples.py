@@ -45,7 +45,9 @@ def test_vae_sampling_layer_trains_and_advances_its_seed():
     inputs = keras.Input((8,))
     h = layers.Dense(16, activation="relu")(inputs)
     z_mean, z_log_var = layers.Dense(2)(h), layers.Dense(2)(h)
-    z = Sampling()([z_mean, z_log_var])
+    sampling = Sampling()
+    z = sampling([z_mean, z_log_var])
+    assert sampling.seed_generator.state.tolist() == [1337, 0]  # building draws nothing
     outputs = layers.Dense(8)(z)
     model = keras.Model(inputs, outputs)
     sampler = next(m for m in model.modules() if isinstance(m, Sampling))
