@@ -615,5 +615,7 @@ CASES: list[Case] = [
 # Ops that take Python functions: tested by hand in test_ops.py.
 FUNCTIONAL = {"cond", "switch", "while_loop", "fori_loop", "scan", "associative_scan", "map",
               "vectorized_map", "custom_gradient", "vectorize", "jvp"}
+# Random: tested by hand in test_ops.py.
+RANDOM = {"image.elastic_transform"}
 # Not a computation on values: tested by hand in test_ops.py.
 INTROSPECTION = {"convert_to_numpy", "is_tensor", "shape", "dtype"}

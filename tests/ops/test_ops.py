@@ -19,7 +19,7 @@ from lamina.errors import FileFormatError, UnsafeLoadError
 from lamina.models import model_from_json
 from lamina.ops._op import SAVEABLE
 from lamina.saving import serialize
-from tests.ops.cases import CASES, FUNCTIONAL, INTROSPECTION, Case
+from tests.ops.cases import CASES, FUNCTIONAL, INTROSPECTION, RANDOM, Case
 
 IDS = []
 for _case in CASES:
@@ -81,7 +81,7 @@ def test_every_op_has_a_row():
     names = {n for n in ops.__all__ if n not in ("core", "image", "linalg", "math", "nn", "numpy")}
     names |= {f"image.{n}" for n in ops.image.__all__}
     covered = {c.id for c in CASES}
-    assert names - covered - FUNCTIONAL - INTROSPECTION == set()
+    assert names - covered - FUNCTIONAL - INTROSPECTION - RANDOM == set()
 
 
 def test_inputs_may_be_numpy_scalars_lists_or_tensors():
@@ -252,6 +252,7 @@ def test_saveable_table_is_pure_ops():
                  "vectorized_map", "while_loop", "fori_loop", "switch", "associative_scan"):
         assert f"lamina.ops.{name}" not in SAVEABLE
     assert not any("random" in name for name in SAVEABLE)
+    assert "lamina.ops.image.elastic_transform" not in SAVEABLE
 
 
 def test_ops_taking_functions_work_symbolically_but_do_not_save():
@@ -361,3 +362,18 @@ def test_new_tensors_follow_the_default_device_context():
     # A seeded draw gives the same numbers whatever the default device: it samples on the CPU.
     torch.testing.assert_close(lamina.random.normal((3,), seed=5),
                                lamina.random.normal((3,), seed=5))
+
+
+def test_elastic_transform():
+    images = torch.from_numpy(IMAGES)
+    torch.testing.assert_close(ops.image.elastic_transform(images, alpha=0.0, seed=1), images)
+    warped = ops.image.elastic_transform(images, alpha=3.0, sigma=1.0, seed=1)
+    assert warped.shape == images.shape and not torch.allclose(warped, images)
+    # Bilinear sampling with reflection blends pixels of the same channel: values stay in range.
+    assert warped.min() >= images.min() - 1e-6 and warped.max() <= images.max() + 1e-6
+    torch.testing.assert_close(ops.image.elastic_transform(images, alpha=3.0, sigma=1.0, seed=1),
+                               warped)
+    assert not torch.allclose(ops.image.elastic_transform(images, alpha=3.0, sigma=1.0, seed=2),
+                              warped)
+    with pytest.raises(TypeError, match="random numbers"):
+        ops.image.elastic_transform(lamina.Input((6, 8, 3)))

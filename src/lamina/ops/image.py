@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from lamina import config
-from lamina.ops._op import floating, op, public_names, to_tensor
+from lamina.ops._op import any_symbolic, floating, op, public_names, to_tensor
 
 Tensor = torch.Tensor
 
@@ -424,6 +424,44 @@ def extract_patches_3d(volumes: Any, size: Any, strides: Any = None, dilation_ra
     if not last:
         patches = patches.permute(0, 4, 1, 2, 3)
     return patches[0] if single else patches
+
+
+
+def elastic_transform(images: Any, alpha: float = 20.0, sigma: float = 5.0,
+                      interpolation: str = "bilinear", fill_mode: str = "reflect",
+                      fill_value: float = 0.0, seed: Any = None,
+                      data_format: str | None = None) -> Tensor:
+    """Elastic distortion (Simard et al. 2003): each pixel moves by `alpha` times a random
+    normal field (stddev `sigma`) smoothed by a Gaussian of `sigma`. Random, so never part of a
+    saved graph; `seed` as in `lamina.random`."""
+    from lamina import random
+
+    order = _check_transform_arguments(interpolation, fill_mode)
+    if any_symbolic(images):
+        raise TypeError("elastic_transform draws random numbers, so a saved model never has it "
+                        "in its graph: call it inside a custom Layer's call().")
+    x, single, last = _channels_first(images, data_format)
+    values = floating(x)
+    batch, channels, height, width = values.shape
+    if isinstance(seed, int) and not isinstance(seed, bool):
+        seed = random.SeedGenerator(seed)  # two different fields from one int
+    size = int(6 * sigma) | 1
+    fields = [gaussian_blur(random.normal((batch, 1, height, width), stddev=sigma,
+                                          dtype=values.dtype, seed=seed).to(values.device),
+                            (size, size), (sigma, sigma), data_format="channels_first")[:, 0]
+              for _ in range(2)]
+    rows, cols = torch.meshgrid(torch.arange(height, dtype=values.dtype, device=values.device),
+                                torch.arange(width, dtype=values.dtype, device=values.device),
+                                indexing="ij")
+    channel = torch.arange(channels, dtype=values.dtype, device=values.device)
+    outputs = []
+    for image, dx, dy in zip(values.permute(0, 2, 3, 1), fields[0], fields[1]):
+        coordinates = [(rows + alpha * dy)[..., None].expand(-1, -1, channels),
+                       (cols + alpha * dx)[..., None].expand(-1, -1, channels),
+                       channel.expand(height, width, channels)]
+        outputs.append(map_coordinates(image, coordinates, order, fill_mode, fill_value))
+    out = torch.stack(outputs).permute(0, 3, 1, 2).to(x.dtype)
+    return _restore(out, single, last)
 
 
 __all__ = public_names(globals(), __name__)
