@@ -219,20 +219,40 @@ def max_difference(a, b):
                                                            strict=True))
 
 
-def test_keras_optimizer_state_continues_in_lamina(tmp_path, data):
+def centered_rmsprop(K):
+    return K.optimizers.RMSprop(0.01, momentum=0.5, centered=True)
+
+
+@pytest.mark.parametrize("optimizer", [adam, centered_rmsprop], ids=["adam", "rmsprop"])
+def test_keras_optimizer_state_continues_in_lamina(tmp_path, data, optimizer):
     model = regression(keras)
-    model.compile(optimizer=adam(keras), loss="mse", metrics=["mae"])
+    model.compile(optimizer=optimizer(keras), loss="mse", metrics=["mae"])
     fit(model, data, 2)
     model.save(tmp_path / "k.keras")
     loaded = lamina.saving.load_model(tmp_path / "k.keras")
     restarted = lamina.saving.load_model(tmp_path / "k.keras", compile=False)
-    restarted.compile(optimizer=adam(lamina), loss="mse")
+    restarted.compile(optimizer=optimizer(lamina), loss="mse")
     for continued in (model, loaded, restarted):
         fit(continued, data, 2)
     assert loaded.optimizer.iterations == int(model.optimizer.iterations) == 16
     assert max_difference(loaded, model) < TOLERANCE
-    # Without the saved moments and step count, the continuation is measurably different.
+    # Without the saved slots and step count, the continuation is measurably different.
     assert max_difference(restarted, model) > 100 * TOLERANCE
+
+
+def test_a_state_for_other_settings_is_skipped_with_a_warning(data):
+    model = regression(lamina)
+    model.compile(optimizer=adam(lamina), loss="mse")
+    fit(model, data, 1)
+    arrays, attributes = model.optimizer.keras_variables(model.trainable_weights)
+    other = regression(lamina)
+    other.compile(optimizer=lamina.optimizers.Adam(amsgrad=True), loss="mse")
+    other.optimizer.load_keras_variables(other.trainable_weights, arrays, attributes)
+    with pytest.warns(UserWarning, match="Skipping the saved state of optimizer 'adam': it "
+                                         "holds 13 variables, but this Adam with 6 model "
+                                         "variables has 20"):
+        fit(other, data, 1)
+    assert other.optimizer.iterations == 4  # a fresh start, as Keras makes on a mismatch
 
 
 def test_lamina_optimizer_state_continues_in_keras(tmp_path, data):

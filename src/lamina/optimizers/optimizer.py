@@ -18,6 +18,7 @@ import json
 import math
 import numbers
 import re
+import warnings
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
@@ -662,6 +663,9 @@ class Optimizer:
         if isinstance(torch_optimizer, (torch.optim.Adam, torch.optim.AdamW)):
             amsgrad = torch_optimizer.param_groups[0].get("amsgrad", False)
             return [["exp_avg", "exp_avg_sq"]] + ([["max_exp_avg_sq"]] if amsgrad else [])
+        if type(self).__name__ == "RMSprop":
+            return [["velocity"]] + ([["momentum"]] if self.momentum else []) + \
+                ([["average_gradient"]] if self.centered else [])
         keys: list[str] = []
         for state in torch_optimizer.state.values():
             keys += [k for k, v in state.items() if k != "step" and isinstance(v, torch.Tensor)
@@ -722,21 +726,40 @@ class Optimizer:
         indices = [position[i] for i in variable_ids if i in position]
         count = len(indices)
         has_rate = self._learning_rate.__class__ is float
-        blocks = self._keras_slot_blocks() if "lamina_slots" not in attributes \
-            else json.loads(attributes["lamina_slots"])
+        # The slots this optimizer's settings make; a generic optimizer knows them only once
+        # its torch state exists, so before the first step it takes the ones Lamina recorded.
+        blocks = self._keras_slot_blocks()
+        if not blocks and "lamina_slots" in attributes:
+            blocks = json.loads(attributes["lamina_slots"])
         slots = sum(len(block) for block in blocks)
         expected = 1 + has_rate + count * (bool(self._averages) + bool(self._accumulators) + slots)
         if len(arrays) != expected:
-            raise ValueError(
-                f"The saved state of optimizer '{self.name}' holds {len(arrays)} variables, but "
-                f"this {type(self).__name__} with {count} model variables has {expected}. Was it "
-                "saved with other settings (use_ema, gradient_accumulation_steps, amsgrad, "
-                "momentum) or for another model? Recompile with the saved settings."
-            )
-        values = iter(arrays)
-        iterations = int(next(values))
+            # As Keras does: training goes on from a fresh optimizer state, with a warning.
+            warnings.warn(
+                f"Skipping the saved state of optimizer '{self.name}': it holds {len(arrays)} "
+                f"variables, but this {type(self).__name__} with {count} model variables has "
+                f"{expected}. Was it saved with other settings (use_ema, "
+                "gradient_accumulation_steps, amsgrad, momentum) or by another optimizer? "
+                "Recompile with the saved settings to resume exactly.", stacklevel=3)
+            return
+        # Where each saved array goes, in Keras's order; all are checked before any is applied.
+        targets: list[tuple[Any, Any, torch.Tensor]] = []
+        for block in (self._averages, self._accumulators):
+            targets += [(block, i, self._variables[i]) for i in indices if block]
+        for block in blocks:
+            for i in indices:
+                targets += [(None, key, self._variables[i]) for key in block]
+        slot_arrays = arrays[1 + has_rate:]
+        for (_, _, variable), value in zip(targets, slot_arrays):
+            if tuple(value.shape) != tuple(variable.shape):
+                warnings.warn(
+                    f"Skipping the saved state of optimizer '{self.name}': it has a variable of "
+                    f"shape {tuple(value.shape)} where the model's has "
+                    f"{tuple(variable.shape)}; it was saved for another model.", stacklevel=3)
+                return
+        iterations = int(arrays[0])
         if has_rate:
-            stored = float(next(values))
+            stored = float(arrays[1])
             exact = float(attributes.get("lamina_learning_rate", float("nan")))
             # A float32 copy of the learning rate that still matches the configured one keeps the
             # configured float64 value; one a callback changed since is taken from the file.
@@ -747,29 +770,17 @@ class Optimizer:
         steps = attributes.get("lamina_steps")
         steps = [float(s) for s in steps] if steps is not None and len(steps) == count \
             else [float(iterations // (self.gradient_accumulation_steps or 1))] * count
-
-        def take(variable: torch.Tensor) -> torch.Tensor:
-            value = torch.from_numpy(np.array(next(values), copy=True))
-            if tuple(value.shape) != tuple(variable.shape):
-                raise ValueError(
-                    f"The saved state of optimizer '{self.name}' has a variable of shape "
-                    f"{tuple(value.shape)} where the model's has {tuple(variable.shape)}; it was "
-                    "saved for another model."
-                )
-            return value.to(device=variable.device, dtype=variable.dtype)
-
+        state = self._torch.state
         with torch.no_grad():
-            for block in (self._averages, self._accumulators):
-                for i in indices if block else ():
-                    block[i].copy_(take(self._variables[i]))
-            state = self._torch.state
+            for (block, key, variable), array in zip(targets, slot_arrays):
+                value = torch.from_numpy(np.array(array, copy=True)).to(
+                    device=variable.device, dtype=variable.dtype)
+                if block is None:
+                    state[variable][key] = value
+                else:
+                    block[key].copy_(value)
             step_dtype = torch.float64 if torch.get_default_dtype() == torch.float64 \
                 else torch.float32
-            for block in blocks:
-                for i in indices:
-                    variable = self._variables[i]
-                    for key in block:
-                        state[variable][key] = take(variable)
             group = self._torch.param_groups[0]
             on_device = bool(group.get("fused") or group.get("capturable"))
             for i, step in zip(indices, steps):
