@@ -309,6 +309,11 @@ def load_weights_by_name(model: Layer, filepath: str | os.PathLike,
                 raise ValueError(message + " Pass skip_mismatch=True to skip this layer.")
             warnings.warn(message + " Skipping it.", stacklevel=2)
             continue
+        for weight, array in zip(layer.get_weights(), arrays):
+            if weight.dtype.kind == "f" and array.dtype.kind != "f":
+                raise FileFormatError(
+                    f"{path!r}: a weight of layer {layer.name!r} is not a finite float array "
+                    f"(dtype {array.dtype}); the file is damaged or crafted.")
         staged.append((layer, arrays))
     if matched == 0:
         raise ValueError(
@@ -340,6 +345,10 @@ def _arrays_by_layer_name(path: str) -> dict[str, list[np.ndarray]]:
         elif "model" in h5:
             found = {}
             _lamina_arrays(h5["model"], "model", inventory, found)
+        elif "layers" in h5:
+            # Keras 3's `.weights.h5` layout, which lamina's save_weights writes.
+            found = {}
+            _lamina_arrays(h5, "", inventory, found)
         else:
             raise FileFormatError(
                 f"{path!r} is an HDF5 file but holds no Lamina or Keras weights (no 'model' group "
@@ -347,6 +356,10 @@ def _arrays_by_layer_name(path: str) -> dict[str, list[np.ndarray]]:
             )
     for name, arrays in found.items():
         for array in arrays:
+            # Integer arrays are legitimate for integer weights (a Normalization layer's
+            # `count`, in EfficientNet's files); load_weights_by_name refuses them elsewhere.
+            if array.dtype.kind in "iu":
+                continue
             if array.dtype.kind != "f" or not np.isfinite(array).all():
                 raise FileFormatError(
                     f"{path!r}: a weight of layer {name!r} is not a finite float array (dtype "
@@ -381,14 +394,17 @@ def _keras_legacy_arrays(root: h5py.Group, prefix: str, inventory: Any
 
 def _lamina_arrays(group: h5py.Group, where: str, inventory: Any,
                    found: dict[str, list[np.ndarray]]) -> None:
-    """Lamina's layout: each layer's group has a `name` attribute and `vars/0..n-1`."""
+    """Lamina's layouts: each layer's group holds `vars/0..n-1` and its layer's name (as an
+    attribute of the group, or of `vars` in Keras 3's `.weights.h5` layout)."""
     count = len(group["vars"]) if "vars" in group else 0
+    prefix = f"{where}/" if where else ""
     if count:
-        found[_text(group.attrs["name"])] = [_dataset(inventory, f"{where}/vars/{i}")
-                                             for i in range(count)]
+        name = group.attrs.get("name", group["vars"].attrs.get("name"))
+        if name is not None:
+            found[_text(name)] = [_dataset(inventory, f"{prefix}vars/{i}") for i in range(count)]
     if "layers" in group:
         for key, child in group["layers"].items():
-            _lamina_arrays(child, f"{where}/layers/{key}", inventory, found)
+            _lamina_arrays(child, f"{prefix}layers/{key}", inventory, found)
 
 
 # --------------------------------------------------------------------------- small helpers

@@ -80,6 +80,7 @@ def InceptionV3(include_top: bool = True, weights: str | None = None, input_tens
             name), or 'imagenet' for a local copy of Keras's file (nothing is downloaded).
         input_tensor: a symbolic tensor to build the model on.
         input_shape: `(height, width, 3)`, at least 75x75; 299x299 by default with the top.
+            Unlike Keras, the size must be known without the top too.
         pooling: with `include_top=False`: None (4-D features), 'avg' or 'max'.
         classes: number of classes of the classifier.
         classifier_activation: activation of `predictions` (None: logits).
@@ -91,6 +92,12 @@ def InceptionV3(include_top: bool = True, weights: str | None = None, input_tens
         "inception_v3", weights, include_top, classes, pooling, classifier_activation,
         input_tensor, input_shape, default_size=299, min_size=75, keras_file=keras_file,
         data_format=data_format)
+    spatial = x.shape[2:] if data_format == "channels_first" else x.shape[1:3]
+    if None in spatial:
+        # Free sizes are inferred from 32- and 40-pixel probe images, too small for this stem.
+        raise ValueError(
+            "InceptionV3 needs a known image size (at least 75x75): pass input_shape=, e.g. "
+            f"(299, 299, 3). Received an input of shape {tuple(x.shape)}.")
     b = _Builder(data_format)
     x = b.chain(x, (32, 3, 3, 2, "valid"), (32, 3, 3, 1, "valid"), (64, 3, 3))
     x = b.max_pool(x, "max_pooling2d")
