@@ -247,6 +247,42 @@ def legacy_config_not_text(work, outside):
     return path
 
 
+def legacy_h5(edit):
+    """A Lamina `.h5` (Keras's legacy layout), edited by `edit(model_weights group)`."""
+    def make(work, outside):
+        path = work / "m.h5"
+        small_model().save(path)
+        with h5py.File(path, "r+") as h5:
+            edit(h5["model_weights"])
+            del h5.attrs["lamina_weights_sha256"]
+        return path
+    return make
+
+
+def first_layer(group):
+    return group[group.attrs["layer_names"][0].decode()]
+
+
+def optimizer_attribute(name, value):
+    """A trained model's `.keras` file whose optimizer group has `name` set to `value`."""
+    def make(work, outside):
+        model = small_model()
+        model.compile(optimizer="adam", loss="mse")
+        model.fit(np.ones((4, 3), "f4"), np.ones((4, 2), "f4"), verbose=0)
+        model.save(work / "trained.keras")
+        with zipfile.ZipFile(work / "trained.keras") as archive:
+            members = {n: archive.read(n) for n in archive.namelist()}
+        (work / "trained.keras").unlink()
+        inner = work / "inner.h5"
+        inner.write_bytes(members["model.weights.h5"])
+        with h5py.File(inner, "r+") as h5:
+            h5["optimizer/vars"].attrs[name] = value
+        members["model.weights.h5"] = inner.read_bytes()
+        inner.unlink()
+        return zip_of(work, members.items(), "m.keras")
+    return make
+
+
 def load_weights_into(model):
     return lambda path: model.load_weights(path)
 
@@ -288,6 +324,23 @@ ATTACKS = {
     "member lies about its size": (member_lies_about_its_size, "model", "Bad CRC-32"),
     "legacy config not text": (legacy_config_not_text, "model",
                                "the attribute 'model_config' is not a text value"),
+    "legacy layer without a group": (
+        legacy_h5(lambda g: g.attrs.__setitem__("layer_names", np.array([b"nowhere", b"x"]))),
+        "model", "the layer 'nowhere' listed in `layer_names` has no group"),
+    "legacy weight names not text": (
+        legacy_h5(lambda g: first_layer(g).attrs.__setitem__("weight_names", np.arange(3.0))),
+        "model", "is not a list of names"),
+    "legacy weight name pointing nowhere": (
+        legacy_h5(lambda g: first_layer(g).attrs.__setitem__(
+            "weight_names", np.array([b"missing", b"bias"]))),
+        "model", "is not a dataset where the weight 'kernel'"),
+    "legacy layer name beyond the cap": (
+        legacy_h5(lambda g: g.attrs.__setitem__("layer_names", np.array([b"n" * 5000]))),
+        "model", "names more (or longer) entries than a model has"),
+    "optimizer steps not numbers": (optimizer_attribute("lamina_steps", "many"), "model",
+                                    "the optimizer attribute 'lamina_steps' is not a list"),
+    "optimizer slots not JSON": (optimizer_attribute("lamina_slots", "[[exp_avg"), "model",
+                                 "the optimizer attribute 'lamina_slots' is not JSON"),
 }
 
 
