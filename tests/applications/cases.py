@@ -23,6 +23,9 @@ class ModelCase:
     output_shape: tuple[int | None, ...]
     # The Keras-style classifiers end in softmax; the others return logits.
     logits: bool = True
+    # Scaled variants of a trained family member (same blocks, other widths and depths) are
+    # built on the meta device only, which keeps the suite's time flat.
+    trained: bool = True
 
 
 def images(shape: tuple[int, ...], count: int = 4) -> Callable:
@@ -88,5 +91,26 @@ CASES = [
     ModelCase("GPT", {"vocab_size": 30, "max_length": 8, "d_model": 16, "num_heads": 2,
                       "num_layers": 1}, tokens(8, 30, next_token=True), (None, 8, 30)),
 ]
+
+# Keras's ImageNet families: one member of each trained at a small size, the others built.
+_TRAINED_KERAS = [
+    # Without dropout and stochastic depth the loss of a fixed batch is deterministic.
+    ("EfficientNetB0", {**IMAGE_KWARGS, "dropout_rate": 0.0, "drop_connect_rate": 0.0}),
+    ("EfficientNetV2B0", {**IMAGE_KWARGS, "dropout_rate": 0.0, "drop_connect_rate": 0.0}),
+    ("MobileNet", IMAGE_KWARGS), ("MobileNetV2", IMAGE_KWARGS),
+    ("MobileNetV3Small", {**IMAGE_KWARGS, "dropout_rate": 0.0}),
+    ("DenseNet121", IMAGE_KWARGS), ("ConvNeXtTiny", {"input_shape": (32, 32, 3),
+                                                     "classes": CLASSES}),
+]
+_BUILT_KERAS = [
+    *(f"EfficientNetB{i}" for i in range(1, 8)),
+    *(f"EfficientNetV2{v}" for v in ("B1", "B2", "B3", "S", "M", "L")),
+    "MobileNetV3Large", "DenseNet169", "DenseNet201", "Xception", "InceptionV3",
+    *(f"ConvNeXt{v}" for v in ("Small", "Base", "Large", "XLarge")),
+]
+CASES += [ModelCase(name, kwargs, images(kwargs["input_shape"]), (None, CLASSES), logits=False)
+          for name, kwargs in _TRAINED_KERAS]
+CASES += [ModelCase(name, {"input_shape": (96, 96, 3), "classes": CLASSES}, images((96, 96, 3)),
+                    (None, CLASSES), logits=False, trained=False) for name in _BUILT_KERAS]
 
 BY_NAME = {case.name: case for case in CASES}

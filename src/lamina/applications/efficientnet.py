@@ -147,10 +147,11 @@ def _variant(letter: str, width: float, depth: float, size: int, dropout: float,
     def build(include_top: bool = True, weights: str | None = None, input_tensor: Any = None,
               input_shape: tuple | None = None, pooling: str | None = None, classes: int = 1000,
               classifier_activation: Any = "softmax", name: str = f"efficientnet{letter}", *,
-              data_format: str | None = None) -> Model:
-        return _efficientnet(width, depth, size, dropout, letter, include_top, weights,
+              data_format: str | None = None, dropout_rate: float = dropout,
+              drop_connect_rate: float = 0.2) -> Model:
+        return _efficientnet(width, depth, size, dropout_rate, letter, include_top, weights,
                              input_tensor, input_shape, pooling, classes, classifier_activation,
-                             name, data_format)
+                             name, data_format, drop_connect_rate)
 
     build.__name__ = build.__qualname__ = public
     build.__doc__ = (f"Keras's {public}: width x{width}, depth x{depth}, {size}x{size} "
@@ -173,6 +174,8 @@ _ARGS = """
         classifier_activation: activation of `predictions` (None: logits).
         name: the model's name.
         data_format: 'channels_last' (default, Keras's) or 'channels_first'.
+        dropout_rate, drop_connect_rate: (keyword-only, as Keras's `EfficientNet()`) dropout
+            before `predictions`, and the stochastic depth rate reached by the last block.
     """
 
 EfficientNetB0 = _variant("b0", 1.0, 1.0, 224, 0.2, "5,330,571")

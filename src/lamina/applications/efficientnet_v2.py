@@ -149,11 +149,12 @@ def _variant(variant: str, width: float, depth: float, size: int, params: str):
     def build(include_top: bool = True, weights: str | None = None, input_tensor: Any = None,
               input_shape: tuple | None = None, pooling: str | None = None, classes: int = 1000,
               classifier_activation: Any = "softmax", include_preprocessing: bool = True,
-              name: str = f"efficientnetv2-{variant}", *,
-              data_format: str | None = None) -> Model:
+              name: str = f"efficientnetv2-{variant}", *, data_format: str | None = None,
+              dropout_rate: float = 0.2, drop_connect_rate: float = 0.2) -> Model:
         return _efficientnet_v2(variant, width, depth, size, include_top, weights, input_tensor,
                                 input_shape, pooling, classes, classifier_activation,
-                                include_preprocessing, name, data_format)
+                                include_preprocessing, name, data_format, dropout_rate,
+                                drop_connect_rate)
 
     build.__name__ = build.__qualname__ = public
     build.__doc__ = (f"Keras's {public}: {size}x{size} images, {params} parameters with the "
@@ -178,6 +179,9 @@ _ARGS = """
             the model.
         name: the model's name.
         data_format: 'channels_last' (default, Keras's) or 'channels_first'.
+        dropout_rate, drop_connect_rate: (keyword-only, as Keras's `EfficientNetV2()`)
+            dropout before `predictions`, and the stochastic depth rate reached by the last
+            block.
     """
 
 EfficientNetV2B0 = _variant("b0", 1.0, 1.0, 224, "7,200,312")
