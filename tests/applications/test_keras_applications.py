@@ -143,14 +143,15 @@ def test_keras_weights_give_keras_predictions(name, shape, tmp_path):
 
 
 # Lamina module -> Keras module whose `preprocess_input` it must equal.
-FAMILIES = ["efficientnet", "efficientnet_v2", "mobilenet", "mobilenet_v2", "mobilenet_v3",
-            "densenet", "xception", "inception_v3", "convnext"]
+FAMILIES = {family: family for family in (
+    "efficientnet", "efficientnet_v2", "mobilenet", "mobilenet_v2", "mobilenet_v3", "densenet",
+    "xception", "inception_v3", "convnext", "resnet")} | {"vgg": "vgg16"}
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_preprocess_input_equals_keras(family):
     ours = importlib.import_module(f"lamina.applications.{family}")
-    theirs = importlib.import_module(f"keras.applications.{family}")
+    theirs = importlib.import_module(f"keras.applications.{FAMILIES[family]}")
     images = np.random.default_rng(1).uniform(0, 255, size=(2, 5, 6, 3)).astype(np.float32)
     expected = keras.ops.convert_to_numpy(theirs.preprocess_input(images.copy()))
     np.testing.assert_allclose(ours.preprocess_input(images.copy()), expected, rtol=1e-6)

@@ -23,6 +23,8 @@ from typing import Any
 
 from lamina._registry import register
 from lamina.applications import _builder
+from lamina.applications.imagenet_utils import decode_predictions as decode_predictions
+from lamina.applications.imagenet_utils import mode_preprocess_input
 from lamina.config import standardize_data_format
 from lamina.initializers import VarianceScaling
 from lamina.layers.convolutional import Conv2D
@@ -32,6 +34,9 @@ from lamina.layers.normalization import BatchNormalization
 from lamina.layers.pooling import GlobalAveragePooling2D, MaxPooling2D
 from lamina.layers.spatial import ZeroPadding2D
 from lamina.models.model import Model
+
+# Keras's ResNet and VGG weights expect caffe-style inputs (BGR, minus the mean pixel).
+preprocess_input = mode_preprocess_input("caffe")
 
 _STAGE_FILTERS = (64, 128, 256, 512)
 

@@ -10,6 +10,8 @@ from typing import Any
 
 from lamina._registry import register
 from lamina.applications import _builder
+from lamina.applications.imagenet_utils import decode_predictions as decode_predictions
+from lamina.applications.imagenet_utils import mode_preprocess_input
 from lamina.config import standardize_data_format
 from lamina.layers.convolutional import Conv2D
 from lamina.layers.core import Activation, Dense
@@ -17,6 +19,9 @@ from lamina.layers.normalization import BatchNormalization
 from lamina.layers.pooling import MaxPooling2D
 from lamina.layers.reshaping import Flatten
 from lamina.models.model import Model
+
+# Keras's ResNet and VGG weights expect caffe-style inputs (BGR, minus the mean pixel).
+preprocess_input = mode_preprocess_input("caffe")
 
 # The sheet's configurations: filters of each convolution; 'M' closes a block with max pooling.
 CONFIGS: dict[str, list[int | str]] = {
