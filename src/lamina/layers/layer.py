@@ -100,6 +100,7 @@ class _CallContext(threading.local):
     depth = 0
     training: Any = None
     mode_set = False
+    root: Any = None  # the outermost layer of the call in progress
 
 
 _CALL = _CallContext()
@@ -293,8 +294,9 @@ class Layer(nn.Module):
         outermost = context.depth == 0
         if outermost:
             # The terms added by the previous call go (they hold its graph), as in Keras.
-            if _LOSS_HOLDERS:
+            if self.__dict__.get("_holds_losses"):
                 self._clear_losses()
+            context.root = self
             context.training = kwargs.get("training")
             context.mode_set = self.__dict__.get("_mode_set", False)
         if self._call_takes_training:
@@ -321,6 +323,8 @@ class Layer(nn.Module):
             outputs = self.call(*args, **kwargs)
         finally:
             context.depth -= 1
+            if outermost:
+                context.root = None
         if self._output_shape is None and not _symbolic_module().is_probing():
             self._output_shape = _unbatched_shape(outputs)
         if input_mask is not None or self._produces_mask or (
@@ -633,9 +637,13 @@ class Layer(nn.Module):
                 )
         if _symbolic_module().is_probing():
             return  # a shape probe's losses are not losses of any call
-        if not self._activity_losses:
-            _LOSS_HOLDERS.append(self)
         self._activity_losses.extend(terms)
+        # Flags that tell the next outermost call of either (and the trainer) that there are
+        # terms to clear or collect, so calls without add_loss never walk their layers.
+        self.__dict__["_holds_losses"] = True
+        root = _CALL.root
+        if root is not None:
+            root.__dict__["_holds_losses"] = True
 
     @property
     def losses(self) -> list[Tensor]:
@@ -652,9 +660,10 @@ class Layer(nn.Module):
 
     def _clear_losses(self) -> None:
         for module in self.modules():
-            if isinstance(module, Layer) and module._activity_losses:
-                module._activity_losses = []
-        _LOSS_HOLDERS[:] = [layer for layer in _LOSS_HOLDERS if layer._activity_losses]
+            if isinstance(module, Layer):
+                if module._activity_losses:
+                    module._activity_losses = []
+                module.__dict__.pop("_holds_losses", None)
 
     # ----------------------------------------------------------------- modes and display
 
@@ -702,14 +711,10 @@ class Layer(nn.Module):
 
 _PLAIN_TRAIN = (nn.Module.train, Layer.train)
 
-# Layers holding `add_loss` terms: an outermost call walks its layers to clear them, and the
-# trainer collects `model.losses`, only when some exist.
-_LOSS_HOLDERS: list[Layer] = []
 
-
-def holds_losses() -> bool:
-    """Whether any layer holds `add_loss` terms (of its last call) now."""
-    return bool(_LOSS_HOLDERS)
+def holds_losses(layer: nn.Module) -> bool:
+    """Whether `add_loss` added terms in the layer's last call (or since)."""
+    return layer.__dict__.get("_holds_losses", False)
 
 
 def _mark_built_after(build: Any) -> Any:

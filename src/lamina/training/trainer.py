@@ -367,7 +367,7 @@ class Trainer:
                     self._output_trackers[index].update_state(value.detach(),
                                                               sample_weight=_batch_size(y_pred))
                 total = total + weight * value
-        if self._regularized or _layer_module().holds_losses():
+        if self._regularized or _layer_module().holds_losses(self.model):
             # Regularization penalties and `add_loss` terms of the forward pass just run.
             penalties = self.model.losses
             self.model._clear_losses()
