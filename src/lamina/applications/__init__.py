@@ -1,7 +1,10 @@
 """The architecture zoo: each model is a function returning a `lamina.Model` (an `nn.Module`).
 
 - Keras's applications, with Keras's arguments and layer names: `ResNet50`, `ResNet101`,
-  `ResNet152`, `VGG16`, `VGG19` (and `VGG11`, `VGG13` of the same family).
+  `ResNet152`, `VGG16`, `VGG19` (and `VGG11`, `VGG13` of the same family), `EfficientNetB0..B7`,
+  `EfficientNetV2B0..B3/S/M/L`, `MobileNet`, `MobileNetV2`, `MobileNetV3Small/Large`,
+  `DenseNet121/169/201`, `Xception`, `InceptionV3`, `ConvNeXtTiny..XLarge`; each family module
+  (`efficientnet`, `densenet`, ...) has Keras's `preprocess_input` and `decode_predictions`.
 - The sheet's architectures: `LeNet5`, `AlexNet`, torchvision-style `resnet18` ... `resnet152`,
   `SimpleRNNModel`, `LSTMModel`, `GRUModel`, the BERT-like `TransformerModel` and the GPT-like
   causal language model `GPT` (with `generate()`).
@@ -69,18 +72,20 @@ from lamina.applications.resnet import (
 )
 from lamina.applications.rnn import GRUModel, LSTMModel, SimpleRNNModel
 from lamina.applications.transformer import TransformerModel
-from lamina.applications.xception import Xception
 from lamina.applications.vgg import VGG11, VGG13, VGG16, VGG19
+from lamina.applications.xception import Xception
 
 __all__ = [
     "AlexNet", "ConvNeXtBase", "ConvNeXtLarge", "ConvNeXtSmall", "ConvNeXtTiny",
-    "ConvNeXtXLarge", "DenseNet121", "DenseNet169", "DenseNet201", "EfficientNetB0", "EfficientNetB1", "EfficientNetB2", "EfficientNetB3",
-    "EfficientNetB4", "EfficientNetB5", "EfficientNetB6", "EfficientNetB7", "EfficientNetV2B0",
-    "EfficientNetV2B1", "EfficientNetV2B2", "EfficientNetV2B3", "EfficientNetV2L", "EfficientNetV2M",
-    "EfficientNetV2S", "GPT", "GRUModel", "InceptionV3", "LSTMModel", "LeNet5", "MobileNet", "MobileNetV2", "MobileNetV3Large", "MobileNetV3Small", "ResNet101", "ResNet152", "ResNet50",
-    "SimpleRNNModel", "TransformerModel", "VGG11", "VGG13", "VGG16", "VGG19", "Xception", "create_model",
-    "list_models", "load_torch_state_dict", "load_weights_by_name", "resnet101", "resnet152",
-    "resnet18", "resnet34", "resnet50",
+    "ConvNeXtXLarge", "DenseNet121", "DenseNet169", "DenseNet201", "EfficientNetB0",
+    "EfficientNetB1", "EfficientNetB2", "EfficientNetB3", "EfficientNetB4", "EfficientNetB5",
+    "EfficientNetB6", "EfficientNetB7", "EfficientNetV2B0", "EfficientNetV2B1",
+    "EfficientNetV2B2", "EfficientNetV2B3", "EfficientNetV2L", "EfficientNetV2M",
+    "EfficientNetV2S", "GPT", "GRUModel", "InceptionV3", "LSTMModel", "LeNet5", "MobileNet",
+    "MobileNetV2", "MobileNetV3Large", "MobileNetV3Small", "ResNet101", "ResNet152",
+    "ResNet50", "SimpleRNNModel", "TransformerModel", "VGG11", "VGG13", "VGG16", "VGG19",
+    "Xception", "create_model", "list_models", "load_torch_state_dict", "load_weights_by_name",
+    "resnet101", "resnet152", "resnet18", "resnet34", "resnet50",
 ]
 
 

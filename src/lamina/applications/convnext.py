@@ -4,8 +4,8 @@ convolution, layer norm, 4x MLP with GELU, layer scale) joined by layer-norm + 2
 
 Layer names are Keras's (`convnext_tiny_stem`, `convnext_tiny_stage_0_block_0_depthwise_conv`,
 `convnext_tiny_downsampling_block_0`, `convnext_tiny_head_dense`); the stem and the
-downsampling blocks are nested `Sequential`s as in Keras, so `set_weights(keras_model.get_weights())`
-lines up. The network normalizes raw [0, 255] pixels itself (`include_preprocessing=True`), so
+downsampling blocks are nested `Sequential`s as in Keras, so
+`set_weights(keras_model.get_weights())` lines up. The network normalizes raw [0, 255] pixels itself (`include_preprocessing=True`), so
 `preprocess_input` is the identity.
 """
 

@@ -8,7 +8,6 @@ is the 'torch' mode), as Keras's modules do.
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 import numpy as np
@@ -139,10 +138,3 @@ def mode_preprocess_input(mode: str):
     preprocess.__name__ = preprocess.__qualname__ = "preprocess_input"
     preprocess.__doc__ = f"`imagenet_utils.preprocess_input` in the {mode!r} mode."
     return preprocess
-
-
-def class_index_path() -> str:
-    """Where `decode_predictions` looks for (and downloads) the class index."""
-    from lamina.datasets._download import cache_directory
-
-    return os.path.join(cache_directory(None, "models"), "imagenet_class_index.json")
