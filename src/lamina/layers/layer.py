@@ -291,8 +291,8 @@ class Layer(nn.Module):
             args = self._build_on_first_call(args, kwargs)
             first = args[0] if args else first
         context = _CALL
-        outermost = context.depth == 0
-        if outermost:
+        depth = context.depth
+        if not depth:
             # The terms added by the previous call go (they hold its graph), as in Keras.
             if self.__dict__.get("_holds_losses"):
                 self._clear_losses()
@@ -318,12 +318,12 @@ class Layer(nn.Module):
         input_mask = getattr(first, "_keras_mask", None)
         if input_mask is not None and self._call_takes_mask and kwargs.get("mask") is None:
             kwargs["mask"] = input_mask
-        context.depth += 1
+        context.depth = depth + 1
         try:
             outputs = self.call(*args, **kwargs)
         finally:
-            context.depth -= 1
-            if outermost:
+            context.depth = depth
+            if not depth:
                 context.root = None
         if self._output_shape is None and not _symbolic_module().is_probing():
             self._output_shape = _unbatched_shape(outputs)
