@@ -5,6 +5,7 @@ symbolic tensors inside a functional model)."""
 from __future__ import annotations
 
 import base64
+import builtins
 import inspect
 import marshal
 import types
@@ -359,7 +360,10 @@ class Lambda(Layer):
                 )
             bytecode = function["python_bytecode"]
             code = marshal.loads(base64.b64decode(bytecode))
-            function = types.FunctionType(code, {"torch": torch, "F": F})
+            # A function's globals carry `__builtins__` as a module's do: torch's dispatch
+            # machinery reads it from the calling frame (shape inference under a load budget).
+            function = types.FunctionType(
+                code, {"torch": torch, "F": F, "__builtins__": builtins})
             output_shape = config_dict.pop("output_shape", None)
             layer = cls(function, output_shape=output_shape, **config_dict)
             layer._loaded_bytecode = (code, bytecode)
