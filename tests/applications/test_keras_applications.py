@@ -112,6 +112,7 @@ def test_keras_weights_give_keras_predictions(name, shape, tmp_path):
     from keras.src.legacy.saving import legacy_h5_format
     import h5py
 
+    keras.utils.clear_session()  # Keras numbers auto-named layers per session: start afresh
     keras.utils.set_random_seed(0)
     reference = getattr(keras.applications, name)(weights=None, input_shape=shape,
                                                   classifier_activation=None)

@@ -27,11 +27,12 @@ TOLERANCE = 1e-5
 
 
 def registered_classes(kind: str) -> dict[str, type]:
-    """Each registered class of `kind` once, under its canonical name."""
+    """Each of Lamina's own registered classes of `kind` once, under its canonical name (classes
+    that other tests register in the same process are theirs, not Lamina's)."""
     found: dict[str, type] = {}
     for name in _registry.names(kind):
         obj = _registry.lookup(kind, name)
-        if inspect.isclass(obj):
+        if inspect.isclass(obj) and obj.__module__.split(".")[0] == "lamina":
             found.setdefault(_registry.canonical_name(obj) or obj.__name__, obj)
     return found
 
