@@ -106,7 +106,7 @@ def attempt(name, data, expected, place, allowed=(FileFormatError,)):
 formats = st.sampled_from(FORMATS)
 
 
-@fuzz(600)
+@fuzz(300)
 @given(name=formats, flips=st.lists(st.tuples(st.floats(0, 1, exclude_max=True),
                                               st.integers(0, 7)), min_size=1, max_size=3))
 def test_bit_flips(originals, name, flips):
@@ -117,7 +117,7 @@ def test_bit_flips(originals, name, flips):
     attempt(name, bytes(data), expected, place)
 
 
-@fuzz(300)
+@fuzz(150)
 @given(name=formats, where=st.floats(0, 1, exclude_max=True), patch=st.binary(min_size=1, max_size=16))
 def test_byte_overwrites(originals, name, where, patch):
     files, expected, place = originals
@@ -127,7 +127,7 @@ def test_byte_overwrites(originals, name, where, patch):
     attempt(name, bytes(data[: len(files[name])]), expected, place)
 
 
-@fuzz(400)
+@fuzz(100)
 @given(name=formats, keep=st.floats(0, 1, exclude_max=True))
 def test_truncation(originals, name, keep):
     files, expected, place = originals
@@ -151,7 +151,7 @@ def zipped(members, compression=zipfile.ZIP_STORED):
     return buffer.getvalue()
 
 
-@fuzz(400)
+@fuzz(200)
 @given(member=st.sampled_from(["model.weights.h5", "metadata.json", "config.json"]),
        flips=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 7)),
                       min_size=1, max_size=3),
@@ -272,7 +272,7 @@ def apply_edit(h5, operation, pick, value, keep_checksum):
     return "refused"
 
 
-@fuzz(400)
+@fuzz(200)
 @given(name=st.sampled_from(FORMATS[1:]), operation=st.sampled_from(EDITS),
        pick=st.integers(0, 1000), value=values, keep_checksum=st.booleans())
 def test_hdf5_edits(originals, name, operation, pick, value, keep_checksum):
@@ -307,7 +307,7 @@ json_values = st.one_of(st.none(), st.booleans(), st.integers(-10, 10),
                                          [], {}, [1, 2], {"class_name": "Dense"}]))
 
 
-@fuzz(300)
+@fuzz(150)
 @given(pick=st.integers(0, 10**6), replacement=json_values, legacy=st.booleans())
 def test_config_value_edits(originals, pick, replacement, legacy):
     # Edits with the config checksum removed, so the config's own checks answer. Unknown class
