@@ -466,24 +466,8 @@ def _plan(module: nn.Module, inventory: WeightsInventory, layout: str, skip_mism
                 f"file instead of 0..{len(own) - 1}; the file is damaged."
             )
         for index, (name, tensor, owner) in enumerate(own):
-            path = _join(vars_path, str(index))
-            dataset = inventory.datasets.get(path)
-            if dataset is None:
-                raise FileFormatError(f"{source!r}: {path!r} is a group where the weight "
-                                      f"{name!r} of layer {where!r} belongs; the file is damaged.")
-            expected = tuple((owner._to_keras_layout(name, tensor) if owner else tensor).shape)
-            if tuple(dataset.shape) != expected:
-                mismatch(f"Layer {where!r} weight {name!r} has shape {expected} in the model but "
-                         f"{tuple(dataset.shape)} in the file.",
-                         f"Pass skip_mismatch=True to skip it. (dataset {path!r})")
-                continue
-            if not _compatible(dataset.dtype, tensor.dtype):
-                raise FileFormatError(
-                    f"{source!r}: layer {where!r} weight {name!r} (dataset {path!r}) is stored as "
-                    f"{dataset.dtype}, which cannot hold a {str(tensor.dtype).removeprefix('torch.')}"
-                    " weight; the file is damaged or crafted."
-                )
-            planned.append(_Planned(path, tensor, owner, name, where))
+            _check_planned(_join(vars_path, str(index)), name, tensor, owner, where, inventory,
+                           mismatch, planned)
 
 
 def _check_planned(path: str, name: str, tensor: torch.Tensor, owner: Any, where: str,
