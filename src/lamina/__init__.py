@@ -29,6 +29,7 @@ from lamina import (
     regularizers,
     saving,
     transforms,
+    tree,
     utils,
 )
 from lamina.config import set_random_seed
@@ -41,5 +42,5 @@ __all__ = [
     "clear_session", "config", "constraints", "datasets", "evaluation", "initializers", "layers",
     "losses", "metrics", "mixed_precision", "models", "nn", "ops", "optimizers", "preprocessing", "random",
     "regularizers",
-    "saving", "set_random_seed", "transforms", "utils", "wrap",
+    "saving", "set_random_seed", "transforms", "tree", "utils", "wrap",
 ]
