@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import pickle
-
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from lamina.utils import (
-    PyDataset,
+    Dataset,
+    StringTensor,
     image_dataset_from_directory,
-    iterate_batches,
     split_dataset,
     text_dataset_from_directory,
 )
@@ -28,23 +26,23 @@ def write_images(root, counts: dict[str, int], size=(6, 4)) -> None:
             Image.new("RGB", (size[1], size[0]), (LEVELS[name],) * 3).save(root / name / f"{i}.png")
 
 
-def all_batches(dataset) -> list:
-    return [dataset[i] for i in range(len(dataset))]
+def first(dataset):
+    return next(iter(dataset))
 
 
 def test_batches_shapes_dtypes_and_class_names(tmp_path, capsys):
     write_images(tmp_path, {"ants": 3, "bees": 2})
     dataset = image_dataset_from_directory(tmp_path, image_size=(8, 5), batch_size=2, seed=1)
     assert "Found 5 files belonging to 2 classes." in capsys.readouterr().out
-    assert isinstance(dataset, PyDataset) and len(dataset) == 3
+    assert isinstance(dataset, Dataset) and len(dataset) == 3
     assert dataset.class_names == ["ants", "bees"]
     assert len(dataset.file_paths) == 5
-    images, labels = dataset[0]
-    assert images.shape == (2, 8, 5, 3) and images.dtype == np.float32
-    assert labels.shape == (2,) and labels.dtype == np.int32
-    for images, labels in all_batches(dataset):
+    images, labels = first(dataset)
+    assert images.shape == (2, 8, 5, 3) and images.dtype == torch.float32
+    assert labels.shape == (2,) and labels.dtype == torch.int32
+    for images, labels in dataset:
         np.testing.assert_array_equal(images[:, 0, 0, 0], [10 if label == 0 else 20 for label in labels])
-    assert sorted(np.concatenate([b[1] for b in all_batches(dataset)]).tolist()) == [0, 0, 0, 1, 1]
+    assert sorted(np.concatenate([b[1].numpy() for b in dataset]).tolist()) == [0, 0, 0, 1, 1]
 
 
 @pytest.mark.parametrize(
@@ -58,33 +56,33 @@ def test_batches_shapes_dtypes_and_class_names(tmp_path, capsys):
 def test_label_modes(tmp_path, label_mode, expected):
     write_images(tmp_path, {"ants": 3, "bees": 2})
     dataset = image_dataset_from_directory(tmp_path, label_mode=label_mode, image_size=(6, 4), batch_size=5, shuffle=False)
-    _, labels = dataset[0]
-    assert labels.dtype == expected.dtype
+    _, labels = first(dataset)
+    assert labels.numpy().dtype == expected.dtype
     np.testing.assert_array_equal(labels, expected)
 
 
 def test_unlabelled_and_explicit_labels(tmp_path):
     write_images(tmp_path, {"ants": 2, "bees": 1})
-    images = image_dataset_from_directory(tmp_path, labels=None, image_size=(6, 4), shuffle=False)[0]
-    assert isinstance(images, np.ndarray) and images.shape == (3, 6, 4, 3)
+    images = first(image_dataset_from_directory(tmp_path, labels=None, image_size=(6, 4), shuffle=False))
+    assert isinstance(images, torch.Tensor) and images.shape == (3, 6, 4, 3)
     for given in ([5, 6, 7], np.array([5, 6, 7])):
-        _, labels = image_dataset_from_directory(tmp_path, labels=given, image_size=(6, 4), shuffle=False)[0]
+        _, labels = first(image_dataset_from_directory(tmp_path, labels=given, image_size=(6, 4), shuffle=False))
         assert labels.tolist() == [5, 6, 7]
 
 
 def test_unbatched_items_are_single_samples(tmp_path):
     write_images(tmp_path, {"ants": 2})
     dataset = image_dataset_from_directory(tmp_path, batch_size=None, image_size=(6, 4), shuffle=False)
-    image, label = dataset[1]
+    image, label = list(dataset)[1]
     assert len(dataset) == 2 and image.shape == (6, 4, 3) and int(label) == 0
 
 
 def test_color_modes_and_channels_first(tmp_path):
     write_images(tmp_path, {"ants": 1})
-    gray = image_dataset_from_directory(tmp_path, color_mode="grayscale", image_size=(6, 4))[0][0]
+    gray = first(image_dataset_from_directory(tmp_path, color_mode="grayscale", image_size=(6, 4)))[0]
     assert gray.shape == (1, 6, 4, 1)
-    first = image_dataset_from_directory(tmp_path, data_format="channels_first", image_size=(6, 4))[0][0]
-    assert first.shape == (1, 3, 6, 4)
+    channels_first = first(image_dataset_from_directory(tmp_path, data_format="channels_first", image_size=(6, 4)))[0]
+    assert channels_first.shape == (1, 3, 6, 4)
 
 
 def test_crop_and_pad_to_aspect_ratio(tmp_path):
@@ -92,9 +90,9 @@ def test_crop_and_pad_to_aspect_ratio(tmp_path):
     wide = np.zeros((2, 6, 3), dtype=np.uint8)
     wide[:, 2:4] = 200  # a bright centre band
     Image.fromarray(wide).save(tmp_path / "ants" / "wide.png")
-    cropped = image_dataset_from_directory(tmp_path, image_size=(2, 2), crop_to_aspect_ratio=True, interpolation="nearest")[0][0]
+    cropped = first(image_dataset_from_directory(tmp_path, image_size=(2, 2), crop_to_aspect_ratio=True, interpolation="nearest"))[0]
     np.testing.assert_array_equal(cropped, 200)
-    padded = image_dataset_from_directory(tmp_path, image_size=(6, 6), pad_to_aspect_ratio=True, interpolation="nearest")[0][0]
+    padded = first(image_dataset_from_directory(tmp_path, image_size=(6, 6), pad_to_aspect_ratio=True, interpolation="nearest"))[0]
     # The 2x6 image fills the middle rows 2..3; rows above and below are zero padding.
     np.testing.assert_array_equal(padded[0, :2], 0)
     np.testing.assert_array_equal(padded[0, 2:4, 2:4], 200)
@@ -116,24 +114,10 @@ def test_validation_split_subsets_are_disjoint_and_cover_everything(tmp_path):
 def test_shuffled_order_changes_per_epoch_but_covers_every_file(tmp_path):
     write_images(tmp_path, {"ants": 6, "bees": 6})
     dataset = image_dataset_from_directory(tmp_path, image_size=(6, 4), batch_size=12, seed=3, verbose=False)
-    epoch_0 = dataset[0][1].tolist()
-    list(iterate_batches(dataset))
-    epoch_1 = dataset[0][1].tolist()
+    epoch_0 = first(dataset)[1].tolist()
+    epoch_1 = first(dataset)[1].tolist()
     assert sorted(epoch_0) == sorted(epoch_1) == [0] * 6 + [1] * 6
     assert epoch_0 != epoch_1
-
-
-def test_datasets_pickle_for_worker_processes(tmp_path):
-    write_images(tmp_path / "images", {"ants": 2, "bees": 1})
-    (tmp_path / "texts" / "a").mkdir(parents=True)
-    (tmp_path / "texts" / "a" / "0.txt").write_text("hello", encoding="utf-8")
-    for dataset in (
-        image_dataset_from_directory(tmp_path / "images", image_size=(6, 4), seed=0),
-        text_dataset_from_directory(tmp_path / "texts", max_length=3, seed=0),
-    ):
-        copy = pickle.loads(pickle.dumps(dataset))
-        for expected, actual in zip(dataset[0], copy[0], strict=True):
-            np.testing.assert_array_equal(expected, actual)
 
 
 def test_text_dataset(tmp_path):
@@ -142,8 +126,8 @@ def test_text_dataset(tmp_path):
         for i, text in enumerate(texts):
             (tmp_path / name / f"{i}.txt").write_text(text, encoding="utf-8")
     dataset = text_dataset_from_directory(tmp_path, batch_size=3, shuffle=False, max_length=4)
-    texts, labels = dataset[0]
-    assert texts.dtype == object and texts.tolist() == ["bad", "awfu", "grea"]
+    texts, labels = first(dataset)
+    assert isinstance(texts, StringTensor) and texts.numpy().tolist() == ["bad", "awfu", "grea"]
     assert labels.tolist() == [0, 0, 1] and dataset.class_names == ["neg", "pos"]
 
 
@@ -178,7 +162,7 @@ def test_mixed_sizes_without_image_size(tmp_path):
     write_images(tmp_path, {"bees": 1}, size=(5, 5))
     with pytest.raises(ValueError, match=r"Images have different sizes and no `image_size` was given: .* is 6x4 .* is 5x5"):
         image_dataset_from_directory(tmp_path, image_size=None)
-    assert image_dataset_from_directory(tmp_path / "ants", labels=None, image_size=None)[0].shape == (1, 6, 4, 3)
+    assert first(image_dataset_from_directory(tmp_path / "ants", labels=None, image_size=None)).shape == (1, 6, 4, 3)
 
 
 def test_missing_directory(tmp_path):

@@ -1,5 +1,6 @@
 """Datasets from folders of files (`image_dataset_from_directory`, `text_dataset_from_directory`)
-and `split_dataset`, returning `PyDataset`s and NumPy arrays instead of `tf.data`."""
+and `split_dataset`. The folder utilities return a `lamina.utils.Dataset` (the `tf.data`
+methods, torch tensors) read by a `PyDataset` that loads files on a background thread."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from PIL import Image
 
 from lamina import config
 from lamina.utils import image_utils
-from lamina.utils.py_dataset import PyDataset
+from lamina.utils.dataset import Dataset, _as_element, _close
+from lamina.utils.py_dataset import PyDataset, iterate_batches
 
 IMAGE_FORMATS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 TEXT_FORMATS = (".txt",)
@@ -174,7 +176,7 @@ def training_or_validation_split(
 
 
 class _FileDataset(PyDataset):
-    """Batches of (loaded files, encoded labels) in an order reshuffled every epoch."""
+    """Batches of (loaded files, encoded labels) in an order reshuffled every epoch (pass)."""
 
     def __init__(
         self,
@@ -227,14 +229,6 @@ class _FileDataset(PyDataset):
 
     def on_epoch_end(self) -> None:
         self._epoch += 1
-
-    # Worker processes (use_multiprocessing) receive a pickled copy; locks do not pickle.
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_lock": None}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.Lock()
 
     def _epoch_order(self) -> np.ndarray:
         with self._lock:
@@ -313,7 +307,7 @@ def _make_datasets(
     subset: str | None,
     verbose: bool,
     **dataset_kwargs: Any,
-) -> _FileDataset | list[_FileDataset]:
+) -> Dataset | list[Dataset]:
     subsets = ["training", "validation"] if subset == "both" else [subset]
     datasets = []
     for part in subsets:
@@ -329,8 +323,21 @@ def _make_datasets(
         kwargs = dict(dataset_kwargs)
         if subset == "both" and part == "validation":
             kwargs["shuffle"] = False
-        datasets.append(_FileDataset(part_paths, part_labels, class_names=class_names, **kwargs))
+        datasets.append(_as_dataset(_FileDataset(part_paths, part_labels, class_names=class_names, **kwargs)))
     return datasets if subset == "both" else datasets[0]
+
+
+def _as_dataset(files: _FileDataset) -> Dataset:
+    def iterate() -> Any:
+        # One pass of the loader per iteration; closing it ends its epoch (the next reshuffles).
+        batches = iterate_batches(files)
+        try:
+            for batch in batches:
+                yield _as_element(batch)
+        finally:
+            _close(batches)
+
+    return Dataset(iterate, len(files), class_names=files.class_names, file_paths=files.file_paths)
 
 
 def image_dataset_from_directory(
@@ -351,11 +358,11 @@ def image_dataset_from_directory(
     pad_to_aspect_ratio: bool = False,
     data_format: str | None = None,
     verbose: bool = True,
-) -> PyDataset | list[PyDataset]:
-    """A `PyDataset` of `(images, labels)` batches from a folder with one subfolder per class.
+) -> Dataset | list[Dataset]:
+    """A `Dataset` of `(images, labels)` batches from a folder with one subfolder per class.
 
-    Images are float32 in [0, 255], shaped `(batch, height, width, channels)` (channels_last);
-    labels are int32 `(batch,)` for 'int', float32 one-hot `(batch, num_classes)` for
+    Images are float32 tensors in [0, 255], shaped `(batch, height, width, channels)`
+    (channels_last); labels are int32 `(batch,)` for 'int', float32 one-hot `(batch, num_classes)` for
     'categorical', float32 `(batch, 1)` for 'binary'; with `labels=None` or `label_mode=None`
     batches are images only. The result has `class_names` and `file_paths` attributes;
     `subset='both'` returns `[training, validation]`. Formats: .bmp .gif .jpeg .jpg .png.
@@ -490,10 +497,10 @@ def text_dataset_from_directory(
     subset: str | None = None,
     follow_links: bool = False,
     verbose: bool = True,
-) -> PyDataset | list[PyDataset]:
-    """A `PyDataset` of `(texts, labels)` batches from .txt files, one subfolder per class.
+) -> Dataset | list[Dataset]:
+    """A `Dataset` of `(texts, labels)` batches from .txt files, one subfolder per class.
 
-    Texts come as a NumPy object array of `str` (UTF-8 decoded), truncated to `max_length`
+    Texts come as a `StringTensor` (a NumPy object array of `str`, UTF-8 decoded), truncated to `max_length`
     characters when given; labels as in `image_dataset_from_directory`.
     """
     _check_label_mode(label_mode, labels, class_names)
