@@ -166,16 +166,19 @@ class ArrayAdapter:
         run that restores the RNG state of the epoch's start draws the same order here and
         then continues at batch `skip` (see BackupAndRestore).
         """
+        return map(_slicer(self.x, self.y, self.sample_weight), self.indices(skip))
+
+    def indices(self, skip: int = 0) -> list:
+        """The rows of each of the epoch's batches from batch `skip` on (a slice, or a tensor of
+        shuffled indices), drawn as `batches` draws them; distributed training shards them."""
         n, size = self.num_samples, self.batch_size
-        take = _slicer(self.x, self.y, self.sample_weight)
         if self.shuffle and self.shuffle != "batch":
             order = torch.randperm(n, device=self.device)
-            return (take(order[step * size:(step + 1) * size])
-                    for step in range(skip, self.num_batches))
+            return [order[step * size:(step + 1) * size] for step in range(skip, self.num_batches)]
         starts = list(range(0, n, size))
         if self.shuffle == "batch":
             starts = [starts[i] for i in torch.randperm(len(starts)).tolist()]
-        return (take(slice(start, start + size)) for start in starts[skip:self.num_batches])
+        return [slice(start, start + size) for start in starts[skip:self.num_batches]]
 
 
 def _slicer(x: Any, y: Any, sample_weight: Any):
