@@ -42,7 +42,6 @@ class ModelCheckpoint(Callback):
         self.tracker = Monitor(monitor, mode, owner="ModelCheckpoint")
         if initial_value_threshold is not None:
             self.tracker.best = initial_value_threshold
-        self._initial_best = self.tracker.best
         self._epoch = 0
         self._batches_seen = 0
 

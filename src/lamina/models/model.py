@@ -131,7 +131,8 @@ class Model(Layer):
 
         compile_model(self, optimizer=optimizer, loss=loss, loss_weights=loss_weights,
                       metrics=metrics, weighted_metrics=weighted_metrics, run_eagerly=run_eagerly,
-                      steps_per_execution=steps_per_execution, jit_compile=jit_compile, **kwargs)
+                      steps_per_execution=steps_per_execution, jit_compile=jit_compile,
+                      auto_scale_loss=auto_scale_loss, **kwargs)
 
     def _trainer(self):
         from lamina.training.trainer import trainer_of

@@ -3,6 +3,7 @@ model can be compiled again when loaded."""
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
@@ -16,7 +17,8 @@ _KNOWN_EXTRA = ("device", "mixed_precision")
 
 def compile_model(model, optimizer: Any = "rmsprop", loss: Any = None, loss_weights: Any = None,
                   metrics: Any = None, weighted_metrics: Any = None, run_eagerly: bool = False,
-                  steps_per_execution: int = 1, jit_compile: Any = "auto", **kwargs: Any) -> None:
+                  steps_per_execution: int = 1, jit_compile: Any = "auto",
+                  auto_scale_loss: bool = True, **kwargs: Any) -> None:
     unknown = set(kwargs) - set(_KNOWN_EXTRA)
     if unknown:
         raise TypeError(
@@ -28,6 +30,7 @@ def compile_model(model, optimizer: Any = "rmsprop", loss: Any = None, loss_weig
             "`steps_per_execution` must be a positive integer. "
             f"Received: steps_per_execution={steps_per_execution!r}."
         )
+    resolved_jit_compile = _resolve_jit_compile(jit_compile, run_eagerly)
     from lamina.training.trainer import Trainer
 
     # Resolve names now: a typo in a loss or metric name would otherwise surface only at the
@@ -40,14 +43,34 @@ def compile_model(model, optimizer: Any = "rmsprop", loss: Any = None, loss_weig
     model._compile_config = {
         "optimizer": optimizer, "loss": loss, "loss_weights": loss_weights, "metrics": metrics,
         "weighted_metrics": weighted_metrics, "run_eagerly": run_eagerly,
-        "steps_per_execution": steps_per_execution, "jit_compile": jit_compile, **kwargs,
+        "steps_per_execution": steps_per_execution, "jit_compile": jit_compile,
+        "auto_scale_loss": auto_scale_loss, **kwargs,
     }
     object.__setattr__(model, "_lamina_trainer", Trainer(
         model, optimizer=optimizers_module.get(optimizer), loss=loss, loss_weights=loss_weights,
-        metrics=metrics, weighted_metrics=weighted_metrics, run_eagerly=run_eagerly,
-        steps_per_execution=steps_per_execution, jit_compile=jit_compile,
+        metrics=metrics, weighted_metrics=weighted_metrics,
+        steps_per_execution=steps_per_execution, jit_compile=resolved_jit_compile,
         device=kwargs.get("device"), mixed_precision=kwargs.get("mixed_precision"),
+        auto_scale_loss=bool(auto_scale_loss),
     ))
+
+
+def _resolve_jit_compile(jit_compile: Any, run_eagerly: bool) -> bool:
+    """Keras's rules: 'auto' is eager on the torch backend, and `run_eagerly=True` wins over
+    `jit_compile=True` with a warning. Lamina's step always runs eagerly otherwise, so
+    `run_eagerly` has no other effect."""
+    if jit_compile == "auto":
+        return False
+    if not isinstance(jit_compile, bool):
+        raise ValueError(
+            "`jit_compile` must be True, False or 'auto'. "
+            f"Received: jit_compile={jit_compile!r}."
+        )
+    if jit_compile and run_eagerly:
+        warnings.warn("If `run_eagerly` is True, then `jit_compile` cannot also be True. "
+                      "Disabling `jit_compile`.", stacklevel=4)
+        return False
+    return jit_compile
 
 
 def _names(argument: Any) -> list[str]:
@@ -102,6 +125,6 @@ def deserialize_compile_config(document: dict[str, Any],
 
     return {k: revive(v) for k, v in document.items() if k in (
         "optimizer", "loss", "loss_weights", "metrics", "weighted_metrics", "run_eagerly",
-        "steps_per_execution", "jit_compile", *_KNOWN_EXTRA)}
+        "steps_per_execution", "jit_compile", "auto_scale_loss", *_KNOWN_EXTRA)}
 
 

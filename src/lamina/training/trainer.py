@@ -25,7 +25,7 @@ from lamina.metrics.metric import divide_no_nan
 from lamina.training import concurrency, data_adapters, validation
 from lamina.training.data_adapters import flatten, map_structure, unpack_x_y_sample_weight
 from lamina.training.nonfinite import NonFiniteGuard
-from lamina.training.precision import Precision, resolve_autocast_dtype
+from lamina.training.precision import Precision, resolve_autocast_dtype, scaled_step
 
 Tensor = torch.Tensor
 
@@ -151,16 +151,17 @@ class Trainer:
     """Holds what `compile` resolved and runs the loops."""
 
     def __init__(self, model, optimizer, loss, loss_weights, metrics, weighted_metrics,
-                 run_eagerly, steps_per_execution, jit_compile, device=None, mixed_precision=None):
+                 steps_per_execution, jit_compile, device=None, mixed_precision=None,
+                 auto_scale_loss=True):
         self.model = model
         self.optimizer = optimizer
         self.loss_argument = loss
         self.loss_weights = loss_weights
         self.metrics_argument = metrics
         self.weighted_metrics_argument = weighted_metrics
-        self.run_eagerly = run_eagerly
         self.steps_per_execution = steps_per_execution
-        self.jit_compile = jit_compile is True
+        self.jit_compile = jit_compile  # resolved by compile(): True or False
+        self.auto_scale_loss = auto_scale_loss
         self.device = torch.device(device) if device is not None else None
         self.autocast_dtype = resolve_autocast_dtype(mixed_precision)
         self.loss_tracker = StepLossMean()
@@ -249,7 +250,7 @@ class Trainer:
         if target != current:
             self.model.to(target)
         if self._precision is None or self._precision.device_type != target.type:
-            self._precision = Precision(self.autocast_dtype, target)
+            self._precision = Precision(self.autocast_dtype, target, self.auto_scale_loss)
         return target
 
     def _prepare_optimizer(self) -> None:
@@ -432,24 +433,12 @@ class Trainer:
             # Overflowing scaled gradients are the scaler's business; a non-finite loss is not.
             if guard is not None and guard.reject(loss, check_gradients=False):
                 return
-            self._scaled_step(precision.scaler)
+            scaled_step(precision.scaler, self.optimizer)
         if self._constrained:
             with torch.no_grad():
                 for module, attr, constraint in self._constrained:
                     weight = getattr(module, attr)
                     weight.copy_(constraint(weight))
-
-    def _scaled_step(self, scaler: torch.amp.GradScaler) -> None:
-        # float16 on CUDA: unscale in place before the optimizer clips, and skip the step when
-        # the scaled gradients overflowed, as GradScaler.step does.
-        torch_optimizer = self.optimizer._torch
-        scaler.unscale_(torch_optimizer)
-        found_inf = scaler._per_optimizer_states[id(torch_optimizer)]["found_inf_per_device"]
-        if sum(v.item() for v in found_inf.values()):
-            self.optimizer.zero_grad()
-        else:
-            self.optimizer.step()
-        scaler.update()
 
     def default_test_step(self, data: Any) -> Mapping:
         x, y, sample_weight = unpack_x_y_sample_weight(data)
@@ -550,7 +539,7 @@ class Trainer:
                     self._prepare_for(batch)
                     guard = self._guard = self._make_guard(callbacks)
                     prepared = True
-                if callbacks.wants_batch_begin:
+                if callbacks.wants_batch_begin and step % every == 0:
                     callbacks.on_train_batch_begin(step)
                 guard.begin_step(epoch, step, batch)
                 try:
@@ -698,7 +687,7 @@ def predict_without_compile(model, x, batch_size=None, verbose="auto", steps=Non
     if trainer is None:
         # Two threads racing here each make one; both are stateless for predict, either wins.
         trainer = Trainer(model, optimizer=None, loss=None, loss_weights=None, metrics=None,
-                          weighted_metrics=None, run_eagerly=False, steps_per_execution=1,
+                          weighted_metrics=None, steps_per_execution=1,
                           jit_compile=False)
         object.__setattr__(model, "_lamina_predictor", trainer)
     return trainer.predict(x, batch_size=batch_size, verbose=verbose, steps=steps,
