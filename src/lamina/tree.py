@@ -133,13 +133,9 @@ def map_structure_up_to(shallow_structure: Any, func: Callable[..., Any], *struc
     if not structures:
         raise ValueError("`map_structure_up_to` needs at least one structure. Received none.")
 
-    def without_shallow(shallow: Any, *values: Any) -> Any:
-        if not _is_leaf(shallow):
-            raise _mismatch(shallow, values[0])
-        return func(*values)
-
+    # optree walks the first tree's leaves, so `shallow_structure` sets the depth.
     return optree.tree_map(
-        without_shallow, shallow_structure, *structures, none_is_leaf=True, namespace=_NAMESPACE
+        lambda _, *values: func(*values), shallow_structure, *structures, none_is_leaf=True, namespace=_NAMESPACE
     )
 
 

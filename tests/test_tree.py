@@ -1,0 +1,202 @@
+"""lamina.tree against two oracles: Keras 3's own `keras.tree` (torch backend) and optree itself."""
+
+from __future__ import annotations
+
+import collections
+import os
+
+import numpy as np
+import optree
+import pytest
+import torch
+
+from lamina import tree
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+keras = pytest.importorskip("keras")
+
+# Field names in alphabetical order: Keras's torch backend numbers namedtuple paths by sorted
+# field name (its optree backends, and lamina, by position); see test_namedtuple_paths_are_positions.
+Point = collections.namedtuple("Point", ["a", "b"])
+Other = collections.namedtuple("Other", ["a", "b"])
+TENSOR = torch.arange(3.0)
+ARRAY = np.ones((2, 2))
+
+STRUCTURES = {
+    "int": 1,
+    "none": None,
+    "string": "text",
+    "tensor": TENSOR,
+    "empty list": [],
+    "empty tuple": (),
+    "empty dict": {},
+    "flat list": [1, 2, 3],
+    "deep list": [[1, 2, 3], [4, [5], [[6]]]],
+    "int keys": {100: "world!", 6: "Hello"},
+    "unsorted dict": {"b": [1, (2, 3)], "a": None},
+    "ordered dict": collections.OrderedDict([("b", 1), ("a", 2)]),
+    "defaultdict": collections.defaultdict(list, {"z": [1], "y": [2]}),
+    "namedtuple": Point(a=1, b=(2, 3)),
+    "tensor leaves": [TENSOR, {"x": ARRAY, "w": None}],
+    "shapes": {"b": (None, 3), "a": [(1, 2), [4], ()]},
+    "empty nodes": [[], {"a": ()}, None],
+}
+IDS = list(STRUCTURES)
+
+
+def same(a, b) -> bool:
+    """Equal values in containers of the same types; tensors and arrays must be the same objects."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    if isinstance(a, (torch.Tensor, np.ndarray)):
+        return a is b
+    return a == b
+
+
+@pytest.mark.parametrize("structure", STRUCTURES.values(), ids=IDS)
+def test_flatten_pack_and_paths_match_keras(structure):
+    assert tree.is_nested(structure) == keras.tree.is_nested(structure)
+    leaves = tree.flatten(structure)
+    assert same(leaves, keras.tree.flatten(structure))
+    assert same(tree.flatten_with_path(structure), keras.tree.flatten_with_path(structure))
+    numbered = list(range(len(leaves)))
+    assert same(
+        tree.pack_sequence_as(structure, numbered),
+        keras.tree.pack_sequence_as(structure, numbered),
+    )
+    assert same(tree.pack_sequence_as(structure, leaves), structure)
+
+
+@pytest.mark.parametrize("structure", STRUCTURES.values(), ids=IDS)
+def test_maps_match_keras(structure):
+    def tag(*leaves):
+        return ("leaf", *leaves)
+
+    assert same(tree.map_structure(tag, structure), keras.tree.map_structure(tag, structure))
+    assert same(
+        tree.map_structure(tag, structure, structure),
+        keras.tree.map_structure(tag, structure, structure),
+    )
+    assert same(
+        tree.map_structure(tag, structure, none_is_leaf=False),
+        keras.tree.map_structure(tag, structure, none_is_leaf=False),
+    )
+    assert same(tree.lists_to_tuples(structure), keras.tree.lists_to_tuples(structure))
+    assert same(
+        tree.map_shape_structure(tag, structure), keras.tree.map_shape_structure(tag, structure)
+    )
+
+
+@pytest.mark.parametrize("top_down", [True, False])
+@pytest.mark.parametrize("structure", STRUCTURES.values(), ids=IDS)
+def test_traverse_visits_like_keras(structure, top_down):
+    ours, theirs = [], []
+    assert same(
+        tree.traverse(ours.append, structure, top_down=top_down),
+        keras.tree.traverse(theirs.append, structure, top_down=top_down),
+    )
+    assert same(ours, theirs)
+
+    # A top-down replacement stops the descent; MAP_TO_NONE puts None in place.
+    def prune(node):
+        if isinstance(node, tuple):
+            return tree.MAP_TO_NONE
+        return "one" if isinstance(node, list) and len(node) == 1 else None
+
+    def prune_keras(node):
+        result = prune(node)
+        return keras.tree.MAP_TO_NONE if result is tree.MAP_TO_NONE else result
+
+    assert same(
+        tree.traverse(prune, structure, top_down=top_down),
+        keras.tree.traverse(prune_keras, structure, top_down=top_down),
+    )
+
+
+PAIRS = [
+    ([(0, 1)], [(2, 3)]),
+    ([(0, 1)], [[2, 3]]),
+    ([0, 1], [0, [1]]),
+    ({"a": 1, "b": 2}, collections.OrderedDict([("b", 1), ("a", 2)])),
+    ({"a": 1}, {"b": 1}),
+    (Point(0, 1), Point(2, 3)),
+    (Point(0, 1), Other(0, 1)),
+    (None, 1),
+    ([None], [[1]]),
+    (TENSOR, [TENSOR]),
+]
+
+
+@pytest.mark.parametrize("a, b", PAIRS)
+def test_assert_same_structure_agrees_with_keras(a, b):
+    def raises(check) -> bool:
+        try:
+            check(a, b)
+        except (ValueError, TypeError):
+            return True
+        return False
+
+    expected = raises(keras.tree.assert_same_structure)
+    assert raises(tree.assert_same_structure) == expected
+    assert raises(keras.tree.assert_same_paths) == raises(tree.assert_same_paths)
+    if expected:
+        with pytest.raises(ValueError):
+            tree.map_structure(lambda x, y: x, a, b)
+
+
+def test_map_structure_up_to_keras_examples():
+    structure = [[1, 1], [2, 2]]
+    for shallow, func in [([None, None], len), ([None, [None, None]], str)]:
+        assert same(
+            tree.map_structure_up_to(shallow, func, structure),
+            keras.tree.map_structure_up_to(shallow, func, structure),
+        )
+    with pytest.raises(ValueError, match="Expected an instance of list"):
+        tree.map_structure_up_to([[None, None]], len, [1])
+
+
+def test_agrees_with_optree_on_its_own_terms():
+    structure = {"z": [1, None, (TENSOR,)], "a": Point(b=ARRAY, a={"y": 2, "x": 3})}
+    leaves, spec = optree.tree_flatten(structure, none_is_leaf=True)
+    assert same(tree.flatten(structure), leaves)
+    assert same(tree.pack_sequence_as(structure, leaves), optree.tree_unflatten(spec, leaves))
+    assert [p for p, _ in tree.flatten_with_path(structure)] == optree.tree_paths(
+        structure, none_is_leaf=True
+    )
+    assert same(
+        tree.map_structure(str, structure), optree.tree_map(str, structure, none_is_leaf=True)
+    )
+
+
+def test_namedtuple_paths_are_positions():
+    # Keras documents namedtuple paths as indices; its torch backend numbers sorted field names.
+    Pair = collections.namedtuple("Pair", ["y", "x"])
+    assert tree.flatten_with_path(Pair("first", "second")) == [((0,), "first"), ((1,), "second")]
+
+
+def test_pack_keeps_template_key_order():
+    # Keras's docstring example: values go in sorted-key order, the dict keeps its own order.
+    packed = tree.pack_sequence_as({"key3": "", "key1": "", "key2": ""}, ["v1", "v2", "v3"])
+    assert list(packed.items()) == [("key3", "v3"), ("key1", "v1"), ("key2", "v2")]
+
+
+def test_shapes_and_tensors_are_leaves():
+    assert not tree.is_nested(torch.Size([2, 3]))
+    assert not tree.is_nested(TENSOR)
+    assert not tree.is_nested(ARRAY)
+    assert tree.flatten([torch.Size([2, 3])]) == [torch.Size([2, 3])]
+
+
+def test_errors_name_the_problem():
+    with pytest.raises(ValueError, match="expected 3, received 2"):
+        tree.pack_sequence_as([1, [2, 3]], [1, 2])
+    with pytest.raises(ValueError, match="at least one structure"):
+        tree.map_structure(str)
+    with pytest.raises(TypeError, match="must be callable"):
+        tree.traverse(None, [1])
+    with pytest.raises(ValueError, match=r"Only in `a`: \[\(1,\)\]"):
+        tree.assert_same_paths([1, 2], [1])
