@@ -241,8 +241,11 @@ class Model(Layer):
 
     def compute_loss(self, x: Any = None, y: Any = None, y_pred: Any = None,
                      sample_weight: Any = None, training: bool = True):
-        """The compiled loss (plus regularization losses), as Keras 3's `compute_loss`."""
-        return self._trainer().compute_loss(x, y, y_pred, sample_weight, training=training)
+        """The compiled loss (plus regularization losses), as Keras 3's `compute_loss`.
+
+        `training` is Keras's hook for overrides (the default steps pass it to an override that
+        takes it); the default loss, like Keras's, does not depend on it."""
+        return self._trainer().compute_loss(x, y, y_pred, sample_weight)
 
     def compute_metrics(self, x: Any, y: Any, y_pred: Any, sample_weight: Any = None):
         return self._trainer().compute_metrics(x, y, y_pred, sample_weight)

@@ -352,8 +352,7 @@ class Trainer:
 
     # ------------------------------------------------------------------- the step
 
-    def compute_loss(self, x: Any, y: Any, y_pred: Any, sample_weight: Any = None,
-                     training: bool = True) -> Tensor:
+    def compute_loss(self, x: Any, y: Any, y_pred: Any, sample_weight: Any = None) -> Tensor:
         if not self._metrics_built:
             self._build_losses_and_metrics(y, y_pred)
         if not self._output_losses:
@@ -388,7 +387,7 @@ class Trainer:
         """The default steps' loss: a model's own `compute_loss` when it overrides it."""
         custom = self._model_compute_loss
         if custom is None:
-            return self.compute_loss(x, y, y_pred, sample_weight, training=training)
+            return self.compute_loss(x, y, y_pred, sample_weight)
         if custom == "training":
             return self.model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
                                            training=training)
