@@ -10,13 +10,13 @@ moved to the device.
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
-from lamina import config
+from lamina import config, tree
 from lamina.errors import DataError
 from lamina.training.validation import check_array_dtype
 
@@ -49,24 +49,15 @@ def pack_x_y_sample_weight(x: Any, y: Any = None, sample_weight: Any = None) -> 
     return (x, y, sample_weight)
 
 
-def map_structure(fn, structure: Any) -> Any:
-    if structure is None:
-        return None
-    if isinstance(structure, (list, tuple)):
-        return type(structure)(map_structure(fn, s) for s in structure)
-    if isinstance(structure, dict):
-        return {k: map_structure(fn, v) for k, v in structure.items()}
-    return fn(structure)
+# In data a None is an absent part (no y, no sample_weight), never a value: it is skipped.
+def map_structure(fn: Callable[[Any], Any], structure: Any) -> Any:
+    """`fn` applied to every array of `structure`; `None`s stay `None`."""
+    return tree.map_structure(fn, structure, none_is_leaf=False)
 
 
 def flatten(structure: Any) -> list:
-    if structure is None:
-        return []
-    if isinstance(structure, (list, tuple)):
-        return [x for s in structure for x in flatten(s)]
-    if isinstance(structure, dict):
-        return [x for v in structure.values() for x in flatten(v)]
-    return [structure]
+    """The arrays of `structure` (dicts in sorted-key order), without its `None`s."""
+    return [value for value in tree.flatten(structure) if value is not None]
 
 
 def to_tensor(value: Any, device: torch.device | None = None, non_blocking: bool = False,
