@@ -1,20 +1,19 @@
-"""Progress bars in notebooks: a Jupyter kernel (faked here: IPython's `get_ipython()` returning a
-kernel shell) gets tqdm's widget bar when ipywidgets is importable, its text bar otherwise, even
-though the kernel's stdout is no terminal; terminals, IPython consoles and logs are unchanged."""
+"""Progress in notebooks: a Jupyter kernel (faked here: IPython's `get_ipython()` returning a
+kernel shell) redraws Keras's line in place, as a terminal does, though its stdout is no
+terminal; the IPython console follows its terminal, and plain logs get one plain line per update."""
 
 from __future__ import annotations
 
+import io
 import sys
 import types
 
 import numpy as np
 import pytest
-import tqdm.notebook
-import tqdm.std
 
 import lamina as keras
 from lamina import layers
-from lamina.callbacks.progbar_logger import in_notebook, progress_bar_class
+from lamina.utils.progbar import dynamic_display, in_notebook
 
 
 class ZMQInteractiveShell:
@@ -34,68 +33,58 @@ def fake_ipython(monkeypatch, shell) -> None:
     module = types.ModuleType("IPython")
     module.get_ipython = lambda: shell
     monkeypatch.setitem(sys.modules, "IPython", module)
-    for key in ("QT_API", "SPYDER_ARGS"):
-        monkeypatch.delenv(key, raising=False)
+    monkeypatch.delenv("PYCHARM_HOSTED", raising=False)
 
 
-@pytest.mark.parametrize("shell, widgets, environment, notebook, bar", [
-    (None, True, {}, False, tqdm.std.tqdm),                         # IPython imported, not running
-    (TerminalInteractiveShell(), True, {}, False, tqdm.std.tqdm),   # the ipython console
-    (ZMQInteractiveShell(), True, {}, True, tqdm.notebook.tqdm),    # Jupyter with ipywidgets
-    (ZMQInteractiveShell(), False, {}, True, tqdm.std.tqdm),        # Jupyter without ipywidgets
-    (ZMQInteractiveShell(), True, {"QT_API": "pyqt5"}, True, tqdm.std.tqdm),  # qtconsole
+class Log(io.StringIO):
+    def isatty(self) -> bool:
+        return False
+
+
+@pytest.mark.parametrize("shell, notebook", [
+    (None, False),                          # IPython imported, not running
+    (TerminalInteractiveShell(), False),    # the ipython console
+    (ZMQInteractiveShell(), True),          # Jupyter, VS Code, Colab
 ])
-def test_the_bar_is_chosen_by_the_running_shell(monkeypatch, shell, widgets, environment,
-                                                notebook, bar):
+def test_the_display_follows_the_running_shell(monkeypatch, shell, notebook):
     fake_ipython(monkeypatch, shell)
-    for key, value in environment.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setattr(tqdm.notebook, "IProgress", object if widgets else None)
+    monkeypatch.setattr(sys, "stdout", Log())
     assert in_notebook() is notebook
-    assert progress_bar_class() is bar
+    assert dynamic_display() is notebook
 
 
 def test_plain_python_has_no_notebook(monkeypatch):
     monkeypatch.delitem(sys.modules, "IPython", raising=False)
-    monkeypatch.setattr(tqdm.notebook, "IProgress", object)
-    assert not in_notebook()
-    assert progress_bar_class() is tqdm.std.tqdm
+    monkeypatch.delenv("PYCHARM_HOSTED", raising=False)
+    monkeypatch.setattr(sys, "stdout", Log())
+    assert not in_notebook() and not dynamic_display()
+    monkeypatch.setenv("PYCHARM_HOSTED", "1")  # PyCharm's run console redraws lines
+    assert dynamic_display()
 
 
-def fit_with_progress(steps: int = 4) -> None:
+def fit_with_progress(monkeypatch, steps: int = 4) -> str:
     keras.set_random_seed(0)
     x = np.random.default_rng(0).normal(size=(8 * steps, 3)).astype("float32")
     model = keras.Sequential([keras.Input(shape=(3,)), layers.Dense(1)])
     model.compile(optimizer="sgd", loss="mse")
-    model.fit(x, x[:, :1], batch_size=8, epochs=1, verbose=1)
+    log = Log()
+    monkeypatch.setattr(sys, "stdout", log)
+    model.fit(x, x[:, :1], batch_size=8, epochs=2, verbose=1)
+    monkeypatch.setattr(sys, "stdout", sys.__stdout__)
+    return log.getvalue()
 
 
-def test_a_kernel_without_widgets_shows_the_text_bar_where_a_log_shows_one_line(monkeypatch,
-                                                                                capsys):
+def test_a_kernel_redraws_the_line_where_a_log_gets_plain_lines(monkeypatch):
     monkeypatch.delitem(sys.modules, "IPython", raising=False)
-    fit_with_progress()
-    log = capsys.readouterr().out  # captured stdout is not a terminal: one line per epoch
-    assert "4/4 - " in log and "step/s" not in log and "|" not in log
+    monkeypatch.delenv("PYCHARM_HOSTED", raising=False)
+    log = fit_with_progress(monkeypatch)
+    assert "\r" not in log and "\b" not in log and "\x1b" not in log
+    assert log.startswith("Epoch 1/2\n1/4 ━")
+    assert all(line.startswith(("Epoch", "1/4", "2/4", "3/4", "4/4")) for line in log.splitlines())
 
     fake_ipython(monkeypatch, ZMQInteractiveShell())
-    monkeypatch.setattr(tqdm.notebook, "IProgress", None)
-    fit_with_progress()
-    shown = capsys.readouterr().out
-    assert "Epoch 1/1" in shown and "4/4 [" in shown and "step" in shown and "|" in shown
-    assert "4/4 - " not in shown
-
-
-def test_a_kernel_with_widgets_gets_tqdms_notebook_bar(monkeypatch):
-    created = []
-
-    class WidgetBar(tqdm.std.tqdm):  # stands in for the widget, which needs a live kernel
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            created.append(self)
-
-    fake_ipython(monkeypatch, ZMQInteractiveShell())
-    monkeypatch.setattr(tqdm.notebook, "IProgress", object)
-    monkeypatch.setattr(tqdm.notebook, "tqdm", WidgetBar)
-    fit_with_progress(steps=5)
-    assert len(created) == 1
-    assert created[0].total == 5 and created[0].n == 5 and "loss: " in created[0].postfix
+    shown = fit_with_progress(monkeypatch)
+    assert shown.startswith("Epoch 1/2\n\r\x1b[1m1/4\x1b[0m \x1b[32m━━━━━\x1b[0m")
+    # One finished line per epoch; every redraw before it returns to the line's start.
+    finished = [line.split("\r")[-1] for line in shown.split("\n") if "\r" in line]
+    assert len(finished) == 2 and all(line.startswith("\x1b[1m4/4") for line in finished)

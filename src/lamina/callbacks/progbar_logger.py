@@ -1,133 +1,110 @@
-"""Keras-style progress: `Epoch 3/10`, a per-step bar with ETA and the running metrics.
+"""Keras 3's progress output for fit, evaluate and predict: `Epoch 3/10` (when there is more than
+one epoch), then Keras's progress line (`lamina.utils.Progbar`) with the metrics sorted by name.
 
-The bar is tqdm's: its text bar in a terminal, its widget bar in a Jupyter notebook (JupyterLab,
-VS Code, Colab; the text bar there when ipywidgets is missing). Metric values are read from the
-device at most every `interval` seconds, so showing progress costs a handful of host syncs per
-epoch, not one per step. `verbose=2` prints one line per epoch; when output is neither a terminal
-nor a notebook, verbose=1 prints only each epoch's final line, as Keras does in logs.
+Metric values stay on the device between redraws: the bar reads them back only when it draws a
+line (at most every `interval` seconds, and once at the end), not once per step.
 """
 
 from __future__ import annotations
 
-import os
 import sys
-import time
-from typing import Any
+from typing import Any, Mapping
 
 from lamina._registry import register
 from lamina.callbacks.callback import Callback
+from lamina.utils.progbar import Progbar, in_notebook
+
+__all__ = ["ProgbarLogger", "in_notebook"]
 
 
-def format_logs(logs: dict[str, Any]) -> str:
-    return " - ".join(f"{k}: {float(v):.4f}" for k, v in logs.items())
-
-
-def in_notebook() -> bool:
-    """Whether this process is a Jupyter kernel, whose output is no terminal yet shows bars.
-
-    IPython is looked up, never imported: a kernel has always imported it already.
-    """
-    ipython = sys.modules.get("IPython")
-    shell = getattr(ipython, "get_ipython", lambda: None)() if ipython is not None else None
-    if shell is None:
-        return False
-    return "IPKernelApp" in getattr(shell, "config", {}) or hasattr(shell, "kernel")
-
-
-def progress_bar_class() -> type:
-    """tqdm's notebook widget bar in a Jupyter kernel that can show widgets, its text bar
-    elsewhere (chosen at each bar, unlike `tqdm.auto`, which decides once at import)."""
-    from tqdm.std import tqdm
-
-    # Qt consoles and Spyder run kernels but draw no widgets (tqdm.autonotebook's rule).
-    console = any(key == "QT_API" or key.startswith("SPYDER") for key in os.environ)
-    if in_notebook() and not console:
-        from tqdm import notebook
-
-        if notebook.IProgress is not None:  # None when ipywidgets is not installed
-            return notebook.tqdm
-    return tqdm
+def _sorted_logs(logs: Mapping[str, Any] | None) -> dict[str, Any]:
+    # Keras sorts the logs by name before any callback sees them; ours arrive in metric order.
+    return {key: logs[key] for key in sorted(logs)} if logs else {}
 
 
 @register("ProgbarLogger")
 class ProgbarLogger(Callback):
-    """Prints progress and metrics to stdout."""
+    """Prints progress and metrics to stdout, as Keras does.
 
-    def __init__(self, count_mode: str = "steps", mode: str = "train", interval: float = 0.25):
+    Args:
+        count_mode: accepted for Keras 2 code; steps are always counted.
+        mode: the loop the engine made this logger for (`"train"`, `"test"`, `"predict"`).
+        interval: minimum seconds between two redraws of the live line (Keras: 0.05).
+    """
+
+    def __init__(self, count_mode: str = "steps", mode: str = "train", interval: float = 0.05):
         super().__init__()
+        if count_mode not in ("steps", "samples"):
+            raise ValueError(
+                f'`count_mode` must be "steps" or "samples". Received: count_mode={count_mode!r}.'
+            )
         self.mode = mode
         self.interval = interval
-        self._bar = None
-        self._epoch_start = 0.0
+        self.progbar: Progbar | None = None
+        self.seen = 0
+        # Inside fit, the validation pass is silent, as in Keras.
+        self._called_in_fit = False
 
-    def _interactive(self) -> bool:
-        return self.params.get("verbose", 1) == 1 and (sys.stdout.isatty() or in_notebook())
+    @property
+    def verbose(self) -> int:
+        verbose = self.params.get("verbose", 1)
+        return 1 if verbose == "auto" else verbose
+
+    def on_train_begin(self, logs=None):
+        self._called_in_fit = True
+
+    def on_train_end(self, logs=None):
+        self._called_in_fit = False
 
     def on_epoch_begin(self, epoch, logs=None):
+        self._start()
         epochs = self.params.get("epochs", 1)
-        if self.params.get("verbose", 1):
-            print(f"Epoch {epoch + 1}/{epochs}", flush=True)
-        self._start_bar()
+        if self.verbose and epochs > 1:
+            sys.stdout.write(f"Epoch {epoch + 1}/{epochs}\n")
+            sys.stdout.flush()
 
     def on_test_begin(self, logs=None):
-        if self.mode == "test":
-            self._start_bar()
+        if not self._called_in_fit:
+            self._start()
 
     def on_predict_begin(self, logs=None):
-        self._start_bar()
-
-    def _start_bar(self) -> None:
-        self._epoch_start = time.monotonic()
-        self._last = self._epoch_start
-        self._done = 0
-        if self._interactive():
-            bar = progress_bar_class()
-            self._bar = bar(total=self.params.get("steps"), unit="step", file=sys.stdout,
-                            leave=True, dynamic_ncols=True, mininterval=self.interval)
+        self._start()
 
     def on_train_batch_end(self, batch, logs=None):
-        self._advance(batch, logs)
+        self._update(batch, logs)
 
     def on_test_batch_end(self, batch, logs=None):
-        if self.mode == "test":
-            self._advance(batch, logs)
+        if not self._called_in_fit:
+            self._update(batch, logs)
 
     def on_predict_batch_end(self, batch, logs=None):
-        self._advance(batch, None)
-
-    def _advance(self, batch: int, logs: Any) -> None:
-        if self._bar is None:
-            return
-        now = time.monotonic()
-        if now - self._last < self.interval:
-            return
-        self._bar.update(batch + 1 - self._done)
-        self._done = batch + 1
-        if logs:
-            self._bar.set_postfix_str(format_logs(dict(logs.items())), refresh=False)
-        self._last = now
-
-    def _finish(self, logs: dict[str, Any] | None) -> None:
-        elapsed = time.monotonic() - self._epoch_start
-        steps = self.params.get("steps") or max(self._done, 1)
-        timing = f"{elapsed:.0f}s {1000 * elapsed / max(steps, 1):.0f}ms/step"
-        if self._bar is not None:
-            self._bar.update(steps - self._done)
-            if logs:
-                self._bar.set_postfix_str(format_logs(logs), refresh=True)
-            self._bar.close()
-            self._bar = None
-        elif self.params.get("verbose", 1):
-            print(f"{steps}/{steps} - {timing}" + (f" - {format_logs(logs)}" if logs else ""),
-                  flush=True)
+        self._update(batch, None)  # the predictions are no metrics
 
     def on_epoch_end(self, epoch, logs=None):
         self._finish(logs)
 
     def on_test_end(self, logs=None):
-        if self.mode == "test":
+        if not self._called_in_fit:
             self._finish(logs)
 
     def on_predict_end(self, logs=None):
-        if self.mode == "predict":
-            self._finish(None)
+        self._finish(None)
+
+    def _start(self) -> None:
+        self.seen = 0
+        self.progbar = Progbar(self.params.get("steps"), verbose=self.verbose,
+                               interval=self.interval, stateless_metrics=())
+
+    def _update(self, batch: int, logs: Mapping[str, Any] | None) -> None:
+        if self.progbar is None:
+            self._start()
+        self.seen = batch + 1
+        if self.verbose == 1:
+            self.progbar.update_lazily(self.seen, lambda: _sorted_logs(logs), finalize=False)
+
+    def _finish(self, logs: Mapping[str, Any] | None) -> None:
+        if self.progbar is None:
+            self._start()
+        if self.progbar.target is None:
+            self.progbar.target = self.seen
+        self.progbar.update_lazily(self.progbar.target, lambda: _sorted_logs(logs), finalize=True)
