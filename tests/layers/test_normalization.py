@@ -38,27 +38,49 @@ def batch_norm_inference(axis):
     return reference
 
 
-def layer_norm_trailing(layer, x):
-    gamma, beta = _weights(layer)
-    return F.layer_norm(x, gamma.shape, gamma, beta, layer.epsilon)
+# The references below are the formulas with Keras's defaults written in (epsilon=1e-3,
+# groups=32, the last axis), never read back from the layer: a changed default fails them.
+KERAS_EPSILON = 1e-3
 
 
-def layer_norm_axis_1(layer, x):
-    gamma, beta = _weights(layer)
-    mean = x.mean(dim=1, keepdim=True)
-    variance = x.var(dim=1, keepdim=True, unbiased=False)
-    return (x - mean) / torch.sqrt(variance + layer.epsilon) * gamma[:, None] + beta[:, None]
+def _over(axes, x, weight):
+    """`weight`, whose shape is that of x's `axes`, broadcast against x."""
+    shape = [x.shape[i] if i in axes else 1 for i in range(x.ndim)]
+    return weight.reshape(shape)
 
 
-def rms_norm(layer, x):
-    (gamma,) = _weights(layer)
-    return x / torch.sqrt(x.square().mean(-1, keepdim=True) + layer.epsilon) * gamma
-
-
-def group_norm(groups):
+def layer_norm(axes, epsilon=KERAS_EPSILON):
     def reference(layer, x):
         gamma, beta = _weights(layer)
-        return F.group_norm(x.movedim(-1, 1), groups, gamma, beta, layer.epsilon).movedim(1, -1)
+        positive = [a % x.ndim for a in axes]
+        mean = x.mean(dim=positive, keepdim=True)
+        variance = ((x - mean) ** 2).mean(dim=positive, keepdim=True)
+        return (x - mean) / torch.sqrt(variance + epsilon) * _over(positive, x, gamma) + _over(
+            positive, x, beta)
+
+    return reference
+
+
+def rms_norm(epsilon):
+    def reference(layer, x):
+        (gamma,) = _weights(layer)
+        return x / torch.sqrt(x.square().mean(-1, keepdim=True) + epsilon) * gamma
+
+    return reference
+
+
+def group_norm(groups, epsilon=KERAS_EPSILON):
+    """Wu & He's group normalization over a channels-last input: channels split into `groups`
+    contiguous blocks, each normalized over its channels and every spatial position."""
+    def reference(layer, x):
+        gamma, beta = _weights(layer)
+        channels = x.shape[-1]
+        grouped = x.reshape(*x.shape[:-1], groups, channels // groups)
+        axes = [*range(1, x.ndim - 1), x.ndim]  # spatial axes and the channels within a group
+        mean = grouped.mean(dim=axes, keepdim=True)
+        variance = ((grouped - mean) ** 2).mean(dim=axes, keepdim=True)
+        normalized = ((grouped - mean) / torch.sqrt(variance + epsilon)).reshape(x.shape)
+        return normalized * gamma + beta
 
     return reference
 
@@ -71,20 +93,22 @@ CASES = [
     LayerCase("batch_norm_axis_1", functools.partial(layers.BatchNormalization, axis=1),
               (4, 3, 5), (4, 3, 5), params=12, reference=batch_norm_inference(1)),
     LayerCase("layer_norm", layers.LayerNormalization, (2, 3, 6), (2, 3, 6), params=12,
-              reference=layer_norm_trailing),
+              reference=layer_norm([-1])),
     LayerCase("layer_norm_two_axes", functools.partial(layers.LayerNormalization, axis=[1, 2],
                                                        epsilon=1e-6),
-              (2, 3, 4), (2, 3, 4), params=24, reference=layer_norm_trailing),
+              (2, 3, 4), (2, 3, 4), params=24, reference=layer_norm([1, 2], epsilon=1e-6)),
     LayerCase("layer_norm_axis_1", functools.partial(layers.LayerNormalization, axis=1),
-              (2, 3, 4), (2, 3, 4), params=6, reference=layer_norm_axis_1),
+              (2, 3, 4), (2, 3, 4), params=6, reference=layer_norm([1])),
     LayerCase("rms_norm", functools.partial(layers.LayerNormalization, rms_scaling=True),
-              (2, 5), (2, 5), params=5, reference=rms_norm),
+              (2, 5), (2, 5), params=5, reference=rms_norm(KERAS_EPSILON)),
     LayerCase("group_norm", functools.partial(layers.GroupNormalization, groups=2, name="gn",
                                               gamma_regularizer="l2", beta_constraint="max_norm"),
               (2, 3, 4), (2, 3, 4), params=8, reference=group_norm(2),
               bad_inputs=[((2, 3, 6), ShapeError, re.escape(
                   "Input 0 of layer 'gn' (GroupNormalization) is incompatible: expected axis 2 to "
                   "have size 4, but received an input of shape (2, 3, 6)."))]),
+    LayerCase("group_norm_keras_defaults", layers.GroupNormalization, (2, 3, 64), (2, 3, 64),
+              params=128, reference=group_norm(32)),
     LayerCase("group_norm_instance", functools.partial(layers.GroupNormalization, groups=4),
               (2, 5, 4), (2, 5, 4), params=8, reference=group_norm(4)),
     LayerCase("group_norm_minus_one_is_instance_norm",

@@ -64,15 +64,20 @@ def make_input(case: LayerCase, shape: tuple[int, ...] | None = None, seed: int 
     return torch.randn(shape, generator=generator, dtype=dtype)
 
 
+def distinct_weights(weights: list[np.ndarray], seed: int = 0) -> list[np.ndarray]:
+    """`weights` with every 1-D array replaced by its own random draw in [0.5, 1.5): positive (a
+    variance stays valid), non-zero (a forgotten bias shows) and different from every other
+    array, so a layer that swaps gamma and beta, or the mean and the variance, disagrees with a
+    reference that reads them in Keras's order."""
+    rng = np.random.default_rng(seed)
+    return [w if w.ndim != 1 else rng.uniform(0.5, 1.5, w.shape).astype(w.dtype) for w in weights]
+
+
 def built_layer(case: LayerCase, dtype: str = "float64") -> Any:
-    """The case's layer built in `dtype`, its 1-D weights set to distinct non-zero values so that a
-    reference that forgets a bias (or swaps gamma and beta) fails."""
+    """The case's layer built in `dtype`, with `distinct_weights`."""
     layer = case.make(dtype=dtype)
     layer(make_input(case, dtype=getattr(torch, dtype)))
-    layer.set_weights([
-        w if w.ndim != 1 else np.linspace(0.5, 1.5, w.size).astype(w.dtype)
-        for w in layer.get_weights()
-    ])
+    layer.set_weights(distinct_weights(layer.get_weights()))
     return layer
 
 
