@@ -20,6 +20,7 @@ from torch import nn
 from lamina import config
 from lamina import losses as losses_module
 from lamina import metrics as metrics_module
+from lamina.distribution import runtime as distributed
 from lamina.errors import DataError, NonFiniteError, NotCompiledError
 from lamina.metrics.metric import divide_no_nan
 from lamina.training import concurrency, data_adapters, validation
@@ -187,6 +188,8 @@ class Trainer:
         self.after_backward_hooks: list = []
         self._model_compute_loss = _overridden_compute_loss(model)
         self._pending_metrics: CompileMetrics | None = None
+        # The distribution set when the model was compiled (lamina.distribution), or None.
+        self._distributed = distributed.at_compile()
 
     # ------------------------------------------------------------------- set-up
 
@@ -288,6 +291,7 @@ class Trainer:
         self._regularized = any(m._regularized or m.activity_regularizer is not None for m in layers)
         self._constrained = [(m, attr, c) for m in layers for attr, c in m._constrained]
         if training:
+            distributed.wrap(self)  # DDP/FSDP, before the optimizer binds the weights
             self._prepare_optimizer()
 
     def _output_keys(self, y_pred: Any) -> list[Any]:
@@ -488,12 +492,14 @@ class Trainer:
         train_data = self._adapter(x, y, sample_weight, batch_size, shuffle, steps_per_epoch,
                                    device, "fit", class_weight)
         self._check_data(train_data)
+        train_data = distributed.shard(self, train_data, training=True)
         validation_adapter = None
         if validation_data is not None:
             vx, vy, vsw = unpack_x_y_sample_weight(validation_data)
             validation_adapter = self._adapter(vx, vy, vsw, validation_batch_size or batch_size,
                                                False, validation_steps, device, "fit")
             self._check_data(validation_adapter, "validation_data ")
+            validation_adapter = distributed.shard(self, validation_adapter, training=False)
         callbacks = CallbackList(callbacks, add_history=True, add_progbar=_verbosity(verbose) != 0,
                                  model=model, verbose=_verbosity(verbose), epochs=epochs,
                                  steps=train_data.num_batches)
@@ -554,7 +560,7 @@ class Trainer:
             if prepared:
                 # Before validation and on_epoch_end, so no checkpoint ever saves NaN weights.
                 guard.check(f"the end of epoch {epoch + 1}")
-            epoch_logs = logs_to_floats(logs)
+            epoch_logs = logs_to_floats(distributed.reduce(self, logs, train_data))
             if validation is not None and (epoch + 1) % validation_freq == 0:
                 validation_logs = self._evaluate_adapter(validation, callbacks=None)
                 epoch_logs.update({f"val_{k}": v for k, v in validation_logs.items()})
@@ -596,7 +602,7 @@ class Trainer:
         model = self.model
         self.reset_metrics()
         logs: Mapping = {}
-        with concurrency.inference(model):
+        with concurrency.inference(model), distributed.gathered(self):
             with torch.no_grad():
                 for step, batch in enumerate(adapter.batches()):
                     if step == 0:
@@ -606,7 +612,7 @@ class Trainer:
                     logs = model.test_step(_step_data(batch))
                     if callbacks is not None and callbacks.wants_test_batch:
                         callbacks.on_test_batch_end(step, logs)
-        return logs_to_floats(logs)
+        return logs_to_floats(distributed.reduce(self, logs, adapter))
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
                  steps=None, callbacks=None, return_dict=False, **kwargs):
@@ -617,6 +623,7 @@ class Trainer:
         device = self._place()
         adapter = self._adapter(x, y, sample_weight, batch_size, False, steps, device, "evaluate")
         self._check_data(adapter)
+        adapter = distributed.shard(self, adapter, training=False)
         callbacks = CallbackList(callbacks, add_history=False, add_progbar=_verbosity(verbose) != 0,
                                  model=self.model, verbose=_verbosity(verbose), epochs=1,
                                  steps=adapter.num_batches, mode="test")
@@ -641,18 +648,19 @@ class Trainer:
             self._precision = Precision(self.autocast_dtype, device)
         adapter = data_adapters.make_adapter(x, None, None, batch_size=batch_size, shuffle=False,
                                              device=device, steps=steps, for_what="predict")
+        adapter = distributed.shard(self, adapter, training=False)
         callbacks = CallbackList(callbacks, add_history=False, add_progbar=_verbosity(verbose) == 1,
                                  model=model, verbose=_verbosity(verbose), epochs=1,
                                  steps=adapter.num_batches, mode="predict")
         outputs: list[Any] = []
         callbacks.on_predict_begin()
-        with concurrency.inference(model), torch.no_grad():
+        with concurrency.inference(model), torch.no_grad(), distributed.gathered(self):
             for step, batch in enumerate(adapter.batches()):
                 outputs.append(model.predict_step(_step_data(batch)))
                 if callbacks.wants_predict_batch:
                     callbacks.on_predict_batch_end(step, {"outputs": outputs[-1]})
         callbacks.on_predict_end()
-        return _concatenate_outputs(outputs)
+        return distributed.gather(self, _concatenate_outputs(outputs), adapter)
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
         device = self._place()

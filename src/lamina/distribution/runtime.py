@@ -1,0 +1,293 @@
+"""What the trainer asks of a distribution: the seam between the one engine and torch.distributed.
+
+The trainer calls these functions at a handful of points (`shard` its data, `wrap` its model,
+`reduce` its logs, `gather` predictions, `gathered` weights for inference); each does nothing
+when no distribution was set when the model was compiled. A model compiled under a distribution
+keeps an `Engine`, made once, that holds the wrapped model and the step's share of the batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from lamina import tree
+from lamina.distribution import sharding
+from lamina.distribution.distribution_lib import (
+    DataParallel, Distribution, ModelParallel, distribution, process_count, process_index,
+)
+
+
+class Engine:
+    """One compiled model's side of a distribution."""
+
+    def __init__(self, distribution: Distribution):
+        self.distribution = distribution
+        self.processes = process_count()
+        mesh = distribution.device_mesh
+        if len(mesh.devices) != self.processes:
+            raise ValueError(
+                f"{distribution!r} spans {len(mesh.devices)} devices but this job has "
+                f"{self.processes} processes (one per device). Build the mesh from "
+                "list_devices(), or start as many processes as the mesh has devices.")
+        self.parts = distribution.data_shards
+        self.index = distribution.data_shard_index()
+        self.share = sharding.StepShare()
+        self.module: nn.Module | None = None  # the model as wrapped for the training step
+        self._replicated: set[int] = set()  # ids of inference data every process runs whole
+
+    @property
+    def active(self) -> bool:
+        return self.processes > 1
+
+    def wrap(self, model: nn.Module) -> Any:
+        """The training step's forward: the model under DDP or FSDP2 (wrapped once)."""
+        if self.module is None:
+            distribution = self.distribution
+            if isinstance(distribution, DataParallel):
+                device = next(model.parameters()).device
+                ids = [device.index] if device.type == "cuda" else None
+                self.module = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+            else:
+                self.module = _fully_sharded(model, distribution)
+        return _ShareScaled(self.module, self.share, self.parts)
+
+    @contextlib.contextmanager
+    def full_weights(self) -> Iterator[None]:
+        """Whole weights on the model for the block (FSDP gathers them; DDP has them)."""
+        module = self.module
+        if module is None or isinstance(module, nn.parallel.DistributedDataParallel):
+            yield
+            return
+        module.unshard()
+        try:
+            yield
+        finally:
+            module.reshard()
+
+
+class _Root(nn.Module):
+    """A holder for the model, so FSDP2 hooks the holder (whose class it rewrites) and the
+    model keeps its own class, which its saved config names."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return self.model(*args, **kwargs)
+
+
+def _fully_sharded(model: nn.Module, distribution: Distribution) -> nn.Module:
+    from torch.distributed.fsdp import fully_shard
+    from torch.distributed.tensor import Shard
+
+    mesh = distribution.device_mesh.torch_mesh()
+    if isinstance(distribution, ModelParallel):
+        paths = {id(p): name for name, p in model.named_parameters()}
+
+        def placement(parameter: nn.Parameter):
+            layout = distribution.get_variable_layout(paths.get(id(parameter), ""))
+            split = [axis for axis, name in enumerate(layout.axes if layout else ())
+                     if name is not None and name != distribution.batch_dim_name]
+            return Shard(split[0]) if split else Shard(0)
+
+        # On a two-axis mesh FSDP2 replicates over the first axis and shards over the second.
+        return fully_shard(_Root(model), mesh=mesh, shard_placement_fn=placement)
+    return fully_shard(_Root(model), mesh=mesh)
+
+
+class _ScaleGradient(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.scale = scale
+        return tensor.view_as(tensor)
+
+    @staticmethod
+    def backward(ctx, gradient: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return gradient * ctx.scale, None
+
+
+class _ShareScaled:
+    """Calls the wrapped model. DDP and FSDP average gradients over processes, which is the
+    global batch's mean only when every process has as many samples; a process with a larger or
+    smaller slice (the epoch's last batch) scales its output's gradient by its share x parts."""
+
+    def __init__(self, module: nn.Module, share: sharding.StepShare, parts: int):
+        self.module, self.share, self.parts = module, share, parts
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        output = self.module(*args, **kwargs)
+        scale = self.share.fraction * self.parts
+        if scale == 1.0 or not torch.is_grad_enabled():
+            return output
+        return tree.map_structure(
+            lambda t: _ScaleGradient.apply(t, scale) if getattr(t, "requires_grad", False) else t,
+            output)
+
+
+# --------------------------------------------------------------------------- the trainer's seam
+
+
+def at_compile() -> Engine | None:
+    """The engine for a model compiled now: one if a distribution is set, else None."""
+    current = distribution()
+    return Engine(current) if current is not None else None
+
+
+def _engine(trainer) -> Engine | None:
+    current = distribution()
+    engine = trainer._distributed
+    if current is not None and (engine is None or engine.distribution is not current):
+        laid_out = repr(engine.distribution) if engine else "a single process"
+        raise ValueError(
+            f"Model {trainer.model.name!r} was built and compiled before the distribution "
+            f"{current!r} was set, so it is laid out for {laid_out}. Call "
+            "lamina.distribution.set_distribution(...) (or enter its scope()) first, then build "
+            "and compile the model, as Keras requires.")
+    return engine if engine is not None and engine.active else None
+
+
+def shard(trainer, adapter: Any, training: bool) -> Any:
+    """This process's part of `adapter` (the data of fit, validation, evaluate or predict)."""
+    engine = _engine(trainer)
+    if engine is None or adapter is None:
+        return adapter
+    if training:
+        return sharding.for_training(adapter, engine.parts, engine.index, engine.share)
+    part = sharding.for_inference(adapter, engine.parts, engine.index)
+    if part is None:
+        engine._replicated.add(id(adapter))
+        return adapter
+    return part
+
+
+def wrap(trainer) -> None:
+    """Put the model under DDP/FSDP once its weights exist (before the optimizer binds them)."""
+    engine = _engine(trainer)
+    if engine is not None:
+        trainer._forward = engine.wrap(trainer.model)
+
+
+@contextlib.contextmanager
+def gathered(trainer) -> Iterator[None]:
+    """Whole weights for evaluation and prediction, which call the model directly."""
+    engine = _engine(trainer)
+    if engine is None:
+        yield
+        return
+    with engine.full_weights():
+        yield
+
+
+def reduce(trainer, logs: Mapping, adapter: Any) -> Mapping:
+    """The logs over all processes: every metric's state (sums and counts, for every Keras
+    metric) summed over processes in one all-reduce, so each process reads the global values."""
+    engine = _engine(trainer)
+    if engine is None or id(adapter) in engine._replicated:
+        return logs
+    tracker = trainer.loss_tracker
+    if tracker.pending:
+        total, count = tracker._pending_sums()
+        tracker.pending = []
+        tracker.total.add_(total)
+        tracker.count.add_(count)
+    metrics = trainer.logged_metrics()
+    variables = [v for m in metrics for v in m.variables]
+    if variables:
+        flat = torch.cat([v.detach().reshape(-1).to(torch.float64) for v in variables])
+        flat = _all_reduce(flat)
+        with torch.no_grad():
+            for variable, value in zip(variables, torch.split(flat, [v.numel() for v in variables])):
+                variable.copy_(value.reshape(variable.shape).to(variable.dtype))
+    if type(logs).__name__ == "_StepLogs":
+        return logs
+    # A custom train_step's own logs: metric names read the reduced metrics, other scalars are
+    # averaged over processes.
+    results = {m.name: m for m in metrics}
+    reduced = {}
+    for key, value in logs.items():
+        if key in results:
+            reduced[key] = results[key].result()
+        elif isinstance(value, torch.Tensor) and value.numel() == 1:
+            reduced[key] = _all_reduce(value.detach().to(torch.float64).reshape(1))[0] / engine.processes
+        else:
+            reduced[key] = value
+    return reduced
+
+
+def _all_reduce(tensor: torch.Tensor) -> torch.Tensor:
+    if dist.get_backend() == "gloo" and tensor.device.type != "cpu":
+        host = tensor.cpu()
+        dist.all_reduce(host)
+        return host.to(tensor.device)
+    dist.all_reduce(tensor)
+    return tensor
+
+
+def gather(trainer, outputs: Any, adapter: Any) -> Any:
+    """`predict`'s result over all processes: their contiguous parts, in rank order."""
+    engine = _engine(trainer)
+    if engine is None or id(adapter) in engine._replicated:
+        return outputs
+    parts: list[Any] = [None] * engine.processes
+    dist.all_gather_object(parts, outputs)
+    # Processes that share a data part (a model axis) computed the same rows: keep one copy.
+    return _concatenate(_one_per_data_part(parts, engine))
+
+
+def _one_per_data_part(parts: list[Any], engine: Engine) -> list[Any]:
+    if engine.parts == engine.processes:
+        return parts
+    distribution = engine.distribution
+    chosen: dict[int, Any] = {}
+    mesh = distribution.device_mesh
+    coordinates = torch.arange(len(mesh.devices)).reshape(mesh.shape)
+    axis = mesh.axis_names.index(distribution.batch_dim_name)
+    for rank, part in enumerate(parts):
+        chosen.setdefault(int((coordinates == rank).nonzero()[0][axis]), part)
+    return [chosen[i] for i in sorted(chosen)]
+
+
+def _concatenate(parts: list[Any]) -> Any:
+    first = parts[0]
+    if isinstance(first, np.ndarray):
+        return np.concatenate(parts)
+    if isinstance(first, (list, tuple)):
+        return type(first)(_concatenate([p[i] for p in parts]) for i in range(len(first)))
+    if isinstance(first, dict):
+        return {k: _concatenate([p[k] for p in parts]) for k in first}
+    raise TypeError(f"predict returned {type(first).__name__}; expected arrays.")
+
+
+# --------------------------------------------------------------------------- files
+
+_writing_depth = [0]
+
+
+@contextlib.contextmanager
+def writing(model: nn.Module) -> Iterator[bool]:
+    """Around a save: every process gathers whole weights (FSDP), only rank 0 writes (the block
+    runs where this yields True), and the others wait until the file is there."""
+    trainer = model.__dict__.get("_lamina_trainer")
+    engine = trainer._distributed if trainer is not None else None
+    if engine is None or not engine.active or _writing_depth[0]:
+        # Nested saves (a backup writing its weights) run on the writer only: no collectives.
+        yield process_index() == 0
+        return
+    _writing_depth[0] += 1
+    try:
+        with engine.full_weights():
+            yield process_index() == 0
+    finally:
+        _writing_depth[0] -= 1
+    dist.barrier()
+
+
+__all__ = ["Engine", "at_compile", "gather", "gathered", "reduce", "shard", "wrap", "writing"]

@@ -1,0 +1,212 @@
+"""Each process's part of the data: a global batch of `batch_size` split over the processes.
+
+Training keeps every process in step (DDP and FSDP reduce gradients at every backward): all see
+the same number of batches, and each takes its slice of every global batch. The epoch's order
+is drawn as one process would draw it (from torch's global RNG, so BackupAndRestore resumes it)
+and rank 0's draw is broadcast, so the processes agree even when seeded differently.
+
+Evaluation and prediction need no lock-step: each process takes a contiguous run of the
+samples, so the processes' results concatenated in rank order are the whole result, in order,
+with no sample twice.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterator
+
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+
+from lamina import tree
+from lamina.errors import DataError
+from lamina.training import data_adapters
+from lamina.training.data_adapters import ArrayAdapter, IterableAdapter
+
+
+class StepShare:
+    """This process's share of the running global batch (its samples / the batch's), read by
+    the gradient reduction: with unequal slices (a last batch of 5 over 2 processes) a plain
+    mean over processes would weigh samples unequally."""
+
+    def __init__(self) -> None:
+        self.fraction = 1.0
+
+
+def split(total: int, parts: int, index: int) -> tuple[int, int]:
+    """Rows [start, stop) of part `index` of `total` rows in `parts` near-equal contiguous parts."""
+    return total * index // parts, total * (index + 1) // parts
+
+
+def _broadcast(tensor: torch.Tensor) -> torch.Tensor:
+    """Rank 0's values of `tensor` on every process (gloo broadcasts from the CPU)."""
+    if dist.get_backend() == "gloo" and tensor.device.type != "cpu":
+        host = tensor.cpu()
+        dist.broadcast(host, 0)
+        return host.to(tensor.device)
+    dist.broadcast(tensor, 0)
+    return tensor
+
+
+def agreed_seed() -> int:
+    """A seed drawn from torch's global RNG on rank 0 (so a seeded run repeats it), shared."""
+    return int(_broadcast(torch.randint(0, 2**62, (1,)))[0])
+
+
+class ShardedArrays:
+    """In-memory training data: this process's slice of each global batch."""
+
+    resumable = True
+
+    def __init__(self, adapter: ArrayAdapter, parts: int, index: int, share: StepShare):
+        self.adapter, self.parts, self.index, self.share = adapter, parts, index, share
+        self.num_batches = adapter.num_batches
+        self.num_samples = adapter.num_samples
+        last = adapter.num_samples - (adapter.num_batches - 1) * adapter.batch_size
+        if adapter.steps is None and 0 < last < parts:
+            raise DataError(
+                f"The last batch of each epoch holds {last} sample(s) ({adapter.num_samples} "
+                f"samples in batches of {adapter.batch_size}), fewer than the {parts} processes "
+                "that split it, so a process would have no data for that step. Choose a "
+                f"batch_size that leaves 0 or at least {parts} samples for the last batch, or "
+                "pass steps_per_epoch.")
+
+    def generators(self) -> list[torch.Generator]:
+        return []
+
+    def batches(self, skip: int = 0) -> Iterator[tuple]:
+        adapter = self.adapter
+        indices = adapter.indices(skip)
+        if indices and isinstance(indices[0], torch.Tensor):
+            lengths = [len(i) for i in indices]
+            indices = list(torch.split(_broadcast(torch.cat(indices)), lengths))
+        elif indices:
+            starts = _broadcast(torch.tensor([i.start for i in indices])).tolist()
+            indices = [slice(s, s + adapter.batch_size) for s in starts]
+        take = data_adapters._slicer(adapter.x, adapter.y, adapter.sample_weight)
+        return self._slices(indices, take)
+
+    def _slices(self, indices: list, take) -> Iterator[tuple]:
+        n = self.adapter.num_samples
+        for index in indices:
+            if isinstance(index, slice):
+                index = range(index.start, min(index.stop, n))
+            size = len(index)
+            start, stop = split(size, self.parts, self.index)
+            local = index[start:stop]
+            self.share.fraction = (stop - start) / size
+            yield take(slice(local.start, local.stop) if isinstance(local, range) else local)
+
+
+class ShardedBatches:
+    """An iterable of global batches (a generator, PyDataset, IterableDataset): every process
+    reads all of them and trains on its slice of each; the source must yield the same batches on
+    every process (seed its randomness the same way)."""
+
+    resumable = property(lambda self: self.adapter.resumable)
+
+    def __init__(self, adapter: IterableAdapter, parts: int, index: int, share: StepShare):
+        self.adapter, self.parts, self.index, self.share = adapter, parts, index, share
+        self.num_batches = adapter.num_batches
+
+    def generators(self) -> list[torch.Generator]:
+        return self.adapter.generators()
+
+    def batches(self, skip: int = 0) -> Iterator[Any]:
+        for batch in self.adapter.batches(skip):
+            size = len(tree.flatten(batch)[0])
+            start, stop = split(size, self.parts, self.index)
+            if start == stop:
+                raise DataError(
+                    f"A batch of {size} sample(s) cannot be split over {self.parts} processes: "
+                    "one would have no data for the step. Make every batch hold at least as "
+                    "many samples as there are processes.")
+            self.share.fraction = (stop - start) / size
+            yield _map(lambda v: v[start:stop], batch)
+
+
+class ShardedLoader:
+    """A DataLoader (or map-style Dataset) rebuilt over a `DistributedSampler`: each process
+    loads only its samples, `batch_size / processes` per step, in a new order each epoch."""
+
+    resumable = True
+
+    def __init__(self, adapter: IterableAdapter, parts: int, index: int, share: StepShare):
+        loader: DataLoader = adapter.data
+        if loader.batch_size is None or loader.batch_size % parts:
+            raise ValueError(
+                f"The DataLoader's batch_size ({loader.batch_size}) is the global batch and must "
+                f"be divisible by the {parts} processes that split it. Received: "
+                f"batch_size={loader.batch_size}. Use a multiple of {parts}.")
+        self.sampler = DistributedSampler(loader.dataset, num_replicas=parts, rank=index,
+                                          shuffle=isinstance(loader.sampler, RandomSampler))
+        self.adapter = IterableAdapter(_rebuilt(loader, self.sampler, loader.batch_size // parts),
+                                       adapter.device, adapter.steps)
+        self.num_batches = self.adapter.num_batches
+        self.share = share
+
+    def generators(self) -> list[torch.Generator]:
+        return []
+
+    def batches(self, skip: int = 0) -> Iterator[Any]:
+        # A new order each epoch, drawn from the global RNG as a single process would draw it.
+        self.sampler.set_epoch(agreed_seed())
+        self.share.fraction = 1 / self.sampler.num_replicas
+        return self.adapter.batches(skip)
+
+
+def _rebuilt(loader: DataLoader, sampler: Any, batch_size: int) -> DataLoader:
+    return DataLoader(loader.dataset, batch_size=batch_size, sampler=sampler,
+                      num_workers=loader.num_workers, collate_fn=loader.collate_fn,
+                      pin_memory=loader.pin_memory, drop_last=loader.drop_last,
+                      timeout=loader.timeout, worker_init_fn=loader.worker_init_fn,
+                      persistent_workers=loader.persistent_workers if loader.num_workers else False)
+
+
+def for_training(adapter: Any, parts: int, index: int, share: StepShare) -> Any:
+    if isinstance(adapter, ArrayAdapter):
+        return ShardedArrays(adapter, parts, index, share)
+    if isinstance(adapter.data, DataLoader) and not _iterable_dataset(adapter.data):
+        return ShardedLoader(adapter, parts, index, share)
+    return ShardedBatches(adapter, parts, index, share)
+
+
+def for_inference(adapter: Any, parts: int, index: int) -> Any | None:
+    """This process's contiguous part of evaluation or prediction data, or None for a stream
+    that cannot be split without reading it whole (every process then runs all of it)."""
+    if isinstance(adapter, ArrayAdapter):
+        total = adapter.num_samples
+        if adapter.steps:
+            total = min(total, adapter.steps * adapter.batch_size)
+        start, stop = split(total, parts, index)
+        _check_nonempty(total, parts)
+        part = lambda v: v[start:stop]  # noqa: E731
+        return ArrayAdapter(_map(part, adapter.x), _map(part, adapter.y),
+                            _map(part, adapter.sample_weight),
+                            max(1, math.ceil(adapter.batch_size / parts)), False, adapter.device)
+    loader = adapter.data
+    if isinstance(loader, DataLoader) and not _iterable_dataset(loader) and adapter.steps is None:
+        total = len(loader.dataset)
+        _check_nonempty(total, parts)
+        start, stop = split(total, parts, index)
+        size = max(1, math.ceil((loader.batch_size or 1) / parts))
+        return IterableAdapter(_rebuilt(loader, range(start, stop), size), adapter.device)
+    return None
+
+
+def _map(function, structure: Any) -> Any:
+    return tree.map_structure(function, structure, none_is_leaf=False)
+
+
+def _check_nonempty(total: int, parts: int) -> None:
+    if total < parts:
+        raise DataError(
+            f"The data holds {total} sample(s), fewer than the {parts} processes that share "
+            "it. Evaluate or predict on at least one sample per process.")
+
+
+def _iterable_dataset(loader: DataLoader) -> bool:
+    from torch.utils.data import IterableDataset
+
+    return isinstance(loader.dataset, IterableDataset)
