@@ -36,9 +36,10 @@ from lamina.config import set_random_seed
 from lamina.layers.layer import Layer, clear_session
 from lamina.models import Input, Model, Sequential
 from lamina.models.wrapped import wrap
+from lamina.utils.dataset import AUTOTUNE
 
 __all__ = [
-    "Input", "Layer", "Model", "Sequential", "activations", "applications", "backend", "callbacks",
+    "AUTOTUNE", "Input", "Layer", "Model", "Sequential", "activations", "applications", "backend", "callbacks",
     "clear_session", "config", "constraints", "datasets", "evaluation", "initializers", "layers",
     "losses", "metrics", "mixed_precision", "models", "nn", "ops", "optimizers", "preprocessing", "random",
     "regularizers",
