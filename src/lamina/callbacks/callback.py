@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from lamina._registry import register
+from lamina.distribution import is_chief
 
 _BATCH_HOOKS = {
     "wants_batch_begin": ("on_train_batch_begin", "on_batch_begin"),
@@ -124,6 +125,9 @@ class CallbackList:
 
             if not any(isinstance(c, ProgbarLogger) for c in self.callbacks):
                 self.callbacks.insert(0, ProgbarLogger(mode=mode))
+        if not is_chief():
+            # Rank 0 of a distributed run prints and writes the logs; the others train quietly.
+            self.callbacks = [c for c in self.callbacks if not getattr(c, "_chief_only", False)]
         # A callback that backs up the others' states (BackupAndRestore) runs after them at
         # every hook: its backups then include this step's updates, and what it restores at
         # train begin is not reset by another callback's on_train_begin.

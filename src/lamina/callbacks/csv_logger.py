@@ -13,6 +13,8 @@ from lamina.callbacks.callback import Callback
 class CSVLogger(Callback):
     """Streams epoch results to a CSV file (`epoch,loss,...`); `append=True` continues a file."""
 
+    _chief_only = True  # in a distributed run only rank 0 writes the file
+
     def __init__(self, filename: str, separator: str = ",", append: bool = False):
         super().__init__()
         self.filename, self.separator, self.append = os.fspath(filename), separator, append

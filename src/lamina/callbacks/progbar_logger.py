@@ -32,6 +32,8 @@ class ProgbarLogger(Callback):
         interval: minimum seconds between two redraws of the live line (Keras: 0.05).
     """
 
+    _chief_only = True  # in a distributed run only rank 0 prints
+
     def __init__(self, count_mode: str = "steps", mode: str = "train", interval: float = 0.05):
         super().__init__()
         if count_mode not in ("steps", "samples"):

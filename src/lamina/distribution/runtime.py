@@ -266,28 +266,4 @@ def _concatenate(parts: list[Any]) -> Any:
     raise TypeError(f"predict returned {type(first).__name__}; expected arrays.")
 
 
-# --------------------------------------------------------------------------- files
-
-_writing_depth = [0]
-
-
-@contextlib.contextmanager
-def writing(model: nn.Module) -> Iterator[bool]:
-    """Around a save: every process gathers whole weights (FSDP), only rank 0 writes (the block
-    runs where this yields True), and the others wait until the file is there."""
-    trainer = model.__dict__.get("_lamina_trainer")
-    engine = trainer._distributed if trainer is not None else None
-    if engine is None or not engine.active or _writing_depth[0]:
-        # Nested saves (a backup writing its weights) run on the writer only: no collectives.
-        yield process_index() == 0
-        return
-    _writing_depth[0] += 1
-    try:
-        with engine.full_weights():
-            yield process_index() == 0
-    finally:
-        _writing_depth[0] -= 1
-    dist.barrier()
-
-
-__all__ = ["Engine", "at_compile", "gather", "gathered", "reduce", "shard", "wrap", "writing"]
+__all__ = ["Engine", "at_compile", "gather", "gathered", "reduce", "shard", "wrap"]

@@ -29,6 +29,7 @@ from typing import Any, Iterator
 import h5py
 
 from lamina._load_budget import load_budget
+from lamina.distribution.files import chief_writes
 from lamina.errors import FileFormatError, UnknownNameError, UnsafeLoadError
 from lamina.saving.file_format import (
     WeightsInventory,
@@ -111,6 +112,7 @@ def _write_weights_with_digest(model, group: h5py.Group, with_optimizer: bool = 
 # --------------------------------------------------------------------------- saving
 
 
+@chief_writes
 def save_model(model, filepath: str | os.PathLike, overwrite: bool = True, **kwargs: Any) -> None:
     """Save a model to `.keras` or `.h5`."""
     path = str(filepath)
@@ -160,6 +162,7 @@ def _write_legacy_h5(model, temporary: str) -> None:
             inspect_weights(weights, "the file being written", None))
 
 
+@chief_writes
 def save_weights(model, filepath: str | os.PathLike, overwrite: bool = True) -> None:
     path = str(filepath)
     if not (path.endswith(".h5") or path.endswith(".hdf5")):
