@@ -1,0 +1,107 @@
+"""Which float32 matmul path is fastest on this CPU, and is it numerically safe for training?
+
+Dense and Conv layers are GEMM-bound. On a CPU torch can run a float32 GEMM three ways:
+- `fp32`: MKL's sgemm (torch's default CPU BLAS), IEEE float32 throughout;
+- `fp32->bf16`: float32 tensors, but oneDNN rounds the inputs to bfloat16 and accumulates in
+  float32 (`torch.backends.mkldnn.matmul.fp32_precision = "bf16"`, what
+  `torch.set_float32_matmul_precision("medium")` selects), where the CPU has bf16 units;
+- `bf16`: bfloat16 tensors end to end (what autocast gives a layer under `mixed_bfloat16`).
+Each contender is timed interleaved (one call of each per round) on the shapes of a Dense
+forward, its two backward GEMMs and a 3x3 Conv2d, and its error is measured against float64:
+a path whose relative error is far above float32's (~1e-6) is only a fit for mixed precision,
+where the user chose lower precision, not for a float32 model.
+
+Run: `python bench/gemm.py [--rounds N]`. Prints a table of GFLOP/s ratios to `fp32` and
+relative errors; docs/benchmarks.md records the figures and the decision.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import platform
+import statistics
+import time
+from typing import Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+
+# (name, m, k, n): the MLP of bench/fit_mlp.py at batch 256, a wide Dense, and its backward GEMMs.
+MATMULS = (
+    ("Dense 256x784->512", 256, 784, 512),
+    ("Dense 256x512->512", 256, 512, 512),
+    ("Dense grad_w 512x256->784", 512, 256, 784),
+    ("Dense 1024x4096->4096", 1024, 4096, 4096),
+)
+CONV = ("Conv2d 3x3 64->64 @32x32, batch 64", (64, 64, 32, 32), (64, 64, 3, 3))
+
+
+@contextlib.contextmanager
+def fp32_precision(value: str) -> Iterator[None]:
+    matmul = torch.backends.mkldnn.matmul
+    conv = torch.backends.mkldnn.conv
+    before = matmul.fp32_precision, conv.fp32_precision
+    matmul.fp32_precision = conv.fp32_precision = value
+    try:
+        yield
+    finally:
+        matmul.fp32_precision, conv.fp32_precision = before
+
+
+def contenders(op: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], a: torch.Tensor,
+               b: torch.Tensor) -> dict[str, Callable[[], torch.Tensor]]:
+    a16, b16 = a.bfloat16(), b.bfloat16()
+
+    def reduced() -> torch.Tensor:
+        with fp32_precision("bf16"):
+            return op(a, b)
+
+    return {"fp32": lambda: op(a, b), "fp32->bf16": reduced, "bf16": lambda: op(a16, b16)}
+
+
+def relative_error(result: torch.Tensor, exact: torch.Tensor) -> float:
+    return float((result.double() - exact).norm() / exact.norm())
+
+
+def measure(name: str, flops: float, op, a: torch.Tensor, b: torch.Tensor, rounds: int) -> None:
+    runs = contenders(op, a, b)
+    exact = op(a.double(), b.double())
+    errors = {key: relative_error(run(), exact) for key, run in runs.items()}
+    calls = max(1, int(2e9 / flops))  # about 2 GFLOP per timing, so each takes ~10-100 ms
+    times: dict[str, list[float]] = {key: [] for key in runs}
+    for run in runs.values():
+        run()  # warm-up: oneDNN builds its kernels on the first call
+    for _ in range(rounds):
+        for key, run in runs.items():
+            start = time.perf_counter()
+            for _ in range(calls):
+                run()
+            times[key].append((time.perf_counter() - start) / calls)
+    base = statistics.median(times["fp32"])
+    cells = [f"{base / statistics.median(times[key]):5.2f}x err {errors[key]:.1e}" for key in runs]
+    print(f"| {name:36s} | {flops / base / 1e9:7.1f} | " + " | ".join(cells) + " |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    flags = open("/proc/cpuinfo").read() if platform.system() == "Linux" else ""
+    units = [flag for flag in ("avx512_bf16", "amx_bf16", "avx512f", "avx2") if f" {flag}" in flags]
+    print(f"CPU: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
+          f"flags {' '.join(units)}; torch {torch.__version__}")
+    print("| GEMM | fp32 GFLOP/s | fp32 | fp32->bf16 | bf16 |")
+    print("|---|---|---|---|---|")
+    for name, m, k, n in MATMULS:
+        measure(name, 2.0 * m * k * n, torch.mm, torch.randn(m, k), torch.randn(k, n) / k**0.5,
+                args.rounds)
+    name, image, kernel = CONV
+    flops = 2.0 * image[0] * kernel[0] * kernel[1] * kernel[2] * kernel[3] * image[2] * image[3]
+    measure(name, flops, lambda x, w: F.conv2d(x, w, padding=1), torch.randn(image),
+            torch.randn(kernel) / (kernel[1] * 9) ** 0.5, args.rounds)
+
+
+if __name__ == "__main__":
+    main()
