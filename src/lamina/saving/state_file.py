@@ -18,6 +18,7 @@ import h5py
 import numpy as np
 import torch
 
+from lamina import tree
 from lamina.errors import FileFormatError
 from lamina.saving.file_format import (
     WeightsInventory,
@@ -36,26 +37,81 @@ TENSOR_DTYPES = {str(dtype).removeprefix("torch."): dtype for dtype in (
     torch.complex128, torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8, torch.bool)}
 
 
-def _encode(value: Any, arrays: list[np.ndarray]) -> Any:
-    if isinstance(value, torch.Tensor):
-        tensor = value.detach().cpu()
+# Deeper JSON is refused on save and on load. Real states nest a few levels (optimizer state:
+# dict of dicts of tensors, ~15 JSON levels); the cap keeps a crafted document from exhausting
+# Python's stack while it is decoded.
+MAX_STATE_DEPTH = 100
+
+
+class _Array:
+    """A tensor or array waiting for its dataset number, given in document order when written."""
+
+    def __init__(self, array: np.ndarray, dtype: str | None):
+        self.array, self.dtype = array, dtype
+
+
+def _encode_node(node: Any) -> Any:
+    # Bottom-up: a container's items are already encoded when it is reached.
+    if isinstance(node, (dict, list, tuple)) and not tree.is_nested(node):
+        # A subclass optree keeps whole (torch.Size, a user's list type): stored as its base.
+        plain = dict(node) if isinstance(node, dict) else list(node) if isinstance(node, list) \
+            else tuple(node)
+        return _encode(plain)
+    if isinstance(node, dict):
+        return {"__dict__": [[_encode(k), v] for k, v in node.items()]}
+    if isinstance(node, tuple):
+        return {"__tuple__": list(node)}
+    if isinstance(node, torch.Tensor):
+        tensor = node.detach().cpu()
         # numpy has no bfloat16; float32 holds every bfloat16 value exactly.
-        arrays.append((tensor.float() if tensor.dtype == torch.bfloat16 else tensor).numpy())
-        return {"__tensor__": len(arrays) - 1, "dtype": str(value.dtype).removeprefix("torch.")}
-    if isinstance(value, np.ndarray):
-        arrays.append(value)
-        return {"__array__": len(arrays) - 1}
-    if isinstance(value, dict):
-        return {"__dict__": [[_encode(k, arrays), _encode(v, arrays)] for k, v in value.items()]}
-    if isinstance(value, tuple):
-        return {"__tuple__": [_encode(v, arrays) for v in value]}
-    if isinstance(value, list):
-        return [_encode(v, arrays) for v in value]
-    if isinstance(value, (np.integer, np.floating)):
-        return value.item()
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    raise TypeError(f"Cannot store {type(value).__name__} in a training-state file.")
+        array = (tensor.float() if tensor.dtype == torch.bfloat16 else tensor).numpy()
+        return _Array(array, str(node.dtype).removeprefix("torch."))
+    if isinstance(node, np.ndarray):
+        return _Array(node, None)
+    if isinstance(node, (np.integer, np.floating)):
+        return node.item()
+    if node is None or isinstance(node, (bool, int, float, str, list)):
+        return None  # kept as it is
+    raise TypeError(
+        f"Cannot store {type(node).__name__} in a training-state file: it holds dicts, lists, "
+        "tuples, numbers, strings, tensors and numpy arrays only. Received: "
+        f"{node!r:.80}. Store the object's state (e.g. its state_dict()) instead."
+    )
+
+
+def _encode(value: Any) -> Any:
+    return tree.traverse(_encode_node, value, top_down=False)
+
+
+def _document(state: Any, arrays: list[np.ndarray]) -> str:
+    """`state` as JSON; each tensor or array is appended to `arrays` and named by its index."""
+
+    def number(pending: _Array) -> dict[str, Any]:
+        arrays.append(pending.array)
+        if pending.dtype is None:
+            return {"__array__": len(arrays) - 1}
+        return {"__tensor__": len(arrays) - 1, "dtype": pending.dtype}
+
+    encoded = _encode(state)
+    if _depth(encoded) > MAX_STATE_DEPTH:
+        raise ValueError(
+            f"The training state nests deeper than {MAX_STATE_DEPTH} levels once stored as JSON, "
+            "so it could not be loaded back. Flatten it (e.g. key its parts by path)."
+        )
+    # json writes in document order, so datasets are numbered as they appear in the text.
+    return json.dumps(encoded, default=number)
+
+
+def _depth(document: Any) -> int:
+    """How deeply JSON lists and objects nest in `document` (without recursing)."""
+    deepest, pending = 0, [(document, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, (list, dict)):
+            deepest = max(deepest, depth)
+            pending.extend((item, depth + 1) for item in
+                           (value.values() if isinstance(value, dict) else value))
+    return deepest
 
 
 class _Decoder:
@@ -79,10 +135,12 @@ class _Decoder:
         return np.asarray(self.inventory.datasets[str(index)][()])
 
     def decode(self, value: Any) -> Any:
-        if isinstance(value, list):
-            return [self.decode(v) for v in value]
+        return tree.traverse(self._decode_node, value)
+
+    def _decode_node(self, value: Any) -> Any:
+        # Top-down: a JSON list is walked (None), a JSON object is one of the stored forms.
         if not isinstance(value, dict):
-            return value
+            return None
         keys = set(value)
         if keys == {"__tensor__", "dtype"}:
             dtype = TENSOR_DTYPES.get(value["dtype"]) if isinstance(value["dtype"], str) else None
@@ -96,7 +154,7 @@ class _Decoder:
         if keys == {"__array__"}:
             return self.array(value["__array__"]).copy()
         if keys == {"__tuple__"} and isinstance(value["__tuple__"], list):
-            return tuple(self.decode(v) for v in value["__tuple__"])
+            return tuple(self.decode(value["__tuple__"]))
         if keys == {"__dict__"} and isinstance(value["__dict__"], list):
             decoded = {}
             for pair in value["__dict__"]:
@@ -119,7 +177,7 @@ def _digest(document: str, inventory: WeightsInventory) -> str:
 def save_state(path: str | os.PathLike, state: Any) -> None:
     """Write `state` (dicts, lists, tuples, numbers, strings, tensors, arrays) atomically."""
     arrays: list[np.ndarray] = []
-    document = json.dumps(_encode(state, arrays))
+    document = _document(state, arrays)
 
     def write(temporary: str) -> None:
         with h5py.File(temporary, "w") as h5:
@@ -155,4 +213,7 @@ def load_state(path: str | os.PathLike) -> Any:
             except (ValueError, RecursionError) as error:
                 raise FileFormatError(f"{source!r} holds a training state that is not valid "
                                       f"JSON: {error}") from None
+            if _depth(structure) > MAX_STATE_DEPTH:
+                raise FileFormatError(f"{source!r} is not a valid training-state file: its JSON "
+                                      f"nests deeper than {MAX_STATE_DEPTH} levels.")
             return _Decoder(inventory).decode(structure)
