@@ -4,6 +4,7 @@ several training steps), LayerNormalization, GroupNormalization, UnitNormalizati
 from __future__ import annotations
 
 import functools
+import os
 import re
 
 import numpy as np
@@ -293,3 +294,77 @@ def test_shape_errors_name_the_layer():
         layers.GroupNormalization(groups=4, name="gn")(torch.zeros(2, 6))
     with pytest.raises(ShapeError, match=r"Layer 'ln' \(LayerNormalization\) needs the normalized axes -1 to be known"):
         layers.LayerNormalization(name="ln")(lamina.Input(shape=(None,)))
+
+
+def test_batch_norm_moving_variance_is_exact_when_the_variance_is_far_below_epsilon():
+    # var ~1e-10 against eps 1e-3: 1/sqrt(var + eps) keeps no digit of var in float32.
+    rng = np.random.default_rng(5)
+    x = (1.0 + 1e-5 * rng.normal(size=(64, 3))).astype("float32")
+    layer = layers.BatchNormalization(momentum=0.0)
+    layer.train()
+    layer(torch.as_tensor(x), training=True)
+    x64 = x.astype("float64")
+    np.testing.assert_allclose(layer.moving_variance.detach().numpy(), x64.var(axis=0),
+                               rtol=1e-3)
+    np.testing.assert_allclose(layer.moving_mean.detach().numpy(), x64.mean(axis=0), rtol=1e-6)
+
+
+def test_synchronized_batch_norm_without_a_process_group_is_the_local_batch_norm():
+    rng = np.random.default_rng(6)
+    x = torch.as_tensor(rng.normal(size=(8, 3)))
+    plain = layers.BatchNormalization(dtype="float64")
+    synced = layers.BatchNormalization(dtype="float64", synchronized=True)
+    assert torch.equal(plain(x, training=True), synced(x, training=True))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or not torch.distributed.is_available(),
+                    reason="needs fork and torch.distributed")
+def test_synchronized_batch_norm_normalizes_the_global_batch_of_two_processes(tmp_path):
+    import multiprocessing
+
+    from tests.layers import bn_sync_worker
+
+    rng = np.random.default_rng(7)
+    data = rng.normal(1.0, 2.0, size=(10, 3))  # uneven halves would do too: 5 and 5
+    data[:5] += 4.0  # the two processes' halves have different statistics
+    gamma, beta = rng.uniform(0.5, 2.0, 3), rng.normal(size=3)
+    upstream = rng.normal(size=(10, 3))
+    # fork: the children share the imported library (spawn would import it twice more).
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    workers = [context.Process(target=bn_sync_worker.run, args=(
+        rank, 2, str(tmp_path / "init"), data, gamma, beta, upstream, results))
+        for rank in range(2)]
+    for worker in workers:
+        worker.start()
+    found = sorted(results.get(timeout=120) for _ in workers)
+    for worker in workers:
+        worker.join(timeout=60)
+        assert worker.exitcode == 0
+    outputs = np.concatenate([r[1] for r in found])
+    input_grad = np.concatenate([r[2] for r in found])
+    expected, moving_mean, moving_variance = keras_batch_norm([data], gamma, beta, 0.5, 1e-3, -1)
+    np.testing.assert_allclose(outputs, expected[0], rtol=1e-10, atol=1e-12)
+    # The gradients of the global loss, from torch's batch norm over the whole batch.
+    x = torch.tensor(data, requires_grad=True)
+    g = torch.tensor(gamma, requires_grad=True)
+    reference = torch.nn.functional.batch_norm(x, None, None, g, torch.as_tensor(beta), True,
+                                               0.0, 1e-3)
+    (reference * torch.as_tensor(upstream)).sum().backward()
+    np.testing.assert_allclose(input_grad, x.grad.numpy(), rtol=1e-8, atol=1e-10)
+    # Each process's gamma gradient is its share; DDP's all-reduce sums them into the global one.
+    np.testing.assert_allclose(found[0][3] + found[1][3], g.grad.numpy(), rtol=1e-8)
+    for rank in range(2):
+        np.testing.assert_allclose(found[rank][4], moving_mean, rtol=1e-10)
+        np.testing.assert_allclose(found[rank][5], moving_variance, rtol=1e-10)
+
+
+def test_batch_norm_trains_on_a_single_value_per_feature_as_keras_does():
+    # Zero batch variance: the output is beta and the moving variance decays towards 0.
+    layer = layers.BatchNormalization(momentum=0.5, dtype="float64")
+    x = torch.tensor([[1.5, -2.0]], dtype=torch.float64)
+    layer(x)
+    layer.set_weights([np.array([2.0, 3.0]), np.array([0.25, -1.0]), np.zeros(2), np.ones(2)])
+    np.testing.assert_allclose(layer(x, training=True).detach().numpy(), [[0.25, -1.0]])
+    np.testing.assert_allclose(layer.get_weights()[2], [0.75, -1.0])
+    np.testing.assert_allclose(layer.get_weights()[3], [0.5, 0.5])
