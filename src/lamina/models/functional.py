@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
 from lamina import config
 from lamina._registry import register
-from lamina._symbolic import KerasTensor, Node, _flatten, make_probes
+from lamina._strings import STRING, StringTensor, as_strings, is_string_array
+from lamina._symbolic import _BATCH_PROBES, _FREE_AXIS_PROBES, KerasTensor, Node, _flatten, make_probes
 from lamina.layers.layer import Layer, _to_tensor, module_key, unique_name
 from lamina.models.model import Model
 
@@ -53,9 +55,12 @@ class InputLayer(Layer):
         self.batch_shape = tuple(None if d is None else int(d) for d in batch_shape)
         self.dtype_arg = dtype
         self.built = True
-        input_dtype = config.torch_dtype(dtype)
-        self.output_tensor = KerasTensor(self.batch_shape, input_dtype,
-                                         make_probes(self.batch_shape, input_dtype), name=self.name)
+        if dtype == STRING or dtype is str:
+            input_dtype, probes = STRING, _string_probes(self.batch_shape)
+        else:
+            input_dtype = config.torch_dtype(dtype)
+            probes = make_probes(self.batch_shape, input_dtype)
+        self.output_tensor = KerasTensor(self.batch_shape, input_dtype, probes, name=self.name)
         self.output_tensor.node = Node(self, (), {}, [self.output_tensor])
         self._output_shape = self.batch_shape
         self._build_input_shape = self.batch_shape
@@ -314,6 +319,9 @@ class Functional(Model):
             values = list(inputs)
         bound = {}
         for tensor, value in zip(flat, values):
+            if tensor.dtype == STRING:
+                bound[id(tensor)] = _standardize_strings(value, tensor)
+                continue
             if not isinstance(value, Tensor):
                 value = _to_tensor(value, tensor.dtype)
                 if isinstance(value, Tensor) and value.dtype != tensor.dtype and \
@@ -479,6 +487,33 @@ def _standardize_input(value: Tensor, input_tensor: KerasTensor) -> Tensor:
             value = value.unsqueeze(-1)
         elif value.ndim == len(shape) + 1 and value.shape[-1] == 1:
             value = value.squeeze(-1)
+    return value
+
+
+def _string_probes(batch_shape: tuple[int | None, ...]) -> tuple[StringTensor, StringTensor]:
+    # Text has no meta tensor: a string input is probed with empty strings, which the string
+    # layers (StringLookup, TextVectorization) look up for real.
+    return tuple(
+        as_strings(np.full([(_BATCH_PROBES[i] if axis == 0 else _FREE_AXIS_PROBES[i]) if d is None
+                            else d for axis, d in enumerate(batch_shape)], "", dtype=object))
+        for i in range(2)
+    )
+
+
+def _standardize_strings(value: Any, input_tensor: KerasTensor) -> StringTensor:
+    """Text for a `dtype="string"` Input as a StringTensor (a list, or an array of str or
+    bytes); a rank-1 batch for `Input(shape=(1,))` gets its last axis, as Keras does."""
+    if not isinstance(value, StringTensor):
+        array = np.asarray(value)
+        if not is_string_array(array):
+            raise TypeError(
+                f"Input {input_tensor.name!r} has dtype 'string' but received an array of dtype "
+                f"{array.dtype} (shape {array.shape}). Pass text: a list or NumPy array of str."
+            )
+        value = as_strings(array)
+    shape = input_tensor.shape
+    if value.ndim == len(shape) - 1 and shape[-1] == 1:
+        value = value[..., np.newaxis]
     return value
 
 

@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from lamina import config, tree
+from lamina._strings import StringTensor, as_strings, is_string_array
 from lamina.errors import DataError
 from lamina.training.validation import check_array_dtype
 
@@ -61,8 +62,9 @@ def flatten(structure: Any) -> list:
 
 
 def to_tensor(value: Any, device: torch.device | None = None, non_blocking: bool = False,
-              what: str = "inputs") -> Tensor:
-    """An array-like as a tensor: floats in floatx (Keras casts float64 inputs), ints kept."""
+              what: str = "inputs", strings: bool = False) -> Tensor | StringTensor:
+    """An array-like as a tensor: floats in floatx (Keras casts float64 inputs), ints kept.
+    With `strings`, text becomes a StringTensor on the host (string layers look it up there)."""
     if isinstance(value, Tensor):
         tensor = value
         if tensor.dtype == torch.float64 and config.floatx() != "float64":
@@ -75,6 +77,8 @@ def to_tensor(value: Any, device: torch.device | None = None, non_blocking: bool
                 f"`{what}` must be a rectangular numeric array; numpy could not make one "
                 f"({error}). Pad sequences with lamina.preprocessing.sequence.pad_sequences."
             ) from error
+        if strings and is_string_array(array):
+            return as_strings(array)
         check_array_dtype(array, what)
         if array.dtype.kind == "f":
             tensor = torch.as_tensor(array, dtype=config.torch_dtype(None))
@@ -87,9 +91,20 @@ def to_tensor(value: Any, device: torch.device | None = None, non_blocking: bool
     return tensor
 
 
-def batch_to_device(batch: Any, device: torch.device) -> Any:
+def batch_to_device(batch: Any, device: torch.device, strings: bool = False) -> Any:
     non_blocking = device.type == "cuda"
-    return map_structure(lambda v: to_tensor(v, device, non_blocking), batch)
+    return map_structure(lambda v: to_tensor(v, device, non_blocking, strings=strings), batch)
+
+
+def takes_strings(model: Any) -> bool:
+    """Whether a model reads text: a `dtype="string"` Input, or a StringLookup or
+    TextVectorization layer inside (Sequential and subclassed models)."""
+    from lamina.layers.preprocessing.lookup import StringLookup
+    from lamina.layers.preprocessing.text_vectorization import TextVectorization
+
+    inputs = getattr(model, "_flat_inputs", None) or []
+    return any(getattr(t, "dtype", None) == "string" for t in inputs) or any(
+        isinstance(m, (StringLookup, TextVectorization)) for m in model.modules())
 
 
 def _num_samples(structure: Any, what: str) -> int:
@@ -113,8 +128,8 @@ class ArrayAdapter:
     """Batches in-memory data held on the device."""
 
     def __init__(self, x: Any, y: Any, sample_weight: Any, batch_size: int, shuffle: Any,
-                 device: torch.device, steps: int | None = None):
-        self.x = map_structure(lambda v: to_tensor(v, device, what="x"), x)
+                 device: torch.device, steps: int | None = None, strings: bool = False):
+        self.x = map_structure(lambda v: to_tensor(v, device, what="x", strings=strings), x)
         self.y = map_structure(lambda v: to_tensor(v, device, what="y"), y)
         self.sample_weight = map_structure(lambda v: to_tensor(v, device, what="sample_weight"),
                                            sample_weight)
@@ -180,18 +195,24 @@ def _slicer(x: Any, y: Any, sample_weight: Any):
         return lambda index: (x[index], y[index])
 
     def take(index: Any) -> tuple:
-        pick = lambda v: v[index]  # noqa: E731
+        pick = lambda v: v[_host_index(index)] if isinstance(v, StringTensor) else v[index]  # noqa: E731
         return pack_x_y_sample_weight(map_structure(pick, x), map_structure(pick, y),
                                       map_structure(pick, sample_weight))
 
     return take
 
 
+def _host_index(index: Any) -> Any:
+    return index.cpu().numpy() if isinstance(index, Tensor) else index
+
+
 class IterableAdapter:
     """Batches from an iterable of `(x, y[, sample_weight])` (DataLoader, PyDataset, generator)."""
 
-    def __init__(self, data: Iterable, device: torch.device, steps: int | None = None):
+    def __init__(self, data: Iterable, device: torch.device, steps: int | None = None,
+                 strings: bool = False):
         self.data = data
+        self.strings = strings
         self.device = device
         self.steps = steps
         # A generator can be iterated only once; a PyDataset (even one that is also an iterator,
@@ -249,7 +270,7 @@ class IterableAdapter:
         if self.steps is not None and produced >= self.steps:
             return
         for batch in iterator:
-            yield batch_to_device(_as_tuple(batch), self.device)
+            yield batch_to_device(_as_tuple(batch), self.device, self.strings)
             produced += 1
             if self.steps is not None and produced >= self.steps:
                 return
@@ -284,9 +305,12 @@ def is_array_like(value: Any) -> bool:
 
 def make_adapter(x: Any, y: Any = None, sample_weight: Any = None, batch_size: int | None = None,
                  shuffle: Any = False, device: torch.device | None = None, steps: int | None = None,
-                 for_what: str = "fit"):
-    """The adapter for one call's data, with Keras's rules on which arguments go together."""
+                 for_what: str = "fit", strings: bool = False):
+    """The adapter for one call's data, with Keras's rules on which arguments go together.
+    `strings`: the model reads text (see `takes_strings`), so text in x is kept as text."""
     device = device or torch.device("cpu")
+    if strings and isinstance(x, list) and x and all(isinstance(v, str) for v in x):
+        x = as_strings(x)  # one text input, not a list of one-string inputs
     if x is None:
         raise ValueError(f"`{for_what}` needs data: x is None.")
     if isinstance(x, Dataset) and not isinstance(x, IterableDataset) and not hasattr(x, "__next__") \
@@ -294,7 +318,7 @@ def make_adapter(x: Any, y: Any = None, sample_weight: Any = None, batch_size: i
         if y is not None:
             raise ValueError("When x is a torch Dataset, y must be None (the Dataset yields both).")
         x = DataLoader(x, batch_size=batch_size or 32, shuffle=bool(shuffle))
-        return IterableAdapter(x, device, steps)
+        return IterableAdapter(x, device, steps, strings)
     if isinstance(x, (DataLoader, IterableDataset)) or _is_py_dataset(x) or _is_iterator(x):
         if y is not None:
             raise ValueError(
@@ -302,8 +326,8 @@ def make_adapter(x: Any, y: Any = None, sample_weight: Any = None, batch_size: i
             )
         if batch_size is not None and not isinstance(x, DataLoader) and _is_py_dataset(x):
             raise ValueError("Do not pass batch_size with a PyDataset: it makes its own batches.")
-        return IterableAdapter(x, device, steps)
-    return ArrayAdapter(x, y, sample_weight, batch_size or 32, shuffle, device, steps)
+        return IterableAdapter(x, device, steps, strings)
+    return ArrayAdapter(x, y, sample_weight, batch_size or 32, shuffle, device, steps, strings)
 
 
 def _is_py_dataset(x: Any) -> bool:

@@ -466,7 +466,8 @@ class Trainer:
             sample_weight = _class_weights_to_sample_weights(y, class_weight)
         return data_adapters.make_adapter(x, y, sample_weight, batch_size=batch_size,
                                           shuffle=shuffle, device=device, steps=steps,
-                                          for_what=for_what)
+                                          for_what=for_what,
+                                          strings=data_adapters.takes_strings(self.model))
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
@@ -647,7 +648,8 @@ class Trainer:
         if self._precision is None:
             self._precision = Precision(self.autocast_dtype, device)
         adapter = data_adapters.make_adapter(x, None, None, batch_size=batch_size, shuffle=False,
-                                             device=device, steps=steps, for_what="predict")
+                                             device=device, steps=steps, for_what="predict",
+                                             strings=data_adapters.takes_strings(model))
         adapter = distributed.shard(self, adapter, training=False)
         callbacks = CallbackList(callbacks, add_history=False, add_progbar=_verbosity(verbose) == 1,
                                  model=model, verbose=_verbosity(verbose), epochs=1,

@@ -191,7 +191,8 @@ def check_data(x: Any, y: Any, sample_weight: Any, prefix: str = "") -> dict[str
     for part, structure, nonnegative in (("x", x, False), ("y", y, False),
                                          ("sample_weight", sample_weight, True)):
         for name, tensor in named_leaves(structure, prefix + part):
-            ranges[name] = check_values(tensor, name, nonnegative)
+            if isinstance(tensor, Tensor):  # text (a StringTensor) has no range to check
+                ranges[name] = check_values(tensor, name, nonnegative)
     return ranges
 
 
@@ -229,6 +230,8 @@ def check_against_model(model: Any, x: Any, y: Any, ranges: dict[str, tuple], sp
     if expected is not None and len(expected) == len(leaves):
         for (name, tensor), shape in zip(leaves, expected):
             received = tuple(tensor.shape)
+            if len(received) == len(shape) - 1 and shape[-1] == 1:
+                received += (1,)  # a functional model gives (n,) for Input(shape=(1,)) its axis
             if len(received) != len(shape) or any(
                     want is not None and want != got for want, got in zip(shape[1:], received[1:])):
                 raise ShapeError(

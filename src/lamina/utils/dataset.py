@@ -23,43 +23,11 @@ import torch
 from torch.utils.data import IterableDataset
 
 from lamina import tree
+from lamina._strings import StringTensor, as_strings, is_string_array
 
 AUTOTUNE = -1
 INFINITE_CARDINALITY = -1
 UNKNOWN_CARDINALITY = -2
-
-
-class StringTensor(np.ndarray):
-    """A NumPy object array of `str`: what a string tensor is here (torch has no string dtype).
-
-    `.numpy()` returns it as a plain NumPy array, so Keras code written for `tf.string` tensors
-    (`text_batch.numpy()[0]`) runs; elements are `str`, not the `bytes` TensorFlow returns.
-    """
-
-    def numpy(self) -> np.ndarray:
-        return self.view(np.ndarray)
-
-
-def is_string_array(value: Any) -> bool:
-    """Whether `value` is a NumPy array of text (unicode, bytes, or objects that are `str`)."""
-    if not isinstance(value, np.ndarray) or value.dtype.kind not in "USO":
-        return False
-    if value.dtype.kind != "O":
-        return True
-    flat = value.reshape(-1)
-    return flat.size == 0 or isinstance(flat[0], (str, bytes))
-
-
-def as_strings(value: Any) -> StringTensor:
-    """Text (a `str`, a list or array of them) as a `StringTensor` of `str` (bytes decoded)."""
-    array = np.asarray(value)
-    if array.dtype.kind == "S":
-        array = np.char.decode(array, "utf-8")
-    out = np.empty(array.shape, dtype=object)
-    out[...] = array.astype(object) if array.dtype.kind != "O" else array
-    if out.dtype.kind == "O" and out.size and isinstance(out.reshape(-1)[0], bytes):
-        out = np.vectorize(lambda b: b.decode("utf-8"), otypes=[object])(out)
-    return out.view(StringTensor)
 
 
 def _as_leaf(value: Any) -> Any:
