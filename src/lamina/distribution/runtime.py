@@ -60,16 +60,24 @@ class Engine:
 
     @contextlib.contextmanager
     def full_weights(self) -> Iterator[None]:
-        """Whole weights on the model for the block (FSDP gathers them; DDP has them)."""
+        """Whole weights on the model for the block (DDP has them; FSDP's shards are gathered
+        into fresh tensors, and the sharded parameters put back after)."""
         module = self.module
         if module is None or isinstance(module, nn.parallel.DistributedDataParallel):
             yield
             return
-        module.unshard()
+        swapped = []
+        for owner in module.model.modules():
+            for name, parameter in list(owner._parameters.items()):
+                if parameter is not None and hasattr(parameter, "full_tensor"):
+                    whole = parameter.full_tensor().detach()
+                    owner._parameters[name] = nn.Parameter(whole, parameter.requires_grad)
+                    swapped.append((owner, name, parameter))
         try:
             yield
         finally:
-            module.reshard()
+            for owner, name, parameter in swapped:
+                owner._parameters[name] = parameter
 
 
 class _Root(nn.Module):

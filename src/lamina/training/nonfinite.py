@@ -70,7 +70,9 @@ class NonFiniteGuard:
         self.check_every = check_every
         self.exact = check_every == 1
         self.stop_training = stop_training
-        self.state = _unique([*self.model.parameters(), *self.model.buffers()])
+        # A weight sharded by FSDP (a DTensor) is saved and put back as this process's shard.
+        self.state = [t.to_local() if hasattr(t, "to_local") else t
+                      for t in _unique([*self.model.parameters(), *self.model.buffers()])]
         forward_state = _forward_state(self.model)
         self.forward_state = [t for t in forward_state if t.is_floating_point()]
         # Exact mode puts back what the failing forward pass changed: one small copy per step,

@@ -1,0 +1,191 @@
+"""Training runs that the distribution tests do once in one process and once over several.
+
+Each scenario builds its model and data from fixed seeds, trains, and returns what the test
+compares (history, evaluate, predict, weights); `run_ranks` forks one process per rank from
+an already-imported interpreter (no second import of torch) and collects their results.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import socket
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+import lamina
+from lamina import callbacks, distribution, layers, losses, optimizers
+
+
+def data(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.RandomState(seed)
+    x = rng.normal(size=(n, 8)).astype("float32")
+    y = (x @ rng.normal(size=(8, 3))).argmax(axis=1).astype("int64")
+    return x, y
+
+
+def mlp(module: bool = False):
+    lamina.set_random_seed(0)
+    if module:
+        model = lamina.wrap(torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(),
+                                                torch.nn.Linear(16, 3)))
+    else:
+        model = lamina.Sequential([lamina.Input((8,)), layers.Dense(16, activation="relu"),
+                                   layers.Dense(3)])
+    model.compile(optimizer=optimizers.Adam(0.02),
+                  loss=losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    return model
+
+
+def fit_arrays(out: Path, tag: str, module: bool = False) -> dict[str, Any]:
+    """69 samples in global batches of 16: the last batch (5) splits 2/3 over two processes.
+    ReduceLROnPlateau halves the rate after epoch 2 and EarlyStopping stops after epoch 3, so
+    processes that decided differently would part ways."""
+    model = mlp(module)
+    x, y = data(69)
+    xv, yv = data(23, seed=1)
+    history = model.fit(
+        x, y, batch_size=16, epochs=4, validation_data=(xv, yv), verbose=0,
+        callbacks=[callbacks.CSVLogger(str(out / f"{tag}.csv")),
+                   # A wrapped torch module has no Keras config: its checkpoints hold weights.
+                   callbacks.ModelCheckpoint(str(out / (f"{tag}.weights.h5" if module else f"{tag}.keras")),
+                                             save_weights_only=module),
+                   callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=0,
+                                               min_delta=10.0),
+                   callbacks.EarlyStopping(monitor="val_loss", patience=2, min_delta=10.0)])
+    return {"history": history.history,
+            "evaluate": model.evaluate(xv, yv, batch_size=5, verbose=0, return_dict=True),
+            "predict": model.predict(xv, batch_size=4, verbose=0),
+            "weights": [w for w in model.get_weights()]}
+
+
+def fit_sharded(out: Path, tag: str) -> dict[str, Any]:
+    """The same training with the parameters sharded (FSDP), saved to a .keras file."""
+    model = mlp()
+    x, y = data(69)
+    xv, _ = data(23, seed=1)
+    history = model.fit(x, y, batch_size=16, epochs=2, verbose=0)
+    model.save(str(out / f"{tag}.keras"))
+    return {"history": history.history, "predict": model.predict(xv, batch_size=4, verbose=0)}
+
+
+class RecordingDataset(torch.utils.data.Dataset):
+    """Records which samples this process read."""
+
+    def __init__(self, n: int):
+        self.x, self.y = data(n)
+        self.seen: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, index: int):
+        self.seen.append(int(index))
+        return self.x[index], self.y[index]
+
+
+def fit_loader(out: Path, tag: str) -> dict[str, Any]:
+    """A shuffling DataLoader: per epoch, the samples each process read."""
+    model = mlp()
+    dataset = RecordingDataset(32)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=8, shuffle=True)
+    epochs = []
+
+    class Epochs(callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            epochs.append(list(dataset.seen))
+            dataset.seen.clear()
+
+    model.fit(loader, epochs=2, verbose=0, callbacks=[Epochs()])
+    return {"epochs": epochs, "predict": model.predict(loader, verbose=0),
+            "predict_arrays": model.predict(dataset.x, batch_size=5, verbose=0)}
+
+
+SCENARIOS: dict[str, tuple[Callable[[Path, str], dict], Callable[[], Any]]] = {
+    "arrays": (fit_arrays, distribution.DataParallel),
+    "module": (lambda out, tag: fit_arrays(out, tag, module=True), distribution.DataParallel),
+    "fsdp": (fit_sharded, distribution.FSDP),
+    "loader": (fit_loader, distribution.DataParallel),
+}
+
+
+def run(name: str, out: Path, tag: str, distributed: bool) -> dict[str, Any]:
+    function, strategy = SCENARIOS[name]
+    if not distributed:
+        return function(out, tag)
+    with strategy().scope():
+        return function(out, tag)
+
+
+def save(result: dict[str, Any], path: Path) -> None:
+    arrays = {}
+    plain = {}
+    for key, value in result.items():
+        if isinstance(value, np.ndarray):
+            arrays[key] = value
+        elif key == "weights":
+            arrays.update({f"weight{i}": w for i, w in enumerate(value)})
+        else:
+            plain[key] = value
+    np.savez(path.with_suffix(".npz"), **arrays)
+    path.with_suffix(".json").write_text(json.dumps(plain))
+
+
+def load(path: Path) -> dict[str, Any]:
+    result = json.loads(path.with_suffix(".json").read_text())
+    with np.load(path.with_suffix(".npz")) as arrays:
+        weights = sorted((k for k in arrays if k.startswith("weight")), key=lambda k: int(k[6:]))
+        result.update({k: arrays[k] for k in arrays if not k.startswith("weight")})
+        if weights:
+            result["weights"] = [arrays[k] for k in weights]
+    return result
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _rank_main(rank: int, world: int, port: int, out: Path, names: list[str]) -> None:
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    try:
+        distribution.initialize(timeout=60)
+        for name in names:
+            save(run(name, out, f"{name}.dist", True), out / f"{name}-rank{rank}")
+    except BaseException:
+        (out / f"error.rank{rank}").write_text(traceback.format_exc())
+        raise
+    finally:
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+def run_ranks(names: list[str], out: Path, world: int = 2, timeout: float = 120) -> list[dict]:
+    """Fork `world` processes that run the scenarios `names` together; their results by rank."""
+    context = multiprocessing.get_context("fork")
+    port = free_port()
+    processes = [context.Process(target=_rank_main, args=(rank, world, port, out, names))
+                 for rank in range(world)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout)
+    for process in processes:
+        if process.is_alive():
+            process.kill()
+            process.join()
+    errors = sorted(out.glob("error.rank*"))
+    if errors or any(p.exitcode != 0 for p in processes):
+        details = "\n".join(e.read_text() for e in errors)
+        raise AssertionError(f"rank processes failed (exit codes "
+                             f"{[p.exitcode for p in processes]}):\n{details}")
+    return [{name: load(out / f"{name}-rank{rank}") for name in names} for rank in range(world)]

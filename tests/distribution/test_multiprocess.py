@@ -1,0 +1,102 @@
+"""Training over two processes (gloo on the CPU) against the same training in one process.
+
+The rank processes are forked from this already-imported interpreter (scenarios.run_ranks), so
+the pair costs seconds, and every collective has a 60 s timeout, so a hang fails the test.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import lamina
+
+sys.path.insert(0, str(Path(__file__).parent))
+import scenarios  # noqa: E402
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="forks rank processes")
+
+NAMES = ["arrays", "module", "fsdp", "loader"]
+
+
+@pytest.fixture(scope="module")
+def ranks(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ranks")
+    return out, scenarios.run_ranks(NAMES, out)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    out = tmp_path_factory.mktemp("one")
+    return out, {name: scenarios.run(name, out, f"{name}.one", False)
+                 for name in ("arrays", "module", "fsdp")}
+
+
+def _close(a, b, tolerance=2e-5):
+    np.testing.assert_allclose(a, b, rtol=tolerance, atol=tolerance)
+
+
+@pytest.mark.parametrize("name", ["arrays", "module"])
+def test_data_parallel_trains_as_one_process(ranks, reference, name):
+    _, results = ranks
+    expected = reference[1][name]
+    for result in (r[name] for r in results):
+        for mine, theirs in zip(result["weights"], expected["weights"]):
+            _close(mine, theirs)
+        # Same epochs (EarlyStopping stopped both after epoch 3), same learning rates
+        # (ReduceLROnPlateau halved both), same reduced losses and metrics on every rank.
+        assert result["history"].keys() == expected["history"].keys()
+        for key, values in expected["history"].items():
+            assert len(values) == 3
+            _close(result["history"][key], values)
+        assert expected["history"]["learning_rate"] == [0.02, 0.02, 0.01]
+        for key, value in expected["evaluate"].items():
+            _close(result["evaluate"][key], value)
+        # The whole prediction, in order, on every rank: 23 rows split 11/12.
+        assert result["predict"].shape == (23, 3)
+        _close(result["predict"], expected["predict"])
+
+
+def test_only_rank_zero_writes_and_its_checkpoint_loads_in_one_process(ranks, reference):
+    out, _ = ranks
+    written = sorted(p.name for p in out.iterdir() if p.suffix in (".csv", ".keras", ".h5"))
+    assert written == ["arrays.dist.csv", "arrays.dist.keras", "fsdp.dist.keras",
+                       "module.dist.csv", "module.dist.weights.h5"]
+    rows = (out / "arrays.dist.csv").read_text().splitlines()
+    assert len(rows) == 4  # a header and one row per epoch, written once
+    model = lamina.saving.load_model(str(out / "arrays.dist.keras"))
+    x, _ = scenarios.data(23, seed=1)
+    _close(model.predict(x, verbose=0), reference[1]["arrays"]["predict"])
+
+
+def test_fsdp_trains_as_one_process_and_saves_whole_weights(ranks, reference):
+    out, results = ranks
+    expected = reference[1]["fsdp"]
+    for result in (r["fsdp"] for r in results):
+        for key, values in expected["history"].items():
+            _close(result["history"][key], values)
+        _close(result["predict"], expected["predict"])
+    saved = lamina.saving.load_model(str(out / "fsdp.dist.keras"))
+    one = lamina.saving.load_model(str(reference[0] / "fsdp.one.keras"))
+    shapes = [w.shape for w in one.get_weights()]
+    assert [w.shape for w in saved.get_weights()] == shapes == [(8, 16), (16,), (16, 3), (3,)]
+    for mine, theirs in zip(saved.get_weights(), one.get_weights()):
+        _close(mine, theirs)
+
+
+def test_data_loader_is_split_over_processes_in_a_new_order_each_epoch(ranks):
+    _, results = ranks
+    epochs = [r["loader"]["epochs"] for r in results]
+    for epoch in range(2):
+        first, second = epochs[0][epoch], epochs[1][epoch]
+        assert len(first) == len(second) == 16
+        assert sorted(first + second) == list(range(32))
+    assert epochs[0][0] != epochs[0][1]
+    # predict reads the loader in order, each process a contiguous half: the rows come back
+    # whole and in the dataset's order, as predict on the arrays gives them.
+    for result in results:
+        assert result["loader"]["predict"].shape == (32, 3)
+        _close(result["loader"]["predict"], result["loader"]["predict_arrays"])
