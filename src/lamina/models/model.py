@@ -276,11 +276,14 @@ class Model(Layer):
     def summary(self, line_length: int | None = None, positions: Any = None,
                 print_fn: Callable[[str], Any] | None = None, expand_nested: bool = False,
                 show_trainable: bool = False, layer_range: Any = None) -> None:
-        """Print each layer's output shape and parameter count, then the totals."""
+        """Print Keras 3's table of the layers (output shape, parameters, connections), then the
+        totals. `positions` places the column ends (fractions of `line_length`); `layer_range`
+        is `(first, last)` layer names or regular expressions."""
         from lamina.models.summary import print_summary
 
-        print_summary(self, line_length=line_length, print_fn=print_fn,
-                      expand_nested=expand_nested, show_trainable=show_trainable)
+        print_summary(self, line_length=line_length, positions=positions, print_fn=print_fn,
+                      expand_nested=expand_nested, show_trainable=show_trainable,
+                      layer_range=layer_range)
 
     def get_layer(self, name: str | None = None, index: int | None = None) -> nn.Module:
         """A layer by name or by index in `model.layers`."""
