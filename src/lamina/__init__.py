@@ -14,6 +14,7 @@ from lamina import (
     config,
     constraints,
     datasets,
+    distribution,
     evaluation,
     initializers,
     layers,
@@ -40,7 +41,7 @@ from lamina.utils.dataset import AUTOTUNE
 
 __all__ = [
     "AUTOTUNE", "Input", "Layer", "Model", "Sequential", "activations", "applications", "backend", "callbacks",
-    "clear_session", "config", "constraints", "datasets", "evaluation", "initializers", "layers",
+    "clear_session", "config", "constraints", "datasets", "distribution", "evaluation", "initializers", "layers",
     "losses", "metrics", "mixed_precision", "models", "nn", "ops", "optimizers", "preprocessing", "random",
     "regularizers",
     "saving", "set_random_seed", "transforms", "tree", "utils", "wrap",

@@ -12,6 +12,8 @@ from typing import Any
 from lamina._registry import register
 from lamina.callbacks import _rng_state
 from lamina.callbacks.callback import Callback
+from lamina.distribution import process_count
+from lamina.distribution.files import writing
 from lamina.errors import FileFormatError
 
 _WEIGHTS = "model.weights.h5"
@@ -100,6 +102,7 @@ class BackupAndRestore(Callback):
         state = self._read_backup()
         if state is None:
             return
+        _check_processes(state, self.backup_dir)
         # Runs after every other callback's on_train_begin, so nothing resets what it restores.
         self.model.optimizer.load_state_dict(state["optimizer"])
         self._load_callbacks(state["callbacks"])
@@ -182,6 +185,7 @@ class BackupAndRestore(Callback):
             "epoch_rng": self._epoch_rng if step else None,
             "metrics": _trainer(model).metric_state() if step else None,
             "callbacks": {key: c.state_dict() for key, c in _keyed(self._callbacks, self)},
+            "processes": process_count(),
         }
         self._write_backup(state)
         self._since_backup, self._due_at_epoch_end = 0, False
@@ -191,6 +195,13 @@ class BackupAndRestore(Callback):
     # ------------------------------------------------------------------ files
 
     def _write_backup(self, state: dict[str, Any]) -> None:
+        # Every process of a distributed run takes part (a sharded model gathers its weights);
+        # rank 0 writes.
+        with writing(self.model) as writer:
+            if writer:
+                self._write_files(state)
+
+    def _write_files(self, state: dict[str, Any]) -> None:
         """Write into a fresh folder, then swap it in with renames: at every instant either
         `latest/` or `previous/` is a complete backup, whatever kills the process."""
         from lamina.saving.state_file import save_state
@@ -280,6 +291,16 @@ class BackupAndRestore(Callback):
         self._uninstall_handler()
         self._preempted = False
         signal.raise_signal(signal.SIGTERM)
+
+
+def _check_processes(state: dict[str, Any], backup_dir: str) -> None:
+    saved, now = int(state.get("processes", 1)), process_count()
+    if saved != now:
+        raise ValueError(
+            f"The backup in {backup_dir!r} was written by a run of {saved} process(es), but this "
+            f"run has {now}: its data order and per-process state would not continue the same "
+            f"run. Resume with {saved} process(es) (torchrun --nproc-per-node), or delete the "
+            "directory to start training afresh.")
 
 
 def _trainer(model):
