@@ -11,6 +11,8 @@ import torch
 from lamina import losses as losses_module
 from lamina import metrics as metrics_module
 from lamina import optimizers as optimizers_module
+from lamina import tree
+from lamina.saving.serialization import deserialize, serialize
 
 _KNOWN_EXTRA = ("device", "mixed_precision")
 
@@ -75,27 +77,22 @@ def _resolve_jit_compile(jit_compile: Any, run_eagerly: bool) -> bool:
 
 def _names(argument: Any) -> list[str]:
     """The string identifiers inside a compile argument (a name, or lists/dicts of them)."""
-    if isinstance(argument, str):
-        return [argument]
-    if isinstance(argument, dict):
-        argument = list(argument.values())
-    if isinstance(argument, (list, tuple)):
-        return [name for item in argument for name in _names(item)]
-    return []
+    return [leaf for leaf in tree.flatten(argument) if isinstance(leaf, str)]
 
 
-def _serialize_value(value: Any) -> Any:
-    from lamina.saving.serialization import serialize
-
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    if isinstance(value, (list, tuple)):
-        return [_serialize_value(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _serialize_value(v) for k, v in value.items()}
+def _serialize_node(value: Any) -> Any:
+    # Bottom-up: containers arrive with their items serialized; JSON has lists, not tuples.
+    if isinstance(value, tuple):
+        return list(value)
+    if value is None or isinstance(value, (str, int, float, bool, list, dict)):
+        return None  # kept as it is
     if isinstance(value, torch.optim.Optimizer) or callable(value) and not hasattr(value, "get_config"):
         raise ValueError("not serializable")
     return serialize(value)
+
+
+def _serialize_value(value: Any) -> Any:
+    return tree.traverse(_serialize_node, value, top_down=False)
 
 
 def serialize_compile_config(compile_config: dict[str, Any]) -> dict[str, Any] | None:
@@ -112,18 +109,13 @@ def serialize_compile_config(compile_config: dict[str, Any]) -> dict[str, Any] |
 
 def deserialize_compile_config(document: dict[str, Any],
                                custom_objects: dict | None = None) -> dict[str, Any]:
-    from lamina.saving.serialization import deserialize
-
     def revive(value: Any) -> Any:
+        # Top-down: a serialized object is rebuilt whole; other lists and dicts are walked.
         if isinstance(value, dict) and "class_name" in value:
             return deserialize(value, custom_objects)
-        if isinstance(value, list):
-            return [revive(v) for v in value]
-        if isinstance(value, dict):
-            return {k: revive(v) for k, v in value.items()}
-        return value
+        return None
 
-    return {k: revive(v) for k, v in document.items() if k in (
+    return {k: tree.traverse(revive, v) for k, v in document.items() if k in (
         "optimizer", "loss", "loss_weights", "metrics", "weighted_metrics", "run_eagerly",
         "steps_per_execution", "jit_compile", "auto_scale_loss", *_KNOWN_EXTRA)}
 
