@@ -205,20 +205,27 @@ def test_a_plain_torch_module_trains_through_wrap():
 PACKAGE_DIR = os.path.dirname(keras.__file__) + os.sep
 
 
+# Every Tensor method that copies a value to the host: on an accelerator each one waits for the
+# device to finish, so one per step serializes the loop. Python's float()/int()/bool() and
+# operator.index() reach the tensor through the dunders.
+HOST_READS = ("item", "tolist", "numpy", "cpu", "__float__", "__int__", "__bool__", "__index__",
+              "__array__")
+
+
 def test_hot_loop_has_no_per_step_host_sync(monkeypatch):
     x, y = classification_data(512)
-    counts = {"sync": 0}
-    original_item, original_tolist = torch.Tensor.item, torch.Tensor.tolist
+    counts: dict[str, int] = {}
 
-    def counting(original):
+    def counting(name, original):
         # Count reads made by Lamina's code. torch.optim reads its own step counters with
         # .item(), but those live on the CPU by design (even for CUDA models): no device sync.
         def method(self, *args, **kwargs):
             # The package's own files only: a checkout folder named `lamina` (as `git clone`
             # names it) also holds the virtualenv with torch inside it.
-            caller = sys._getframe(1).f_code.co_filename
-            if caller.startswith(PACKAGE_DIR):
-                counts["sync"] += 1
+            caller = sys._getframe(1)
+            if caller.f_code.co_filename.startswith(PACKAGE_DIR):
+                where = f"{name} at {caller.f_code.co_filename}:{caller.f_lineno}"
+                counts[where] = counts.get(where, 0) + 1
             return original(self, *args, **kwargs)
         return method
 
@@ -229,15 +236,33 @@ def test_hot_loop_has_no_per_step_host_sync(monkeypatch):
         # The non-finite flag as on an accelerator: read at epoch ends only (on CPU it is read
         # every step, which costs no device sync there).
         model._lamina_trainer.nonfinite_check_every = 1000
-        counts["sync"] = 0
-        monkeypatch.setattr(torch.Tensor, "item", counting(original_item))
-        monkeypatch.setattr(torch.Tensor, "tolist", counting(original_tolist))
-        model.fit(x, y, batch_size=batch_size, epochs=2, verbose=0)
-        monkeypatch.setattr(torch.Tensor, "item", original_item)
-        monkeypatch.setattr(torch.Tensor, "tolist", original_tolist)
-        return counts["sync"]
+        counts.clear()
+        with monkeypatch.context() as patch:
+            for name in HOST_READS:
+                patch.setattr(torch.Tensor, name, counting(name, getattr(torch.Tensor, name)))
+            model.fit(x, y, batch_size=batch_size, epochs=2, verbose=0)
+        return dict(counts)
 
-    assert syncs_for(8) == syncs_for(128)  # 64 vs 4 steps per epoch: same number of syncs
+    # 64 vs 4 steps per epoch: the same reads, at the same places, in both.
+    assert syncs_for(8) == syncs_for(128)
+
+
+def test_the_host_sync_counter_sees_every_kind_of_read(monkeypatch):
+    """Patching the class catches every kind of read: float(), int(), bool(), indexing with a
+    tensor, .cpu(), .numpy(), np.asarray() as well as .item() and .tolist()."""
+    seen = []
+    for name in HOST_READS:
+        original = getattr(torch.Tensor, name)
+
+        def method(self, *args, _name=name, _original=original, **kwargs):
+            seen.append(_name)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, method)
+    t = torch.tensor(3.0)
+    float(t), int(t), bool(t), [0, 1, 2, 3][torch.tensor(1)], t.cpu(), t.numpy(), t.item()
+    t.tolist(), np.asarray(t)
+    assert set(seen) == set(HOST_READS)
 
 
 def test_bad_input_errors_before_training():
