@@ -17,12 +17,12 @@ ignored positions), or from the keyword-only `mask=` argument of `__call__`.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import torch
 
 from lamina import config
+from lamina._naming import to_snake_case
 from lamina._registry import canonical_name, lookup, register
 from lamina.errors import DataError, ShapeError
 
@@ -69,8 +69,10 @@ def squeeze_or_expand_to_same_rank(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Make ranks equal when they differ by one trailing axis of size 1, as Keras does.
 
-    `(batch,)` against `(batch, 1)` becomes `(batch, 1)` against `(batch, 1)`; a higher-rank
-    pair such as `(batch, t)` against `(batch, t, 1)` loses the trailing axis instead.
+    `(batch,)` against `(batch, 1)` becomes `(batch, 1)` against `(batch, 1)` (or `(batch,)`
+    twice when `expand_rank_1=False`); a higher-rank pair such as `(batch, t)` against
+    `(batch, t, 1)` loses the trailing axis instead. Any other mismatch is left for the caller
+    to reject.
     """
     rank1, rank2 = x1.dim(), x2.dim()
     if rank1 == rank2 + 1 and x1.shape[-1] == 1:
@@ -170,12 +172,6 @@ def reduce_weighted_values(
     return total / max(values.numel(), 1)
 
 
-def _snake_case(name: str) -> str:
-    """'KLDivergence' -> 'kl_divergence', 'CrossEntropyLoss' -> 'cross_entropy_loss'."""
-    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
-
-
 class Loss:
     """Base class of every loss: subclasses implement `call(y_true, y_pred)` -> per-sample values.
 
@@ -203,7 +199,7 @@ class Loss:
     ) -> None:
         if dtype is not None:
             config.torch_dtype(dtype)
-        self.name = name or _snake_case(type(self).__name__)
+        self.name = name or to_snake_case(type(self).__name__)
         self.reduction = standardize_reduction(reduction)
         self.dtype = dtype
         self._inputs_checked = False
@@ -359,7 +355,7 @@ class TorchCriterion(Loss):
                 f"Received: {criterion!r}."
             )
         super().__init__(
-            name=name or _snake_case(type(criterion).__name__), reduction=reduction, dtype=dtype
+            name=name or to_snake_case(type(criterion).__name__), reduction=reduction, dtype=dtype
         )
         self.criterion = criterion
 

@@ -13,23 +13,16 @@ from __future__ import annotations
 
 import functools
 import inspect
-import re
 from typing import Any, Callable
 
 import torch
 
 from lamina import config
+from lamina._naming import to_snake_case
 from lamina.errors import ShapeError
+from lamina.losses.loss import squeeze_or_expand_to_same_rank
 
 Initializer = str | float | int | Callable[..., Any]
-
-
-def to_snake_case(name: str) -> str:
-    """'TopKCategoricalAccuracy' -> 'top_k_categorical_accuracy', 'AUC' -> 'auc' (Keras's rule)."""
-    name = re.sub(r"\W+", "", name)
-    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
-    name = re.sub("([a-z])([A-Z])", r"\1_\2", name)
-    return name.lower()
 
 
 class Metric:
@@ -276,28 +269,6 @@ class Metric:
     def _tensor(self, value: Any, dtype: torch.dtype | None = None) -> torch.Tensor:
         """`value` (tensor, array, list, number) as a tensor on the state's device."""
         return torch.as_tensor(value, dtype=dtype, device=self._device)
-
-
-def squeeze_or_expand_to_same_rank(
-    x1: torch.Tensor, x2: torch.Tensor, expand_rank_1: bool = True
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Make ranks equal when they differ by a trailing axis of size 1 (Keras's rule).
-
-    `(batch,)` against `(batch, 1)` becomes `(batch, 1)` twice (or `(batch,)` twice when
-    `expand_rank_1=False`); any other mismatch is left for the caller to reject.
-    """
-    rank1, rank2 = x1.dim(), x2.dim()
-    if rank1 == rank2 + 1 and x1.shape[-1] == 1:
-        if rank2 == 1 and expand_rank_1:
-            x2 = x2.unsqueeze(-1)
-        else:
-            x1 = x1.squeeze(-1)
-    elif rank2 == rank1 + 1 and x2.shape[-1] == 1:
-        if rank1 == 1 and expand_rank_1:
-            x1 = x1.unsqueeze(-1)
-        else:
-            x2 = x2.squeeze(-1)
-    return x1, x2
 
 
 def check_same_shape(metric: Metric, y_true: torch.Tensor, y_pred: torch.Tensor) -> None:

@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 import torch
 
+from lamina._naming import to_snake_case
 from lamina.optimizers.schedules import LearningRateSchedule
 from lamina.optimizers.schedules import deserialize as deserialize_schedule
 from lamina.optimizers.schedules import serialize as serialize_schedule
@@ -222,7 +223,7 @@ class Optimizer:
         self.ema_overwrite_frequency = ema_overwrite_frequency
         self.loss_scale_factor = loss_scale_factor
         self.gradient_accumulation_steps = gradient_accumulation_steps
-        self.name = name or re.sub(r"(?<!^)(?=[A-Z])", "_", type(self).__name__).lower()
+        self.name = name or to_snake_case(type(self).__name__)
 
         self.built = False
         self._iterations = 0  # calls to step(), accumulation steps included (Keras's counter)
