@@ -67,7 +67,7 @@ def format_shape(shape: Any) -> str:
     return str(formatted(shape)).replace("'", "")
 
 
-def _display_name(model: nn.Module, layer: nn.Module) -> str:
+def display_name(model: nn.Module, layer: nn.Module) -> str:
     # A plain torch module has no name: show the key its model holds it under ('linear').
     name = getattr(layer, "name", None)
     if isinstance(name, str):
@@ -109,7 +109,7 @@ def _connections(model: nn.Module) -> dict[int, str]:
         entries = connected.setdefault(id(node.layer), [])
         for tensor in node.inputs:
             source = tensor.node
-            entries.append(f"{_display_name(model, source.layer)}[{call_index[id(source)]}]"
+            entries.append(f"{display_name(model, source.layer)}[{call_index[id(source)]}]"
                            f"[{tensor.index}]")
     return {key: ", ".join(value) for key, value in connected.items() if value}
 
@@ -249,7 +249,7 @@ def _rows(model: nn.Module, layers: list[nn.Module], connections: dict[int, str]
     rows = []
     for layer in layers:
         prefix = "   " * level + "└ " if level else ""
-        name = f"{prefix}{_display_name(model, layer)} ({type(layer).__name__})"
+        name = f"{prefix}{display_name(model, layer)} ({type(layer).__name__})"
         weights = _weights_of(layer)
         built = getattr(layer, "built", True)
         params = f"{_count(weights):,}" if built else "0 (unbuilt)"
@@ -320,7 +320,7 @@ def summary_text(model: nn.Module, line_length: int | None = None,
     outer = _fit_widths(_column_widths(line_length, positions), line_length)
 
     layers = model.layers
-    first, last = layer_index_bounds([_display_name(model, layer) for layer in layers],
+    first, last = layer_index_bounds([display_name(model, layer) for layer in layers],
                                      layer_range)
     rows = _rows(model, layers[first:last], connections, show_trainable, expand_nested)
 

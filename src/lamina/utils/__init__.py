@@ -16,6 +16,7 @@ from lamina.utils.dataset_utils import (
     text_dataset_from_directory,
 )
 from lamina.utils.image_utils import array_to_img, img_to_array, load_img, save_img
+from lamina.utils.model_visualization import model_to_dot, plot_model
 from lamina.utils.numerical import normalize, to_categorical
 from lamina.utils.progbar import Progbar
 from lamina.utils.py_dataset import PyDataset, Sequence, iterate_batches
@@ -36,8 +37,10 @@ __all__ = [
     "img_to_array",
     "iterate_batches",
     "load_img",
+    "model_to_dot",
     "normalize",
     "pad_sequences",
+    "plot_model",
     "save_img",
     "set_random_seed",
     "split_dataset",
