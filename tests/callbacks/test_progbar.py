@@ -241,6 +241,9 @@ def test_fit_evaluate_and_predict_print_keras_lines(monkeypatch):
     assert log.startswith("\r\x1b[1m1/8\x1b[0m ") and log.endswith("\n")
     assert re.fullmatch(rf"8/8 ━{{20}} \d+s {step}",
                         ANSI.sub("", log.split("\r")[-1]).rstrip())
+    log = capture(monkeypatch, Pipe, lambda: model.predict(x, batch_size=8, verbose=2))
+    assert re.fullmatch(rf"8/8 - \d+s - {step}\n", log)
+    assert capture(monkeypatch, Terminal, lambda: model.predict(x, verbose=0)) == ""
 
 
 def test_stateful_and_stateless_metrics_are_exclusive():

@@ -651,7 +651,7 @@ class Trainer:
                                              device=device, steps=steps, for_what="predict",
                                              strings=data_adapters.takes_strings(model))
         adapter = distributed.shard(self, adapter, training=False)
-        callbacks = CallbackList(callbacks, add_history=False, add_progbar=_verbosity(verbose) == 1,
+        callbacks = CallbackList(callbacks, add_history=False, add_progbar=_verbosity(verbose) != 0,
                                  model=model, verbose=_verbosity(verbose), epochs=1,
                                  steps=adapter.num_batches, mode="predict")
         outputs: list[Any] = []
