@@ -81,10 +81,8 @@ def _names(argument: Any) -> list[str]:
 
 
 def _serialize_node(value: Any) -> Any:
-    # Bottom-up: containers arrive with their items serialized; JSON has lists, not tuples.
-    if isinstance(value, tuple):
-        return list(value)
-    if value is None or isinstance(value, (str, int, float, bool, list, dict)):
+    # Bottom-up: containers arrive with their items serialized (json writes a tuple as a list).
+    if value is None or isinstance(value, (str, int, float, bool, list, tuple, dict)):
         return None  # kept as it is
     if isinstance(value, torch.optim.Optimizer) or callable(value) and not hasattr(value, "get_config"):
         raise ValueError("not serializable")
