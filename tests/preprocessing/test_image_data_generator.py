@@ -343,7 +343,9 @@ def test_flow_of_mixed_size_images_says_to_resize():
         (lambda: ImageDataGenerator(validation_split=1.0), r"`validation_split` must be a float in \[0, 1\)"),
         (lambda: ImageDataGenerator(width_shift_range=-0.1), "`width_shift_range` must be a non-negative number"),
         (lambda: ImageDataGenerator(rotation_range=-5), "`rotation_range` must be a non-negative number"),
-        (lambda: ImageDataGenerator(interpolation_order=7), "`interpolation_order` must be an integer spline order"),
+        (lambda: ImageDataGenerator(interpolation_order=7), r"`interpolation_order` must be 0 \(nearest\) or 1 \(bilinear\).*Received: interpolation_order=7"),
+        (lambda: ImageDataGenerator(interpolation_order=3), "spline orders 2 to 5 are not offered"),
+        (lambda: apply_affine_transform(np.zeros((4, 4, 1)), theta=10, order=2), "Received: order=2"),
         (lambda: ImageDataGenerator(data_format="nhwc"), "`data_format` must be 'channels_last' or 'channels_first'"),
         (lambda: apply_affine_transform(np.zeros((4, 4)), theta=10), "rank 3"),
     ],
@@ -474,3 +476,44 @@ def test_flow_from_directory_bad_input(tmp_path, setup, kwargs, error, message):
 def test_flow_from_directory_missing_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         ImageDataGenerator().flow_from_directory(tmp_path / "nope")
+
+
+@pytest.mark.parametrize("fill_mode, scipy_mode", [
+    ("constant", "constant"), ("nearest", "nearest"), ("reflect", "reflect"),
+    ("wrap", "grid-wrap")])
+@pytest.mark.parametrize("order", [0, 1])
+@pytest.mark.parametrize("axes", [(0, 1, 2), (1, 2, 0), (1, 0, 2)])
+def test_affine_transform_matches_scipy_ndimage(fill_mode, scipy_mode, order, axes):
+    # SciPy (a test-only oracle: Lamina resamples with torch) on the same centred matrix.
+    ndimage = pytest.importorskip("scipy.ndimage")
+    row_axis, col_axis, channel_axis = axes
+    rng = np.random.default_rng(4)
+    image = rng.uniform(0, 255, size=(7, 9, 2))  # (rows, columns, channels)
+    x = np.transpose(image, np.argsort((row_axis, col_axis, channel_axis)))
+    kwargs = dict(theta=23.0, tx=1.5, ty=-2.25, shear=11.0, zx=0.8, zy=1.3)
+    got = apply_affine_transform(x, **kwargs, row_axis=row_axis, col_axis=col_axis,
+                                 channel_axis=channel_axis, fill_mode=fill_mode, cval=5.0,
+                                 order=order)
+    got = np.transpose(got, (row_axis, col_axis, channel_axis))
+    t, s = np.deg2rad(kwargs["theta"]), np.deg2rad(kwargs["shear"])
+    # (column, row) matrix of the docstring, then in SciPy's (row, column) order.
+    matrix = (np.array([[np.cos(t), -np.sin(t), 0], [np.sin(t), np.cos(t), 0], [0, 0, 1]])
+              @ np.array([[1, 0, 1.5], [0, 1, -2.25], [0, 0, 1]])
+              @ np.array([[1, -np.sin(s), 0], [0, np.cos(s), 0], [0, 0, 1]])
+              @ np.diag([0.8, 1.3, 1]))
+    swap = np.array([[0, 1, 0], [1, 0, 0], [0, 0, 1]])
+    matrix = swap @ matrix @ swap
+    center = np.array([3.0, 4.0])
+    offset = center + matrix[:2, 2] - matrix[:2, :2] @ center
+    expected = np.stack([ndimage.affine_transform(image[..., c], matrix[:2, :2], offset,
+                                                  order=order, mode=scipy_mode, cval=5.0)
+                         for c in range(2)], -1)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-3)
+
+
+def test_nearest_affine_transform_rounds_halfway_points_up_as_scipy():
+    image = np.arange(12.0).reshape(3, 4, 1)
+    shifted = apply_affine_transform(image, tx=0.5, row_axis=0, col_axis=1, channel_axis=2,
+                                     order=0, fill_mode="nearest")
+    # Column c samples c + 0.5, which rounds up to c + 1 (the last column clamps).
+    np.testing.assert_array_equal(shifted[..., 0], image[:, [1, 2, 3, 3], 0])

@@ -11,7 +11,9 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import numpy as np
-from scipy import ndimage
+import torch
+
+from lamina.ops import image as image_ops
 
 FILL_MODES = ("constant", "nearest", "reflect", "wrap")
 
@@ -45,7 +47,9 @@ def apply_affine_transform(
         fill_mode: how points outside the input are filled: 'constant' (kkkk|abcd|kkkk with
             k = `cval`), 'nearest' (aaaa|abcd|dddd), 'reflect' (dcba|abcd|dcba) or 'wrap'
             (abcd|abcd|abcd, as Keras documents; its code used scipy's overlapping 'wrap').
-        order: spline interpolation order (0 nearest, 1 bilinear, ... 5).
+        order: interpolation order, 0 (nearest) or 1 (bilinear). Keras's SciPy engine also
+            takes the higher spline orders 2 to 5; Lamina resamples with the same torch engine
+            as `lamina.ops.image.affine_transform`.
     """
     if sorted((row_axis, col_axis, channel_axis)) != [0, 1, 2]:
         raise ValueError(
@@ -60,6 +64,11 @@ def apply_affine_transform(
         raise ValueError(f"Channels must be the first or last axis. Received: channel_axis={channel_axis}.")
     if fill_mode not in FILL_MODES:
         raise ValueError(f"`fill_mode` must be one of {FILL_MODES}. Received: fill_mode={fill_mode!r}.")
+    if order not in (0, 1):
+        raise ValueError(
+            "`order` (interpolation_order) must be 0 (nearest) or 1 (bilinear); the spline "
+            f"orders 2 to 5 of Keras's SciPy engine are not offered. Received: order={order!r}."
+        )
 
     matrix = np.eye(3)
     if theta:
@@ -77,30 +86,32 @@ def apply_affine_transform(
     if np.array_equal(matrix, np.eye(3)):
         return x
 
-    # The matrix acts on (u, v) = (column, row); ndimage indexes (row, column): swap both.
-    swap = np.array([[0, 1, 0], [1, 0, 0], [0, 0, 1]])
-    matrix = swap @ matrix @ swap
+    # The matrix acts on centred (column, row); the engine maps output (x, y) = (column, row)
+    # to the input point (a0 x + a1 y + a2, b0 x + b1 y + b2).
     height, width = x.shape[row_axis], x.shape[col_axis]
-    center = np.array([(height - 1) / 2, (width - 1) / 2])
-    linear, translation = matrix[:2, :2], matrix[:2, 2]
-    offset = center + translation - linear @ center
-
-    mode = "grid-wrap" if fill_mode == "wrap" else fill_mode
-    channels_first = np.moveaxis(x, channel_axis, 0)  # (channels, row/col, col/row)
-    transpose = row_axis > col_axis
-    if transpose:
-        channels_first = channels_first.transpose(0, 2, 1)
-    transformed = np.stack(
-        [
-            ndimage.affine_transform(
-                channel, linear, offset, order=order, mode=mode, cval=cval
-            )
-            for channel in channels_first
-        ]
-    )
-    if transpose:
-        transformed = transformed.transpose(0, 2, 1)
-    return np.moveaxis(transformed, 0, channel_axis)
+    center = np.array([(width - 1) / 2, (height - 1) / 2])
+    linear = matrix[:2, :2]
+    offset = center + matrix[:2, 2] - linear @ center
+    if order == 0:
+        # Halfway points round up, as SciPy's nearest does (torch rounds half to even).
+        offset = offset + 1e-9
+    transform = [linear[0, 0], linear[0, 1], offset[0], linear[1, 0], linear[1, 1], offset[1],
+                 0.0, 0.0]
+    image = np.transpose(x, (row_axis, col_axis, channel_axis))  # (rows, columns, channels)
+    transformed = image_ops.affine_transform(
+        torch.as_tensor(np.ascontiguousarray(image))[None], transform,
+        interpolation="bilinear" if order == 1 else "nearest", fill_mode=fill_mode,
+        fill_value=cval, data_format="channels_last")[0].numpy()
+    if fill_mode == "constant":
+        # Keras's generator (SciPy's 'constant') fills every point outside the pixel centres'
+        # span; the engine (TensorFlow's rule) blends the edge pixels with cval there instead.
+        rows, columns = np.mgrid[0:height, 0:width]
+        source_x = linear[0, 0] * columns + linear[0, 1] * rows + offset[0]
+        source_y = linear[1, 0] * columns + linear[1, 1] * rows + offset[1]
+        outside = ((source_x < 0) | (source_x > width - 1) | (source_y < 0)
+                   | (source_y > height - 1))
+        transformed[outside] = cval
+    return np.transpose(transformed, np.argsort((row_axis, col_axis, channel_axis)))
 
 
 def apply_channel_shift(x: np.ndarray, intensity: float, channel_axis: int = 0) -> np.ndarray:

@@ -49,7 +49,7 @@ class ImageDataGenerator:
         preprocessing_function: applied to each image first in `standardize`, after augmentation.
         data_format: 'channels_last' (default) or 'channels_first'.
         validation_split: fraction of the data `subset='validation'` gets (the first part).
-        interpolation_order: spline order of the affine transforms (1: bilinear).
+        interpolation_order: interpolation of the affine transforms, 0 (nearest) or 1 (bilinear).
         dtype: dtype of the batches (floatx by default).
     Other arguments as in `keras.preprocessing.image.ImageDataGenerator`.
 
@@ -109,9 +109,10 @@ class ImageDataGenerator:
             )
         if not isinstance(zca_epsilon, (int, float)) or zca_epsilon <= 0:
             raise ValueError(f"`zca_epsilon` must be a positive number. Received: zca_epsilon={zca_epsilon!r}.")
-        if interpolation_order not in range(6):
+        if isinstance(interpolation_order, bool) or interpolation_order not in (0, 1):
             raise ValueError(
-                "`interpolation_order` must be an integer spline order from 0 to 5. "
+                "`interpolation_order` must be 0 (nearest) or 1 (bilinear); Keras's SciPy "
+                "spline orders 2 to 5 are not offered. "
                 f"Received: interpolation_order={interpolation_order!r}."
             )
         self.featurewise_center = featurewise_center
