@@ -29,8 +29,8 @@ def data(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def mlp(module: bool = False):
-    lamina.set_random_seed(0)
+def mlp(module: bool = False, seed: int = 0):
+    lamina.set_random_seed(seed)
     if module:
         model = lamina.wrap(torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(),
                                                 torch.nn.Linear(16, 3)))
