@@ -52,6 +52,7 @@ from lamina.saving.optimizer_state import (
     write_optimizer_state,
 )
 from lamina.saving.serialization import deserialize, serialize
+from lamina.training.compile import deserialize_compile_config, serialize_compile_config
 
 FORMAT_VERSION = "1"
 
@@ -80,21 +81,10 @@ def _model_document(model) -> dict[str, Any]:
     document = serialize(model)
     compile_config = getattr(model, "_compile_config", None)
     if compile_config is not None:
-        from lamina.training.compile import serialize_compile_config
-
         document["compile_config"] = serialize_compile_config(compile_config)
-    document["build_config"] = {"input_shape": _jsonable(getattr(model, "_build_input_shape", None))}
+    # json writes the shape's tuples as lists, as Keras does.
+    document["build_config"] = {"input_shape": getattr(model, "_build_input_shape", None)}
     return document
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, list):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    return value
 
 
 def _sha256(data: bytes) -> str:
@@ -419,8 +409,6 @@ def load_model(filepath: str | os.PathLike, custom_objects: dict[str, Any] | Non
                 optimizer_state = stage_optimizer_state(opened.inventory, group)
     commit(staged)
     if compile and document.get("compile_config"):
-        from lamina.training.compile import deserialize_compile_config
-
         _building(path, "the compile settings", lambda: model.compile(
             **deserialize_compile_config(document["compile_config"], custom_objects)))
         restore_optimizer_state(model, optimizer_state, path)
