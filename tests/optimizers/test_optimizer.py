@@ -453,3 +453,18 @@ def test_setting_a_float_learning_rate_on_a_schedule_raises() -> None:
         optimizer.learning_rate = 0.5
     with pytest.raises(ValueError, match="non-negative"):
         optimizers.SGD().learning_rate = -1.0
+
+
+@pytest.mark.parametrize("cls", DEFAULTS, ids=lambda cls: cls.__name__)
+def test_common_arguments_are_declared_once_and_shown_in_every_signature(cls) -> None:
+    import inspect
+
+    parameters = inspect.signature(cls.__init__).parameters
+    common = ["clipnorm", "clipvalue", "global_clipnorm", "use_ema", "ema_momentum",
+              "ema_overwrite_frequency", "loss_scale_factor", "gradient_accumulation_steps"]
+    assert all(parameters[name].kind is inspect.Parameter.KEYWORD_ONLY for name in common)
+    assert list(parameters)[-2:] == ["name", "kwargs"]
+    # Each reaches the base through **kwargs and is validated there.
+    assert cls(clipvalue=0.5, gradient_accumulation_steps=3).get_config()["clipvalue"] == 0.5
+    with pytest.raises(ValueError, match="`clipnorm` must be a positive float or None"):
+        cls(clipnorm=-1.0)

@@ -14,6 +14,7 @@ hyperparameter, `_prepare_update(learning_rate, gradients)`.
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import numbers
@@ -112,6 +113,24 @@ def _clip_by_global_norm_(gradients: list[torch.Tensor], clipnorm: float) -> Non
             gradient.mul_(scale.to(gradient.device))
 
 
+def _with_common_arguments(init: Callable, not_accepted: Sequence[str]) -> inspect.Signature:
+    """`init`'s signature with the common optimizer arguments it receives through `**kwargs`
+    written out, keyword-only, in Keras's order before `name`."""
+    signature = inspect.signature(init)
+    parameters = list(signature.parameters.values())
+    if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return signature
+    declared = {p.name for p in parameters}
+    common = [p.replace(kind=p.KEYWORD_ONLY)
+              for p in inspect.signature(Optimizer.__init__).parameters.values()
+              if p.name not in ("self", "learning_rate", "name", "kwargs")
+              and p.name not in declared and p.name not in not_accepted]
+    own = [p for p in parameters if p.name != "name" and p.kind is not p.VAR_KEYWORD]
+    name = [p.replace(kind=p.KEYWORD_ONLY) for p in parameters if p.name == "name"]
+    keywords = [p for p in parameters if p.kind is p.VAR_KEYWORD]
+    return signature.replace(parameters=own + common + name + keywords)
+
+
 class Optimizer:
     """Base class of lamina optimizers: Keras's arguments and hooks over `torch.optim`.
 
@@ -145,6 +164,18 @@ class Optimizer:
     # Whether torch has a fused (single-kernel) implementation of this algorithm; it is used
     # when every variable lives on CUDA, the foreach implementation otherwise.
     _fused_capable = False
+    # Common arguments a subclass does not accept (TorchOptimizer: the torch optimizer decays).
+    _not_accepted: tuple[str, ...] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A Lamina optimizer's `__init__` declares only its own arguments (and its default
+        `name`) and passes the common ones on through `**kwargs`, validated once here; its
+        signature is rewritten to show them all, so `inspect.signature`, `help()` and
+        `get_config()` agree with Keras's."""
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is not None and cls.__module__.startswith("lamina."):
+            init.__signature__ = _with_common_arguments(init, cls._not_accepted)
 
     def __init__(
         self,

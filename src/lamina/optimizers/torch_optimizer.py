@@ -41,20 +41,15 @@ class TorchOptimizer(Optimizer):
     (0.5, 1)
     """
 
+    _not_accepted = ("weight_decay",)
+
     def __init__(
         self,
         optimizer: torch.optim.Optimizer | TorchOptimizerFactory,
         *,
         learning_rate: float | LearningRateSchedule | Callable[[], float] | None = None,
-        clipnorm: float | None = None,
-        clipvalue: float | None = None,
-        global_clipnorm: float | None = None,
-        use_ema: bool = False,
-        ema_momentum: float = 0.99,
-        ema_overwrite_frequency: int | None = None,
-        loss_scale_factor: float | None = None,
-        gradient_accumulation_steps: int | None = None,
         name: str = "torch_optimizer",
+        **kwargs: Any,
     ) -> None:
         if not (isinstance(optimizer, torch.optim.Optimizer) or callable(optimizer)):
             raise TypeError(
@@ -62,18 +57,14 @@ class TorchOptimizer(Optimizer):
                 f"torch.optim.Optimizer (e.g. torch.optim.AdamW). Received: {optimizer!r} of "
                 f"type {type(optimizer).__name__}."
             )
-        super().__init__(
-            learning_rate=0.0 if learning_rate is None else learning_rate,
-            clipnorm=clipnorm,
-            clipvalue=clipvalue,
-            global_clipnorm=global_clipnorm,
-            use_ema=use_ema,
-            ema_momentum=ema_momentum,
-            ema_overwrite_frequency=ema_overwrite_frequency,
-            loss_scale_factor=loss_scale_factor,
-            gradient_accumulation_steps=gradient_accumulation_steps,
-            name=name,
-        )
+        if "weight_decay" in kwargs:
+            raise TypeError(
+                "TorchOptimizer takes no `weight_decay`: the torch optimizer applies its own. "
+                "Pass it to the torch optimizer instead, e.g. "
+                "TorchOptimizer(functools.partial(torch.optim.AdamW, weight_decay=0.01))."
+            )
+        super().__init__(learning_rate=0.0 if learning_rate is None else learning_rate,
+                         name=name, **kwargs)
         self.optimizer = optimizer
         # None: the torch optimizer's param groups own the learning rate.
         self._learning_rate = None if learning_rate is None else self._learning_rate
