@@ -66,13 +66,17 @@ def fit_arrays(out: Path, tag: str, module: bool = False) -> dict[str, Any]:
 
 
 def fit_sharded(out: Path, tag: str) -> dict[str, Any]:
-    """The same training with the parameters sharded (FSDP), saved to a .keras file."""
+    """The same training with the parameters sharded (FSDP, ModelParallel), saved to a .keras
+    file; also the shape of each weight as this process stores it."""
     model = mlp()
     x, y = data(69)
-    xv, _ = data(23, seed=1)
+    xv, yv = data(23, seed=1)
     history = model.fit(x, y, batch_size=16, epochs=2, verbose=0)
     model.save(str(out / f"{tag}.keras"))
-    return {"history": history.history, "predict": model.predict(xv, batch_size=4, verbose=0)}
+    stored = [list(getattr(p, "to_local", lambda: p)().shape) for p in model.parameters()]
+    return {"history": history.history, "stored_shapes": stored,
+            "evaluate": model.evaluate(xv, yv, batch_size=5, verbose=0, return_dict=True),
+            "predict": model.predict(xv, batch_size=4, verbose=0)}
 
 
 class RecordingDataset(torch.utils.data.Dataset):
@@ -107,10 +111,37 @@ def fit_loader(out: Path, tag: str) -> dict[str, Any]:
             "predict_arrays": model.predict(dataset.x, batch_size=5, verbose=0)}
 
 
+def model_parallel() -> distribution.ModelParallel:
+    mesh = distribution.DeviceMesh((1, 2), ["batch", "model"])
+    layout_map = distribution.LayoutMap(mesh)
+    layout_map["dense/kernel"] = (None, "model")
+    layout_map["dense/bias"] = ("model",)
+    return distribution.ModelParallel(layout_map=layout_map, batch_dim_name="batch")
+
+
+def uneven_layout(out: Path, tag: str) -> dict[str, Any]:
+    """A LayoutMap that splits 3 units over 2 devices: the error fit raises."""
+    model = mlp()
+    try:
+        model.fit(*data(32), batch_size=16, epochs=1, verbose=0)
+    except ValueError as error:
+        return {"error": str(error)}
+    return {"error": None}
+
+
+def uneven_model_parallel() -> distribution.ModelParallel:
+    mesh = distribution.DeviceMesh((1, 2), ["batch", "model"])
+    layout_map = distribution.LayoutMap(mesh)
+    layout_map["dense_1/kernel"] = (None, "model")
+    return distribution.ModelParallel(layout_map=layout_map)
+
+
 SCENARIOS: dict[str, tuple[Callable[[Path, str], dict], Callable[[], Any]]] = {
     "arrays": (fit_arrays, distribution.DataParallel),
     "module": (lambda out, tag: fit_arrays(out, tag, module=True), distribution.DataParallel),
     "fsdp": (fit_sharded, distribution.FSDP),
+    "model_parallel": (fit_sharded, model_parallel),
+    "uneven_layout": (uneven_layout, uneven_model_parallel),
     "loader": (fit_loader, distribution.DataParallel),
 }
 

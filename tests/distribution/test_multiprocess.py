@@ -19,7 +19,7 @@ import scenarios  # noqa: E402
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="forks rank processes")
 
-NAMES = ["arrays", "module", "fsdp", "loader"]
+NAMES = ["arrays", "module", "fsdp", "model_parallel", "uneven_layout", "loader"]
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +33,20 @@ def reference(tmp_path_factory):
     out = tmp_path_factory.mktemp("one")
     return out, {name: scenarios.run(name, out, f"{name}.one", False)
                  for name in ("arrays", "module", "fsdp")}
+
+
+def _keras_file_arrays(path: Path) -> dict[str, np.ndarray]:
+    """Every array of a .keras file's weights archive, by its HDF5 path (read with h5py)."""
+    import io
+    import zipfile
+
+    import h5py
+
+    found = {}
+    with zipfile.ZipFile(path) as archive, h5py.File(io.BytesIO(archive.read("model.weights.h5"))) as h5:
+        h5.visititems(lambda name, item: found.__setitem__(name, item[()])
+                      if isinstance(item, h5py.Dataset) else None)
+    return found
 
 
 def _close(a, b, tolerance=2e-5):
@@ -64,7 +78,7 @@ def test_only_rank_zero_writes_and_its_checkpoint_loads_in_one_process(ranks, re
     out, _ = ranks
     written = sorted(p.name for p in out.iterdir() if p.suffix in (".csv", ".keras", ".h5"))
     assert written == ["arrays.dist.csv", "arrays.dist.keras", "fsdp.dist.keras",
-                       "module.dist.csv", "module.dist.weights.h5"]
+                       "model_parallel.dist.keras", "module.dist.csv", "module.dist.weights.h5"]
     rows = (out / "arrays.dist.csv").read_text().splitlines()
     assert len(rows) == 4  # a header and one row per epoch, written once
     model = lamina.saving.load_model(str(out / "arrays.dist.keras"))
@@ -72,19 +86,43 @@ def test_only_rank_zero_writes_and_its_checkpoint_loads_in_one_process(ranks, re
     _close(model.predict(x, verbose=0), reference[1]["arrays"]["predict"])
 
 
-def test_fsdp_trains_as_one_process_and_saves_whole_weights(ranks, reference):
+# Per rank, the shape each process stores: FSDP splits the first axis (3 units: 2 and 1); the
+# LayoutMap puts the first kernel's second axis and its bias on the "model" axis, and the
+# weights it does not name are split along their first axis.
+STORED = {
+    "fsdp": [[[4, 16], [8], [8, 3], [2]], [[4, 16], [8], [8, 3], [1]]],
+    "model_parallel": [[[8, 8], [8], [8, 3], [2]], [[8, 8], [8], [8, 3], [1]]],
+}
+
+
+@pytest.mark.parametrize("name", ["fsdp", "model_parallel"])
+def test_sharded_parameters_train_as_one_process_and_save_whole(ranks, reference, name):
     out, results = ranks
     expected = reference[1]["fsdp"]
-    for result in (r["fsdp"] for r in results):
+    for rank, result in enumerate(r[name] for r in results):
+        assert result["stored_shapes"] == STORED[name][rank]
         for key, values in expected["history"].items():
             _close(result["history"][key], values)
+        for key, value in expected["evaluate"].items():
+            _close(result["evaluate"][key], value)
         _close(result["predict"], expected["predict"])
-    saved = lamina.saving.load_model(str(out / "fsdp.dist.keras"))
-    one = lamina.saving.load_model(str(reference[0] / "fsdp.one.keras"))
-    shapes = [w.shape for w in one.get_weights()]
-    assert [w.shape for w in saved.get_weights()] == shapes == [(8, 16), (16,), (16, 3), (3,)]
-    for mine, theirs in zip(saved.get_weights(), one.get_weights()):
-        _close(mine, theirs)
+    saved = _keras_file_arrays(out / f"{name}.dist.keras")
+    one = _keras_file_arrays(reference[0] / "fsdp.one.keras")
+    # Whole weights and whole optimizer slots (Adam's moments), as one process saves them.
+    assert saved.keys() == one.keys() and len(one) == 2 + 4 + 8
+    for key in one:
+        assert saved[key].shape == one[key].shape, key
+        _close(saved[key], one[key])
+    model = lamina.saving.load_model(str(out / f"{name}.dist.keras"))
+    _close(model.predict(scenarios.data(23, seed=1)[0], verbose=0), expected["predict"])
+
+
+def test_layout_that_does_not_divide_the_weight(ranks):
+    for result in (r["uneven_layout"] for r in ranks[1]):
+        assert result["error"] == (
+            "The LayoutMap splits axis 1 of weight 'dense_1/kernel' (shape (16, 3)) over the 2 "
+            "devices of mesh axis 'model'; that axis must exist and its size be a multiple of "
+            "theirs. Change the layout (None leaves an axis whole) or the mesh.")
 
 
 def test_data_loader_is_split_over_processes_in_a_new_order_each_epoch(ranks):

@@ -40,28 +40,30 @@ class Engine:
         self.index = distribution.data_shard_index()
         self.share = sharding.StepShare()
         self.module: nn.Module | None = None  # the model as wrapped for the training step
+        self._trainer = None
         self._replicated: set[int] = set()  # ids of inference data every process runs whole
 
     @property
     def active(self) -> bool:
         return self.processes > 1
 
-    def wrap(self, model: nn.Module) -> Any:
+    def wrap(self, trainer) -> Any:
         """The training step's forward: the model under DDP or FSDP2 (wrapped once)."""
         if self.module is None:
-            distribution = self.distribution
+            model, distribution = trainer.model, self.distribution
             if isinstance(distribution, DataParallel):
                 device = next(model.parameters()).device
                 ids = [device.index] if device.type == "cuda" else None
                 self.module = nn.parallel.DistributedDataParallel(model, device_ids=ids)
             else:
                 self.module = _fully_sharded(model, distribution)
+            self._trainer = trainer
         return _ShareScaled(self.module, self.share, self.parts)
 
     @contextlib.contextmanager
     def full_weights(self) -> Iterator[None]:
-        """Whole weights on the model for the block (DDP has them; FSDP's shards are gathered
-        into fresh tensors, and the sharded parameters put back after)."""
+        """Whole weights (and optimizer slots) on the model for the block: DDP has them; FSDP's
+        shards are gathered into fresh tensors, and the sharded ones put back after."""
         module = self.module
         if module is None or isinstance(module, nn.parallel.DistributedDataParallel):
             yield
@@ -70,14 +72,30 @@ class Engine:
         for owner in module.model.modules():
             for name, parameter in list(owner._parameters.items()):
                 if parameter is not None and hasattr(parameter, "full_tensor"):
-                    whole = parameter.full_tensor().detach()
-                    owner._parameters[name] = nn.Parameter(whole, parameter.requires_grad)
-                    swapped.append((owner, name, parameter))
+                    whole = nn.Parameter(parameter.full_tensor().detach(), parameter.requires_grad)
+                    owner._parameters[name] = whole
+                    swapped.append((owner, name, parameter, whole))
+        optimizer = getattr(self._trainer, "optimizer", None)
+        built = optimizer is not None and optimizer.built
+        if built:
+            # The optimizer saves its slots by variable: point it at the whole weights, with
+            # whole slots, for the block.
+            variables, state = optimizer._variables, optimizer._torch.state
+            wholes = {id(sharded): whole for _, _, sharded, whole in swapped}
+            optimizer._variables = [wholes.get(id(v), v) for v in variables]
+            for _, _, sharded, whole in swapped:
+                if sharded in state:
+                    state[whole] = {key: value.full_tensor() if hasattr(value, "full_tensor")
+                                    else value for key, value in state[sharded].items()}
         try:
             yield
         finally:
-            for owner, name, parameter in swapped:
-                owner._parameters[name] = parameter
+            for owner, name, sharded, whole in swapped:
+                owner._parameters[name] = sharded
+                if built:
+                    state.pop(whole, None)
+            if built:
+                optimizer._variables = variables
 
 
 class _Root(nn.Module):
@@ -98,13 +116,26 @@ def _fully_sharded(model: nn.Module, distribution: Distribution) -> nn.Module:
 
     mesh = distribution.device_mesh.torch_mesh()
     if isinstance(distribution, ModelParallel):
-        paths = {id(p): name for name, p in model.named_parameters()}
+        # Keras's weight paths ('dense/kernel'), which LayoutMap keys are written against.
+        paths = {id(p): name.replace(".", "/") for name, p in model.named_parameters()}
+        mesh_shape = dict(zip(distribution.device_mesh.axis_names, distribution.device_mesh.shape))
 
         def placement(parameter: nn.Parameter):
-            layout = distribution.get_variable_layout(paths.get(id(parameter), ""))
-            split = [axis for axis, name in enumerate(layout.axes if layout else ())
+            path = paths.get(id(parameter), "")
+            layout = distribution.get_variable_layout(path)
+            split = [(axis, name) for axis, name in enumerate(layout.axes if layout else ())
                      if name is not None and name != distribution.batch_dim_name]
-            return Shard(split[0]) if split else Shard(0)
+            if not split:
+                return Shard(0)
+            axis, name = split[0]
+            size = mesh_shape[name]
+            if axis >= parameter.ndim or parameter.shape[axis] % size:
+                raise ValueError(
+                    f"The LayoutMap splits axis {axis} of weight {path!r} (shape "
+                    f"{tuple(parameter.shape)}) over the {size} devices of mesh axis {name!r}; "
+                    "that axis must exist and its size be a multiple of theirs. Change the "
+                    "layout (None leaves an axis whole) or the mesh.")
+            return Shard(axis)
 
         # On a two-axis mesh FSDP2 replicates over the first axis and shards over the second.
         return fully_shard(_Root(model), mesh=mesh, shard_placement_fn=placement)
@@ -180,7 +211,7 @@ def wrap(trainer) -> None:
     """Put the model under DDP/FSDP once its weights exist (before the optimizer binds them)."""
     engine = _engine(trainer)
     if engine is not None:
-        trainer._forward = engine.wrap(trainer.model)
+        trainer._forward = engine.wrap(trainer)
 
 
 @contextlib.contextmanager
@@ -210,7 +241,8 @@ def reduce(trainer, logs: Mapping, adapter: Any) -> Mapping:
     variables = [v for m in metrics for v in m.variables]
     if variables:
         flat = torch.cat([v.detach().reshape(-1).to(torch.float64) for v in variables])
-        flat = _all_reduce(flat)
+        # Processes that share a data part (along a model axis) counted the same samples.
+        flat = _all_reduce(flat) / (engine.processes // engine.parts)
         with torch.no_grad():
             for variable, value in zip(variables, torch.split(flat, [v.numel() for v in variables])):
                 variable.copy_(value.reshape(variable.shape).to(variable.dtype))
