@@ -1,4 +1,4 @@
-"""Activation functions, each with the sheet's formula, by name and as callables.
+"""Activation functions, each with its formula, by name and as callables.
 
 `get("relu")`, `get(None)` (linear) and `get(callable)` resolve what a layer's `activation=`
 argument accepts; `serialize` gives back the name stored in a model's config.
@@ -60,8 +60,8 @@ def relu6(x: Tensor) -> Tensor:
 def leaky_relu(x: Tensor, negative_slope: float = 0.2) -> Tensor:
     """`f(x) = max(alpha * x, x)`, derivative 1 if x > 0 else alpha.
 
-    The sheet uses alpha = 0.01 (torch's default); Keras's `leaky_relu` defaults to 0.2, which is
-    kept here so Keras code behaves the same. Pass `negative_slope=0.01` for the sheet's value.
+    torch's default alpha is 0.01; Keras's `leaky_relu` defaults to 0.2, which is kept here so
+    Keras code behaves the same. Pass `negative_slope=0.01` for torch's value.
     """
     return F.leaky_relu(x, negative_slope)
 

@@ -74,7 +74,7 @@ class L1(Regularizer):
 
 @register("L2", "l2")
 class L2(Regularizer):
-    """`l2 * sum(w^2)`: the sheet's `weight_decay * ||W||^2` as a loss term."""
+    """`l2 * sum(w^2)`: the L2 penalty `weight_decay * ||W||^2` as a loss term."""
 
     def __init__(self, l2: float = 0.01):
         self.l2 = _check_factor("l2", l2)

@@ -1,7 +1,7 @@
 """Torch-style image transforms for data pipelines, as torchvision's (which is not a dependency):
 `Compose`, `ToTensor` and `Normalize`.
 
-The sheet's ImageNet preprocessing runs as written:
+torchvision-style ImageNet preprocessing runs as written:
 
 >>> from lamina import transforms
 >>> preprocess = transforms.Compose([

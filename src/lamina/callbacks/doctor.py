@@ -1,4 +1,4 @@
-"""`Doctor`: diagnoses the sheet's common training problems while `fit` runs."""
+"""`Doctor`: diagnoses common training problems while `fit` runs (docs/doctor.md)."""
 
 from __future__ import annotations
 

@@ -12,8 +12,8 @@ from lamina.callbacks.callback import Callback
 @register("LearningRateScheduler")
 class LearningRateScheduler(Callback):
     """`schedule(epoch, lr) -> new_lr` (or `schedule(epoch)`); a `LearningRateSchedule` object
-    from `lamina.optimizers.schedules` works too, evaluated at the epoch index (so the sheet's
-    step, exponential and cosine schedules become per-epoch schedules)."""
+    from `lamina.optimizers.schedules` works too, evaluated at the epoch index (so the step,
+    exponential and cosine schedules become per-epoch schedules)."""
 
     def __init__(self, schedule: Callable, verbose: int = 0):
         super().__init__()

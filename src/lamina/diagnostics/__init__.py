@@ -1,4 +1,4 @@
-"""The training doctor: the sheet's "Common Issues" diagnosed from what `fit` measured.
+"""The training doctor: common training issues diagnosed from what `fit` measured.
 
 `lamina.callbacks.Doctor` collects the statistics during `fit`; `diagnose(record)` turns a run
 record into `Diagnosis` findings; `diagnose_run(run_dir)` re-reads a saved one.

@@ -3,7 +3,7 @@
 Every `every`-th training step is sampled: forward hooks (registered for that step only) watch
 the activations, and the trainer's `after_backward` hook gives the batch and the loss with the
 gradients still present. Each sample adds a few fused kernels and no host sync; everything is
-read back once per epoch (DESIGN principle 5).
+read back once per epoch.
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ class ReLU(Layer):
 
 @register("LeakyReLU")
 class LeakyReLU(Layer):
-    """`f(x) = max(alpha * x, x)`; Keras's layer default alpha is 0.3 (the sheet's is 0.01)."""
+    """`f(x) = max(alpha * x, x)`; Keras's layer default alpha is 0.3 (torch's is 0.01)."""
 
     def __init__(self, negative_slope: float = 0.3, **kwargs: Any):
         if "alpha" in kwargs:  # the Keras 2 name

@@ -1,11 +1,11 @@
 """Attention layers: MultiHeadAttention (Vaswani et al., 2017), Attention (Luong dot-product)
 and AdditiveAttention (Bahdanau).
 
-The sheet's scaled dot-product attention is `softmax(Q K^T / sqrt(d_k)) V`. MultiHeadAttention
+Scaled dot-product attention (Vaswani et al., 2017) is `softmax(Q K^T / sqrt(d_k)) V`. MultiHeadAttention
 runs it through `torch.nn.functional.scaled_dot_product_attention` (a fused kernel) unless the
 attention scores are asked for. Masks follow Keras: a boolean mask (True = attend) becomes an
 additive bias of -1e9 on the scores (-3e4 in float16), so a query whose keys are all masked
-attends uniformly, as in Keras and the sheet's `masked_fill(mask == 0, -1e9)`.
+attends uniformly, as in Keras and PyTorch's usual `masked_fill(mask == 0, -1e9)`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
-"""Metric-learning losses: the sheet's triplet loss and the batch-mining forms for `compile`.
+"""Metric-learning losses: the triplet loss (Schroff et al., 2015) and its batch-mining forms
+for `compile`.
 
-`triplet_loss(anchor, positive, negative)` is the sheet's formula on explicit triplets.
+`triplet_loss(anchor, positive, negative)` is the FaceNet formula on explicit triplets.
 `TripletSemiHardLoss` and `TripletHardLoss` take `y_true` = integer labels of shape (batch,)
 and `y_pred` = embeddings of shape (batch, dim) and mine the triplets inside the batch, as
 TensorFlow Addons defined them (FaceNet, arXiv:1503.03832; Hermans et al., arXiv:1703.07737).

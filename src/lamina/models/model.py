@@ -308,7 +308,7 @@ class Model(Layer):
         save_model(self, filepath, overwrite=overwrite, **kwargs)
 
     def save_weights(self, filepath: Any, overwrite: bool = True) -> None:
-        """Save the weights to an HDF5 file (`.weights.h5`, or `.h5` as the sheet writes it), or
+        """Save the weights to an HDF5 file (`.weights.h5`, or a plain `.h5`), or
         the torch `state_dict` to a `.safetensors` file."""
         if str(filepath).endswith(".safetensors"):
             from lamina.export import save_safetensors

@@ -1,4 +1,4 @@
-"""`lamina.wrap(module)`: any plain `nn.Module` (the sheet's `Net`) as a lamina Model, with
+"""`lamina.wrap(module)`: any plain `nn.Module` (a hand-written `Net`) as a lamina Model, with
 compile/fit/evaluate/predict/save_weights, sharing the module's parameters."""
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from lamina.optimizers.schedules import LearningRateSchedule
 class Adagrad(Optimizer):
     """Adagrad (Duchi et al., 2011): per-parameter rates from the sum of squared gradients.
 
-    The sheet's rule: `G = G + g**2; w = w - learning_rate * g / (sqrt(G) + epsilon)`, from
+    The textbook rule (Duchi et al., 2011): `G = G + g**2; w = w - learning_rate * g / (sqrt(G) + epsilon)`, from
     `G = 0`. Keras's rule, followed here, starts from `G = initial_accumulator_value` and puts
     `epsilon` inside the root:
 

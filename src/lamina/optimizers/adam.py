@@ -20,7 +20,7 @@ class _AdamBase(Optimizer):
 
         w -= learning_rate * sqrt(1 - beta_2**t) / (1 - beta_1**t) * m / (sqrt(v) + epsilon)
 
-    torch (and the sheet) add it after: `w -= learning_rate * m_hat / (sqrt(v_hat) + eps)`.
+    torch (and the paper's Algorithm 1) add it after: `w -= learning_rate * m_hat / (sqrt(v_hat) + eps)`.
     The two agree when torch's `eps` is `epsilon / sqrt(1 - beta_2**t)`, which is set on the
     torch param group before each update, so the Keras rule holds exactly.
     """
@@ -70,7 +70,7 @@ class _AdamBase(Optimizer):
 class Adam(_AdamBase):
     """Adam: adaptive moment estimation (Kingma & Ba, 2014).
 
-    The sheet's rule:
+    The paper's rule:
 
     ```
     m = beta_1 * m + (1 - beta_1) * g          # first moment

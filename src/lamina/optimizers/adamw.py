@@ -20,8 +20,8 @@ class AdamW(_AdamBase):
     w = w - learning_rate * m_hat / (sqrt(v_hat) + epsilon)
     ```
 
-    This is the decoupled rule of the paper, of Keras and of `torch.optim.AdamW`. The sheet writes
-    AdamW as `L_total = L_original + weight_decay * ||W||^2`, which is an L2 penalty: its
+    This is the decoupled rule of the paper, of Keras and of `torch.optim.AdamW`. A common
+    shorthand writes AdamW as `L_total = L_original + weight_decay * ||W||^2`, which is an L2 penalty: its
     gradient `2 * weight_decay * W` would pass through Adam's `1 / sqrt(v_hat)` scaling, so
     weights with large gradients would be decayed less. That is Adam with L2 regularization, not
     AdamW; decoupling the decay from the adaptive scaling is the point of AdamW.

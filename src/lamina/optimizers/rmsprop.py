@@ -114,7 +114,7 @@ class _KerasRMSprop(torch.optim.Optimizer):
 class RMSprop(Optimizer):
     """RMSprop (Hinton, 2012): divide the gradient by a running RMS of recent gradients.
 
-    The sheet's rule: `G = rho * G + (1 - rho) * g**2; w = w - learning_rate * g / (sqrt(G) +
+    The textbook rule (Hinton's lecture 6e): `G = rho * G + (1 - rho) * g**2; w = w - learning_rate * g / (sqrt(G) +
     epsilon)`. Keras's rule, followed here, puts `epsilon` inside the root and keeps the
     learning rate inside the momentum:
 
@@ -126,7 +126,7 @@ class RMSprop(Optimizer):
     w = w - velocity                                # w - increment if momentum == 0
     ```
 
-    The sheet's rule is this one with `epsilon=0, momentum=0`. `torch.optim.RMSprop` adds `eps`
+    The textbook rule is this one with `epsilon=0, momentum=0`. `torch.optim.RMSprop` adds `eps`
     outside the root (`g / (sqrt(G) + eps)`) and multiplies its momentum buffer by the learning
     rate at each step, so it agrees only for `epsilon=0` and a constant learning rate; Keras's
     rule is therefore written here with torch foreach ops. torch's `alpha` is Keras's `rho`,

@@ -6,8 +6,8 @@ Python floats, so a schedule costs no device work and no host sync.
 
 The Keras schedules (`ExponentialDecay`, `PiecewiseConstantDecay`, `PolynomialDecay`,
 `InverseTimeDecay`, `CosineDecay`, `CosineDecayRestarts`) keep Keras's argument names, order,
-defaults and formulas. `StepDecay` is the cheat sheet's step decay and `OneCycle` is torch's
-`OneCycleLR` (or fastai's one-cycle) as a schedule. The sheet's exponential decay `initial_lr * exp(-k * step)` is
+defaults and formulas. `StepDecay` is the classic step decay and `OneCycle` is torch's
+`OneCycleLR` (or fastai's one-cycle) as a schedule. The exponential decay `initial_lr * exp(-k * step)` is
 `ExponentialDecay(initial_lr, decay_steps, decay_rate=exp(-k * decay_steps))`, and its cosine
 annealing `lr_min + (lr_max - lr_min) * (1 + cos(pi * step / T)) / 2` is
 `CosineDecay(lr_max, T, alpha=lr_min / lr_max)`.
@@ -85,7 +85,7 @@ class LearningRateSchedule:
 class ExponentialDecay(LearningRateSchedule):
     """`lr = initial_learning_rate * decay_rate ** (step / decay_steps)`.
 
-    With `staircase=True`, `step / decay_steps` is an integer division. The sheet's
+    With `staircase=True`, `step / decay_steps` is an integer division. The form
     `initial_lr * exp(-k * step)` is this schedule with `decay_rate = exp(-k * decay_steps)`.
 
     >>> ExponentialDecay(0.1, decay_steps=10, decay_rate=0.5)(20)
@@ -271,7 +271,7 @@ class CosineDecay(LearningRateSchedule):
     `initial_learning_rate` to `warmup_target` over `warmup_steps`, then decays from
     `warmup_target` to `warmup_target * alpha` over `decay_steps`.
 
-    The sheet's cosine annealing `lr_min + (lr_max - lr_min) * (1 + cos(pi * t / T)) / 2` is
+    Cosine annealing `lr_min + (lr_max - lr_min) * (1 + cos(pi * t / T)) / 2` is
     `CosineDecay(lr_max, T, alpha=lr_min / lr_max)`.
 
     >>> CosineDecay(1.0, decay_steps=10)(5)
@@ -404,7 +404,7 @@ class CosineDecayRestarts(LearningRateSchedule):
 
 @register("StepDecay")
 class StepDecay(LearningRateSchedule):
-    """The sheet's step decay: `lr = initial_learning_rate * gamma ** floor(step / step_size)`.
+    """Step decay: `lr = initial_learning_rate * gamma ** floor(step / step_size)`.
 
     The same as torch's `StepLR` and `ExponentialDecay(..., staircase=True)`.
 

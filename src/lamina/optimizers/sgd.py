@@ -15,7 +15,7 @@ from lamina.optimizers.schedules import LearningRateSchedule
 class SGD(Optimizer):
     """Gradient descent, with momentum and Nesterov momentum.
 
-    The sheet's rules: `W = W - learning_rate * gradient`; momentum
+    The textbook rules: `W = W - learning_rate * gradient`; momentum
     `v = momentum * v + gradient; W = W - learning_rate * v`; NAG
     `v = momentum * v + learning_rate * gradient(W - momentum * v); W = W - v`.
 
@@ -27,8 +27,8 @@ class SGD(Optimizer):
     w = w + momentum * velocity - learning_rate * g   # nesterov=True
     ```
 
-    Keras's momentum rule is the sheet's with `velocity = -learning_rate * v` while the learning
-    rate is constant; its Nesterov rule is the sheet's NAG tracked at the look-ahead point
+    Keras's momentum rule is the textbook one with `velocity = -learning_rate * v` while the learning
+    rate is constant; its Nesterov rule is NAG tracked at the look-ahead point
     `W - momentum * v` (Sutskever et al. 2013), which needs no second gradient evaluation.
     torch's SGD keeps the learning rate out of its buffer (`buf = momentum * buf + g;
     w -= lr * buf`), which is the same only while the learning rate is constant; under a

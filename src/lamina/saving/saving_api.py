@@ -3,7 +3,7 @@
 - `.keras`: a zip of `config.json` (architecture + compile settings), `metadata.json` and
   `model.weights.h5`.
 - `.h5`: one HDF5 file, the architecture in the `model_config` attribute and the weights under
-  `model_weights` (Keras's legacy format, the sheet's `model.save('model.h5')`).
+  `model_weights` (Keras's legacy format, what `model.save('model.h5')` writes).
 - `.weights.h5` (or any `.h5` given to `save_weights`): weights only.
 
 No load path unpickles or runs code; every write is atomic. Every file records SHA-256

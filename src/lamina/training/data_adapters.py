@@ -2,7 +2,7 @@
 
 In-memory data (numpy arrays, tensors, lists/dicts of them) is moved to the device once and
 batched by slicing (a view) or by indexing with a shuffled permutation: no DataLoader, no copy
-per sample, no host sync (DESIGN principle 5). Everything else that yields batches (a torch
+per sample, no host sync. Everything else that yields batches (a torch
 `DataLoader`, a map-style `Dataset`, a `PyDataset`, a generator) is iterated as it is, each batch
 moved to the device.
 """

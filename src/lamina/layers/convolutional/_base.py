@@ -4,8 +4,8 @@ between Keras's layouts and the ones torch's kernels want, and Keras's padding m
 Layouts. A channels_last input `(batch, *spatial, channels)` becomes torch's
 `(batch, channels, *spatial)` by `permute`, a view in torch's channels_last memory format that
 torch's CPU and CUDA kernels read directly, so no copy is made per call. 1-D layers run as 2-D
-ones over a unit height: torch's channels_last 2-D kernels are about 2.5x faster than `conv1d`
-on a permuted `(batch, steps, channels)` input.
+ones over a unit height: torch's channels_last 2-D kernels are faster than `conv1d` on a
+permuted `(batch, steps, channels)` input (docs/provenance.md).
 
 Padding. Keras's 'same' is TensorFlow's: a total of `max((ceil(n / s) - 1) * s + k_eff - n, 0)`
 with the odd one at the end, so it can be asymmetric, and with `strides > 1` it depends on the

@@ -17,8 +17,8 @@ steps to the front (for right-padded masks, the usual `pad_sequences(padding='po
 moves nothing) and reading each sequence's outputs and final state at its real steps: no host
 sync. Only an LSTM whose final carry `c` is wanted (`return_state` or `stateful`) under a mask
 runs packed (`pack_padded_sequence`), which needs the lengths on the host: one small
-device-to-host copy per such call. (On CPU the unpacked kernel is also ~3x faster than the
-packed one.)
+device-to-host copy per such call. (On CPU the unpacked kernel is also the faster one:
+docs/provenance.md.)
 """
 
 from __future__ import annotations
