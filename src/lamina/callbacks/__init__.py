@@ -1,7 +1,8 @@
 """Callbacks: hooks into `fit`, `evaluate` and `predict` (Keras's names and arguments)."""
 
 from lamina.callbacks.backup_and_restore import BackupAndRestore
-from lamina.callbacks.callback import Callback, CallbackList, History
+from lamina.callbacks.callback import Callback, History
+from lamina.callbacks.callback_list import CallbackList
 from lamina.callbacks.csv_logger import CSVLogger
 from lamina.callbacks.doctor import Doctor
 from lamina.callbacks.early_stopping import EarlyStopping

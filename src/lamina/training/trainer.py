@@ -20,6 +20,8 @@ from torch import nn
 from lamina import config
 from lamina import losses as losses_module
 from lamina import metrics as metrics_module
+from lamina.callbacks.callback_list import CallbackList
+from lamina.callbacks.terminate_on_nan import TerminateOnNaN
 from lamina.distribution import runtime as distributed
 from lamina.errors import DataError, NonFiniteError, NotCompiledError
 from lamina.metrics.metric import divide_no_nan
@@ -473,8 +475,6 @@ class Trainer:
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
             sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
             validation_batch_size=None, validation_freq=1):
-        from lamina.callbacks.callback import CallbackList
-
         # Everything checkable is checked before the first forward pass (validation.py), so a
         # rejected call leaves the model untouched.
         validation.check_fit_arguments(
@@ -571,8 +571,6 @@ class Trainer:
         return epoch_logs
 
     def _make_guard(self, callbacks) -> NonFiniteGuard:
-        from lamina.callbacks.terminate_on_nan import TerminateOnNaN
-
         # TerminateOnNaN reads the loss every batch anyway, so checking every step costs
         # nothing more; a bad step is then skipped and training stops, as Keras's callback asks.
         stop = any(isinstance(c, TerminateOnNaN) for c in callbacks.callbacks)
@@ -617,8 +615,6 @@ class Trainer:
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
                  steps=None, callbacks=None, return_dict=False, **kwargs):
-        from lamina.callbacks.callback import CallbackList
-
         validation.check_count("batch_size", batch_size, allow_none=True)
         validation.check_count("steps", steps, allow_none=True)
         device = self._place()
@@ -638,8 +634,6 @@ class Trainer:
         return values[0] if len(values) == 1 else values
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None, **kwargs):
-        from lamina.callbacks.callback import CallbackList
-
         validation.check_count("batch_size", batch_size, allow_none=True)
         validation.check_count("steps", steps, allow_none=True)
         model = self.model
