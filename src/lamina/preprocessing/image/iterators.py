@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import os
 import threading
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 
@@ -31,8 +31,20 @@ from lamina.utils.image_utils import (
 )
 from lamina.utils.py_dataset import PyDataset
 
-if TYPE_CHECKING:
-    from lamina.preprocessing.image.generator import ImageDataGenerator
+
+class Augmenter(Protocol):
+    """What an iterator asks of its `ImageDataGenerator`; written here so that generator.py,
+    which builds the iterators, is the only one of the two modules that imports the other."""
+
+    validation_split: float
+
+    def _random_transform(self, img_shape: Sequence[int], rng: np.random.Generator
+                          ) -> dict[str, Any]: ...
+
+    def apply_transform(self, x: np.ndarray, transform_parameters: dict[str, Any]
+                        ) -> np.ndarray: ...
+
+    def standardize(self, x: np.ndarray) -> np.ndarray: ...
 
 
 class Iterator(PyDataset):
@@ -133,7 +145,7 @@ class NumpyArrayIterator(Iterator):
         self,
         x: Any,
         y: Any,
-        image_data_generator: ImageDataGenerator,
+        image_data_generator: Augmenter,
         batch_size: int = 32,
         shuffle: bool = False,
         sample_weight: Any = None,
@@ -241,7 +253,7 @@ def _stack_images(x: Any) -> np.ndarray:
     return np.asarray(x)
 
 
-def _split_index(count: int, generator: ImageDataGenerator, subset: str) -> int:
+def _split_index(count: int, generator: Augmenter, subset: str) -> int:
     if subset not in ("training", "validation"):
         raise ValueError(f"`subset` must be 'training' or 'validation'. Received: subset={subset!r}.")
     if not generator.validation_split:
@@ -264,7 +276,7 @@ class DirectoryIterator(Iterator):
     def __init__(
         self,
         directory: str | os.PathLike,
-        image_data_generator: ImageDataGenerator | None,
+        image_data_generator: Augmenter | None,
         target_size: tuple[int, int] | None = (256, 256),
         color_mode: str = "rgb",
         classes: Sequence[str] | None = None,
