@@ -1,5 +1,6 @@
-"""AlexNet (Krizhevsky et al., 2012) as the sheet writes it: five convolutions (96, 256, 384,
-384, 256 filters) with three 3x3/2 max poolings, then two dropout + 4096-unit dense layers."""
+"""AlexNet (Krizhevsky et al., 2012) as the reference PyTorch code (docs/provenance.md)
+writes it: five convolutions (96, 256, 384, 384, 256 filters) with three 3x3/2 max poolings,
+then two dropout + 4096-unit dense layers."""
 
 from __future__ import annotations
 
@@ -31,12 +32,12 @@ def AlexNet(
 ) -> Model:
     """AlexNet for 227x227x3 images: 62,378,344 parameters with 1000 classes.
 
-    Layers (the sheet's): `conv1` 96 11x11/4, `pool1` 3x3/2, `conv2` 256 5x5 'same', `pool2`,
-    `conv3` 384 3x3, `conv4` 384 3x3, `conv5` 256 3x3, `pool3`, then `dropout1`, `fc1` 4096,
-    `dropout2`, `fc2` 4096, `predictions`. All but the last use ReLU.
+    Layers (the reference code's): `conv1` 96 11x11/4, `pool1` 3x3/2, `conv2` 256 5x5 'same',
+    `pool2`, `conv3` 384 3x3, `conv4` 384 3x3, `conv5` 256 3x3, `pool3`, then `dropout1`,
+    `fc1` 4096, `dropout2`, `fc2` 4096, `predictions`. All but the last use ReLU.
 
     Args: as the Keras applications (`ResNet50`); `input_shape` at least 67x67, `dropout` the
-    rate before each hidden dense layer (the sheet's `nn.Dropout()` is 0.5). No published
+    rate before each hidden dense layer (the reference's `nn.Dropout()` is 0.5). No published
     weights exist in Keras's format.
 
     >>> AlexNet(input_shape=(67, 67, 3), classes=10).output_shape

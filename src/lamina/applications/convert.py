@@ -1,5 +1,6 @@
 """`load_torch_state_dict`: a PyTorch `state_dict` into the lamina model of the same
-architecture (torchvision's ResNets, the sheet's LeNet/AlexNet/VGG modules, ...).
+architecture (torchvision's ResNets, the reference LeNet/AlexNet/VGG modules of
+docs/provenance.md, ...).
 
 Each torch module prefix (`layer1.0.conv1` of `layer1.0.conv1.weight`) is matched to a lamina
 layer: by name first (the torchvision-style ResNets name their layers after torchvision's module
@@ -37,7 +38,8 @@ _CONVERTIBLE = (_BaseConv, Dense, BatchNormalization, LayerNormalization, Embedd
 _IGNORED_SUFFIXES = ("num_batches_tracked",)
 # Wrappers whose prefixes are not part of the architecture: DataParallel's `module.`.
 _WRAPPER_PREFIXES = ("module.",)
-# Other spellings of torchvision's module names (the sheet calls the projection `shortcut`).
+# Other spellings of torchvision's module names (common PyTorch code calls the projection
+# `shortcut`).
 _ALIASES = (("shortcut", "downsample"),)
 
 

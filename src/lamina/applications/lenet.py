@@ -1,5 +1,6 @@
-"""LeNet-5 (LeCun et al., 1998) as the sheet writes it: two 5x5 convolutions with sigmoid and
-2x2 average pooling, then dense layers of 120 and 84 units, for 32x32 single-channel images."""
+"""LeNet-5 (LeCun et al., 1998) as the reference PyTorch code (docs/provenance.md) writes
+it: two 5x5 convolutions with sigmoid and 2x2 average pooling, then dense layers of 120 and 84
+units, for 32x32 single-channel images."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ def LeNet5(
         pooling: with `include_top=False`, None, 'avg' or 'max' global pooling of the features.
         classes: number of classes.
         classifier_activation: activation of the last layer (None returns logits, as the
-            sheet's module does).
+            reference module does).
         name: the model's name.
         modern: ReLU and max pooling instead of the original sigmoid and average pooling.
         data_format: 'channels_last' (default, Keras's) or 'channels_first'.

@@ -1,9 +1,10 @@
-"""The sheet's recurrent sequence models: a recurrent stack over `(batch, steps, features)`
-whose output at the last step goes through a dense layer (`out = fc(out[:, -1, :])`).
+"""Recurrent sequence models of the reference PyTorch code (docs/provenance.md): a recurrent
+stack over `(batch, steps, features)` whose output at the last step goes through a dense layer
+(`out = fc(out[:, -1, :])`).
 
-Signatures are the sheet's (`LSTMModel(input_size, hidden_size, num_layers, output_size)`);
-the sheet's `SimpleRNN` module is `SimpleRNNModel` here, since `SimpleRNN` is the layer. Like the
-sheet's modules, the models return the dense layer's raw outputs (logits for classification:
+Signatures are the reference's (`LSTMModel(input_size, hidden_size, num_layers, output_size)`);
+its `SimpleRNN` module is `SimpleRNNModel` here, since `SimpleRNN` is the layer. Like the
+reference modules, the models return the dense layer's raw outputs (logits for classification:
 compile with `from_logits=True`, or pass `output_activation='softmax'`).
 """
 
@@ -49,7 +50,7 @@ _ARGS = """
         num_layers: recurrent layers stacked.
         output_size: outputs of the final dense layer (`fc`).
         sequence_length: (keyword-only) fixed number of steps, or None for any length.
-        output_activation: (keyword-only) activation of `fc` (None: raw outputs, as the sheet).
+        output_activation: (keyword-only) activation of `fc` (None: raw outputs, as the reference).
         name: (keyword-only) the model's name.
 
     Input shape `(batch, steps, input_size)`; output shape `(batch, output_size)`.
@@ -80,12 +81,12 @@ def GRUModel(input_size: int, hidden_size: int, num_layers: int = 1, output_size
                             sequence_length, output_activation, name)
 
 
-SimpleRNNModel.__doc__ = ("The sheet's `SimpleRNN` module: SimpleRNN layers (tanh), then a "
+SimpleRNNModel.__doc__ = ("The reference `SimpleRNN` module: SimpleRNN layers (tanh), then a "
                           "dense layer on the last step.\n\n    >>> SimpleRNNModel(8, 16, 3)"
                           ".output_shape\n    (None, 3)" + _ARGS)
-LSTMModel.__doc__ = ("The sheet's `LSTMModel`: stacked LSTM layers, then a dense layer on the "
+LSTMModel.__doc__ = ("The reference `LSTMModel`: stacked LSTM layers, then a dense layer on the "
                      "last step.\n\n    >>> LSTMModel(8, 16, 2, 3).count_params()\n    3763"
                      + _ARGS)
-GRUModel.__doc__ = ("The sheet's `GRUModel`: stacked GRU layers (Keras 3's reset_after=True), "
+GRUModel.__doc__ = ("The reference `GRUModel`: stacked GRU layers (Keras 3's reset_after=True), "
                     "then a dense layer on the last step.\n\n    >>> GRUModel(8, 16, 2, 3)"
                     ".output_shape\n    (None, 3)" + _ARGS)

@@ -1,6 +1,7 @@
-"""The sheet's BERT-like encoder classifier (`TransformerModel`): token + learned position
-embeddings, dropout, N post-norm transformer blocks (the sheet's `TransformerBlock`), a final
-LayerNorm, and a dense classifier on the first ([CLS]) position.
+"""The BERT-like encoder classifier (`TransformerModel`) of the reference PyTorch code
+(docs/provenance.md): token + learned position embeddings, dropout, N post-norm transformer
+blocks (its `TransformerBlock`), a final LayerNorm, and a dense classifier on the first
+([CLS]) position.
 
 BERT's two other input-side parts are options: segment (token type) embeddings
 (`type_vocab_size=2`, a second input of segment ids) and the tanh `pooler` on [CLS]. With both and
@@ -27,19 +28,20 @@ def TransformerModel(vocab_size: int, d_model: int, num_heads: int, num_layers: 
                      type_vocab_size: int = 0, pooler: bool = False, mask_zero: bool = False,
                      classifier_activation: Any = None,
                      name: str = "transformer_model") -> Model:
-    """The sheet's `TransformerModel(vocab_size, d_model, num_heads, num_layers, d_ff,
+    """The reference `TransformerModel(vocab_size, d_model, num_heads, num_layers, d_ff,
     max_seq_length, num_classes)` as a functional model.
 
     Args:
         vocab_size, d_model, num_heads, num_layers, d_ff, max_seq_length, num_classes: the
-            sheet's. `d_model` must be divisible by `num_heads` (heads of `d_model // num_heads`).
-        dropout: (keyword-only) after the embeddings and in every block (the sheet's 0.1).
+            reference's. `d_model` must be divisible by `num_heads` (heads of
+            `d_model // num_heads`).
+        dropout: (keyword-only) after the embeddings and in every block (the reference's 0.1).
         type_vocab_size: (keyword-only) number of segment types; > 0 adds BERT's segment
             embeddings and a second input `segment_ids`.
         pooler: (keyword-only) BERT's `Dense(d_model, tanh)` on [CLS] before the classifier.
         mask_zero: (keyword-only) token 0 is padding: attention ignores padded positions.
         classifier_activation: (keyword-only) activation of the classifier (None: logits, as
-            the sheet).
+            the reference).
         name: (keyword-only) the model's name.
 
     Inputs: `token_ids (batch, sequence)` integers, sequence <= max_seq_length (and

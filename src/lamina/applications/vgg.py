@@ -1,6 +1,7 @@
 """VGG (Simonyan & Zisserman, 2014): stacks of 3x3 'same' convolutions, each block closed by a
-2x2 max pooling, then two 4096-unit dense layers. The four depths are the sheet's
-`make_layers` configurations (torchvision's A, B, D, E); layer names and the top are Keras's
+2x2 max pooling, then two 4096-unit dense layers. The four depths are the
+`make_layers` configurations of the reference PyTorch code (docs/provenance.md; torchvision's
+A, B, D, E); layer names and the top are Keras's
 (`block1_conv1`, ..., `block5_pool`, `flatten`, `fc1`, `fc2`, `predictions`), so Keras's VGG16 and
 VGG19 weight files load by name."""
 
@@ -23,7 +24,7 @@ from lamina.models.model import Model
 # Keras's ResNet and VGG weights expect caffe-style inputs (BGR, minus the mean pixel).
 preprocess_input = mode_preprocess_input("caffe")
 
-# The sheet's configurations: filters of each convolution; 'M' closes a block with max pooling.
+# The reference configurations: filters of each convolution; 'M' closes a block with max pooling.
 CONFIGS: dict[str, list[int | str]] = {
     "vgg11": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
     "vgg13": [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
@@ -40,7 +41,7 @@ _KERAS_FILES = {"vgg16": "vgg16_weights_tf_dim_ordering_tf_kernels",
 
 def make_layers(x: Any, config: list[int | str], *, batch_norm: bool = False,
                 data_format: str = "channels_last") -> Any:
-    """The sheet's `make_layers` on a symbolic tensor: for each number a 3x3 'same' convolution
+    """The reference `make_layers` on a symbolic tensor: for each number a 3x3 'same' convolution
     with ReLU (with `batch_norm`, convolution -> BatchNormalization -> ReLU), for each 'M' a
     2x2/2 max pooling that ends the block."""
     block, index = 1, 1
@@ -116,7 +117,7 @@ _ARGS = """
         classes: number of classes of the classifier.
         classifier_activation: activation of `predictions` (None: logits).
         name: the model's name.
-        batch_norm: BatchNormalization after every convolution (the sheet's
+        batch_norm: BatchNormalization after every convolution (the reference's
             `make_layers(cfg, batch_norm=True)`, torchvision's `vgg*_bn`).
         data_format: 'channels_last' (default, Keras's) or 'channels_first'.
     """

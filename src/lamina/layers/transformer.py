@@ -1,4 +1,4 @@
-"""Transformer building blocks: the sheet's sinusoidal positional encoding, learned position
+"""Transformer building blocks: the sinusoidal positional encoding, learned position
 embeddings, and the encoder and decoder blocks (keras-hub's `TransformerEncoder` and
 `TransformerDecoder` arguments).
 
@@ -32,14 +32,15 @@ Tensor = torch.Tensor
 
 def get_positional_encoding(seq_len: int, d_model: int, *, max_wavelength: float = 10000.0,
                             dtype: Any = None, device: Any = None) -> Tensor:
-    """The sheet's sinusoidal positional encoding, shape `(1, seq_len, d_model)`:
+    """The sinusoidal positional encoding (Vaswani et al., 2017), shape `(1, seq_len, d_model)`:
 
         PE(pos, 2i)   = sin(pos / 10000^(2i / d_model))
         PE(pos, 2i+1) = cos(pos / 10000^(2i / d_model))
 
-    computed as the sheet does (`div_term = exp(arange(0, d_model, 2) * -log(10000) / d_model)`,
-    in float32, or float64 when `dtype` is float64). An odd `d_model`, which the sheet's code
-    rejects, gets a last sine column and no matching cosine. `max_wavelength` replaces 10000.
+    computed as the usual PyTorch code does
+    (`div_term = exp(arange(0, d_model, 2) * -log(10000) / d_model)`, in float32, or float64
+    when `dtype` is float64). An odd `d_model`, which that code rejects, gets a last sine column
+    and no matching cosine. `max_wavelength` replaces 10000.
 
     >>> get_positional_encoding(4, 6).shape
     torch.Size([1, 4, 6])
@@ -108,7 +109,7 @@ class _SinusoidalEncoding(Layer):
 
 @register("PositionalEncoding")
 class PositionalEncoding(_SinusoidalEncoding):
-    """Adds the sheet's sinusoidal positional encoding to its inputs:
+    """Adds the sinusoidal positional encoding to its inputs:
     `outputs = inputs + PE[start_index : start_index + sequence]` (see `get_positional_encoding`).
 
     Input and output shape: `(batch, sequence, features)`. Masks pass through.
@@ -352,8 +353,8 @@ class _TransformerBlock(Layer):
         return layer_norm(x) if self.normalize_first else x
 
     def _add_and_norm(self, residual: Tensor, x: Tensor, layer_norm: LayerNormalization) -> Tensor:
-        """Post-norm `norm(residual + x)` (the sheet's block, BERT), or the plain sum when the
-        norm came first (pre-norm, GPT-2)."""
+        """Post-norm `norm(residual + x)` (the original Transformer's block, BERT), or the plain
+        sum when the norm came first (pre-norm, GPT-2)."""
         return residual + x if self.normalize_first else layer_norm(residual + x)
 
     def _feedforward_block(self, x: Tensor, training: Any) -> Tensor:
@@ -382,7 +383,7 @@ class _TransformerBlock(Layer):
 
 @register("TransformerEncoder")
 class TransformerEncoder(_TransformerBlock):
-    """Transformer encoder block (Vaswani et al., 2017), the sheet's `TransformerBlock`:
+    """Transformer encoder block (Vaswani et al., 2017), a PyTorch `TransformerBlock`:
 
         x = LayerNorm(x + Dropout(MultiHeadAttention(x, x)))
         x = LayerNorm(x + Dropout(Dense(hidden_dim)(Dense(intermediate_dim, activation)(x))))
@@ -391,7 +392,7 @@ class TransformerEncoder(_TransformerBlock):
     `x = x + Dropout(f(LayerNorm(x)))`. Each head has size `hidden_dim // num_heads`.
 
     Args:
-        intermediate_dim: hidden size of the feed-forward network (the sheet's `d_ff`).
+        intermediate_dim: hidden size of the feed-forward network (`d_ff`).
         num_heads: number of attention heads.
         dropout: rate shared by the attention probabilities and both residual branches.
         activation: activation of the feed-forward network's first layer.
@@ -400,7 +401,7 @@ class TransformerEncoder(_TransformerBlock):
 
     Call arguments: `inputs (batch, sequence, hidden_dim)`; `padding_mask (batch, sequence)`
     (default: the inputs' Keras mask, e.g. from `PositionalEmbedding(mask_zero=True)`);
-    `attention_mask (batch, sequence, sequence)` (True = attend, the sheet's `mask`);
+    `attention_mask (batch, sequence, sequence)` (True = attend);
     `return_attention_scores`. Returns the same shape as `inputs` (and the scores
     `(batch, num_heads, sequence, sequence)` if asked).
 

@@ -1,8 +1,9 @@
 """KerasTuner's API on Optuna: `import lamina.tuner as kt` runs KerasTuner code unchanged.
 
 `kt.HyperParameters`, `kt.HyperModel`, `kt.RandomSearch`, `kt.BayesianOptimization` (TPE),
-`kt.Hyperband` (Optuna's HyperbandPruner), `kt.Objective`, and `kt.sheet_space()`, the cheat
-sheet's common ranges. Importing `lamina` does not import this package (nor Optuna).
+`kt.Hyperband` (Optuna's HyperbandPruner), `kt.Objective`, and `kt.sheet_space()`, common
+hyperparameter ranges (docs/provenance.md). Importing `lamina` does not import this package
+(nor Optuna).
 """
 
 from lamina.tuner.hyperparameters import HyperParameters, sheet_space
