@@ -461,7 +461,7 @@ class HyperParameters:
 
 
 def sheet_space() -> HyperParameters:
-    """The cheat sheet's "Common hyperparameter ranges" as a ready search space.
+    """Common hyperparameter ranges as a ready search space (their origin: docs/provenance.md).
 
     `learning_rate` log-uniform in [1e-5, 1e-3], `batch_size` in {16, 32, 64, 128}, `dropout`
     uniform in [0.1, 0.5], `weight_decay` log-uniform in [1e-5, 1e-2]. Pass it as a tuner's
