@@ -119,6 +119,24 @@ def model_parallel() -> distribution.ModelParallel:
     return distribution.ModelParallel(layout_map=layout_map, batch_dim_name="batch")
 
 
+def fit_generator(out: Path, tag: str) -> dict[str, Any]:
+    """A generator of global batches (the last of each pass holds 5 samples)."""
+    model = mlp()
+    x, y = data(69)
+
+    def batches(repeat: bool):
+        while True:
+            for start in range(0, 69, 16):
+                yield x[start:start + 16], y[start:start + 16]
+            if not repeat:
+                return
+
+    history = model.fit(batches(True), steps_per_epoch=5, epochs=2, verbose=0)
+    return {"history": history.history, "weights": model.get_weights(),
+            "evaluate": model.evaluate(batches(False), verbose=0, return_dict=True),
+            "predict": model.predict((b[0] for b in batches(False)), verbose=0)}
+
+
 def uneven_layout(out: Path, tag: str) -> dict[str, Any]:
     """A LayoutMap that splits 3 units over 2 devices: the error fit raises."""
     model = mlp()
@@ -143,6 +161,7 @@ SCENARIOS: dict[str, tuple[Callable[[Path, str], dict], Callable[[], Any]]] = {
     "model_parallel": (fit_sharded, model_parallel),
     "uneven_layout": (uneven_layout, uneven_model_parallel),
     "loader": (fit_loader, distribution.DataParallel),
+    "generator": (fit_generator, distribution.DataParallel),
 }
 
 

@@ -19,7 +19,7 @@ import scenarios  # noqa: E402
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="forks rank processes")
 
-NAMES = ["arrays", "module", "fsdp", "model_parallel", "uneven_layout", "loader"]
+NAMES = ["arrays", "module", "generator", "fsdp", "model_parallel", "uneven_layout", "loader"]
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def ranks(tmp_path_factory):
 def reference(tmp_path_factory):
     out = tmp_path_factory.mktemp("one")
     return out, {name: scenarios.run(name, out, f"{name}.one", False)
-                 for name in ("arrays", "module", "fsdp")}
+                 for name in ("arrays", "module", "generator", "fsdp")}
 
 
 def _keras_file_arrays(path: Path) -> dict[str, np.ndarray]:
@@ -71,6 +71,19 @@ def test_data_parallel_trains_as_one_process(ranks, reference, name):
             _close(result["evaluate"][key], value)
         # The whole prediction, in order, on every rank: 23 rows split 11/12.
         assert result["predict"].shape == (23, 3)
+        _close(result["predict"], expected["predict"])
+
+
+def test_generator_batches_are_split_and_evaluated_whole(ranks, reference):
+    expected = reference[1]["generator"]
+    for result in (r["generator"] for r in ranks[1]):
+        for mine, theirs in zip(result["weights"], expected["weights"]):
+            _close(mine, theirs)
+        for key, values in expected["history"].items():
+            _close(result["history"][key], values)
+        for key, value in expected["evaluate"].items():
+            _close(result["evaluate"][key], value)
+        assert result["predict"].shape == (69, 3)
         _close(result["predict"], expected["predict"])
 
 
