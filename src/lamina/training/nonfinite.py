@@ -21,6 +21,7 @@ still overflow), and the snapshot (weights, buffers, optimizer state) is refresh
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -133,7 +134,9 @@ class NonFiniteGuard:
                 # finite loss corrupts the weights, which the next step's loss or the epoch-end
                 # check sees; the rollback then goes to the last snapshot instead.
                 if not self.forward_state:
-                    if bool(torch.isfinite(loss.detach()).all()):
+                    # One read of the scalar instead of isfinite's four kernels and a read:
+                    # those measured ~6% of a small MLP's step on CPU.
+                    if _loss_finite(loss):
                         self._applied = True
                         return False
                     return self._bad_step(loss)
@@ -239,6 +242,13 @@ class NonFiniteGuard:
             "huge values in that batch (scale inputs to about [-1, 1]), or lower the learning "
             "rate; add TerminateOnNaN to stop training instead of raising."
         )
+
+
+def _loss_finite(loss: Tensor) -> bool:
+    loss = loss.detach()
+    if loss.numel() == 1:
+        return math.isfinite(loss.item())
+    return bool(torch.isfinite(loss).all())
 
 
 def _describe_batch(batch: Any) -> str:
