@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from lamina._registry import canonical_name, lookup, names, register
+from lamina.saving import serialization
 
 Tensor = torch.Tensor
 
@@ -154,9 +155,7 @@ def get(identifier: Any) -> Callable[[Tensor], Tensor]:
             return lookup("function", identifier)
         return lookup("activation", identifier)
     if isinstance(identifier, dict):
-        from lamina.saving.serialization import deserialize
-
-        return deserialize(identifier)
+        return serialization.deserialize(identifier)
     if callable(identifier):
         return identifier
     raise TypeError(
@@ -171,6 +170,4 @@ def serialize(activation: Callable) -> Any:
     name = canonical_name(activation)
     if name is not None:
         return name
-    from lamina.saving.serialization import serialize as serialize_object
-
-    return serialize_object(activation)
+    return serialization.serialize(activation)

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 
 from lamina._registry import lookup, register
+from lamina.saving import serialization
 
 Tensor = torch.Tensor
 
@@ -93,9 +94,7 @@ def get(identifier: Any) -> Constraint | None:
     if isinstance(identifier, str):
         return lookup("constraint", identifier)()
     if isinstance(identifier, dict):
-        from lamina.saving.serialization import deserialize
-
-        return deserialize(identifier)
+        return serialization.deserialize(identifier)
     if callable(identifier):
         return identifier
     raise TypeError(f"Could not interpret constraint {identifier!r}.")

@@ -14,6 +14,7 @@ import torch
 
 from lamina import config
 from lamina._registry import lookup, names, register
+from lamina.saving import serialization
 
 Tensor = torch.Tensor
 
@@ -303,9 +304,7 @@ def get(identifier: Any) -> Initializer:
     if isinstance(identifier, str):
         return lookup("initializer", identifier)()
     if isinstance(identifier, dict):
-        from lamina.saving.serialization import deserialize
-
-        return deserialize(identifier)
+        return serialization.deserialize(identifier)
     if isinstance(identifier, type) and issubclass(identifier, Initializer):
         return identifier()
     if callable(identifier):
@@ -317,9 +316,7 @@ def get(identifier: Any) -> Initializer:
 
 
 def serialize(initializer: Any) -> Any:
-    from lamina.saving.serialization import serialize as serialize_object
-
-    return serialize_object(initializer)
+    return serialization.serialize(initializer)
 
 
 __all__ = [

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from lamina._registry import lookup, register
+from lamina.saving import serialization
 
 Tensor = torch.Tensor
 
@@ -122,9 +123,7 @@ def get(identifier: Any) -> Regularizer | None:
     if isinstance(identifier, str):
         return lookup("regularizer", identifier)()
     if isinstance(identifier, dict):
-        from lamina.saving.serialization import deserialize
-
-        return deserialize(identifier)
+        return serialization.deserialize(identifier)
     if callable(identifier):
         return identifier
     raise TypeError(f"Could not interpret regularizer {identifier!r}.")

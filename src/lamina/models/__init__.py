@@ -4,6 +4,7 @@ from lamina.models.functional import Functional, Input, InputLayer
 from lamina.models.model import Model
 from lamina.models.sequential import Sequential
 from lamina.saving.saving_api import load_model, save_model
+from lamina.saving import serialization
 from lamina.saving.serialization import model_from_json
 
 __all__ = ["Functional", "Input", "InputLayer", "Model", "Sequential", "load_model", "save_model",
@@ -12,7 +13,5 @@ __all__ = ["Functional", "Input", "InputLayer", "Model", "Sequential", "load_mod
 
 def clone_model(model):
     """A new model with the same architecture and freshly initialised weights (Keras semantics)."""
-    from lamina.saving.serialization import deserialize, serialize
-
     # The model is the caller's own, not a file: no bound on its size.
-    return deserialize(serialize(model), max_elements=None)
+    return serialization.deserialize(serialization.serialize(model), max_elements=None)
