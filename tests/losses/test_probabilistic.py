@@ -3,6 +3,9 @@ parity, stability at probabilities 0 and 1, logits fusion, and bad data."""
 
 from __future__ import annotations
 
+import decimal
+
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -17,8 +20,23 @@ ONE_HOT = torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
 PROBABILITIES = torch.tensor([[0.05, 0.95, 0.0], [0.1, 0.8, 0.1]])
 
 
-def _close(got: torch.Tensor, expected, atol: float = 1e-3) -> None:
-    torch.testing.assert_close(got, torch.as_tensor(expected, dtype=got.dtype), atol=atol, rtol=0)
+def _printed_tolerance(value: float) -> float:
+    """One unit in the last digit Keras printed (0.0017 -> 1e-4, 3.2058331e-05 -> 1e-12), or a
+    relative 1e-6 where Keras printed more digits than float32 holds: a tolerance that scales
+    with the value, so a 3.2e-5 loss is checked as closely as a 0.47 one."""
+    last_place = 10.0 ** decimal.Decimal(repr(float(value))).as_tuple().exponent
+    return max(last_place, 1e-6 * abs(value))
+
+
+def _close(got: torch.Tensor, expected, rtol: float | None = None) -> None:
+    """`got` equals `expected` to Keras's printed precision, or within `rtol` (no absolute
+    slack: values of 1e-5 are compared relatively too)."""
+    want = torch.as_tensor(expected, dtype=torch.float64).reshape(-1)
+    have = got.detach().double().reshape(-1)
+    assert have.shape == want.shape
+    for g, e in zip(have.tolist(), want.tolist()):
+        tolerance = _printed_tolerance(e) if rtol is None else rtol * abs(e)
+        assert abs(g - e) <= tolerance, f"{g} != {e} within {tolerance:.1e}"
 
 
 # Keras's documented examples (keras/src/losses/losses.py), to Keras's printed precision.
@@ -59,20 +77,20 @@ def test_keras_documented_values(compute, expected) -> None:
 def test_sheet_formulas_on_hand_computed_cases() -> None:
     # L = -[y log p + (1 - y) log(1 - p)]
     bce = losses.binary_crossentropy(torch.tensor([[1.0, 0.0]]), torch.tensor([[0.8, 0.25]]))
-    _close(bce, [-(torch.log(torch.tensor(0.8)) + torch.log(torch.tensor(0.75))) / 2], atol=1e-6)
+    _close(bce, [-(torch.log(torch.tensor(0.8)) + torch.log(torch.tensor(0.75))) / 2], rtol=1e-6)
     # L = -Σ y log p
     cce = losses.categorical_crossentropy(torch.tensor([[0.0, 1.0, 0.0]]), torch.tensor([[0.2, 0.5, 0.3]]))
-    _close(cce, [-torch.log(torch.tensor(0.5))], atol=1e-6)
+    _close(cce, [-torch.log(torch.tensor(0.5))], rtol=1e-6)
     # L = -log p[class]
     sce = losses.sparse_categorical_crossentropy(torch.tensor([2]), torch.tensor([[0.2, 0.5, 0.3]]))
-    _close(sce, [-torch.log(torch.tensor(0.3))], atol=1e-6)
+    _close(sce, [-torch.log(torch.tensor(0.3))], rtol=1e-6)
     # L = -α_t (1 - p_t)^γ log p_t with p_t = 0.8 for label 1 and 1 - 0.25 for label 0
     focal = losses.binary_focal_crossentropy(
         torch.tensor([[1.0, 0.0]]), torch.tensor([[0.8, 0.25]]), apply_class_balancing=True
     )
     p_t = torch.tensor([0.8, 0.75])
     alpha_t = torch.tensor([0.25, 0.75])
-    _close(focal, [(-alpha_t * (1 - p_t) ** 2 * torch.log(p_t)).mean()], atol=1e-6)
+    _close(focal, [(-alpha_t * (1 - p_t) ** 2 * torch.log(p_t)).mean()], rtol=1e-6)
 
 
 def test_parity_with_torch_losses() -> None:
@@ -305,3 +323,18 @@ def test_no_host_sync_after_the_first_call() -> None:
             loss(y_true, y_pred, sample_weight=weights)
     finally:
         torch.cuda.set_sync_debug_mode("default")
+
+
+def test_kl_divergence_of_near_equal_distributions_clips_at_keras_epsilon() -> None:
+    """Losses of ~1e-6 checked relatively: here Keras's clipping of zeros to epsilon=1e-7 is a
+    fifth of the value, so a changed epsilon (or a dropped clip) shows."""
+    y_true = np.eye(3)[[0, 1, 2, 0]]
+    off = np.random.default_rng(0).uniform(1e-6, 3e-6, (4, 3))
+    y_pred = np.where(y_true == 1, 1.0, off)
+    y_pred /= y_pred.sum(axis=1, keepdims=True)
+    t, p = np.clip(y_true, 1e-7, 1.0), np.clip(y_pred, 1e-7, 1.0)
+    expected = (t * np.log(t / p)).sum(axis=1)
+    got = losses.kl_divergence(torch.as_tensor(y_true), torch.as_tensor(y_pred))
+    assert got.dtype == torch.float64
+    _close(got, expected, rtol=1e-9)
+    assert np.all(expected < 1e-5)

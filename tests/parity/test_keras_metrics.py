@@ -152,7 +152,7 @@ def test_metric_agrees_with_keras(row: Row) -> None:
             lamina_metric.update_state(torch.as_tensor(y_true[batch]),
                                        torch.as_tensor(y_pred[batch]), torch.as_tensor(w))
     assert_close(lamina_metric.result(), keras_metric.result(), row.tolerance,
-                 f"{row.name} {row.reason}")
+                 f"{row.name} {row.reason}", relative=True)
 
 
 def test_every_registered_metric_has_a_row_or_a_reason() -> None:
