@@ -11,7 +11,9 @@ before it is allocated when it exceeds the budget:
   `DEFAULT_CONFIG_ELEMENTS` weight values unless the caller opts out;
 - in both, one probe tensor or graph-operation output may hold at most `MAX_PROBE_ELEMENTS`.
 
-Outside such a block every charge is one thread-local lookup.
+Outside such a block every charge is one thread-local lookup. Probes and operation outputs are
+sized on the `meta` device by shape inference (`lamina._symbolic._MetaMode`), which charges them
+here before anything is allocated.
 
 A leaf module: layers import it, and it imports nothing of Lamina's but the errors.
 """
@@ -21,10 +23,6 @@ from __future__ import annotations
 import contextlib
 import threading
 from typing import Iterator
-
-import torch
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_leaves, tree_map_only
 
 from lamina.errors import FileFormatError
 
@@ -123,38 +121,3 @@ def charge_output(num_elements: int, shape: tuple, what: str) -> None:
         "allocate it."
     )
 
-
-class _SizedOnMeta(TorchDispatchMode):
-    """Runs every tensor operation on the `meta` device first and charges its output: a layer
-    whose call scales its output by a config number (`UpSampling2D(size=10**4)`,
-    `RepeatVector(10**9)`, `CategoryEncoding(num_tokens=10**9)`) is refused before it allocates.
-    Views allocate nothing and are not charged; an operation meta cannot size (data-dependent
-    shapes, `.item()`) runs as it is."""
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        meta_kwargs = tree_map_only(torch.Tensor, _to_meta, kwargs)
-        if any(argument.name == "device" for argument in func._schema.arguments):
-            meta_kwargs["device"] = torch.device("meta")  # a factory (zeros, empty, arange)
-        try:
-            sized = func(*tree_map_only(torch.Tensor, _to_meta, args), **meta_kwargs)
-        except Exception:  # no meta kernel, or a shape that depends on the data
-            sized = None
-        if sized is not None:
-            returns = func._schema.returns
-            for index, output in enumerate(tree_leaves(sized)):
-                aliases = index < len(returns) and returns[index].alias_info is not None
-                if isinstance(output, torch.Tensor) and not aliases:
-                    charge_output(output.numel(), tuple(output.shape), str(func.overloadpacket))
-        return func(*args, **kwargs)
-
-
-def _to_meta(tensor: torch.Tensor) -> torch.Tensor:
-    return tensor if tensor.is_meta else torch.empty_strided(
-        tensor.shape, tensor.stride(), dtype=tensor.dtype, device="meta")
-
-
-def sized_on_meta() -> contextlib.AbstractContextManager[None]:
-    """While a budget is active, size every operation on `meta` before running it (shape
-    inference on probes); otherwise nothing."""
-    return _SizedOnMeta() if active() else contextlib.nullcontext()

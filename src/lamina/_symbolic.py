@@ -1,24 +1,33 @@
 """Symbolic tensors for the functional API: what `Input()` returns and layers record calls on.
 
 A `KerasTensor` knows its shape (None for the batch axis and other free axes) and dtype, and the
-`Node` that produced it. Shapes are found by running the real layer on two small concrete
-"probe" tensors that differ in every free axis: an output axis that differs between the probes is
-free (None), one that agrees is fixed. This needs no per-layer shape code, works for any
-`nn.Module` and any torch function applied to a symbolic tensor, and gives masks for free (they
-ride along on the probes).
+`Node` that produced it. Shapes are found by running the layer itself on two "probe" tensors that
+differ in every free axis: an output axis that differs between the probes is free (None), one
+that agrees is fixed. The probes live on the `meta` device and every tensor operation of the
+call is dispatched there (`_MetaMode`): shapes and dtypes without data, memory or arithmetic, as
+Keras 3's torch backend computes its output specs. This needs no per-layer shape code, works for
+any `nn.Module` and any torch function applied to a symbolic tensor, and gives masks for free
+(they ride along on the probes). A call that needs data (see `_run_probes`) runs on small real
+tensors instead.
+
+Below the layers: layers import this module, never the reverse. The layer that records a torch
+function applied to symbolic tensors (`TorchOp`) is found through the registry.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
-from typing import Any, Callable, Sequence
+import threading
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 from torch import nn
+from torch.nn.modules.lazy import LazyModuleMixin
+from torch.utils._python_dispatch import TorchDispatchMode
 
-from lamina import config
-from lamina import _load_budget
-from lamina._load_budget import charge_probe
+from lamina import _load_budget, _registry, config, tree
+from lamina._load_budget import charge_output, charge_probe
 from lamina.errors import FileFormatError, ShapeError
 
 Tensor = torch.Tensor
@@ -120,22 +129,38 @@ for _name in ("__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__
 
 
 def make_probes(shape: Sequence[int | None], dtype: torch.dtype) -> tuple[Tensor, Tensor]:
-    """Two concrete tensors for a symbolic shape: free axes get different sizes in each."""
+    """Two probe tensors for a symbolic shape: free axes get different sizes in each. On the
+    `meta` device, except inside a run that needs real tensors (`_run_probes`)."""
     probes = []
     for i in range(2):
         concrete = [
             (_BATCH_PROBES[i] if axis == 0 else _FREE_AXIS_PROBES[i]) if d is None else d
             for axis, d in enumerate(shape)
         ]
+        # A declared input this large is refused while loading, though a meta probe is free:
+        # the config was altered, and a real-tensor fallback would allocate it.
         charge_probe(math.prod(concrete), tuple(shape))
-        if dtype.is_floating_point or dtype.is_complex:
-            probes.append(torch.zeros(concrete, dtype=dtype))
-        elif dtype == torch.bool:
-            probes.append(torch.zeros(concrete, dtype=dtype))
-        else:
-            # Index 1 rather than 0 so embeddings with mask_zero produce non-empty sequences.
-            probes.append(torch.ones(concrete, dtype=dtype))
+        meta = torch.empty(concrete, dtype=dtype, device="meta")
+        probes.append(_real_probe(meta) if _STATE.real_probes else meta)
     return probes[0], probes[1]
+
+
+def _real_probe(meta: Tensor) -> Tensor:
+    """A real stand-in for a meta probe: zeros, but ones for integers, so that embeddings with
+    mask_zero produce non-empty sequences."""
+    charge_probe(meta.numel(), tuple(meta.shape))
+    if meta.dtype.is_floating_point or meta.dtype.is_complex or meta.dtype == torch.bool:
+        return torch.zeros(meta.shape, dtype=meta.dtype)
+    return torch.ones(meta.shape, dtype=meta.dtype)
+
+
+def _leaf_to_meta(value: Any) -> Any:
+    return _to_meta(value) if isinstance(value, Tensor) else value
+
+
+def _to_meta(tensor: Tensor) -> Tensor:
+    return tensor if tensor.is_meta else torch.empty_strided(
+        tensor.shape, tensor.stride(), dtype=tensor.dtype, device="meta")
 
 
 def _flatten(value: Any) -> list:
@@ -150,10 +175,16 @@ def _substitute(value: Any, which: int) -> Any:
     """Replace each KerasTensor in a nested structure by its probe (with its mask attached)."""
     if isinstance(value, KerasTensor):
         probe = value.probes[which]
+        real = _STATE.real_probes and isinstance(probe, Tensor) and probe.is_meta
+        if real:
+            probe = _real_probe(probe)
         mask = getattr(value, "mask_probes", None)
         if mask is not None:
-            probe = probe.detach().clone()
-            probe._keras_mask = mask[which]
+            # A tensor of its own: the stored probe never carries a mask between calls.
+            probe = probe if real else probe.detach()
+            mask = mask[which]
+            probe._keras_mask = torch.ones(mask.shape, dtype=mask.dtype) \
+                if _STATE.real_probes and mask.is_meta else mask
         return probe
     if isinstance(value, list):
         return [_substitute(v, which) for v in value]
@@ -180,11 +211,12 @@ def _wrap_outputs(out_a: Any, out_b: Any, node_factory: Callable[[list[KerasTens
 
     def wrap(a: Any, b: Any) -> Any:
         if isinstance(a, Tensor):
-            tensor = KerasTensor(_symbolic_shape(a, b), a.dtype, (a.detach(), b.detach()),
+            # Kept on meta: a graph holds no activations, whichever way its shapes were found.
+            tensor = KerasTensor(_symbolic_shape(a, b), a.dtype, (_to_meta(a), _to_meta(b)),
                                  index=len(created), name=name)
             mask_a, mask_b = getattr(a, "_keras_mask", None), getattr(b, "_keras_mask", None)
             if mask_a is not None and mask_b is not None:
-                tensor.mask_probes = (mask_a, mask_b)
+                tensor.mask_probes = (_to_meta(mask_a), _to_meta(mask_b))
             created.append(tensor)
             return tensor
         if isinstance(a, (list, tuple)):
@@ -200,59 +232,242 @@ def _wrap_outputs(out_a: Any, out_b: Any, node_factory: Callable[[list[KerasTens
     return outputs
 
 
-_PROBING = 0
+class _ProbeState(threading.local):
+    """Per thread: how deep in probe runs we are, whether the probes are real tensors (a call
+    that cannot run on meta), and how deep in builds that must create real weights."""
+
+    depth = 0
+    real_probes = False
+    real_weights = 0
+
+
+_STATE = _ProbeState()
 
 
 def is_probing() -> bool:
-    """True while layers run on probe tensors to find symbolic shapes: layers with state across
-    calls (stateful RNNs) must not keep what a probe leaves, and no layer records a probe's
+    """True while layers run on probe tensors to find symbolic shapes: a probe call changes no
+    state (stateful RNNs, variables, seed generators, losses) and no layer records a probe's
     concrete shape as its output shape."""
-    return _PROBING > 0
+    return _STATE.depth > 0
+
+
+@contextlib.contextmanager
+def real_weights() -> Iterator[None]:
+    """Tensors made inside are real even within a meta probe run: a layer built on its first
+    call inside another layer's probe creates its weights here, on the real device and from
+    the real random generator, exactly as an eager first call would."""
+    _STATE.real_weights += 1
+    try:
+        yield
+    finally:
+        _STATE.real_weights -= 1
+
+
+class _NeedsData(RuntimeError):
+    """An operation inside a meta probe run whose result depends on tensor values."""
+
+
+class _MetaMode(TorchDispatchMode):
+    """Every tensor operation inside runs on the `meta` device first, its inputs replaced by
+    meta tensors of the same shape, dtype and strides, and the output is charged to the load
+    budget when one is active (`UpSampling2D(size=10**4)` or `RepeatVector(10**9)` in a file
+    is refused before anything is allocated; views allocate nothing and are not charged).
+
+    `compute=False` (shape inference): the meta output is the result; an operation meta cannot
+    run (no meta kernel, a shape that depends on the data, `.item()`) or one that would write
+    into a real tensor raises, and the caller runs real tensors instead.
+    `compute=True` (that real run, under a load budget): after sizing, the operation runs on
+    its real inputs; one that meta cannot size runs as it is.
+    """
+
+    def __init__(self, compute: bool):
+        super().__init__()
+        self.compute = compute
+
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        # Otherwise torch wraps the dispatch in dynamo's `disable`, whose first use imports
+        # torch._dynamo (seconds, once per process); nothing is compiled inside a probe.
+        return False
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if _STATE.real_weights:
+            return func(*args, **kwargs)
+        info = _op_info(func)
+        if not self.compute:
+            if info.mutable and _writes_real_tensor(func._schema, args, kwargs):
+                raise _NeedsData(f"{func} writes into a real tensor")
+            if info.returns_value:
+                raise _NeedsData(f"{func} returns a value computed from the data")
+        meta_args, meta_kwargs = tree.map_structure(_leaf_to_meta, (args, kwargs))
+        if info.factory:
+            meta_kwargs["device"] = torch.device("meta")  # zeros, empty, arange, ...
+        if self.compute:
+            try:
+                sized = func(*meta_args, **meta_kwargs)
+            except Exception:  # no meta kernel, or a shape that depends on the data
+                sized = None
+        else:
+            sized = _cached_meta_call(func, info, meta_args, meta_kwargs)
+        if sized is not None and _load_budget.active():
+            returns = func._schema.returns
+            for index, output in enumerate(tree.flatten(sized)):
+                aliases = index < len(returns) and returns[index].alias_info is not None
+                if isinstance(output, Tensor) and not aliases:
+                    charge_output(output.numel(), tuple(output.shape), str(func.overloadpacket))
+        return func(*args, **kwargs) if self.compute else sized
+
+
+class _OpInfo:
+    __slots__ = ("mutable", "returns_value", "factory")
+
+    def __init__(self, schema: Any):
+        self.mutable = schema.is_mutable
+        self.returns_value = any("Tensor" not in str(ret.type) for ret in schema.returns)
+        self.factory = any(argument.name == "device" for argument in schema.arguments)
+
+
+_OP_INFOS: dict[Any, _OpInfo] = {}
+
+
+def _op_info(func: Any) -> _OpInfo:
+    info = _OP_INFOS.get(func)
+    if info is None:
+        info = _OP_INFOS[func] = _OpInfo(func._schema)
+    return info
+
+
+# Meta output layouts by operation and input layouts. Many meta kernels are Python
+# decompositions (batch norm, relu: about a millisecond each), and a model repeats the same
+# operation on the same shapes block after block, model after model; a layout is all a meta
+# result holds, so a repeated call is answered from here.
+_META_CACHE: dict[tuple, Any] = {}
+_META_CACHE_SIZE = 4096
+
+
+class _Uncacheable(Exception):
+    pass
+
+
+def _layout_key(value: Any) -> Any:
+    if isinstance(value, Tensor):
+        return (Tensor, tuple(value.shape), value.stride(), value.storage_offset(), value.dtype)
+    if isinstance(value, (list, tuple)):
+        return (type(value), tuple(_layout_key(v) for v in value))
+    if isinstance(value, dict):
+        return (dict, tuple((k, _layout_key(v)) for k, v in sorted(value.items())))
+    if value is None or isinstance(value, (bool, int, float, str, torch.dtype, torch.device,
+                                           torch.memory_format, torch.layout)):
+        return (type(value), value)
+    raise _Uncacheable
+
+
+def _layout_of(output: Any) -> Any:
+    if isinstance(output, Tensor):
+        if output.storage_offset():
+            raise _Uncacheable
+        return (tuple(output.shape), output.stride(), output.dtype)
+    if isinstance(output, (list, tuple)):
+        return (type(output), tuple(_layout_of(o) for o in output))
+    raise _Uncacheable
+
+
+def _from_layout(layout: Any) -> Any:
+    if isinstance(layout[0], type):
+        return layout[0](tuple(_from_layout(item) for item in layout[1]))
+    shape, stride, dtype = layout
+    return torch.empty_strided(shape, stride, dtype=dtype, device="meta")
+
+
+def _cached_meta_call(func: Any, info: _OpInfo, args: tuple, kwargs: dict) -> Any:
+    if info.mutable:  # an in-place result is its input itself
+        return func(*args, **kwargs)
+    try:
+        key = (func, _layout_key(args), _layout_key(kwargs))
+    except _Uncacheable:
+        return func(*args, **kwargs)
+    layout = _META_CACHE.get(key)
+    if layout is not None:
+        return _from_layout(layout)
+    output = func(*args, **kwargs)
+    try:
+        layout = _layout_of(output)
+    except _Uncacheable:
+        return output
+    if len(_META_CACHE) >= _META_CACHE_SIZE:
+        _META_CACHE.clear()
+    _META_CACHE[key] = layout
+    return output
+
+
+def _writes_real_tensor(schema: Any, args: tuple, kwargs: dict) -> bool:
+    for index, argument in enumerate(schema.arguments):
+        info = argument.alias_info
+        if info is None or not info.is_write:
+            continue
+        value = args[index] if index < len(args) else kwargs.get(argument.name)
+        if any(isinstance(t, Tensor) and not t.is_meta for t in tree.flatten(value)):
+            return True
+    return False
+
+
+def _runs_on_meta(module: nn.Module | None) -> bool:
+    # torch's lazy modules (nn.LazyLinear, ...) create their weights inside forward, where
+    # meta would make them meta tensors: they take real probes until they are initialised.
+    return module is None or not any(
+        isinstance(m, LazyModuleMixin) and m.has_uninitialized_params() for m in module.modules())
 
 
 def _run_probes(fn: Callable[[int], Any], module: nn.Module | None) -> tuple[Any, Any]:
-    global _PROBING
+    """`fn(0), fn(1)`: a call on each probe, `module` in inference mode, changing no state.
+
+    On `meta` first. A call that meta cannot run is run again on small real tensors: one of
+    its operations needs data (`.item()`, a Python `if` on a tensor, `nonzero`), has no meta
+    kernel, or writes into a real tensor; or the call is wrong, and the real run reports the
+    layer's own error. Of Lamina's layers (tests/layers/test_meta_shapes.py lists them all):
+    LSTM, SimpleRNN and an RNN over their cells, since torch's fused `lstm`/`rnn_tanh` kernels
+    check that the weights sit on the input's device before any operation reaches the meta
+    mode; and CategoryEncoding, which checks the token ids' values.
+    """
     modes = []
     if module is not None:
         modes = [(m, m.training) for m in module.modules()]
         module.train(False)
-    _PROBING += 1
+    _STATE.depth += 1
     try:
-        with torch.no_grad(), _load_budget.sized_on_meta():
-            return fn(0), fn(1)
+        with torch.no_grad():
+            if _runs_on_meta(module):
+                try:
+                    with _MetaMode(compute=False):
+                        return fn(0), fn(1)
+                except (FileFormatError, ShapeError):
+                    raise  # the budget's refusal, or the layer's own check of a shape
+                except Exception:  # noqa: BLE001 - the real run below answers or reports
+                    pass
+            budget = _MetaMode(compute=True) if _load_budget.active() else contextlib.nullcontext()
+            previous, _STATE.real_probes = _STATE.real_probes, True
+            try:
+                with budget:
+                    return fn(0), fn(1)
+            finally:
+                _STATE.real_probes = previous
     finally:
-        _PROBING -= 1
+        _STATE.depth -= 1
         for m, mode in modes:
             m.training = mode
 
 
-def symbolic_call(layer: nn.Module, args: tuple, kwargs: dict) -> Any:
-    """Call a layer on KerasTensors: build it, run it on the probes, record a node."""
-    from lamina.layers.layer import Layer
+def symbolic_call(layer: nn.Module, args: tuple, kwargs: dict,
+                  probe_kwargs: dict | None = None) -> Any:
+    """Call a built layer (or any module) on KerasTensors: run it on the probes, record a node.
 
-    if isinstance(layer, Layer) and not layer.built:
-        shapes = [t.shape for t in _flatten(args[:1] if args else list(kwargs.values())[:1])
-                  if isinstance(t, KerasTensor)]
-        first = args[0] if args else next(iter(kwargs.values()))
-        input_shape = shapes[0] if isinstance(first, KerasTensor) else [
-            t.shape if isinstance(t, KerasTensor) else None for t in first
-        ]
-        if isinstance(first, dict):
-            input_shape = {k: v.shape for k, v in first.items() if isinstance(v, KerasTensor)}
-        from lamina.layers.layer import _build_arity
-
-        arity = _build_arity(layer)
-        if arity >= 2 and len(args) >= 2:
-            input_shape = tuple(a.shape for a in args[:arity] if isinstance(a, KerasTensor))
-        layer._maybe_build(input_shape)
-        if layer._initial_weights is not None:
-            layer.set_weights(layer._initial_weights)
-            layer._initial_weights = None
-
+    `probe_kwargs` are passed to the probe calls where `kwargs` does not set them, and are not
+    recorded (a layer's `training=False`)."""
     def run(which: int) -> Any:
         call_kwargs = _substitute(kwargs, which)
-        if isinstance(layer, Layer) and layer._call_takes_training and "training" not in call_kwargs:
-            call_kwargs["training"] = False
+        if probe_kwargs:
+            call_kwargs = {**probe_kwargs, **call_kwargs}
         return layer(*_substitute(args, which), **call_kwargs)
 
     try:
@@ -268,11 +483,8 @@ def symbolic_call(layer: nn.Module, args: tuple, kwargs: dict) -> Any:
             f"Layer {name!r} ({type(layer).__name__}) cannot be called on inputs of shape "
             f"{', '.join(str(s) for s in shapes)}: {error}"
         ) from error
-    outputs = _wrap_outputs(out_a, out_b, lambda created: Node(layer, args, kwargs, created),
-                            getattr(layer, "name", None))
-    if isinstance(layer, Layer) and layer._output_shape is None:
-        layer._output_shape = _shapes_of(outputs)
-    return outputs
+    return _wrap_outputs(out_a, out_b, lambda created: Node(layer, args, kwargs, created),
+                         getattr(layer, "name", None))
 
 
 def _symbolic_shapes_in(message: str, args: tuple, kwargs: dict) -> str:
@@ -283,13 +495,14 @@ def _symbolic_shapes_in(message: str, args: tuple, kwargs: dict) -> str:
     return message
 
 
-def _shapes_of(value: Any) -> Any:
+def shapes_of(value: Any) -> Any:
+    """The shapes of the KerasTensors in a structure (None for anything else)."""
     if isinstance(value, KerasTensor):
         return value.shape
     if isinstance(value, (list, tuple)):
-        return [_shapes_of(v) for v in value]
+        return [shapes_of(v) for v in value]
     if isinstance(value, dict):
-        return {k: _shapes_of(v) for k, v in value.items()}
+        return {k: shapes_of(v) for k, v in value.items()}
     return None
 
 
@@ -302,15 +515,14 @@ _WRAP_MODULE_HINT = (
 
 def record_torch_op(func: Callable, args: tuple, kwargs: dict) -> Any:
     """Apply a torch function to symbolic tensors: a `TorchOp` node wraps it."""
-    from lamina.layers.core import TorchOp
-
     if any(isinstance(v, nn.Parameter) for v in _flatten((args, list(kwargs.values())))):
         # A module's weight would be baked into the graph as a constant: never trained or saved.
         raise TypeError(
             f"{getattr(func, '__name__', func)} was applied to a symbolic tensor and a trainable "
             f"weight. {_WRAP_MODULE_HINT} A weight of your own belongs in a Layer's build()."
         )
-    return TorchOp(func, args, kwargs)._record()
+    # TorchOp is a layer, above this module: found by name so that imports run one way.
+    return _registry.lookup("layer", "TorchOp")(func, args, kwargs)._record()
 
 
 def output_shape_by_probe(layer: nn.Module, input_shape: Any) -> Any:
@@ -329,8 +541,3 @@ def output_shape_by_probe(layer: nn.Module, input_shape: Any) -> Any:
         return _symbolic_shape(out_a, out_b)
     return [_symbolic_shape(a, b) for a, b in zip(out_a, out_b)]
 
-
-def num_elements(shape: Sequence[int | None]) -> int | None:
-    if any(d is None for d in shape):
-        return None
-    return math.prod(shape)

@@ -19,8 +19,8 @@ from lamina import activations, config
 from lamina import constraints as constraints_module
 from lamina import initializers as initializers_module
 from lamina import regularizers as regularizers_module
-from lamina import _load_budget
 from lamina._registry import register
+from lamina._symbolic import KerasTensor, _flatten
 from lamina.errors import FileFormatError, ShapeError, UnsafeLoadError
 from lamina.layers.layer import Layer, check_input_rank, unique_name
 
@@ -563,32 +563,11 @@ class TorchOp(Layer):
         self.built = True
 
     def _record(self) -> Any:
-        from lamina._symbolic import KerasTensor, _flatten, symbolic_call
-
-        inputs = [t for t in _flatten(self.template) if isinstance(t, KerasTensor)]
-        if _load_budget.active():
-            self._charge_outputs(inputs)
-        return symbolic_call(self, (inputs,), {})
-
-    def _charge_outputs(self, inputs: list) -> None:
-        """While a file loads, size the outputs on the meta device (no memory) before the probes
-        run: `x.repeat(10**6, 10**6)` or `F.pad(x, (0, 10**9))` is refused, not allocated."""
-        from lamina._symbolic import _flatten
-
-        meta = [torch.empty(t.probes[1].shape, dtype=t.probes[1].dtype, device="meta")
-                for t in inputs]
-        try:
-            with torch.no_grad():
-                outputs = self.call(meta)
-        except Exception:  # noqa: BLE001 - the real call below reports a shape error properly
-            return
-        for output in _flatten(outputs):
-            if isinstance(output, Tensor):
-                _load_budget.charge_output(output.numel(), tuple(output.shape), self.name)
+        # Called on its symbolic inputs like any layer: its shapes are inferred on meta, where a
+        # load budget refuses `x.repeat(10**6, 10**6)` before anything is allocated.
+        return self([t for t in _flatten(self.template) if isinstance(t, KerasTensor)])
 
     def call(self, inputs):
-        from lamina._symbolic import KerasTensor
-
         position = iter(inputs)
 
         def fill(value: Any) -> Any:
@@ -606,8 +585,6 @@ class TorchOp(Layer):
         return self.function(*args, **kwargs)
 
     def get_config(self):
-        from lamina._symbolic import KerasTensor
-
         qualified_name = _saved_torch_function_name(self.function)
         if qualified_name is None:
             raise ValueError(
@@ -645,8 +622,6 @@ class TorchOp(Layer):
 
     @classmethod
     def from_config(cls, config_dict):
-        from lamina._symbolic import KerasTensor
-
         config_dict = dict(config_dict)
         qualified_name = config_dict.pop("function", None)
         function = _safe_torch_function(qualified_name)

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lamina import config
+from lamina import _symbolic, config
 from lamina import constraints as constraints_module
 from lamina import initializers as initializers_module
 from lamina import regularizers as regularizers_module
@@ -104,12 +104,8 @@ class _CallContext(threading.local):
 
 
 _CALL = _CallContext()
-
-
-def _symbolic_module():
-    from lamina import _symbolic
-
-    return _symbolic
+# What a symbolic call passes to a layer whose call takes `training` and was not given it.
+_PROBE_KWARGS = {"training": False}
 
 
 def _unbatched_shape(value: Any) -> Any:
@@ -228,9 +224,7 @@ class Layer(nn.Module):
 
     def compute_output_shape(self, input_shape: Any) -> Any:
         """The output shape for an input shape (batch axis None), found by a probe call."""
-        from lamina._symbolic import output_shape_by_probe
-
-        return output_shape_by_probe(self, input_shape)
+        return _symbolic.output_shape_by_probe(self, input_shape)
 
     def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
         """The mask of the output: the input's mask for layers that support masking, else None."""
@@ -277,12 +271,7 @@ class Layer(nn.Module):
         first = args[0] if args else next(iter(kwargs.values()), None)
         if not isinstance(first, Tensor):
             if _is_symbolic(first) or (not args and any(_is_symbolic(v) for v in kwargs.values())):
-                from lamina._symbolic import symbolic_call
-
-                outputs = symbolic_call(self, args, kwargs)
-                if "_first_node" not in self.__dict__:
-                    _remember_first_node(self, outputs)
-                return outputs
+                return self._symbolic_call(args, kwargs)
             if self.built and _has_array(first):
                 # numpy arrays and Python numbers, as Keras's model(x) accepts them.
                 args = tuple(_to_tensor(a, self._dtype) for a in args)
@@ -325,12 +314,12 @@ class Layer(nn.Module):
             context.depth = depth
             if not depth:
                 context.root = None
-        if self._output_shape is None and not _symbolic_module().is_probing():
+        if self._output_shape is None and not _symbolic.is_probing():
             self._output_shape = _unbatched_shape(outputs)
         if input_mask is not None or self._produces_mask or (
                 self.supports_masking and self._custom_compute_mask):
             _attach_mask(outputs, self.compute_mask(first, input_mask))
-        if self.activity_regularizer is not None and not _symbolic_module().is_probing():
+        if self.activity_regularizer is not None and not _symbolic.is_probing():
             self.add_loss(self.activity_regularizer(outputs))
         return outputs
 
@@ -339,6 +328,22 @@ class Layer(nn.Module):
     _custom_compute_mask = False
     # True while `build` runs for a first call (Model.build then leaves the building to it).
     _building = False
+
+    def _symbolic_call(self, args: tuple, kwargs: dict) -> Any:
+        """A call on KerasTensors: build from their shapes, find the output's by a probe call
+        (in inference mode, as Keras's symbolic calls run), record the node."""
+        if not self.built:
+            self._maybe_build(_build_shapes(self, args, kwargs))
+            if self._initial_weights is not None:
+                self.set_weights(self._initial_weights)
+                self._initial_weights = None
+        outputs = _symbolic.symbolic_call(
+            self, args, kwargs, _PROBE_KWARGS if self._call_takes_training else None)
+        if self._output_shape is None:
+            self._output_shape = _symbolic.shapes_of(outputs)
+        if "_first_node" not in self.__dict__:
+            _remember_first_node(self, outputs)
+        return outputs
 
     def _build_on_first_call(self, args: tuple, kwargs: dict) -> tuple:
         args = tuple(_to_tensor(a, self._dtype) for a in args)
@@ -354,10 +359,14 @@ class Layer(nn.Module):
         self._build_input_shape = input_shape
         object.__setattr__(self, "_building", True)
         try:
-            if isinstance(input_shape, tuple) and len(input_shape) == 2 and _build_arity(self) == 2:
-                self.build(*input_shape)
-            else:
-                self.build(input_shape)
+            # Real weights, seeded as an eager build, even for a layer first called inside
+            # another layer's shape probe (which runs on meta).
+            with _symbolic.real_weights():
+                if isinstance(input_shape, tuple) and len(input_shape) == 2 and \
+                        _build_arity(self) == 2:
+                    self.build(*input_shape)
+                else:
+                    self.build(input_shape)
         finally:
             object.__setattr__(self, "_building", False)
         self.built = True
@@ -635,7 +644,7 @@ class Layer(nn.Module):
                     "`add_loss()` takes tensors computed in `call()` (or a list of them). "
                     f"Received: {term!r:.80}."
                 )
-        if _symbolic_module().is_probing():
+        if _symbolic.is_probing():
             return  # a shape probe's losses are not losses of any call
         self._activity_losses.extend(terms)
         # Flags that tell the next outermost call of either (and the trainer) that there are

@@ -17,6 +17,7 @@ from lamina import config
 from lamina._registry import register
 from lamina._strings import STRING, StringTensor, as_strings, is_string_array
 from lamina._symbolic import _BATCH_PROBES, _FREE_AXIS_PROBES, KerasTensor, Node, _flatten, make_probes
+from lamina.layers.core import TorchOp
 from lamina.layers.layer import Layer, _to_tensor, module_key, unique_name
 from lamina.models.model import Model
 
@@ -518,8 +519,6 @@ def _standardize_strings(value: Any, input_tensor: KerasTensor) -> StringTensor:
 
 
 def _call_for_rebuild(layer: Any, args: Any, kwargs: Any) -> Any:
-    from lamina.layers.core import TorchOp
-
     if isinstance(layer, TorchOp):
         # A TorchOp node's only argument is the list of its symbolic inputs.
         layer.template = _fill_placeholders(layer.template, args[0])

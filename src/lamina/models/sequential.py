@@ -40,6 +40,11 @@ class Sequential(Model):
         self._input_batch_shape: tuple | None = None
         self._input_dtype: Any = None
         self._takes_training: list[bool] = []
+        # The graph built so far: the Input's tensor, then the output of each layer in turn,
+        # and the (input shape, dtype) it was built for. Adding a layer extends it by that
+        # layer's call alone, so building a model of n layers runs each layer once.
+        self._tensors: list[KerasTensor] = []
+        self._graph_key: tuple | None = None
         for layer in layers or []:
             self.add(layer)
 
@@ -82,6 +87,7 @@ class Sequential(Model):
         self._takes_training.pop()
         del self._modules[next(k for k, v in self._modules.items() if v is layer)]
         self.built = False
+        del self._tensors[len(self._stack) + 1:]
         if rebuild and self._stack and self._input_batch_shape is not None:
             self._build_graph()
         return layer
@@ -101,12 +107,17 @@ class Sequential(Model):
         self._build_graph()
 
     def _build_graph(self) -> None:
+        """Extend the graph to the last layer, or build it anew for a new input shape or dtype."""
         # Without an Input's dtype the model's own applies (float64 after `.to(torch.float64)`).
         dtype = self._input_dtype or config.dtype_name(self._dtype)
-        x = Input(batch_shape=self._input_batch_shape, dtype=dtype, name=f"{self.name}_input")
-        self._inputs_tensor = x
-        self._plain_output_shapes: dict[int, Any] = {}
-        for layer in self._stack:
+        key = (tuple(self._input_batch_shape), dtype)
+        if key != self._graph_key or not self._tensors:
+            self._graph_key = key
+            self._tensors = [Input(batch_shape=self._input_batch_shape, dtype=dtype,
+                                   name=f"{self.name}_input")]
+            self._plain_output_shapes: dict[int, Any] = {}
+        x = self._tensors[-1]
+        for layer in self._stack[len(self._tensors) - 1:]:
             # A plain torch module would run its forward on the symbolic tensor; give it the
             # probes instead, as a layer gets them.
             if isinstance(layer, Layer):
@@ -119,6 +130,8 @@ class Sequential(Model):
                     f"All layers in a Sequential model should have a single output, but layer "
                     f"{module_name(layer, 0)!r} has {len(x)} outputs. Use the functional API."
                 )
+            self._tensors.append(x)
+        self._inputs_tensor = self._tensors[0]
         self._outputs_tensor = x
         self._build_input_shape = tuple(self._input_batch_shape)
         self._output_shape = getattr(x, "shape", None)

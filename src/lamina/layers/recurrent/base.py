@@ -5,8 +5,7 @@ that runs a cell over the time axis; see runner.py for how), `RNN` over any cell
 
 from __future__ import annotations
 
-import contextlib
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -15,27 +14,15 @@ from lamina import constraints as constraints_module
 from lamina import initializers as initializers_module
 from lamina import regularizers as regularizers_module
 from lamina._load_budget import charge_weight
+from lamina._symbolic import is_probing
 from lamina._registry import register
 from lamina.errors import ShapeError
 from lamina.layers.core import serialize_argument
-from lamina.layers.layer import Layer, _is_symbolic
+from lamina.layers.layer import Layer
 from lamina.layers.recurrent.runner import flatten_states, pack_states, run_fused, run_loop
 
 Tensor = torch.Tensor
 
-# Symbolic calls (functional API, Sequential) run layers on probe tensors; a stateful layer must
-# not keep the state of a probe. Wrappers that call RNNs on probes raise this counter too.
-_probing_depth = 0
-
-
-@contextlib.contextmanager
-def probing_scope() -> Iterator[None]:
-    global _probing_depth
-    _probing_depth += 1
-    try:
-        yield
-    finally:
-        _probing_depth -= 1
 
 
 def check_units(layer: Layer, units: Any) -> int:
@@ -359,12 +346,6 @@ class _BaseRNN(Layer):
 
     # ----------------------------------------------------------------- call
 
-    def forward(self, *args: Any, **kwargs: Any) -> Any:
-        if self.stateful and args and _is_symbolic(args[0]):
-            with probing_scope():
-                return super().forward(*args, **kwargs)
-        return super().forward(*args, **kwargs)
-
     def call(self, sequences, initial_state=None, mask=None, training=None):
         inputs = sequences
         if inputs.ndim != self._input_rank or inputs.shape[-1] != self._input_dim:
@@ -398,7 +379,8 @@ class _BaseRNN(Layer):
             inputs = inputs.flip(1)
             mask = None if mask is None else mask.flip(1)
         outputs, last, states = self._run(inputs, states, mask, training)
-        if self.stateful and _probing_depth == 0:
+        # A shape probe (functional API, Sequential) leaves no state behind.
+        if self.stateful and not is_probing():
             for name, state in zip(self._state_names, flatten_states(states)):
                 setattr(self, name, state.detach())
         output = outputs if self.return_sequences else last

@@ -10,8 +10,7 @@ from torch import nn
 
 from lamina._registry import register
 from lamina.errors import ShapeError
-from lamina.layers.layer import Layer, _is_symbolic
-from lamina.layers.recurrent.base import probing_scope
+from lamina.layers.layer import Layer
 
 Tensor = torch.Tensor
 
@@ -113,12 +112,6 @@ class Bidirectional(Layer):
         self.backward_layer._maybe_build(input_shape)
         self._takes_training = self.forward_layer._call_takes_training
         self._takes_mask = self.forward_layer._call_takes_mask
-
-    def forward(self, *args: Any, **kwargs: Any) -> Any:
-        if self.stateful and args and _is_symbolic(args[0]):
-            with probing_scope():
-                return super().forward(*args, **kwargs)
-        return super().forward(*args, **kwargs)
 
     def call(self, sequences, initial_state=None, mask=None, training=None):
         kwargs: dict[str, Any] = {}
