@@ -7,12 +7,14 @@ file holds no loop code.
 
 from __future__ import annotations
 
+import json
 from typing import Any, Callable
 
 from torch import nn
 
 from lamina._registry import register
 from lamina.layers.layer import Layer, _is_symbolic
+from lamina.saving import serialization
 
 
 _FUNCTIONAL_SUBCLASSES: dict[type, type] = {}
@@ -343,11 +345,7 @@ class Model(Layer):
                             input_signature=input_signature, **kwargs)
 
     def to_json(self, **kwargs: Any) -> str:
-        import json
-
-        from lamina.saving.serialization import serialize
-
-        return json.dumps(serialize(self), **kwargs)
+        return json.dumps(serialization.serialize(self), **kwargs)
 
     def get_compile_config(self) -> dict[str, Any] | None:
         return self._compile_config

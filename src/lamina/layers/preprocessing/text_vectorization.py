@@ -30,6 +30,7 @@ from lamina.layers.preprocessing.lookup import (
     standardize_output_mode,
     string_array,
 )
+from lamina.saving.serialization import deserialize
 
 Tensor = torch.Tensor
 
@@ -343,8 +344,6 @@ class TextVectorization(Layer):
     @classmethod
     def from_config(cls, config_dict: dict[str, Any], safe_mode: bool = True
                     ) -> "TextVectorization":
-        from lamina.saving.serialization import deserialize
-
         refuse_vocabulary_path(config_dict, cls.__name__, safe_mode)
         config_dict = dict(config_dict)
         # Keras writes these bookkeeping entries too; the vocabulary itself carries them.
