@@ -503,3 +503,25 @@ def test_weight_regularizers_add_losses() -> None:
     kernel, recurrent, bias = layer.get_weights()
     want = 0.1 * (kernel ** 2).sum() + 0.01 * np.abs(recurrent).sum() + 0.2 * (bias ** 2).sum()
     np.testing.assert_allclose(sum(loss.item() for loss in layer.losses), want, rtol=1e-5)
+
+
+@pytest.mark.parametrize("layer_class, cell_class", [
+    (layers.SimpleRNN, layers.SimpleRNNCell), (layers.LSTM, layers.LSTMCell),
+    (layers.GRU, layers.GRUCell)])
+def test_layers_take_their_cells_arguments_with_the_same_defaults_and_read_them_back(
+        layer_class, cell_class):
+    import inspect
+
+    cell_parameters = inspect.signature(cell_class.__init__).parameters
+    layer_parameters = inspect.signature(layer_class.__init__).parameters
+    names = [n for n, p in cell_parameters.items()
+             if n != "self" and p.kind is p.POSITIONAL_OR_KEYWORD]
+    assert len(names) >= 15
+    for name in names:
+        assert layer_parameters[name].default == cell_parameters[name].default, name
+    # Keras's positional order reaches the cell: (units, activation, ...).
+    layer = layer_class(3, "relu", dropout=0.25, seed=7)
+    assert layer.cell.activation is layer.activation
+    assert (layer.units, layer.dropout, layer.seed) == (3, 0.25, 7)
+    assert all(getattr(layer, name) is getattr(layer.cell, name) for name in names)
+    assert layer_class.from_config(layer.get_config()).get_config() == layer.get_config()

@@ -18,11 +18,9 @@ from lamina._registry import register
 from lamina.layers.recurrent.base import (
     _BaseCell,
     _BaseRNN,
-    cell_property,
-    check_dropout,
-    check_units,
     is_activation,
 )
+from lamina.layers.recurrent.cell_layer import make_cell, with_cell_arguments
 
 Tensor = torch.Tensor
 
@@ -140,6 +138,7 @@ class GRUCell(_BaseCell):
 
 
 @register("GRU")
+@with_cell_arguments(GRUCell)
 class GRU(_BaseRNN):
     """Gated Recurrent Unit layer (Cho et al., 2014); see `GRUCell` for the equations.
 
@@ -202,37 +201,8 @@ class GRU(_BaseRNN):
                          go_backwards=go_backwards, stateful=stateful, unroll=unroll,
                          zero_output_for_mask=zero_output_for_mask, use_cudnn=use_cudnn,
                          activity_regularizer=activity_regularizer, **kwargs)
-        check_units(self, units)
-        check_dropout(self, "dropout", dropout)
-        check_dropout(self, "recurrent_dropout", recurrent_dropout)
-        self._set_cell(GRUCell(
-            units, activation=activation, recurrent_activation=recurrent_activation,
-            use_bias=use_bias, kernel_initializer=kernel_initializer,
-            recurrent_initializer=recurrent_initializer, bias_initializer=bias_initializer,
-            kernel_regularizer=kernel_regularizer, recurrent_regularizer=recurrent_regularizer,
-            bias_regularizer=bias_regularizer, kernel_constraint=kernel_constraint,
-            recurrent_constraint=recurrent_constraint, bias_constraint=bias_constraint,
-            dropout=dropout, recurrent_dropout=recurrent_dropout, reset_after=reset_after,
-            seed=seed, dtype=self._dtype, trainable=self.trainable, name="gru_cell",
-        ))
-
-    units = cell_property("units")
-    activation = cell_property("activation")
-    recurrent_activation = cell_property("recurrent_activation")
-    use_bias = cell_property("use_bias")
-    kernel_initializer = cell_property("kernel_initializer")
-    recurrent_initializer = cell_property("recurrent_initializer")
-    bias_initializer = cell_property("bias_initializer")
-    kernel_regularizer = cell_property("kernel_regularizer")
-    recurrent_regularizer = cell_property("recurrent_regularizer")
-    bias_regularizer = cell_property("bias_regularizer")
-    kernel_constraint = cell_property("kernel_constraint")
-    recurrent_constraint = cell_property("recurrent_constraint")
-    bias_constraint = cell_property("bias_constraint")
-    dropout = cell_property("dropout")
-    recurrent_dropout = cell_property("recurrent_dropout")
-    reset_after = cell_property("reset_after")
-    seed = cell_property("seed")
+        # Every constructor argument the cell takes goes to it (see cell_layer.py).
+        self._set_cell(make_cell(self, GRUCell, locals(), "gru_cell"))
 
     def get_config(self):
         return {**super().get_config(), **self._cell_config(), **self._rnn_config()}

@@ -10,11 +10,9 @@ from lamina._registry import register
 from lamina.layers.recurrent.base import (
     _BaseCell,
     _BaseRNN,
-    cell_property,
-    check_dropout,
-    check_units,
     is_activation,
 )
+from lamina.layers.recurrent.cell_layer import make_cell, with_cell_arguments
 
 
 
@@ -84,6 +82,7 @@ class SimpleRNNCell(_BaseCell):
 
 
 @register("SimpleRNN")
+@with_cell_arguments(SimpleRNNCell)
 class SimpleRNN(_BaseRNN):
     """Fully connected RNN whose output is fed back as the next state:
     `h_t = activation(x_t @ kernel + h_{t-1} @ recurrent_kernel + bias)`.
@@ -142,34 +141,8 @@ class SimpleRNN(_BaseRNN):
                          go_backwards=go_backwards, stateful=stateful, unroll=unroll,
                          zero_output_for_mask=zero_output_for_mask, use_cudnn=use_cudnn,
                          activity_regularizer=activity_regularizer, **kwargs)
-        check_units(self, units)
-        check_dropout(self, "dropout", dropout)
-        check_dropout(self, "recurrent_dropout", recurrent_dropout)
-        self._set_cell(SimpleRNNCell(
-            units, activation=activation, use_bias=use_bias,
-            kernel_initializer=kernel_initializer, recurrent_initializer=recurrent_initializer,
-            bias_initializer=bias_initializer, kernel_regularizer=kernel_regularizer,
-            recurrent_regularizer=recurrent_regularizer, bias_regularizer=bias_regularizer,
-            kernel_constraint=kernel_constraint, recurrent_constraint=recurrent_constraint,
-            bias_constraint=bias_constraint, dropout=dropout, recurrent_dropout=recurrent_dropout,
-            seed=seed, dtype=self._dtype, trainable=self.trainable, name="simple_rnn_cell",
-        ))
-
-    units = cell_property("units")
-    activation = cell_property("activation")
-    use_bias = cell_property("use_bias")
-    kernel_initializer = cell_property("kernel_initializer")
-    recurrent_initializer = cell_property("recurrent_initializer")
-    bias_initializer = cell_property("bias_initializer")
-    kernel_regularizer = cell_property("kernel_regularizer")
-    recurrent_regularizer = cell_property("recurrent_regularizer")
-    bias_regularizer = cell_property("bias_regularizer")
-    kernel_constraint = cell_property("kernel_constraint")
-    recurrent_constraint = cell_property("recurrent_constraint")
-    bias_constraint = cell_property("bias_constraint")
-    dropout = cell_property("dropout")
-    recurrent_dropout = cell_property("recurrent_dropout")
-    seed = cell_property("seed")
+        # Every constructor argument the cell takes goes to it (see cell_layer.py).
+        self._set_cell(make_cell(self, SimpleRNNCell, locals(), "simple_rnn_cell"))
 
     def get_config(self):
         return {**super().get_config(), **self._cell_config(), **self._rnn_config()}
