@@ -25,7 +25,7 @@ from lamina.callbacks.terminate_on_nan import TerminateOnNaN
 from lamina.distribution import runtime as distributed
 from lamina.errors import DataError, NonFiniteError, NotCompiledError
 from lamina.metrics.metric import divide_no_nan
-from lamina.training import concurrency, data_adapters, validation
+from lamina.training import concurrency, data_adapters, fusion, validation
 from lamina.training.data_adapters import flatten, map_structure, unpack_x_y_sample_weight
 from lamina.training.nonfinite import NonFiniteGuard
 from lamina.training.precision import Precision, resolve_autocast_dtype, scaled_step
@@ -190,6 +190,8 @@ class Trainer:
         self.after_backward_hooks: list = []
         self._model_compute_loss = _overridden_compute_loss(model)
         self._pending_metrics: CompileMetrics | None = None
+        # A final softmax/sigmoid the loss absorbs in the default train_step (fusion.py).
+        self._fused: fusion.FusedOutput | None = None
         # The distribution set when the model was compiled (lamina.distribution), or None.
         self._distributed = distributed.at_compile()
 
@@ -295,6 +297,7 @@ class Trainer:
         if training:
             distributed.wrap(self)  # DDP/FSDP, before the optimizer binds the weights
             self._prepare_optimizer()
+            self._fused = fusion.plan(self)
 
     def _output_keys(self, y_pred: Any) -> list[Any]:
         if isinstance(y_pred, dict):
@@ -359,12 +362,18 @@ class Trainer:
     # ------------------------------------------------------------------- the step
 
     def compute_loss(self, x: Any, y: Any, y_pred: Any, sample_weight: Any = None) -> Tensor:
+        return self._compute_loss(y, y_pred, sample_weight)
+
+    def _compute_loss(self, y: Any, y_pred: Any, sample_weight: Any = None,
+                      single_loss: Any = None) -> Tensor:
+        """`compute_loss`; `single_loss` replaces a single-output model's compiled loss (the
+        logits twin of a fused final activation)."""
         if not self._metrics_built:
             self._build_losses_and_metrics(y, y_pred)
         if not self._output_losses:
             total = None
         elif len(self._output_losses) == 1 and self._output_losses[0][3] is None:
-            total = self._output_losses[0][1](y, y_pred, sample_weight)
+            total = (single_loss or self._output_losses[0][1])(y, y_pred, sample_weight)
         else:
             total = 0.0
             for index, (_, loss, weight, key) in enumerate(self._output_losses):
@@ -411,14 +420,21 @@ class Trainer:
     def default_train_step(self, data: Any) -> Mapping:
         x, y, sample_weight = unpack_x_y_sample_weight(data)
         forward = self.model if self._forward is None else self._forward
+        fused = self._fused
         with self._precision.autocast():
-            y_pred = forward(x)
-            loss = self._loss_of_step(x, y, y_pred, sample_weight, True)
+            if fused is None:
+                y_pred = forward(x)
+                loss = self._loss_of_step(x, y, y_pred, sample_weight, True)
+            else:
+                y_pred = fused.forward(forward, x)  # the logits
+                loss = self._compute_loss(y, y_pred, sample_weight, fused.loss)
         self._backward_and_step(loss, data)
         with torch.no_grad():
             self.loss_tracker.record(loss.detach(), _batch_size(y_pred))
             if self._metric_routes:
                 y_pred = map_structure(lambda t: t.detach(), y_pred)
+                if fused is not None:
+                    y_pred = fused.metric_outputs(y_pred, self._compiled_metrics)
                 return self.compute_metrics(x, y, y_pred, sample_weight)
         return _StepLogs(self)
 
