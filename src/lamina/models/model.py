@@ -14,7 +14,7 @@ from torch import nn
 
 from lamina._registry import register
 from lamina.layers.layer import Layer, _is_symbolic
-from lamina.saving import serialization
+from lamina.saving import saving_api, serialization
 
 
 _FUNCTIONAL_SUBCLASSES: dict[type, type] = {}
@@ -305,9 +305,7 @@ class Model(Layer):
 
     def save(self, filepath: Any, overwrite: bool = True, **kwargs: Any) -> None:
         """Save architecture, weights and compile state: `.keras` (zip) or `.h5` (legacy HDF5)."""
-        from lamina.saving.saving_api import save_model
-
-        save_model(self, filepath, overwrite=overwrite, **kwargs)
+        saving_api.save_model(self, filepath, overwrite=overwrite, **kwargs)
 
     def save_weights(self, filepath: Any, overwrite: bool = True) -> None:
         """Save the weights to an HDF5 file (`.weights.h5`, or a plain `.h5`), or
@@ -316,9 +314,7 @@ class Model(Layer):
             from lamina.export import save_safetensors
 
             return save_safetensors(self, filepath, overwrite=overwrite)
-        from lamina.saving.saving_api import save_weights
-
-        save_weights(self, filepath, overwrite=overwrite)
+        saving_api.save_weights(self, filepath, overwrite=overwrite)
 
     def load_weights(self, filepath: Any, skip_mismatch: bool = False, **kwargs: Any) -> None:
         """Load weights saved by `save_weights` (or inside a `.keras` file), matched by layer name;
@@ -330,9 +326,7 @@ class Model(Layer):
             from lamina.export import load_weights_file
 
             return load_weights_file(self, filepath, skip_mismatch=skip_mismatch, **kwargs)
-        from lamina.saving.saving_api import load_weights
-
-        load_weights(self, filepath, skip_mismatch=skip_mismatch, **kwargs)
+        saving_api.load_weights(self, filepath, skip_mismatch=skip_mismatch, **kwargs)
 
     def export(self, filepath: Any, format: str | None = None, verbose: bool = True,
                input_signature: Any = None, **kwargs: Any) -> Any:
