@@ -143,3 +143,20 @@ def test_resume_with_another_number_of_processes(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"written by a run of 1 process\(es\), but this run has "
                                          r"2.*Resume with 1 process"):
         _model().fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=[backup])
+
+
+@pytest.mark.parametrize("chief", [True, False])
+def test_only_the_chief_prints_and_writes_logs(tmp_path, monkeypatch, capsys, chief):
+    from lamina.callbacks import callback_list as callback
+
+    monkeypatch.setattr(callback, "is_chief", lambda: chief)
+    history = _model().fit(*_data(), batch_size=8, epochs=2, verbose=2, callbacks=[
+        callbacks.CSVLogger(str(tmp_path / "log.csv")),
+        callbacks.TensorBoard(str(tmp_path / "tb")),
+        callbacks.EarlyStopping(monitor="loss", patience=0, min_delta=100.0)])
+    printed = capsys.readouterr().out
+    assert ("Epoch 1/2" in printed) is chief
+    assert (tmp_path / "log.csv").exists() is chief
+    assert (tmp_path / "tb").exists() is chief
+    # Every process still steers training: EarlyStopping stopped both after epoch 2.
+    assert len(history.history["loss"]) == 2

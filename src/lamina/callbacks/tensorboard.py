@@ -39,6 +39,8 @@ class TensorBoard(Callback):
             layer name -> file; a file with a tab in its first line has a header row.
     """
 
+    _chief_only = True  # in a distributed run only rank 0 writes the event files
+
     def __init__(self, log_dir: str = "logs", histogram_freq: int = 0, write_graph: bool = True,
                  write_images: bool = False, write_steps_per_second: bool = False,
                  update_freq: str | int = "epoch", profile_batch: Any = 0,
