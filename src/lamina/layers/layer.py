@@ -19,6 +19,7 @@ import inspect
 import math
 import re
 import threading
+import warnings
 from collections import defaultdict
 from typing import Any, Iterator, Sequence
 
@@ -31,6 +32,7 @@ from lamina import constraints as constraints_module
 from lamina import initializers as initializers_module
 from lamina import regularizers as regularizers_module
 from lamina._load_budget import charge_weight
+from lamina._naming import to_snake_case
 from lamina._symbolic import KerasTensor
 from lamina.errors import ShapeError
 from lamina.layers.variable import StateVariable, Variable, as_state_variable
@@ -47,10 +49,35 @@ _BASE_CONFIG_KEYS = frozenset(
 )
 
 
-def to_snake_case(name: str) -> str:
-    """'BatchNormalization' -> 'batch_normalization', 'Conv2D' -> 'conv2d', as Keras names layers."""
-    name = re.sub(r"(.)([A-Z][a-z0-9]+)", r"\1_\2", name)
-    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+_AGGREGATIONS = (None, "none", "mean", "sum", "only_first_replica")
+_WARNED_WEIGHT_OPTIONS: set[str] = set()
+
+
+def _check_weight_options(autocast: bool, aggregation: Any) -> None:
+    """Keras's `add_weight(autocast=, aggregation=)`: validated as Keras does; each value that
+    torch cannot honour per variable warns once per process, saying what happens instead."""
+    if aggregation not in _AGGREGATIONS:
+        raise ValueError(
+            "Invalid value for argument `aggregation`. Expected one of `None`, `'none'`, "
+            f"`'mean'`, `'sum'`, `'only_first_replica'`. Received: aggregation={aggregation!r}"
+        )
+    if aggregation not in (None, "none") and "aggregation" not in _WARNED_WEIGHT_OPTIONS:
+        _WARNED_WEIGHT_OPTIONS.add("aggregation")
+        warnings.warn(
+            f"add_weight(aggregation={aggregation!r}) has no effect in Lamina: under "
+            "torch.distributed (DDP), trainable weights stay equal across processes because "
+            "gradients are averaged, and non-trainable ones are broadcast from process 0. "
+            "Reduce a value across processes yourself with torch.distributed.all_reduce.",
+            UserWarning, stacklevel=3)
+    if not autocast and "autocast" not in _WARNED_WEIGHT_OPTIONS:
+        _WARNED_WEIGHT_OPTIONS.add("autocast")
+        warnings.warn(
+            "add_weight(autocast=False) has no effect in Lamina: under mixed precision "
+            "torch.autocast picks the dtype per operation, not per variable, so matmuls and "
+            "convolutions that read this weight still run in the compute dtype (normalizations, "
+            "reductions and losses run in float32). Weights are always stored in float32; run "
+            "an operation under torch.autocast(device_type, enabled=False) to keep it in "
+            "float32.", UserWarning, stacklevel=3)
 
 
 def unique_name(base: str) -> str:
@@ -408,6 +435,7 @@ class Layer(nn.Module):
             raise ValueError(
                 f"Layer {self.name!r}: weight shape must have non-negative sizes. Received: {shape}."
             )
+        _check_weight_options(autocast, aggregation)
         torch_dtype = config.torch_dtype(dtype) if dtype is not None else self._dtype
         if initializer is None:
             initializer = "glorot_uniform" if torch_dtype.is_floating_point else "zeros"
