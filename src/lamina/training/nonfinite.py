@@ -11,8 +11,8 @@ gradients to the next step's loss and the epoch-end weight check.
   whenever TerminateOnNaN is in the callbacks): the flag is read at once; a bad step is never
   applied and the statistics its forward pass changed are put back, so the model is exactly as
   it was before the failing step.
-- Deferred mode (accelerators): the flag accumulates on the device with no host sync (DESIGN
-  principle 5) and is read every `check_every` steps and at each epoch end; a bad step rolls the
+- Deferred mode (accelerators): the flag accumulates on the device with no host sync and
+  is read every `check_every` steps and at each epoch end; a bad step rolls the
   model back to the snapshot taken at the previous check.
 
 Either way the weights are also checked at each epoch end (an update with finite gradients can
@@ -130,12 +130,12 @@ class NonFiniteGuard:
         with torch.no_grad():
             if self.exact:
                 # The loss and the changed statistics only: scanning every gradient each step
-                # measured 4.5% of an MLP step on CPU. A gradient that is non-finite under a
+                # costs a measurable share of a small step (docs/provenance.md). A gradient that is non-finite under a
                 # finite loss corrupts the weights, which the next step's loss or the epoch-end
                 # check sees; the rollback then goes to the last snapshot instead.
                 if not self.forward_state:
-                    # One read of the scalar instead of isfinite's four kernels and a read:
-                    # those measured ~6% of a small MLP's step on CPU.
+                    # One read of the scalar instead of isfinite's four kernels and a read
+                    # (cheaper per step: docs/provenance.md).
                     if _loss_finite(loss):
                         self._applied = True
                         return False

@@ -2,8 +2,7 @@
 
 The step is `model.train_step(data)` (overridable, as in Keras 3); callbacks observe the loop and
 steer it only through `model.stop_training` and the optimizer's learning rate. Losses and metrics
-accumulate on the device; values are read back only when something is shown or a callback asks
-(DESIGN principle 5).
+accumulate on the device; values are read back only when something is shown or a callback asks.
 """
 
 from __future__ import annotations
@@ -527,8 +526,8 @@ class Trainer:
             callbacks.on_train_begin()
             # Everything alive now (torch, the model, the data) lives through the fit: freezing
             # it keeps Python's cyclic collector from walking those ~10^5 objects again and
-            # again, which measured 2-3% of an MLP's step time. Reference counting still frees
-            # them.
+            # again (a measurable share of a small model's step: docs/provenance.md). Reference
+            # counting still frees them.
             gc.freeze()
             try:
                 epoch_logs = self._run_epochs(train_data, validation_adapter, callbacks,
