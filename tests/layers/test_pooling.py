@@ -10,17 +10,9 @@ import lamina
 from lamina import layers
 from lamina.errors import ShapeError
 
-from .conv_harness import (
-    LayerCase,
-    check_config_round_trip,
-    check_gradcheck,
-    check_params,
-    check_reference,
-    check_save_load,
-    check_shape,
-    single_thread,
-    pool_reference,
-)
+from support.layer_test import class_case, generic_layer_tests, single_thread
+
+from .conv_references import pool_reference
 
 L = layers
 pytestmark = pytest.mark.usefixtures(single_thread.__name__)
@@ -35,85 +27,57 @@ def global_reference(layer, x: torch.Tensor) -> torch.Tensor:
 
 
 CASES = [
-    LayerCase("maxpool2d_sheet", L.MaxPooling2D, dict(pool_size=(2, 2)), (2, 8, 8, 3),
-              (2, 4, 4, 3), pool_reference),
+    class_case("maxpool2d_sheet", L.MaxPooling2D, dict(pool_size=(2, 2)), (2, 8, 8, 3),
+               (2, 4, 4, 3), pool_reference),
     # Width 8, pool 3, stride 2: TensorFlow pads 0 before and 1 after.
-    LayerCase("maxpool2d_same_strided", L.MaxPooling2D, dict(pool_size=3, strides=2,
-              padding="same"), (2, 7, 8, 2), (2, 4, 4, 2), pool_reference),
-    LayerCase("maxpool2d_same_stride1_even_pool", L.MaxPooling2D, dict(pool_size=2, strides=1,
-              padding="same"), (1, 5, 6, 2), (1, 5, 6, 2), pool_reference),
-    LayerCase("maxpool2d_overlapping_channels_first", L.MaxPooling2D, dict(pool_size=3,
-              strides=2, data_format="channels_first"), (1, 2, 7, 9), (1, 2, 3, 4),
-              pool_reference),
-    LayerCase("maxpool1d_same_strided", L.MaxPooling1D, dict(pool_size=3, strides=2,
-              padding="same"), (2, 10, 3), (2, 5, 3), pool_reference),
-    LayerCase("maxpool1d_defaults", L.MaxPooling1D, dict(), (2, 9, 3), (2, 4, 3),
-              pool_reference),
-    LayerCase("maxpool3d_same", L.MaxPooling3D, dict(pool_size=2, padding="same"),
-              (1, 3, 5, 4, 2), (1, 2, 3, 2, 2), pool_reference),
-    LayerCase("avgpool2d_same_strided", L.AveragePooling2D, dict(pool_size=3, strides=2,
-              padding="same"), (2, 7, 8, 2), (2, 4, 4, 2), pool_reference),
-    LayerCase("avgpool2d_same_stride1_even_pool", L.AveragePooling2D, dict(pool_size=2,
-              strides=1, padding="same"), (1, 5, 6, 2), (1, 5, 6, 2), pool_reference),
-    LayerCase("avgpool2d_same_pool_larger_than_input", L.AveragePooling2D, dict(pool_size=4,
-              strides=3, padding="same"), (1, 3, 5, 1), (1, 1, 2, 1), pool_reference),
-    LayerCase("avgpool2d_valid", L.AveragePooling2D, dict(pool_size=(2, 3)), (2, 6, 7, 2),
-              (2, 3, 2, 2), pool_reference),
-    LayerCase("avgpool1d_same_channels_first", L.AveragePooling1D, dict(pool_size=4, strides=3,
-              padding="same", data_format="channels_first"), (2, 3, 10), (2, 3, 4),
-              pool_reference),
-    LayerCase("avgpool3d_valid", L.AveragePooling3D, dict(pool_size=(2, 1, 2)),
-              (1, 4, 3, 5, 2), (1, 2, 3, 2, 2), pool_reference),
-    LayerCase("avgpool3d_same_strided", L.AveragePooling3D, dict(pool_size=3, strides=2,
-              padding="same"), (1, 5, 4, 6, 1), (1, 3, 2, 3, 1), pool_reference),
-    LayerCase("global_avg2d", L.GlobalAveragePooling2D, dict(), (2, 4, 5, 3), (2, 3),
-              global_reference),
-    LayerCase("global_avg2d_keepdims_channels_first", L.GlobalAveragePooling2D,
-              dict(data_format="channels_first", keepdims=True), (2, 3, 4, 5), (2, 3, 1, 1),
-              global_reference),
-    LayerCase("global_max2d", L.GlobalMaxPooling2D, dict(), (2, 4, 5, 3), (2, 3),
-              global_reference),
-    LayerCase("global_avg1d", L.GlobalAveragePooling1D, dict(), (2, 6, 3), (2, 3),
-              global_reference),
-    LayerCase("global_max1d_keepdims_channels_first", L.GlobalMaxPooling1D,
-              dict(data_format="channels_first", keepdims=True), (2, 3, 6), (2, 3, 1),
-              global_reference),
-    LayerCase("global_avg3d", L.GlobalAveragePooling3D, dict(), (1, 2, 3, 4, 5), (1, 5),
-              global_reference),
-    LayerCase("global_max3d_keepdims", L.GlobalMaxPooling3D, dict(keepdims=True),
-              (1, 2, 3, 4, 5), (1, 1, 1, 1, 5), global_reference),
+    class_case("maxpool2d_same_strided", L.MaxPooling2D, dict(pool_size=3, strides=2,
+               padding="same"), (2, 7, 8, 2), (2, 4, 4, 2), pool_reference),
+    class_case("maxpool2d_same_stride1_even_pool", L.MaxPooling2D, dict(pool_size=2, strides=1,
+               padding="same"), (1, 5, 6, 2), (1, 5, 6, 2), pool_reference),
+    class_case("maxpool2d_overlapping_channels_first", L.MaxPooling2D, dict(pool_size=3,
+               strides=2, data_format="channels_first"), (1, 2, 7, 9), (1, 2, 3, 4),
+               pool_reference),
+    class_case("maxpool1d_same_strided", L.MaxPooling1D, dict(pool_size=3, strides=2,
+               padding="same"), (2, 10, 3), (2, 5, 3), pool_reference),
+    class_case("maxpool1d_defaults", L.MaxPooling1D, dict(), (2, 9, 3), (2, 4, 3),
+               pool_reference),
+    class_case("maxpool3d_same", L.MaxPooling3D, dict(pool_size=2, padding="same"),
+               (1, 3, 5, 4, 2), (1, 2, 3, 2, 2), pool_reference),
+    class_case("avgpool2d_same_strided", L.AveragePooling2D, dict(pool_size=3, strides=2,
+               padding="same"), (2, 7, 8, 2), (2, 4, 4, 2), pool_reference),
+    class_case("avgpool2d_same_stride1_even_pool", L.AveragePooling2D, dict(pool_size=2,
+               strides=1, padding="same"), (1, 5, 6, 2), (1, 5, 6, 2), pool_reference),
+    class_case("avgpool2d_same_pool_larger_than_input", L.AveragePooling2D, dict(pool_size=4,
+               strides=3, padding="same"), (1, 3, 5, 1), (1, 1, 2, 1), pool_reference),
+    class_case("avgpool2d_valid", L.AveragePooling2D, dict(pool_size=(2, 3)), (2, 6, 7, 2),
+               (2, 3, 2, 2), pool_reference),
+    class_case("avgpool1d_same_channels_first", L.AveragePooling1D, dict(pool_size=4, strides=3,
+               padding="same", data_format="channels_first"), (2, 3, 10), (2, 3, 4),
+               pool_reference),
+    class_case("avgpool3d_valid", L.AveragePooling3D, dict(pool_size=(2, 1, 2)),
+               (1, 4, 3, 5, 2), (1, 2, 3, 2, 2), pool_reference),
+    class_case("avgpool3d_same_strided", L.AveragePooling3D, dict(pool_size=3, strides=2,
+               padding="same"), (1, 5, 4, 6, 1), (1, 3, 2, 3, 1), pool_reference),
+    class_case("global_avg2d", L.GlobalAveragePooling2D, dict(), (2, 4, 5, 3), (2, 3),
+               global_reference),
+    class_case("global_avg2d_keepdims_channels_first", L.GlobalAveragePooling2D,
+               dict(data_format="channels_first", keepdims=True), (2, 3, 4, 5), (2, 3, 1, 1),
+               global_reference),
+    class_case("global_max2d", L.GlobalMaxPooling2D, dict(), (2, 4, 5, 3), (2, 3),
+               global_reference),
+    class_case("global_avg1d", L.GlobalAveragePooling1D, dict(), (2, 6, 3), (2, 3),
+               global_reference),
+    class_case("global_max1d_keepdims_channels_first", L.GlobalMaxPooling1D,
+               dict(data_format="channels_first", keepdims=True), (2, 3, 6), (2, 3, 1),
+               global_reference),
+    class_case("global_avg3d", L.GlobalAveragePooling3D, dict(), (1, 2, 3, 4, 5), (1, 5),
+               global_reference),
+    class_case("global_max3d_keepdims", L.GlobalMaxPooling3D, dict(keepdims=True),
+               (1, 2, 3, 4, 5), (1, 1, 1, 1, 5), global_reference),
 ]
-IDS = [case.id for case in CASES]
 
 
-@pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_output_shape_matches_keras(case: LayerCase) -> None:
-    check_shape(case)
-
-
-@pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_values_match_the_reference(case: LayerCase) -> None:
-    check_reference(case)
-
-
-@pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_gradients(case: LayerCase) -> None:
-    check_gradcheck(case)
-
-
-@pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_config_round_trip(case: LayerCase) -> None:
-    check_config_round_trip(case)
-
-
-@pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_no_parameters(case: LayerCase) -> None:
-    check_params(case)
-
-
-@pytest.mark.parametrize("case", CASES[::5], ids=IDS[::5])
-def test_save_and_load(case: LayerCase, tmp_path) -> None:
-    check_save_load(case, tmp_path)
+globals().update(generic_layer_tests(CASES, save_load_every=5))
 
 
 def test_same_average_pooling_does_not_count_padding() -> None:

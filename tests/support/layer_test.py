@@ -9,12 +9,16 @@ through `get_weights()`, in Keras's layout. The checks below iterate the rows:
     `gradcheck` in float64, parameter count, config round trip, save/load inside a Sequential,
     and bad inputs with the message expected.
 
-Families with their own harness (tests/layers/conv_harness.py) can reuse these checks.
+Every layer family's table runs through this one harness: single-tensor rows here
+(`LayerCase`, or `class_case` for a class and its arguments), rows that take several tensors or
+call arguments (attention, transformer blocks) in `CallCase` below. The references are oracles
+and live beside their tests (tests/layers/conv_references.py, attention_references.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
 from typing import Any, Callable
 
@@ -41,6 +45,10 @@ class LayerCase:
     # Integer inputs (token ids) drawn from [low, high); None for float inputs.
     int_range: tuple[int, int] | None = None
     gradcheck: bool = True
+    # gradcheck in training mode (batch statistics); False for layers random in training.
+    gradcheck_training: bool = True
+    # A smaller input for gradcheck (its cost grows with the input's size); None: input_shape.
+    gradcheck_shape: tuple[int, ...] | None = None
     # Lambda layers only load with safe_mode=False.
     safe_mode: bool = True
     # (input shape, error type, regex the message must match), each a bad call of the layer.
@@ -48,6 +56,16 @@ class LayerCase:
 
     def __str__(self) -> str:
         return self.id
+
+
+def class_case(id: str, cls: type, kwargs: dict[str, Any], input_shape: tuple[int, ...],
+               output_shape: tuple[int, ...], reference: Callable[[Any, Tensor], Tensor] | None
+               = None, params: int = 0, gradcheck_shape: tuple[int, ...] | None = None,
+               **options: Any) -> LayerCase:
+    """A row for `cls(**kwargs)`, in the positional order the convolution tables are written;
+    `options` are LayerCase's other fields."""
+    return LayerCase(id, functools.partial(cls, **kwargs), input_shape, output_shape, params,
+                     reference, gradcheck_shape=gradcheck_shape, **options)
 
 
 def ids(cases: list[LayerCase]) -> list[str]:
@@ -73,10 +91,12 @@ def distinct_weights(weights: list[np.ndarray], seed: int = 0) -> list[np.ndarra
     return [w if w.ndim != 1 else rng.uniform(0.5, 1.5, w.shape).astype(w.dtype) for w in weights]
 
 
-def built_layer(case: LayerCase, dtype: str = "float64") -> Any:
-    """The case's layer built in `dtype`, with `distinct_weights`."""
+def built_layer(case: LayerCase, dtype: str = "float64", shape: tuple[int, ...] | None = None
+                ) -> Any:
+    """The case's layer built in `dtype` (on inputs of `shape`, by default the case's), with
+    `distinct_weights`."""
     layer = case.make(dtype=dtype)
-    layer(make_input(case, dtype=getattr(torch, dtype)))
+    layer(make_input(case, shape=shape, dtype=getattr(torch, dtype)))
     layer.set_weights(distinct_weights(layer.get_weights()))
     return layer
 
@@ -99,6 +119,7 @@ def check_output_shape(case: LayerCase) -> None:
     layer = case.make()
     out = layer(make_input(case))
     assert tuple(out.shape) == case.output_shape
+    assert out.dtype == torch.float32
     symbolic_shape = (None,) + case.output_shape[1:]
     declared = layer.compute_output_shape((None,) + case.input_shape[1:])
     assert tuple(declared) == symbolic_shape
@@ -118,9 +139,10 @@ def check_reference(case: LayerCase, atol: float = 1e-10, rtol: float = 1e-9) ->
 
 def check_gradcheck(case: LayerCase) -> None:
     """Gradients of the output w.r.t. the input (float inputs) and every trainable weight."""
-    layer = built_layer(case)
-    layer.train()  # gradients as in training (batch statistics for BatchNormalization)
-    x = make_input(case, seed=2, dtype=torch.float64)
+    layer = built_layer(case, shape=case.gradcheck_shape)
+    # Gradients as in training (batch statistics for BatchNormalization).
+    layer.train(case.gradcheck_training)
+    x = make_input(case, shape=case.gradcheck_shape, seed=2, dtype=torch.float64)
     weights = tuple(layer.trainable_weights)
     if case.int_range is None:
         x.requires_grad_(True)
@@ -176,12 +198,14 @@ def check_bad_inputs(case: LayerCase) -> None:
 # ------------------------------------------------------------------------------ the tests
 
 
-def generic_layer_tests(cases: list[LayerCase]) -> dict[str, Callable[..., None]]:
+def generic_layer_tests(cases: list[LayerCase], save_load_every: int = 1
+                        ) -> dict[str, Callable[..., None]]:
     """The table-driven tests every layer family runs, parametrized over its rows.
 
     A test file adds them with `globals().update(generic_layer_tests(CASES))`: output shape,
-    reference numerics, gradcheck, parameter count, config and save/load round trips, and the bad
-    inputs of the rows that list some.
+    reference numerics, gradcheck, parameter count, config and save/load round trips (on every
+    `save_load_every`-th row: a file per row is slow for large tables), and the bad inputs of
+    the rows that list some.
     """
 
     def over(selected: list[LayerCase]):
@@ -210,7 +234,7 @@ def generic_layer_tests(cases: list[LayerCase]) -> dict[str, Callable[..., None]
     def test_config_round_trip(case):
         check_config_round_trip(case)
 
-    @over(cases)
+    @over(cases[::save_load_every])
     def test_save_load(case, tmp_path):
         check_save_load(case, tmp_path)
 

@@ -1,117 +1,18 @@
-"""Table-driven checks shared by the convolution, pooling and spatial layer tests.
-
-A `LayerCase` is one row: a layer class with its arguments, an input shape, Keras's output shape,
-Keras's parameter count and a reference written from `torch.nn.functional` ops (or numpy) that
-reads the layer's weights through `get_weights()` in Keras's layout. The generic checks below
-iterate the rows; the references at the end are the oracles, written from the definitions
-(TensorFlow's 'same' padding, the transposed convolution as the gradient of a convolution).
+"""References for the convolution, pooling and spatial layer tables (tests/support/layer_test.py
+runs them): `torch.nn.functional` ops (or numpy) that read the layer's weights through
+`get_weights()` in Keras's layout, written from the definitions (TensorFlow's 'same' padding,
+the transposed convolution as the gradient of a convolution).
 """
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
-import pytest
 import torch
 import torch.nn.functional as F
 
-import lamina
-
 Tensor = torch.Tensor
-
-
-@dataclasses.dataclass
-class LayerCase:
-    id: str
-    cls: type
-    kwargs: dict[str, Any]
-    input_shape: tuple[int, ...]
-    output_shape: tuple[int, ...]
-    # reference(layer, x) -> expected output, x and weights in float64.
-    reference: Callable[[Any, Tensor], Tensor] | None = None
-    params: int = 0
-    gradcheck_shape: tuple[int, ...] | None = None
-
-
-@pytest.fixture
-def single_thread():
-    """Run on one thread: the tensors are tiny, and on a busy 2-core machine OpenMP's spinning
-    threads make gradcheck's thousands of small calls up to 100x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def make_input(shape: tuple[int, ...], seed: int = 0, dtype: torch.dtype = torch.float64) -> Tensor:
-    generator = torch.Generator().manual_seed(seed)
-    return torch.randn(shape, generator=generator, dtype=dtype)
-
-
-def built_layer(case: LayerCase, dtype: str = "float64") -> Any:
-    layer = case.cls(**case.kwargs, dtype=dtype)
-    layer(make_input(case.input_shape, dtype=getattr(torch, dtype)))
-    # Non-zero biases so references that forget the bias fail.
-    weights = [w if w.ndim > 1 else np.linspace(-0.5, 0.5, w.size).reshape(w.shape)
-               for w in layer.get_weights()]
-    layer.set_weights(weights)
-    return layer
-
-
-def check_shape(case: LayerCase) -> None:
-    layer = case.cls(**case.kwargs)
-    out = layer(make_input(case.input_shape, dtype=torch.float32))
-    assert tuple(out.shape) == case.output_shape
-    assert out.dtype == torch.float32
-    declared = layer.compute_output_shape((None,) + case.input_shape[1:])
-    assert tuple(declared) == (None,) + case.output_shape[1:]
-
-
-def check_reference(case: LayerCase, atol: float = 1e-10) -> None:
-    layer = built_layer(case)
-    x = make_input(case.input_shape, seed=1)
-    expected = case.reference(layer, x)
-    got = layer(x)
-    assert got.shape == expected.shape
-    torch.testing.assert_close(got, expected, atol=atol, rtol=1e-9)
-
-
-def check_gradcheck(case: LayerCase) -> None:
-    shape = case.gradcheck_shape or case.input_shape
-    layer = case.cls(**case.kwargs, dtype="float64")
-    layer(make_input(shape))
-    x = make_input(shape, seed=2).requires_grad_(True)
-    params = tuple(layer.parameters())
-    assert torch.autograd.gradcheck(lambda x, *p: layer(x), (x,) + params, eps=1e-6, atol=1e-5)
-
-
-def check_config_round_trip(case: LayerCase) -> None:
-    layer = built_layer(case)
-    config = layer.get_config()
-    clone = type(layer).from_config(config)
-    assert clone.get_config() == config
-    x = make_input(case.input_shape, seed=3)
-    clone(x)
-    clone.set_weights(layer.get_weights())
-    torch.testing.assert_close(clone(x), layer(x))
-
-
-def check_save_load(case: LayerCase, directory: Any) -> None:
-    model = lamina.models.Sequential([lamina.Input(case.input_shape[1:]), case.cls(**case.kwargs)])
-    x = make_input(case.input_shape, seed=4, dtype=torch.float32)
-    path = directory / "m.keras"
-    model.save(path)
-    loaded = lamina.models.load_model(path)
-    torch.testing.assert_close(loaded(x), model(x))
-    for mine, theirs in zip(model.get_weights(), loaded.get_weights()):
-        np.testing.assert_array_equal(mine, theirs)
-
-
-def check_params(case: LayerCase) -> None:
-    layer = built_layer(case)
-    assert layer.count_params() == case.params
 
 
 # ------------------------------------------------------------------- references
