@@ -12,20 +12,13 @@ import lamina
 from lamina import layers
 from lamina.errors import ShapeError
 
-from .attention_cases import (
-    Case,
+from support.layer_test import CallCase, call_layer_tests, randomize
+
+from .attention_references import (
     additive_reference,
-    check_config_round_trip,
-    check_gradcheck,
-    check_output_shapes,
-    check_param_count,
-    check_reference,
-    check_save_load,
-    check_training_step,
     luong_reference,
     mha_einsum_reference,
     mha_reference,
-    randomize,
     sheet_scaled_dot_product_attention,
 )
 
@@ -47,100 +40,68 @@ def _padding(lengths, total):
 # Keras's parameter count of MultiHeadAttention: per projection dim * heads * depth + heads * depth,
 # output heads * value_dim * out + out.
 CASES = [
-    Case("mha_self", lambda: layers.MultiHeadAttention(num_heads=2, key_dim=3),
-         lambda g: ((x := _randn(g, 2, 4, 6), x), {}), mha_reference,
-         [(2, 4, 6)], params=4 * (6 * 2 * 3 + 2 * 3)),
-    Case("mha_cross_key_value_dims",
-         lambda: layers.MultiHeadAttention(2, 3, value_dim=4, output_shape=5),
-         lambda g: ((_randn(g, 2, 4, 6), _randn(g, 2, 3, 7), _randn(g, 2, 3, 8)), {}),
-         mha_reference, [(2, 4, 5)], params=(6 * 6 + 6) + (8 * 6 + 6) + (7 * 8 + 8) + (8 * 5 + 5)),
-    Case("mha_no_bias", lambda: layers.MultiHeadAttention(2, 3, use_bias=False),
-         lambda g: ((_randn(g, 2, 4, 6), _randn(g, 2, 5, 6)), {}), mha_reference,
-         [(2, 4, 6)], params=4 * 36),
-    Case("mha_output_shape_tuple", lambda: layers.MultiHeadAttention(2, 3, output_shape=(2, 3)),
-         lambda g: ((_randn(g, 2, 4, 6), _randn(g, 2, 5, 6)), {}), mha_reference,
-         [(2, 4, 2, 3)], params=3 * 42 + (2 * 3 * 6 + 6)),
-    Case("mha_attention_mask", lambda: layers.MultiHeadAttention(2, 3),
-         lambda g: ((_randn(g, 2, 4, 6), _randn(g, 2, 5, 6)),
-                    {"attention_mask": _attention_mask(g, 2, 4, 5)}),
-         mha_reference, [(2, 4, 6)], params=168),
-    Case("mha_causal", lambda: layers.MultiHeadAttention(2, 3),
-         lambda g: ((x := _randn(g, 2, 5, 6), x), {"use_causal_mask": True}), mha_reference,
-         [(2, 5, 6)], params=168),
-    Case("mha_causal_and_mask_scores", lambda: layers.MultiHeadAttention(2, 3),
-         lambda g: ((_randn(g, 2, 4, 6), _randn(g, 2, 5, 6)),
-                    {"attention_mask": _attention_mask(g, 2, 4, 5), "use_causal_mask": True,
-                     "return_attention_scores": True}),
-         mha_reference, [(2, 4, 6), (2, 2, 4, 5)], params=168),
-    Case("mha_axes_1_2", lambda: layers.MultiHeadAttention(2, 3, attention_axes=(1, 2)),
-         lambda g: ((x := _randn(g, 2, 2, 3, 4), x), {"return_attention_scores": True}),
-         lambda layer, q, v, **kw: mha_einsum_reference(
-             layer, q, v, "buvnh,bxynh->bnxyuv", "bnxyuv,buvnh->bxynh", 2, True),
-         [(2, 2, 3, 4), (2, 2, 2, 3, 2, 3)], params=3 * (4 * 6 + 6) + (6 * 4 + 4)),
-    Case("mha_axis_2", lambda: layers.MultiHeadAttention(2, 3, attention_axes=-2),
-         lambda g: ((_randn(g, 2, 2, 3, 4), _randn(g, 2, 2, 5, 4)),
-                    {"return_attention_scores": True}),
-         lambda layer, q, v, **kw: mha_einsum_reference(
-             layer, q, v, "bxvnh,bxynh->bxnyv", "bxnyv,bxvnh->bxynh", 1, True),
-         [(2, 2, 3, 4), (2, 2, 2, 3, 5)], params=118),
-    Case("attention_dot", lambda: layers.Attention(),
-         lambda g: (([_randn(g, 2, 3, 4), _randn(g, 2, 5, 4)],), {}), luong_reference,
-         [(2, 3, 4)], params=0),
-    Case("attention_scaled_key_scores", lambda: layers.Attention(use_scale=True),
-         lambda g: (([_randn(g, 2, 3, 4), _randn(g, 2, 5, 6), _randn(g, 2, 5, 4)],),
-                    {"return_attention_scores": True}),
-         luong_reference, [(2, 3, 6), (2, 3, 5)], params=1),
-    Case("attention_concat_masked_causal",
-         lambda: layers.Attention(use_scale=True, score_mode="concat"),
-         lambda g: (([_randn(g, 2, 4, 3), _randn(g, 2, 4, 3)],),
-                    {"mask": [_padding([4, 2], 4), _padding([3, 4], 4)], "use_causal_mask": True}),
-         luong_reference, [(2, 4, 3)], params=2),
-    Case("additive", lambda: layers.AdditiveAttention(),
-         lambda g: (([_randn(g, 2, 3, 4), _randn(g, 2, 5, 4)],), {}), additive_reference,
-         [(2, 3, 4)], params=4),
-    Case("additive_unscaled_masked_scores", lambda: layers.AdditiveAttention(use_scale=False),
-         lambda g: (([_randn(g, 2, 3, 4), _randn(g, 2, 5, 2), _randn(g, 2, 5, 4)],),
-                    {"mask": [_padding([3, 1], 3), _padding([5, 2], 5)],
-                     "return_attention_scores": True}),
-         additive_reference, [(2, 3, 2), (2, 3, 5)], params=0),
+    CallCase("mha_self", lambda: layers.MultiHeadAttention(num_heads=2, key_dim=3),
+             lambda g: ((x := _randn(g, 2, 4, 6), x), {}), mha_reference,
+             [(2, 4, 6)], params=4 * (6 * 2 * 3 + 2 * 3)),
+    CallCase("mha_cross_key_value_dims",
+             lambda: layers.MultiHeadAttention(2, 3, value_dim=4, output_shape=5),
+             lambda g: ((_randn(g, 2, 4, 6), _randn(g, 2, 3, 7), _randn(g, 2, 3, 8)), {}),
+             mha_reference, [(2, 4, 5)],
+             params=(6 * 6 + 6) + (8 * 6 + 6) + (7 * 8 + 8) + (8 * 5 + 5)),
+    CallCase("mha_no_bias", lambda: layers.MultiHeadAttention(2, 3, use_bias=False),
+             lambda g: ((_randn(g, 2, 4, 6), _randn(g, 2, 5, 6)), {}), mha_reference,
+             [(2, 4, 6)], params=4 * 36),
+    CallCase("mha_output_shape_tuple", lambda: layers.MultiHeadAttention(2, 3, output_shape=(2, 3)),
+             lambda g: ((_randn(g, 2, 4, 6), _randn(g, 2, 5, 6)), {}), mha_reference,
+             [(2, 4, 2, 3)], params=3 * 42 + (2 * 3 * 6 + 6)),
+    CallCase("mha_attention_mask", lambda: layers.MultiHeadAttention(2, 3),
+             lambda g: ((_randn(g, 2, 4, 6), _randn(g, 2, 5, 6)),
+                        {"attention_mask": _attention_mask(g, 2, 4, 5)}),
+             mha_reference, [(2, 4, 6)], params=168),
+    CallCase("mha_causal", lambda: layers.MultiHeadAttention(2, 3),
+             lambda g: ((x := _randn(g, 2, 5, 6), x), {"use_causal_mask": True}), mha_reference,
+             [(2, 5, 6)], params=168),
+    CallCase("mha_causal_and_mask_scores", lambda: layers.MultiHeadAttention(2, 3),
+             lambda g: ((_randn(g, 2, 4, 6), _randn(g, 2, 5, 6)),
+                        {"attention_mask": _attention_mask(g, 2, 4, 5), "use_causal_mask": True,
+                         "return_attention_scores": True}),
+             mha_reference, [(2, 4, 6), (2, 2, 4, 5)], params=168),
+    CallCase("mha_axes_1_2", lambda: layers.MultiHeadAttention(2, 3, attention_axes=(1, 2)),
+             lambda g: ((x := _randn(g, 2, 2, 3, 4), x), {"return_attention_scores": True}),
+             lambda layer, q, v, **kw: mha_einsum_reference(
+                 layer, q, v, "buvnh,bxynh->bnxyuv", "bnxyuv,buvnh->bxynh", 2, True),
+             [(2, 2, 3, 4), (2, 2, 2, 3, 2, 3)], params=3 * (4 * 6 + 6) + (6 * 4 + 4)),
+    CallCase("mha_axis_2", lambda: layers.MultiHeadAttention(2, 3, attention_axes=-2),
+             lambda g: ((_randn(g, 2, 2, 3, 4), _randn(g, 2, 2, 5, 4)),
+                        {"return_attention_scores": True}),
+             lambda layer, q, v, **kw: mha_einsum_reference(
+                 layer, q, v, "bxvnh,bxynh->bxnyv", "bxnyv,bxvnh->bxynh", 1, True),
+             [(2, 2, 3, 4), (2, 2, 2, 3, 5)], params=118),
+    CallCase("attention_dot", lambda: layers.Attention(),
+             lambda g: (([_randn(g, 2, 3, 4), _randn(g, 2, 5, 4)],), {}), luong_reference,
+             [(2, 3, 4)], params=0),
+    CallCase("attention_scaled_key_scores", lambda: layers.Attention(use_scale=True),
+             lambda g: (([_randn(g, 2, 3, 4), _randn(g, 2, 5, 6), _randn(g, 2, 5, 4)],),
+                        {"return_attention_scores": True}),
+             luong_reference, [(2, 3, 6), (2, 3, 5)], params=1),
+    CallCase("attention_concat_masked_causal",
+             lambda: layers.Attention(use_scale=True, score_mode="concat"),
+             lambda g: (([_randn(g, 2, 4, 3), _randn(g, 2, 4, 3)],),
+                        {"mask": [_padding([4, 2], 4), _padding([3, 4], 4)],
+                         "use_causal_mask": True}),
+             luong_reference, [(2, 4, 3)], params=2),
+    CallCase("additive", lambda: layers.AdditiveAttention(),
+             lambda g: (([_randn(g, 2, 3, 4), _randn(g, 2, 5, 4)],), {}), additive_reference,
+             [(2, 3, 4)], params=4),
+    CallCase("additive_unscaled_masked_scores", lambda: layers.AdditiveAttention(use_scale=False),
+             lambda g: (([_randn(g, 2, 3, 4), _randn(g, 2, 5, 2), _randn(g, 2, 5, 4)],),
+                        {"mask": [_padding([3, 1], 3), _padding([5, 2], 5)],
+                         "return_attention_scores": True}),
+             additive_reference, [(2, 3, 2), (2, 3, 5)], params=0),
 ]
-ids = [case.id for case in CASES]
 
 
-@pytest.mark.parametrize("case", CASES, ids=ids)
-def test_output_shapes(case: Case) -> None:
-    check_output_shapes(case)
-
-
-@pytest.mark.parametrize("case", CASES, ids=ids)
-def test_matches_reference(case: Case) -> None:
-    check_reference(case)
-    check_reference(case, torch.float64)
-
-
-@pytest.mark.parametrize("case", CASES, ids=ids)
-def test_parameter_count(case: Case) -> None:
-    check_param_count(case)
-
-
-@pytest.mark.parametrize("case", CASES, ids=ids)
-def test_gradcheck(case: Case) -> None:
-    check_gradcheck(case)
-
-
-@pytest.mark.parametrize("case", CASES, ids=ids)
-def test_training_step(case: Case) -> None:
-    check_training_step(case)
-
-
-@pytest.mark.parametrize("case", CASES, ids=ids)
-def test_config_round_trip(case: Case) -> None:
-    check_config_round_trip(case)
-
-
-@pytest.mark.parametrize("case", CASES, ids=ids)
-def test_save_load(case: Case, tmp_path) -> None:
-    check_save_load(case, tmp_path)
+globals().update(call_layer_tests(CASES))
 
 
 # ---------------------------------------------------------------- the sheet's snippet

@@ -13,15 +13,9 @@ import lamina
 from lamina import layers
 from lamina.errors import ShapeError
 
-from .attention_cases import (
-    Case,
-    check_config_round_trip,
-    check_gradcheck,
-    check_output_shapes,
-    check_param_count,
-    check_reference,
-    check_save_load,
-    check_training_step,
+from support.layer_test import CallCase, call_layer_tests
+
+from .attention_references import (
     decoder_reference,
     encoder_reference,
     sheet_positional_encoding,
@@ -78,83 +72,51 @@ ENCODER_PARAMS = 4 * (8 * 8 + 8) + 2 * 16 + (8 * 16 + 16) + (16 * 8 + 8)
 CROSS_PARAMS = (8 * 8 + 8) + 2 * (6 * 8 + 8) + (8 * 8 + 8) + 16  # encoder dim 6
 
 CASES = [
-    Case("positional_encoding", lambda: layers.PositionalEncoding(),
-         lambda g: ((_randn(g, 2, 5, 6),), {}), positional_encoding_reference,
-         [(2, 5, 6)], params=0),
-    Case("positional_encoding_odd_start", lambda: layers.PositionalEncoding(),
-         lambda g: ((_randn(g, 2, 3, 4),), {"start_index": 2}), positional_encoding_reference,
-         [(2, 3, 4)], params=0),
-    Case("sine_position_encoding", lambda: layers.SinePositionEncoding(),
-         lambda g: ((_randn(g, 2, 5, 6),), {}), sine_encoding_reference, [(2, 5, 6)], params=0),
-    Case("position_embedding", lambda: layers.PositionEmbedding(sequence_length=7),
-         lambda g: ((_randn(g, 2, 5, 6),), {"start_index": 1}), position_embedding_reference,
-         [(2, 5, 6)], params=7 * 6),
-    Case("positional_embedding", lambda: layers.PositionalEmbedding(7, 11, 6, mask_zero=True),
-         lambda g: ((torch.randint(0, 11, (2, 5), generator=g),), {}),
-         positional_embedding_reference, [(2, 5, 6)], params=11 * 6 + 7 * 6),
-    Case("encoder_post_norm", lambda: layers.TransformerEncoder(16, 2),
-         lambda g: ((_randn(g, 2, 5, 8),), {}), encoder_reference, [(2, 5, 8)],
-         params=ENCODER_PARAMS),
-    Case("encoder_pre_norm_masks_scores",
-         lambda: layers.TransformerEncoder(16, 2, normalize_first=True),
-         lambda g: ((_randn(g, 2, 5, 8),),
-                    {"padding_mask": _padding([5, 3], 5),
-                     "attention_mask": (torch.rand(2, 5, 5, generator=g) > 0.3) | torch.eye(5, dtype=torch.bool),
-                     "return_attention_scores": True}),
-         encoder_reference, [(2, 5, 8), (2, 2, 5, 5)], params=ENCODER_PARAMS,
-         valid=lambda x, padding_mask, **kw: [padding_mask[..., None], padding_mask[:, None, :, None]]),
-    Case("decoder_only", lambda: layers.TransformerDecoder(16, 2),
-         lambda g: ((_randn(g, 2, 5, 8),), {}), decoder_reference, [(2, 5, 8)],
-         params=ENCODER_PARAMS),
-    Case("decoder_cross_masks",
-         lambda: layers.TransformerDecoder(16, 2),
-         lambda g: ((_randn(g, 2, 5, 8), _randn(g, 2, 4, 6)),
-                    {"decoder_padding_mask": _padding([5, 2], 5),
-                     "encoder_padding_mask": _padding([4, 1], 4)}),
-         decoder_reference, [(2, 5, 8)], params=ENCODER_PARAMS + CROSS_PARAMS,
-         valid=lambda x, memory, decoder_padding_mask, **kw: [decoder_padding_mask[..., None]]),
-    Case("decoder_pre_norm_cross_not_causal",
-         lambda: layers.TransformerDecoder(16, 2, normalize_first=True),
-         lambda g: ((_randn(g, 2, 5, 8), _randn(g, 2, 4, 6)), {"use_causal_mask": False}),
-         decoder_reference, [(2, 5, 8)], params=ENCODER_PARAMS + CROSS_PARAMS),
+    CallCase("positional_encoding", lambda: layers.PositionalEncoding(),
+             lambda g: ((_randn(g, 2, 5, 6),), {}), positional_encoding_reference,
+             [(2, 5, 6)], params=0),
+    CallCase("positional_encoding_odd_start", lambda: layers.PositionalEncoding(),
+             lambda g: ((_randn(g, 2, 3, 4),), {"start_index": 2}), positional_encoding_reference,
+             [(2, 3, 4)], params=0),
+    CallCase("sine_position_encoding", lambda: layers.SinePositionEncoding(),
+             lambda g: ((_randn(g, 2, 5, 6),), {}), sine_encoding_reference, [(2, 5, 6)], params=0),
+    CallCase("position_embedding", lambda: layers.PositionEmbedding(sequence_length=7),
+             lambda g: ((_randn(g, 2, 5, 6),), {"start_index": 1}), position_embedding_reference,
+             [(2, 5, 6)], params=7 * 6),
+    CallCase("positional_embedding", lambda: layers.PositionalEmbedding(7, 11, 6, mask_zero=True),
+             lambda g: ((torch.randint(0, 11, (2, 5), generator=g),), {}),
+             positional_embedding_reference, [(2, 5, 6)], params=11 * 6 + 7 * 6),
+    CallCase("encoder_post_norm", lambda: layers.TransformerEncoder(16, 2),
+             lambda g: ((_randn(g, 2, 5, 8),), {}), encoder_reference, [(2, 5, 8)],
+             params=ENCODER_PARAMS),
+    CallCase("encoder_pre_norm_masks_scores",
+             lambda: layers.TransformerEncoder(16, 2, normalize_first=True),
+             lambda g: ((_randn(g, 2, 5, 8),),
+                        {"padding_mask": _padding([5, 3], 5),
+                         "attention_mask": (torch.rand(2, 5, 5, generator=g) > 0.3)
+                         | torch.eye(5, dtype=torch.bool),
+                         "return_attention_scores": True}),
+             encoder_reference, [(2, 5, 8), (2, 2, 5, 5)], params=ENCODER_PARAMS,
+             valid=lambda x, padding_mask, **kw: [padding_mask[..., None],
+                                                  padding_mask[:, None, :, None]]),
+    CallCase("decoder_only", lambda: layers.TransformerDecoder(16, 2),
+             lambda g: ((_randn(g, 2, 5, 8),), {}), decoder_reference, [(2, 5, 8)],
+             params=ENCODER_PARAMS),
+    CallCase("decoder_cross_masks",
+             lambda: layers.TransformerDecoder(16, 2),
+             lambda g: ((_randn(g, 2, 5, 8), _randn(g, 2, 4, 6)),
+                        {"decoder_padding_mask": _padding([5, 2], 5),
+                         "encoder_padding_mask": _padding([4, 1], 4)}),
+             decoder_reference, [(2, 5, 8)], params=ENCODER_PARAMS + CROSS_PARAMS,
+             valid=lambda x, memory, decoder_padding_mask, **kw: [decoder_padding_mask[..., None]]),
+    CallCase("decoder_pre_norm_cross_not_causal",
+             lambda: layers.TransformerDecoder(16, 2, normalize_first=True),
+             lambda g: ((_randn(g, 2, 5, 8), _randn(g, 2, 4, 6)), {"use_causal_mask": False}),
+             decoder_reference, [(2, 5, 8)], params=ENCODER_PARAMS + CROSS_PARAMS),
 ]
-ids = [case.id for case in CASES]
 
 
-@pytest.mark.parametrize("case", CASES, ids=ids)
-def test_output_shapes(case: Case) -> None:
-    check_output_shapes(case)
-
-
-@pytest.mark.parametrize("case", CASES, ids=ids)
-def test_matches_reference(case: Case) -> None:
-    check_reference(case)
-    check_reference(case, torch.float64)
-
-
-@pytest.mark.parametrize("case", CASES, ids=ids)
-def test_parameter_count(case: Case) -> None:
-    check_param_count(case)
-
-
-@pytest.mark.parametrize("case", CASES, ids=ids)
-def test_gradcheck(case: Case) -> None:
-    check_gradcheck(case)
-
-
-@pytest.mark.parametrize("case", CASES, ids=ids)
-def test_training_step(case: Case) -> None:
-    check_training_step(case)
-
-
-@pytest.mark.parametrize("case", CASES, ids=ids)
-def test_config_round_trip(case: Case) -> None:
-    check_config_round_trip(case)
-
-
-@pytest.mark.parametrize("case", CASES, ids=ids)
-def test_save_load(case: Case, tmp_path) -> None:
-    check_save_load(case, tmp_path)
+globals().update(call_layer_tests(CASES))
 
 
 # ---------------------------------------------------------------- the sheet's positional encoding

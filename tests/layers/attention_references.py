@@ -1,5 +1,5 @@
-"""Shared harness for the attention and transformer layers: one row per configuration, generic
-checks that iterate the rows, and references written from the sheet's formulas.
+"""References for the attention and transformer tables (tests/support/layer_test.py runs them),
+written from the sheet's formulas.
 
 The references take the weights from `get_weights()` (Keras layouts) and recompute the layer
 with plain torch ops: the sheet's `scaled_dot_product_attention` (matmul / sqrt(d_k),
@@ -8,18 +8,12 @@ with plain torch ops: the sheet's `scaled_dot_product_attention` (matmul / sqrt(
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import dataclass
-from typing import Any, Callable
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-import lamina
 from lamina.layers.layer import Layer
-from lamina.saving.serialization import deserialize, serialize
 
 Tensor = torch.Tensor
 
@@ -213,193 +207,3 @@ def _block_reference(layer, x, attention_blocks, feedforward, feedforward_norm,
     ff = F.linear(F.relu(F.linear(ff_input, k1.t(), c1)), k2.t(), c2)
     x = x + ff if layer.normalize_first else norm(x + ff, feedforward_norm)
     return (x, scores) if return_attention_scores else x
-
-
-# ---------------------------------------------------------------- the table's row
-
-@dataclass
-class Case:
-    """One layer configuration: how to make it, its call arguments, the reference, and what
-    Keras says about it (output shape(s), parameter count)."""
-
-    id: str
-    make: Callable[[], Layer]
-    inputs: Callable[[torch.Generator], tuple[tuple, dict]]
-    reference: Callable[..., Any]
-    output_shapes: list[tuple]
-    params: int
-    atol: float = 1e-5
-    # Per output, the positions that carry meaning (a padded query's row does not): a function
-    # of the call arguments returning multiplicative masks, or None for "all".
-    valid: Callable[..., list[Tensor]] | None = None
-
-
-def generator(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def randomize(layer: Layer, seed: int = 0) -> None:
-    """Non-trivial weights (non-zero biases, non-unit norms) so the references test every term."""
-    g = generator(seed)
-    layer.set_weights([0.5 * torch.randn(w.shape, generator=g, dtype=torch.float64).numpy()
-                       for w in layer.get_weights()])
-
-
-def as_list(outputs: Any) -> list[Tensor]:
-    return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
-
-
-def _map(value: Any, fn: Callable[[Tensor], Any]) -> Any:
-    if isinstance(value, Tensor):
-        return fn(value)
-    if isinstance(value, (list, tuple)):
-        return type(value)(_map(v, fn) for v in value)
-    if isinstance(value, dict):
-        return {k: _map(v, fn) for k, v in value.items()}
-    return value
-
-
-def to_dtype(value: Any, dtype: torch.dtype) -> Any:
-    return _map(value, lambda t: t.to(dtype) if t.dtype.is_floating_point else t)
-
-
-def built(case: Case, dtype: torch.dtype = torch.float32, seed: int = 0):
-    """A layer of the case built (in `dtype`) and randomized, with its call arguments."""
-    args, kwargs = to_dtype(case.inputs(generator(seed)), dtype)
-    layer = case.make()
-    if dtype != torch.float32:
-        layer = type(layer).from_config({**layer.get_config(), "dtype": str(dtype).split(".")[-1]})
-    layer(*args, **kwargs)
-    randomize(layer, seed + 1)
-    return layer, args, kwargs
-
-
-# ---------------------------------------------------------------- generic checks
-
-def check_output_shapes(case: Case) -> None:
-    layer, args, kwargs = built(case)
-    outputs = as_list(layer(*args, **kwargs))
-    assert [tuple(o.shape) for o in outputs] == case.output_shapes
-
-
-def _valid_outputs(case: Case, outputs: list[Tensor], args: tuple, kwargs: dict) -> list[Tensor]:
-    if case.valid is None:
-        return outputs
-    return [o * m.to(o.dtype) for o, m in zip(outputs, case.valid(*args, **kwargs))]
-
-
-def check_reference(case: Case, dtype: torch.dtype = torch.float32) -> None:
-    """All outputs in float32 (a fully masked row attends uniformly in both); in float64 the
-    meaningful positions, since adding -1e9 no longer swamps the scores there."""
-    layer, args, kwargs = built(case, dtype)
-    got = as_list(layer(*args, **kwargs))
-    want = as_list(case.reference(layer, *args, **kwargs))
-    assert len(got) == len(want)
-    atol = case.atol if dtype == torch.float32 else 1e-10
-    if dtype == torch.float64:
-        got, want = (_valid_outputs(case, o, args, kwargs) for o in (got, want))
-    for g, w in zip(got, want):
-        torch.testing.assert_close(g, w, atol=atol, rtol=atol)
-
-
-def check_param_count(case: Case) -> None:
-    layer, _, _ = built(case)
-    assert layer.count_params() == case.params
-    assert sum(np.size(w) for w in layer.get_weights()) == case.params
-
-
-def check_gradcheck(case: Case) -> None:
-    """gradcheck in float64 with respect to the float inputs and every weight."""
-    layer, args, kwargs = built(case, torch.float64)
-    leaves: list[Tensor] = []
-
-    def collect(t: Tensor) -> Tensor:
-        if t.dtype.is_floating_point:
-            leaves.append(t.detach().clone().requires_grad_(True))
-        return t
-
-    _map((args, kwargs), collect)
-    names = [n for n, p in layer.named_parameters() if p.requires_grad]
-    params = [p.detach().clone().requires_grad_(True) for n, p in layer.named_parameters()
-              if p.requires_grad]
-    count = len(leaves)
-
-    def function(*tensors: Tensor):
-        position = iter(tensors[:count])
-        call_args, call_kwargs = _map(
-            (args, kwargs), lambda t: next(position) if t.dtype.is_floating_point else t)
-        outputs = torch.func.functional_call(layer, dict(zip(names, tensors[count:])),
-                                             tuple(call_args), call_kwargs)
-        return tuple(_valid_outputs(case, as_list(outputs), args, kwargs))
-
-    # Fast mode checks random projections of the full Jacobian: every weight and input enters.
-    assert torch.autograd.gradcheck(function, tuple(leaves + params), atol=1e-6, fast_mode=True)
-
-
-def check_training_step(case: Case) -> None:
-    """In training mode every weight gets a finite gradient and one SGD step changes the output."""
-    layer, args, kwargs = built(case)
-    if not list(layer.parameters()):
-        return
-    layer.train()
-    outputs = as_list(layer(*args, **kwargs))
-    sum(o.square().sum() for o in outputs).backward()
-    for name, parameter in layer.named_parameters():
-        assert parameter.grad is not None and torch.isfinite(parameter.grad).all(), name
-    layer.eval()
-    before = as_list(layer(*args, **kwargs))[0].detach().clone()
-    with torch.no_grad():
-        for parameter in layer.parameters():
-            parameter -= 0.1 * parameter.grad
-    assert not torch.allclose(as_list(layer(*args, **kwargs))[0], before)
-
-
-def check_config_round_trip(case: Case) -> None:
-    layer, args, kwargs = built(case)
-    config = layer.get_config()
-    json.dumps(config)
-    clone = type(layer).from_config(json.loads(json.dumps(config)))
-    assert clone.get_config() == config
-    clone(*args, **kwargs)
-    clone.set_weights(layer.get_weights())
-    for a, b in zip(as_list(layer(*args, **kwargs)), as_list(clone(*args, **kwargs))):
-        torch.testing.assert_close(a, b, rtol=0, atol=0)
-    # By its registered Keras name, as a saved model refers to it.
-    revived = deserialize(serialize(layer))
-    assert type(revived) is type(layer) and revived.get_config() == config
-
-
-def _input_for(tensor: Tensor):
-    dtype = str(tensor.dtype).split(".")[-1]
-    return lamina.Input(shape=tuple(tensor.shape[1:]), dtype=dtype)
-
-
-def model_around(layer: Layer, args: tuple, kwargs: dict):
-    """The layer inside a model: a Sequential when it takes one tensor and nothing else,
-    otherwise a functional model with an Input per tensor argument. Returns (model, feed)."""
-    tensors: list[Tensor] = []
-    _map((args, kwargs), lambda t: tensors.append(t))
-    single = len(args) == 1 and isinstance(args[0], Tensor) and not kwargs
-    if single:
-        return lamina.Sequential([_input_for(args[0]), layer]), args[0]
-    symbols = [_input_for(t) for t in tensors]
-    position = iter(symbols)
-    call_args, call_kwargs = _map((args, kwargs), lambda t: next(position))
-    outputs = layer(*call_args, **call_kwargs)
-    outputs = list(outputs) if isinstance(outputs, tuple) else outputs
-    if len(symbols) == 1:
-        return lamina.Model(symbols[0], outputs), tensors[0]
-    return lamina.Model(symbols, outputs), tensors
-
-
-def check_save_load(case: Case, tmp_path) -> None:
-    args, kwargs = case.inputs(generator(0))
-    model, feed = model_around(case.make(), args, kwargs)
-    for layer in model.layers:
-        if not isinstance(layer, lamina.models.InputLayer):
-            randomize(layer, 3)
-    path = tmp_path / "model.keras"
-    model.save(path)
-    loaded = lamina.models.load_model(path)
-    for a, b in zip(as_list(model(feed)), as_list(loaded(feed))):
-        torch.testing.assert_close(a, b, rtol=0, atol=0)
