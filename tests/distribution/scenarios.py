@@ -29,9 +29,33 @@ def data(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def mlp(module: bool = False, seed: int = 0):
+class CustomStep(lamina.Sequential):
+    """Keras's "customizing fit() with PyTorch" train_step."""
+
+    def train_step(self, data):
+        x, y = data
+        self.zero_grad()
+        y_pred = self(x, training=True)
+        loss = self.compute_loss(y=y, y_pred=y_pred)
+        loss.backward()
+        trainable_weights = [v for v in self.trainable_weights]
+        gradients = [v.value.grad for v in trainable_weights]
+        with torch.no_grad():
+            self.optimizer.apply(gradients, trainable_weights)
+        for metric in self.metrics:
+            if metric.name == "loss":
+                metric.update_state(loss)
+            else:
+                metric.update_state(y, y_pred)
+        return {m.name: m.result() for m in self.metrics}
+
+
+def mlp(module: bool = False, seed: int = 0, custom: bool = False):
     lamina.set_random_seed(seed)
-    if module:
+    if custom:
+        model = CustomStep([lamina.Input((8,)), layers.Dense(16, activation="relu"),
+                            layers.Dense(3)])
+    elif module:
         model = lamina.wrap(torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(),
                                                 torch.nn.Linear(16, 3)))
     else:
@@ -41,6 +65,14 @@ def mlp(module: bool = False, seed: int = 0):
                   loss=losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
     return model
+
+
+def fit_custom(out: Path, tag: str) -> dict[str, Any]:
+    """A custom train_step on 64 samples in global batches of 16."""
+    model = mlp(custom=True)
+    x, y = data(64)
+    history = model.fit(x, y, batch_size=16, epochs=2, verbose=0)
+    return {"history": history.history, "weights": model.get_weights()}
 
 
 def fit_arrays(out: Path, tag: str, module: bool = False) -> dict[str, Any]:
@@ -162,6 +194,7 @@ SCENARIOS: dict[str, tuple[Callable[[Path, str], dict], Callable[[], Any]]] = {
     "uneven_layout": (uneven_layout, uneven_model_parallel),
     "loader": (fit_loader, distribution.DataParallel),
     "generator": (fit_generator, distribution.DataParallel),
+    "custom": (fit_custom, distribution.DataParallel),
 }
 
 

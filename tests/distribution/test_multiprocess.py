@@ -19,7 +19,7 @@ import scenarios  # noqa: E402
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="forks rank processes")
 
-NAMES = ["arrays", "module", "generator", "fsdp", "model_parallel", "uneven_layout", "loader"]
+NAMES = ["arrays", "module", "generator", "custom", "fsdp", "model_parallel", "uneven_layout", "loader"]
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def ranks(tmp_path_factory):
 def reference(tmp_path_factory):
     out = tmp_path_factory.mktemp("one")
     return out, {name: scenarios.run(name, out, f"{name}.one", False)
-                 for name in ("arrays", "module", "generator", "fsdp")}
+                 for name in ("arrays", "module", "generator", "custom", "fsdp")}
 
 
 def _keras_file_arrays(path: Path) -> dict[str, np.ndarray]:
@@ -85,6 +85,15 @@ def test_generator_batches_are_split_and_evaluated_whole(ranks, reference):
             _close(result["evaluate"][key], value)
         assert result["predict"].shape == (69, 3)
         _close(result["predict"], expected["predict"])
+
+
+def test_custom_train_step_averages_gradients_over_processes(ranks, reference):
+    expected = reference[1]["custom"]
+    for result in (r["custom"] for r in ranks[1]):
+        for mine, theirs in zip(result["weights"], expected["weights"]):
+            _close(mine, theirs)
+        for key, values in expected["history"].items():
+            _close(result["history"][key], values)
 
 
 def test_only_rank_zero_writes_and_its_checkpoint_loads_in_one_process(ranks, reference):

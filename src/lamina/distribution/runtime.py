@@ -51,14 +51,41 @@ class Engine:
         """The training step's forward: the model under DDP or FSDP2 (wrapped once)."""
         if self.module is None:
             model, distribution = trainer.model, self.distribution
-            if isinstance(distribution, DataParallel):
+            if _custom_train_step(model):
+                self._average_gradients(model)
+            elif isinstance(distribution, DataParallel):
                 device = next(model.parameters()).device
                 ids = [device.index] if device.type == "cuda" else None
                 self.module = nn.parallel.DistributedDataParallel(model, device_ids=ids)
             else:
                 self.module = _fully_sharded(model, distribution)
             self._trainer = trainer
+        if self.module is trainer.model:
+            return None  # a custom train_step: the model as it is, gradients averaged by hooks
         return _ShareScaled(self.module, self.share, self.parts)
+
+    def _average_gradients(self, model: nn.Module) -> None:
+        """A custom `train_step` calls the model itself, outside DDP: each gradient is averaged
+        over the processes as it is accumulated (torch's all-reduce, one per weight), weighted
+        by this process's share of the global batch as DDP's would be."""
+        if not isinstance(self.distribution, DataParallel):
+            raise ValueError(
+                f"Model {model.name!r} overrides train_step, which calls the model outside "
+                f"{type(self.distribution).__name__}'s sharded forward. Use DataParallel for a "
+                "custom train_step, or override compute_loss instead of train_step.")
+
+        def average(parameter: torch.Tensor) -> None:
+            gradient = parameter.grad
+            gradient.mul_(self.share.fraction)
+            gradient.copy_(_all_reduce(gradient))
+
+        with torch.no_grad():
+            for tensor in [*model.parameters(), *model.buffers()]:
+                tensor.copy_(sharding.broadcast(tensor))  # rank 0's weights, as DDP starts
+        for parameter in model.parameters():
+            if parameter.requires_grad:
+                parameter.register_post_accumulate_grad_hook(average)
+        self.module = model
 
     @contextlib.contextmanager
     def full_weights(self) -> Iterator[None]:
@@ -96,6 +123,12 @@ class Engine:
                     state.pop(whole, None)
             if built:
                 optimizer._variables = variables
+
+
+def _custom_train_step(model: nn.Module) -> bool:
+    from lamina.models.model import Model
+
+    return isinstance(model, Model) and type(model).train_step is not Model.train_step
 
 
 class _Root(nn.Module):

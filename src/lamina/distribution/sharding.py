@@ -39,7 +39,7 @@ def split(total: int, parts: int, index: int) -> tuple[int, int]:
     return total * index // parts, total * (index + 1) // parts
 
 
-def _broadcast(tensor: torch.Tensor) -> torch.Tensor:
+def broadcast(tensor: torch.Tensor) -> torch.Tensor:
     """Rank 0's values of `tensor` on every process (gloo broadcasts from the CPU)."""
     if dist.get_backend() == "gloo" and tensor.device.type != "cpu":
         host = tensor.cpu()
@@ -51,7 +51,7 @@ def _broadcast(tensor: torch.Tensor) -> torch.Tensor:
 
 def agreed_seed() -> int:
     """A seed drawn from torch's global RNG on rank 0 (so a seeded run repeats it), shared."""
-    return int(_broadcast(torch.randint(0, 2**62, (1,)))[0])
+    return int(broadcast(torch.randint(0, 2**62, (1,)))[0])
 
 
 class ShardedArrays:
@@ -80,9 +80,9 @@ class ShardedArrays:
         indices = adapter.indices(skip)
         if indices and isinstance(indices[0], torch.Tensor):
             lengths = [len(i) for i in indices]
-            indices = list(torch.split(_broadcast(torch.cat(indices)), lengths))
+            indices = list(torch.split(broadcast(torch.cat(indices)), lengths))
         elif indices:
-            starts = _broadcast(torch.tensor([i.start for i in indices])).tolist()
+            starts = broadcast(torch.tensor([i.start for i in indices])).tolist()
             indices = [slice(s, s + adapter.batch_size) for s in starts]
         take = data_adapters._slicer(adapter.x, adapter.y, adapter.sample_weight)
         return self._slices(indices, take)
