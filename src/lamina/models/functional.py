@@ -343,7 +343,9 @@ class Functional(Model):
                 outputs = layer([values[i] for i in input_ids], **extra)
             else:
                 args, kwargs = _map_structure(lambda t: values[id(t)], template)
-                outputs = layer(*args, **kwargs, **extra)
+                # A `training=` written in the call (`base_model(x, training=False)`, the
+                # transfer-learning recipe) wins over the one the model is called with.
+                outputs = layer(*args, **{**extra, **kwargs})
             if len(output_ids) == 1 and isinstance(outputs, Tensor):
                 values[output_ids[0]] = outputs
             else:
