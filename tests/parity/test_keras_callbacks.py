@@ -40,11 +40,6 @@ def _best(value: Any) -> float | None:
     return float(value)
 
 
-def _best_of(callback: Any) -> Any:
-    # Lamina's ReduceLROnPlateau keeps its best value in its Monitor (no `best` attribute).
-    return callback.best if hasattr(callback, "best") else callback.tracker.best
-
-
 def _drive(callback: Any, model: Any, fits: list[list[float]], monitor: str) -> list[tuple]:
     """Run the callback's hooks as `fit` would, once per list in `fits`; returns per epoch
     (fit, epoch, stopped, wait, best, learning rate)."""
@@ -58,7 +53,7 @@ def _drive(callback: Any, model: Any, fits: list[list[float]], monitor: str) -> 
             callback.on_epoch_end(epoch, {monitor: value, "loss": 1.0})
             lr = float(np.asarray(keras.ops.convert_to_numpy(model.optimizer.learning_rate)))
             trace.append((call, epoch, bool(model.stop_training), callback.wait,
-                          _best(_best_of(callback)), pytest.approx(lr, rel=1e-6)))
+                          _best(callback.best), pytest.approx(lr, rel=1e-6)))
             if model.stop_training:
                 break
         callback.on_train_end()

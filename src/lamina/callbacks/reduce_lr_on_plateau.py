@@ -30,6 +30,11 @@ class ReduceLROnPlateau(Callback):
         self.wait = 0
         self.cooldown_counter = 0
 
+    @property
+    def best(self) -> float:
+        """The best monitored value since `on_train_begin`, as Keras's callback exposes it."""
+        return self.tracker.best
+
     def on_train_begin(self, logs=None):
         self.wait, self.cooldown_counter = 0, 0
         self.tracker.reset()
