@@ -10,8 +10,10 @@ from typing import Any
 
 import torch
 
+from lamina import config, tree
 from lamina._registry import register
 from lamina.callbacks.callback import Callback
+from lamina.layers.core import Embedding
 
 
 @register("TensorBoard")
@@ -142,8 +144,6 @@ class TensorBoard(Callback):
         # and the callback sees no data otherwise.
         self._graph_hook.remove()
         self._graph_hook = None
-        from lamina import tree
-
         self._graph_input = tree.map_structure(
             lambda t: t[:1].detach() if isinstance(t, torch.Tensor) else t, args)
 
@@ -166,8 +166,6 @@ class TensorBoard(Callback):
     # ------------------------------------------------------------------------ weights
 
     def _log_weights(self, epoch: int) -> None:
-        from lamina import config
-
         writer = self._writer("train")
         channels_last = config.image_data_format() == "channels_last"
         for layer in self.model.layers if hasattr(self.model, "layers") else [self.model]:
@@ -182,8 +180,6 @@ class TensorBoard(Callback):
                         writer.add_image(f"{name}/image", image, epoch, dataformats="NHWC")
 
     def _log_embeddings(self, epoch: int) -> None:
-        from lamina.layers import Embedding
-
         metadata = self.embeddings_metadata
         for layer in self.model.modules():
             if not isinstance(layer, Embedding) or not layer.built:
