@@ -255,3 +255,9 @@ def test_stateful_and_stateless_metrics_are_exclusive():
     with pytest.raises(ValueError, match=re.escape(
             "Only one of `stateful_metrics` or `stateless_metrics` can be given")):
         Progbar(3, stateful_metrics=["a"], stateless_metrics=["b"])
+
+
+def test_count_mode_is_steps_or_samples():
+    with pytest.raises(ValueError, match=re.escape(
+            '`count_mode` must be "steps" or "samples". Received: count_mode=\'batches\'.')):
+        ProgbarLogger(count_mode="batches")

@@ -12,9 +12,7 @@ from typing import Any, Mapping
 
 from lamina._registry import register
 from lamina.callbacks.callback import Callback
-from lamina.utils.progbar import Progbar, in_notebook
-
-__all__ = ["ProgbarLogger", "in_notebook"]
+from lamina.utils.progbar import Progbar
 
 
 def _sorted_logs(logs: Mapping[str, Any] | None) -> dict[str, Any]:
