@@ -12,8 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
-
-from lamina.ops import image as image_ops
+import torch.nn.functional as F
 
 FILL_MODES = ("constant", "nearest", "reflect", "wrap")
 
@@ -48,8 +47,8 @@ def apply_affine_transform(
             k = `cval`), 'nearest' (aaaa|abcd|dddd), 'reflect' (dcba|abcd|dcba) or 'wrap'
             (abcd|abcd|abcd, as Keras documents; its code used scipy's overlapping 'wrap').
         order: interpolation order, 0 (nearest) or 1 (bilinear). Keras's SciPy engine also
-            takes the higher spline orders 2 to 5; Lamina resamples with the same torch engine
-            as `lamina.ops.image.affine_transform`.
+            takes the higher spline orders 2 to 5; Lamina resamples with torch's `grid_sample`,
+            the kernel of the augmentation layers.
     """
     if sorted((row_axis, col_axis, channel_axis)) != [0, 1, 2]:
         raise ValueError(
@@ -86,8 +85,8 @@ def apply_affine_transform(
     if np.array_equal(matrix, np.eye(3)):
         return x
 
-    # The matrix acts on centred (column, row); the engine maps output (x, y) = (column, row)
-    # to the input point (a0 x + a1 y + a2, b0 x + b1 y + b2).
+    # The matrix acts on centred (column, row): each output pixel reads the input at
+    # (source_x, source_y), in pixel units.
     height, width = x.shape[row_axis], x.shape[col_axis]
     center = np.array([(width - 1) / 2, (height - 1) / 2])
     linear = matrix[:2, :2]
@@ -95,23 +94,49 @@ def apply_affine_transform(
     if order == 0:
         # Halfway points round up, as SciPy's nearest does (torch rounds half to even).
         offset = offset + 1e-9
-    transform = [linear[0, 0], linear[0, 1], offset[0], linear[1, 0], linear[1, 1], offset[1],
-                 0.0, 0.0]
-    image = np.transpose(x, (row_axis, col_axis, channel_axis))  # (rows, columns, channels)
-    transformed = image_ops.affine_transform(
-        torch.as_tensor(np.ascontiguousarray(image))[None], transform,
-        interpolation="bilinear" if order == 1 else "nearest", fill_mode=fill_mode,
-        fill_value=cval, data_format="channels_last")[0].numpy()
+    rows, columns = np.mgrid[0:height, 0:width]
+    source_x = linear[0, 0] * columns + linear[0, 1] * rows + offset[0]
+    source_y = linear[1, 0] * columns + linear[1, 1] * rows + offset[1]
+    image = torch.as_tensor(np.ascontiguousarray(
+        np.transpose(x, (channel_axis, row_axis, col_axis))))[None]  # (1, channels, rows, cols)
+    transformed = _sample(image, source_x, source_y, order, fill_mode)[0].numpy()
     if fill_mode == "constant":
-        # Keras's generator (SciPy's 'constant') fills every point outside the pixel centres'
-        # span; the engine (TensorFlow's rule) blends the edge pixels with cval there instead.
-        rows, columns = np.mgrid[0:height, 0:width]
-        source_x = linear[0, 0] * columns + linear[0, 1] * rows + offset[0]
-        source_y = linear[1, 0] * columns + linear[1, 1] * rows + offset[1]
+        # SciPy's 'constant', which Keras's generator uses: every point outside the pixel
+        # centres' span is cval.
         outside = ((source_x < 0) | (source_x > width - 1) | (source_y < 0)
                    | (source_y > height - 1))
-        transformed[outside] = cval
-    return np.transpose(transformed, np.argsort((row_axis, col_axis, channel_axis)))
+        transformed[:, outside] = cval
+    return np.transpose(transformed, np.argsort((channel_axis, row_axis, col_axis)))
+
+
+def _sample(image: torch.Tensor, source_x: np.ndarray, source_y: np.ndarray, order: int,
+            fill_mode: str) -> torch.Tensor:
+    """`image` (1, channels, rows, cols) read at the given pixel coordinates with torch's
+    `grid_sample` (the kernel the augmentation layers use), SciPy's fill modes folded into the
+    coordinates first: 'reflect' mirrors about the outer pixel edges, 'wrap' repeats the image
+    (padded circularly by one pixel so interpolation crosses the seam); 'nearest' and
+    'constant' clamp to the border (constant points outside are set afterwards)."""
+    height, width = image.shape[-2:]
+    if fill_mode == "reflect":
+        source_x, source_y = _fold(source_x, width), _fold(source_y, height)
+    elif fill_mode == "wrap":
+        source_x, source_y = np.mod(source_x, width) + 1, np.mod(source_y, height) + 1
+        image = F.pad(image, (1, 1, 1, 1), mode="circular")
+        height, width = height + 2, width + 2
+    # align_corners=True: -1 and 1 are the centres of the corner pixels, as SciPy counts.
+    grid = np.stack([source_x / max(width - 1, 1) * 2 - 1,
+                     source_y / max(height - 1, 1) * 2 - 1], -1)
+    values = image if image.is_floating_point() else image.double()
+    sampled = F.grid_sample(values, torch.as_tensor(grid, dtype=values.dtype)[None],
+                            mode="bilinear" if order == 1 else "nearest",
+                            padding_mode="border", align_corners=True)
+    return sampled if image.is_floating_point() else sampled.round().to(image.dtype)
+
+
+def _fold(coordinates: np.ndarray, size: int) -> np.ndarray:
+    """Coordinates mirrored about -0.5 and size - 0.5 into [-0.5, size - 0.5]."""
+    folded = np.mod(coordinates + 0.5, 2 * size)
+    return np.where(folded >= size, 2 * size - folded, folded) - 0.5
 
 
 def apply_channel_shift(x: np.ndarray, intensity: float, channel_axis: int = 0) -> np.ndarray:
