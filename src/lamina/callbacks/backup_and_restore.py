@@ -13,8 +13,10 @@ from lamina._registry import register
 from lamina.callbacks import _rng_state
 from lamina.callbacks.callback import Callback
 from lamina.distribution import process_count
+from lamina.distribution import runtime as distributed
 from lamina.distribution.files import writing
 from lamina.errors import FileFormatError
+from lamina.saving import state_file
 
 _WEIGHTS = "model.weights.h5"
 _STATE = "training.state.h5"
@@ -132,7 +134,7 @@ class BackupAndRestore(Callback):
             batches = data.batches(start)
             self.model.optimizer.load_state_dict(resume["optimizer"])
             self._load_callbacks(resume["callbacks"])
-            _trainer(self.model).load_metric_state(resume["metrics"])
+            distributed.load_metric_state(_trainer(self.model), resume["metrics"])
             _rng_state.restore(resume["rng"], self.model, generators)
             self._epoch_rng = resume["epoch_rng"]  # later backups of this epoch need it too
             self._done_in_epoch = start
@@ -183,7 +185,7 @@ class BackupAndRestore(Callback):
             "optimizer": model.optimizer.state_dict(),
             "rng": _rng_state.capture(model, self._generators),
             "epoch_rng": self._epoch_rng if step else None,
-            "metrics": _trainer(model).metric_state() if step else None,
+            "metrics": distributed.metric_state(_trainer(model)) if step else None,
             "callbacks": {key: c.state_dict() for key, c in _keyed(self._callbacks, self)},
             "processes": process_count(),
         }
@@ -204,14 +206,12 @@ class BackupAndRestore(Callback):
     def _write_files(self, state: dict[str, Any]) -> None:
         """Write into a fresh folder, then swap it in with renames: at every instant either
         `latest/` or `previous/` is a complete backup, whatever kills the process."""
-        from lamina.saving.state_file import save_state
-
         latest, previous = self._folder("latest"), self._folder("previous")
         incoming = self._folder(".incoming")
         shutil.rmtree(incoming, ignore_errors=True)  # left by a run killed while writing
         os.makedirs(incoming)
         self.model.save_weights(os.path.join(incoming, _WEIGHTS), overwrite=True)
-        save_state(os.path.join(incoming, _STATE), state)
+        state_file.save_state(os.path.join(incoming, _STATE), state)
         _fsync_directory(incoming)
         if os.path.isdir(latest):
             shutil.rmtree(previous, ignore_errors=True)
@@ -223,8 +223,6 @@ class BackupAndRestore(Callback):
 
     def _read_backup(self) -> dict[str, Any] | None:
         """The newest readable backup (its weights loaded into the model), or None."""
-        from lamina.saving.state_file import load_state
-
         failures = []
         for name in ("latest", "previous"):
             folder = self._folder(name)
@@ -236,7 +234,7 @@ class BackupAndRestore(Callback):
                     f"{self.model.name!r} is not built, so its weights cannot be restored. "
                     "Build it before fit (pass input_shape, or call it on a batch).")
             try:
-                state = load_state(os.path.join(folder, _STATE))
+                state = state_file.load_state(os.path.join(folder, _STATE))
                 if not isinstance(state, dict) or state.get("format") != _FORMAT:
                     raise FileFormatError(f"{folder!r} holds no BackupAndRestore state "
                                           f"(format {_FORMAT}).")

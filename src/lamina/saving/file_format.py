@@ -34,6 +34,7 @@ from torch import nn
 
 from lamina.errors import FileFormatError
 from lamina.layers.layer import Layer, _iter_sublayers, to_snake_case
+from lamina.saving.legacy_h5 import legacy_weights
 
 # A weights tree deeper or larger than this is not a model: Keras's deepest zoo model has a
 # few thousand weights, each at depth < 20. The caps bound the walk over a hostile tree
@@ -496,8 +497,6 @@ def _plan_legacy(module: nn.Module, inventory: WeightsInventory, mismatch,
                  planned: list[_Planned]) -> None:
     """Keras's legacy rule: the model's layers that have weights, in order, take the file's
     layers that list weights, in order."""
-    from lamina.saving.legacy_h5 import legacy_weights
-
     layers = [layer for layer in (list(getattr(module, "layers", [])) or [module])
               if legacy_weights(layer)]
     stored = [(name, paths) for name, paths in inventory.legacy or [] if paths]

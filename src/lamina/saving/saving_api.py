@@ -28,6 +28,7 @@ from typing import Any, Iterator
 
 import h5py
 
+from lamina import __version__
 from lamina._load_budget import load_budget
 from lamina.distribution.files import chief_writes
 from lamina.errors import FileFormatError, UnknownNameError, UnsafeLoadError
@@ -69,12 +70,6 @@ KERAS_MEMBERS = ("config.json", "metadata.json", "model.weights.h5")
 WEIGHTS_CHECKSUM_ATTRIBUTE = "lamina_weights_sha256"
 CONFIG_CHECKSUM_ATTRIBUTE = "lamina_config_sha256"
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-
-
-def _version() -> str:
-    from lamina import __version__
-
-    return __version__
 
 
 def _model_document(model) -> dict[str, Any]:
@@ -129,7 +124,7 @@ def _write_keras_zip(model, temporary: str) -> None:
     with h5py.File(weights, "w") as h5:
         digest = _write_weights_with_digest(model, h5, with_optimizer=True)
     config = json.dumps(_model_document(model)).encode()
-    metadata = {"lamina_version": _version(), "format_version": FORMAT_VERSION,
+    metadata = {"lamina_version": __version__, "format_version": FORMAT_VERSION,
                 "date_saved": datetime.datetime.now().isoformat(timespec="seconds"),
                 "weights_sha256": digest, "config_sha256": _sha256(config)}
     with zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_STORED) as archive:
@@ -143,7 +138,7 @@ def _write_legacy_h5(model, temporary: str) -> None:
     with h5py.File(temporary, "w") as h5:
         h5.attrs["model_config"] = config
         h5.attrs[CONFIG_CHECKSUM_ATTRIBUTE] = _sha256(config.encode())
-        h5.attrs["lamina_version"] = _version()
+        h5.attrs["lamina_version"] = __version__
         h5.attrs["backend"] = "torch"
         # Keras's legacy layout (layers matched by order), which Keras 3's load_model reads.
         weights = h5.create_group("model_weights")
@@ -166,7 +161,7 @@ def save_weights(model, filepath: str | os.PathLike, overwrite: bool = True) -> 
 
     def write(temporary: str) -> None:
         with h5py.File(temporary, "w") as h5:
-            h5.attrs["lamina_version"] = _version()
+            h5.attrs["lamina_version"] = __version__
             h5.attrs[WEIGHTS_CHECKSUM_ATTRIBUTE] = _write_weights_with_digest(model, h5)
 
     atomic_write(path, write)
