@@ -7,6 +7,7 @@ restarts the whole group, which resumes from the backup. Rank 0 saves the final 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -51,10 +52,12 @@ def main(out: Path) -> None:
     model = scenarios.mlp(seed=1 if restarted else 0)
     kill = KillOnce(out)
     x, y = scenarios.data(96)
-    model.fit(x, y, batch_size=16, epochs=3, verbose=0,
-              callbacks=[kill, callbacks.BackupAndRestore(str(out / "backup"), save_freq=2)])
+    history = model.fit(x, y, batch_size=16, epochs=3, verbose=0, callbacks=[
+        kill, callbacks.BackupAndRestore(str(out / "backup"), save_freq=2)])
     model.save_weights(str(out / "final.weights.h5"))
-    (out / f"done-rank{distribution.process_index()}").write_text(str(kill.started_at))
+    rank = distribution.process_index()
+    (out / f"history-rank{rank}.json").write_text(json.dumps(history.history))
+    (out / f"done-rank{rank}").write_text(str(kill.started_at))
 
 
 if __name__ == "__main__":

@@ -295,6 +295,40 @@ def reduce(trainer, logs: Mapping, adapter: Any) -> Mapping:
     return reduced
 
 
+def metric_state(trainer) -> dict[str, Any]:
+    """The running epoch's accumulators for a mid-epoch backup: in a distributed run, summed
+    over the processes (rank 0 writes the backup, so it must hold the whole job's)."""
+    state = trainer.metric_state()
+    engine = _engine(trainer)
+    if engine is None:
+        return state
+    metrics = {name: [v.detach().clone() for v in values]
+               for name, values in state["metrics"].items()}
+    if state["pending"]:
+        total, count = trainer.loss_tracker._pending_sums()
+        name = trainer.loss_tracker.name
+        metrics[name] = [metrics[name][0] + total, metrics[name][1] + count]
+    tensors = [v for values in metrics.values() for v in values]
+    if tensors:
+        flat = torch.cat([v.reshape(-1).to(torch.float64) for v in tensors])
+        flat = _all_reduce(flat) / (engine.processes // engine.parts)
+        for tensor, value in zip(tensors, torch.split(flat, [v.numel() for v in tensors])):
+            tensor.copy_(value.reshape(tensor.shape).to(tensor.dtype))
+    return {"pending": [], "metrics": metrics}
+
+
+def load_metric_state(trainer, state: dict[str, Any]) -> None:
+    """Put back `metric_state()`'s job-wide sums: each process takes an equal part, so the
+    sum `reduce` takes at the epoch's end counts them once."""
+    engine = _engine(trainer)
+    if engine is not None:
+        part = (engine.processes // engine.parts) / engine.processes
+        state = {"pending": state["pending"],
+                 "metrics": {name: [v * part for v in values]
+                             for name, values in state["metrics"].items()}}
+    trainer.load_metric_state(state)
+
+
 def _all_reduce(tensor: torch.Tensor) -> torch.Tensor:
     if dist.get_backend() == "gloo" and tensor.device.type != "cpu":
         host = tensor.cpu()
@@ -339,4 +373,5 @@ def _concatenate(parts: list[Any]) -> Any:
     raise TypeError(f"predict returned {type(first).__name__}; expected arrays.")
 
 
-__all__ = ["Engine", "at_compile", "gather", "gathered", "reduce", "shard", "wrap"]
+__all__ = ["Engine", "at_compile", "gather", "gathered", "load_metric_state", "metric_state",
+           "reduce", "shard", "wrap"]
