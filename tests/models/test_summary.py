@@ -133,6 +133,24 @@ def test_an_unbuilt_model_is_listed_as_keras_lists_it():
     assert "│ later_dense (Dense)" in text and "0 (unbuilt)" in text and "│ ?  " in text
 
 
+def test_an_empty_model_and_an_unbuilt_subclassed_model_as_keras():
+    def subclassed(lib):
+        class Two(lib.Model):
+            def __init__(self):
+                super().__init__(name="two")
+                self.first = lib.layers.Dense(3, name="first")
+                self.second = lib.layers.Dense(1, name="second")
+
+            def call(self, x):
+                return self.second(self.first(x))
+
+        return Two()
+
+    for build in (subclassed, lambda lib: lib.Sequential(name="empty")):
+        assert summary(build(lamina), show_trainable=True) == \
+            summary(build(keras), show_trainable=True)
+
+
 def test_the_terminal_width_narrows_the_table_unless_it_reports_none(monkeypatch):
     monkeypatch.setenv("COLUMNS", "70")
     narrow = summary(mlp(lamina))
