@@ -200,3 +200,26 @@ def test_errors_name_the_problem():
         tree.traverse(None, [1])
     with pytest.raises(ValueError, match=r"Only in `a`: \[\(1,\)\]"):
         tree.assert_same_paths([1, 2], [1])
+
+
+@tree.register_tree_node_class
+class Box:
+    """A user's node class: optree's protocol (children, metadata) and back."""
+
+    def __init__(self, content, label):
+        self.content, self.label = content, label
+
+    def tree_flatten(self):
+        return (self.content,), self.label
+
+    @classmethod
+    def tree_unflatten(cls, label, children):
+        return cls(children[0], label)
+
+
+def test_registered_classes_are_nodes_for_lamina_only():
+    boxed = tree.map_structure(lambda x: x * 10, [Box([1, 2], "first")])
+    assert isinstance(boxed[0], Box) and boxed[0].content == [10, 20] and boxed[0].label == "first"
+    assert tree.flatten(Box({"b": 1, "a": 2}, "x")) == [2, 1]
+    # Registered in lamina's optree namespace: optree's default walk still sees one leaf.
+    assert len(optree.tree_leaves([Box([1, 2], "x")])) == 1
