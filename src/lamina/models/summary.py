@@ -329,12 +329,13 @@ def summary_text(model: nn.Module, line_length: int | None = None,
     optimizer = _optimizer_variables(model)
     if optimizer is not None:
         total, size = total + optimizer[0], size + optimizer[1]
-    lines = [f'Model: "{model.name}"', *_table(header, rows, justify, outer),
-             f" Total params: {total:,} ({readable_memory_size(size)})",
-             f" Trainable params: {_count(trainable):,} ({readable_memory_size(_memory(trainable))})",
-             f" Non-trainable params: {_count(frozen):,} ({readable_memory_size(_memory(frozen))})"]
+    totals = [("Total", total, size), ("Trainable", _count(trainable), _memory(trainable)),
+              ("Non-trainable", _count(frozen), _memory(frozen))]
     if optimizer is not None:
-        lines.append(f" Optimizer params: {optimizer[0]:,} ({readable_memory_size(optimizer[1])})")
+        totals.append(("Optimizer", *optimizer))
+    lines = [f'Model: "{model.name}"', *_table(header, rows, justify, outer)]
+    lines += [f" {kind} params: {count:,} ({readable_memory_size(bytes_)})"
+              for kind, count, bytes_ in totals]
     return "\n".join(lines) + "\n"
 
 
