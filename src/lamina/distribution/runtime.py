@@ -9,6 +9,7 @@ keeps an `Engine`, made once, that holds the wrapped model and the step's share 
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections.abc import Mapping
 from typing import Any, Iterator
 
@@ -41,7 +42,8 @@ class Engine:
         self.share = sharding.StepShare()
         self.module: nn.Module | None = None  # the model as wrapped for the training step
         self._trainer = None
-        self._replicated: set[int] = set()  # ids of inference data every process runs whole
+        # Inference data every process runs whole (its logs and outputs need no reduction).
+        self._replicated: weakref.WeakSet = weakref.WeakSet()
 
     @property
     def active(self) -> bool:
@@ -235,7 +237,7 @@ def shard(trainer, adapter: Any, training: bool) -> Any:
         return sharding.for_training(adapter, engine.parts, engine.index, engine.share)
     part = sharding.for_inference(adapter, engine.parts, engine.index)
     if part is None:
-        engine._replicated.add(id(adapter))
+        engine._replicated.add(adapter)
         return adapter
     return part
 
@@ -262,7 +264,7 @@ def reduce(trainer, logs: Mapping, adapter: Any) -> Mapping:
     """The logs over all processes: every metric's state (sums and counts, for every Keras
     metric) summed over processes in one all-reduce, so each process reads the global values."""
     engine = _engine(trainer)
-    if engine is None or id(adapter) in engine._replicated:
+    if engine is None or adapter in engine._replicated:
         return logs
     tracker = trainer.loss_tracker
     if tracker.pending:
@@ -341,7 +343,7 @@ def _all_reduce(tensor: torch.Tensor) -> torch.Tensor:
 def gather(trainer, outputs: Any, adapter: Any) -> Any:
     """`predict`'s result over all processes: their contiguous parts, in rank order."""
     engine = _engine(trainer)
-    if engine is None or id(adapter) in engine._replicated:
+    if engine is None or adapter in engine._replicated:
         return outputs
     parts: list[Any] = [None] * engine.processes
     dist.all_gather_object(parts, outputs)
