@@ -181,6 +181,30 @@ def test_an_image_without_graphviz_says_how_to_get_one(tmp_path, monkeypatch):
         assert not (tmp_path / f"model.{extension}").exists()
 
 
+FAKE_DOT = """#!/bin/sh
+# Stands in for Graphviz's dot: writes the format it was asked for and the source's first line.
+for argument in "$@"; do
+  case "$argument" in -T*) format="${argument#-T}" ;; *) source="$argument" ;; esac
+done
+read -r first < "$source"
+printf 'drawn as %s from: %s\\n' "$format" "$first"
+"""
+
+
+@pytest.mark.parametrize("to_file, drawn_as", [("model.png", "png"), ("model.svg", "svg"),
+                                               ("model.PDF", "pdf"), ("model", "png")])
+def test_images_are_drawn_by_dot_in_the_extensions_format(tmp_path, monkeypatch, to_file,
+                                                          drawn_as):
+    program = tmp_path / "bin" / "dot"
+    program.parent.mkdir()
+    program.write_text(FAKE_DOT)
+    program.chmod(0o755)
+    monkeypatch.setenv("PATH", str(program.parent))
+    target = tmp_path / to_file
+    plot_model(merge(lamina), to_file=target)
+    assert target.read_text() == f"drawn as {drawn_as} from: digraph G {{\n"
+
+
 @pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz is not installed")
 @pytest.mark.parametrize("extension, magic", [("png", b"\x89PNG"), ("svg", b"<?xml"),
                                               ("pdf", b"%PDF")])
