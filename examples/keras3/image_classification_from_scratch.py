@@ -82,7 +82,7 @@ val_ds = val_ds.prefetch(keras.AUTOTUNE)
 # ## Build a model
 # The moving statistics of BatchNormalization settle over a few hundred steps at Keras's
 # momentum of 0.99; the small run takes a few dozen, so it lets them move faster.
-bn_momentum = 0.8 if SMALL else 0.99
+bn_momentum = 0.6 if SMALL else 0.99
 
 
 def make_model(input_shape, num_classes):
@@ -131,7 +131,7 @@ model = make_model(input_shape=image_size + (3,), num_classes=2)
 model.summary()
 
 # ## Train the model
-epochs = 6 if SMALL else 25
+epochs = 7 if SMALL else 25
 
 callbacks = [
     keras.callbacks.ModelCheckpoint(os.path.join(workdir, "save_at_{epoch}.keras")),
