@@ -1,8 +1,16 @@
-"""Keras's `mixed_precision` names: `set_global_policy('mixed_bfloat16')` and friends."""
+"""Keras's `mixed_precision` names: `set_global_policy('mixed_bfloat16')` and friends, and
+`layer_compute_dtypes(model)`: which layers run in bf16 and which fall back to float32."""
 
-from lamina.training.precision import DTypePolicy, global_policy, set_global_policy
+from __future__ import annotations
+
+from lamina.training.precision import (
+    DTypePolicy,
+    global_policy,
+    layer_compute_dtypes,
+    set_global_policy,
+)
 
 Policy = DTypePolicy
 dtype_policies = DTypePolicy
 
-__all__ = ["DTypePolicy", "Policy", "global_policy", "set_global_policy"]
+__all__ = ["DTypePolicy", "Policy", "global_policy", "layer_compute_dtypes", "set_global_policy"]

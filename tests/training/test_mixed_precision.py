@@ -22,7 +22,9 @@ def restore_policy():
 
 def _model_recording_dtypes():
     """A small model and the dtypes its two Dense layers output, per call, into `seen`."""
-    model = keras.Sequential([layers.Dense(8, activation="relu", input_shape=(4,)), layers.Dense(3)])
+    # 128x128 kernels: large enough that bf16 keeps them (smaller ones fall back to float32).
+    model = keras.Sequential([layers.Dense(128, activation="relu", input_shape=(128,)),
+                              layers.Dense(128)])
     seen: list[torch.dtype] = []
     for layer in model.layers:
         layer.register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
@@ -31,7 +33,7 @@ def _model_recording_dtypes():
 
 def _data():
     rng = np.random.default_rng(0)
-    return rng.normal(size=(32, 4)).astype("float32"), rng.integers(0, 3, size=32)
+    return rng.normal(size=(32, 128)).astype("float32"), rng.integers(0, 3, size=32)
 
 
 def _run(model, seen, **compile_kwargs):
@@ -93,3 +95,30 @@ def test_unknown_policy_names_the_valid_ones(restore_policy):
                                          "are: float32, mixed_float16, mixed_bfloat16"):
         keras.mixed_precision.set_global_policy("mixed_bfloat61")
     assert keras.mixed_precision.global_policy().name == "float32"
+
+
+def test_small_dense_layers_fall_back_to_float32_on_cpu_and_the_report_says_so():
+    """Observed dtypes, not the report alone: hooks record what each layer really outputs."""
+    model = keras.Sequential([layers.Dense(256, activation="relu", input_shape=(128,)),
+                              layers.Dense(10, activation="softmax")])
+    seen: dict[str, set] = {}
+    for layer in model.layers:
+        layer.register_forward_hook(
+            lambda module, inputs, output: seen.setdefault(module.name, set()).add(output.dtype))
+    x, y = _data()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"], mixed_precision="bfloat16")
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    big, small = (layer.name for layer in model.layers)
+    assert seen == {big: {torch.bfloat16}, small: {torch.float32}}
+    assert keras.mixed_precision.layer_compute_dtypes(model) == {big: "bfloat16",
+                                                                 small: "float32"}
+    seen.clear()
+    probabilities = model.predict(x, verbose=0)
+    assert seen == {big: {torch.bfloat16}, small: {torch.float32}}
+    np.testing.assert_allclose(probabilities.sum(-1), 1.0, rtol=1e-5)
+    # The fallback is the CPU's: a float32 model reports float32 everywhere.
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    assert set(keras.mixed_precision.layer_compute_dtypes(model).values()) == {"float32"}
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    assert not model.layers[1]._forward_pre_hooks  # the bf16 trainer's hooks are gone

@@ -290,6 +290,8 @@ class Trainer:
             with torch.no_grad():
                 model(unpack_x_y_sample_weight(batch)[0])
             model.train(was_training)
+        if self._precision is not None:
+            self._precision.fall_back(model)
         layers = [m for m in model.modules() if isinstance(m, layer)]
         self._regularized = any(m._regularized or m.activity_regularizer is not None for m in layers)
         self._constrained = [(m, attr, c) for m in layers for attr, c in m._constrained]
