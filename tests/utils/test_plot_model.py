@@ -18,7 +18,11 @@ from lamina.utils import model_to_dot, plot_model
 
 pydot = pytest.importorskip("pydot")
 os.environ.setdefault("KERAS_BACKEND", "torch")
-keras = pytest.importorskip("keras")
+try:  # Keras 3 is the oracle of the comparisons; the other tests run without it
+    import keras
+except ImportError:
+    keras = None
+needs_keras = pytest.mark.skipif(keras is None, reason="Keras 3 is not installed")
 
 # The same models summary's tests build in both libraries.
 from tests.models.test_summary import conv, merge, mlp, nested, shared_and_long_names  # noqa: E402
@@ -75,6 +79,7 @@ OPTIONS = [
 ]
 
 
+@needs_keras
 @pytest.mark.parametrize("options", OPTIONS, ids=str)
 @pytest.mark.parametrize("build", MODELS.values(), ids=MODELS.keys())
 def test_the_graph_is_keras_graph(build, options):
