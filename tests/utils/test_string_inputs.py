@@ -124,3 +124,26 @@ def test_errors_name_the_input_and_the_fix(vectorizer):
     numeric = keras.Sequential([keras.Input((2,)), layers.Dense(1)])
     with pytest.raises(DataError, match="numeric array"):
         numeric.predict(np.array([["a", "b"]]), verbose=0)
+
+
+def test_sequential_and_subclassed_models_with_a_text_layer_fit_on_strings(vectorizer):
+    texts, labels = corpus()
+
+    class Classifier(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.vectorize = vectorizer
+            self.embed = layers.Embedding(16, 4)
+            self.pool = layers.GlobalAveragePooling1D()
+            self.out = layers.Dense(1, activation="sigmoid")
+
+        def call(self, text):
+            return self.out(self.pool(self.embed(self.vectorize(text))))
+
+    sequential = keras.Sequential([vectorizer, layers.Embedding(16, 4), layers.GlobalAveragePooling1D(),
+                                   layers.Dense(1, activation="sigmoid")])
+    for model in (sequential, Classifier()):
+        model.compile(keras.optimizers.Adam(0.05), "binary_crossentropy", metrics=["accuracy"])
+        history = model.fit(texts, labels, batch_size=8, epochs=4, verbose=0)
+        assert history.history["accuracy"][-1] == 1.0
+        assert model.predict(list(texts[:3]), verbose=0).shape == (3, 1)
