@@ -74,6 +74,11 @@ CASES = [
     ModelCase("ResNet50", IMAGE_KWARGS, images(SMALL_IMAGE), (None, CLASSES), logits=False),
     ModelCase("ResNet101", IMAGE_KWARGS, images(SMALL_IMAGE), (None, CLASSES), logits=False),
     ModelCase("ResNet152", IMAGE_KWARGS, images(SMALL_IMAGE), (None, CLASSES), logits=False),
+    ModelCase("ResNet50V2", IMAGE_KWARGS, images(SMALL_IMAGE), (None, CLASSES), logits=False),
+    ModelCase("ResNet101V2", IMAGE_KWARGS, images(SMALL_IMAGE), (None, CLASSES), logits=False,
+              trained=False),
+    ModelCase("ResNet152V2", IMAGE_KWARGS, images(SMALL_IMAGE), (None, CLASSES), logits=False,
+              trained=False),
     ModelCase("resnet18", TORCH_KWARGS, images(SMALL_IMAGE), (None, CLASSES)),
     ModelCase("resnet34", TORCH_KWARGS, images(SMALL_IMAGE), (None, CLASSES)),
     ModelCase("resnet50", TORCH_KWARGS, images(SMALL_IMAGE), (None, CLASSES)),
@@ -105,7 +110,7 @@ _TRAINED_KERAS = [
 _BUILT_KERAS = [
     *(f"EfficientNetB{i}" for i in range(1, 8)),
     *(f"EfficientNetV2{v}" for v in ("B1", "B2", "B3", "S", "M", "L")),
-    "MobileNetV3Large", "DenseNet169", "DenseNet201", "Xception", "InceptionV3",
+    "MobileNetV3Large", "DenseNet169", "DenseNet201", "Xception", "InceptionV3", "InceptionResNetV2",
     *(f"ConvNeXt{v}" for v in ("Small", "Base", "Large", "XLarge")),
 ]
 CASES += [ModelCase(name, kwargs, images(kwargs["input_shape"]), (None, CLASSES), logits=False)

@@ -53,11 +53,15 @@ KERAS_COUNTS = {
     "EfficientNetV2L": ((119_027_848, 118_515_272, 512_576), (117_746_848, 117_234_272, 512_576)),
     "EfficientNetV2M": ((54_431_388, 54_139_356, 292_032), (53_150_388, 52_858_356, 292_032)),
     "EfficientNetV2S": ((21_612_360, 21_458_488, 153_872), (20_331_360, 20_177_488, 153_872)),
+    "InceptionResNetV2": ((55_873_736, 55_813_192, 60_544), (54_336_736, 54_276_192, 60_544)),
     "InceptionV3": ((23_851_784, 23_817_352, 34_432), (21_802_784, 21_768_352, 34_432)),
     "MobileNet": ((4_253_864, 4_231_976, 21_888), (3_228_864, 3_206_976, 21_888)),
     "MobileNetV2": ((3_538_984, 3_504_872, 34_112), (2_257_984, 2_223_872, 34_112)),
     "MobileNetV3Large": ((5_507_432, 5_483_032, 24_400), (2_996_352, 2_971_952, 24_400)),
     "MobileNetV3Small": ((2_554_968, 2_542_856, 12_112), (939_120, 927_008, 12_112)),
+    "ResNet50V2": ((25_613_800, 25_568_360, 45_440), (23_564_800, 23_519_360, 45_440)),
+    "ResNet101V2": ((44_675_560, 44_577_896, 97_664), (42_626_560, 42_528_896, 97_664)),
+    "ResNet152V2": ((60_380_648, 60_236_904, 143_744), (58_331_648, 58_187_904, 143_744)),
     "Xception": ((22_910_480, 22_855_952, 54_528), (20_861_480, 20_806_952, 54_528)),
 }
 
@@ -78,7 +82,7 @@ def _keras_counts(model) -> tuple[int, int, int]:
 def test_parameter_counts_equal_keras(name):
     with_top, without_top = KERAS_COUNTS[name]
     # InceptionV3 needs a known size (see its test below); the counts do not depend on it.
-    size = {"input_shape": (299, 299, 3)} if name == "InceptionV3" else {}
+    size = {"input_shape": (299, 299, 3)} if name.startswith("Inception") else {}
     with torch.device("meta"):
         assert _counts(applications.create_model(name)) == with_top
         assert _counts(applications.create_model(name, include_top=False, **size)) == without_top
@@ -104,7 +108,8 @@ def _perturbed_keras_weights(model, rng) -> list[np.ndarray]:
 
 # (name, input shape): one of each family's block kinds at a small size.
 PREDICTION_CASES = [("EfficientNetB0", (64, 64, 3)), ("MobileNetV3Small", (64, 64, 3)),
-                    ("DenseNet121", (32, 32, 3))]
+                    ("DenseNet121", (32, 32, 3)), ("ResNet50V2", (32, 32, 3)),
+                    ("InceptionResNetV2", (75, 75, 3))]
 
 
 @pytest.mark.parametrize("name, shape", PREDICTION_CASES, ids=[c[0] for c in PREDICTION_CASES])
@@ -146,7 +151,7 @@ def test_keras_weights_give_keras_predictions(name, shape, tmp_path):
 # Lamina module -> Keras module whose `preprocess_input` it must equal.
 FAMILIES = {family: family for family in (
     "efficientnet", "efficientnet_v2", "mobilenet", "mobilenet_v2", "mobilenet_v3", "densenet",
-    "xception", "inception_v3", "convnext", "resnet")} | {"vgg": "vgg16"}
+    "xception", "inception_v3", "inception_resnet_v2", "convnext", "resnet", "resnet_v2")} | {"vgg": "vgg16"}
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))

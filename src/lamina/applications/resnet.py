@@ -81,17 +81,21 @@ def _keras_resnet(blocks: tuple[int, int, int, int], model_name: str, include_to
                                      data_format=data_format, require_flatten=include_top,
                                      weights=weights)
     axis = _builder.channel_axis(data_format)
+    preact = model_name.endswith("v2")
     x = ZeroPadding2D(((3, 3), (3, 3)), data_format=data_format, name="conv1_pad")(x)
     x = Conv2D(64, 7, strides=2, data_format=data_format, name="conv1_conv")(x)
-    x = BatchNormalization(axis=axis, epsilon=1.001e-5, name="conv1_bn")(x)
-    x = Activation("relu", name="conv1_relu")(x)
+    if not preact:
+        x = BatchNormalization(axis=axis, epsilon=1.001e-5, name="conv1_bn")(x)
+        x = Activation("relu", name="conv1_relu")(x)
     x = ZeroPadding2D(((1, 1), (1, 1)), data_format=data_format, name="pool1_pad")(x)
     x = MaxPooling2D(3, strides=2, data_format=data_format, name="pool1_pool")(x)
     for stage, (filters, count) in enumerate(zip(_STAGE_FILTERS, blocks), start=2):
-        stride = 1 if stage == 2 else 2
-        x = _keras_block(x, filters, stride, True, f"conv{stage}_block1", data_format)
-        for index in range(2, count + 1):
-            x = _keras_block(x, filters, 1, False, f"conv{stage}_block{index}", data_format)
+        # v1 strides stages 3-5 on entry; v2 strides stages 2-4 on exit (the same resolutions).
+        stride = (1 if stage == 5 else 2) if preact else (1 if stage == 2 else 2)
+        x = _keras_stack(x, filters, count, stride, f"conv{stage}", data_format, preact)
+    if preact:
+        x = BatchNormalization(axis=axis, epsilon=1.001e-5, name="post_bn")(x)
+        x = Activation("relu", name="post_relu")(x)
     if include_top:
         x = GlobalAveragePooling2D(data_format=data_format, name="avg_pool")(x)
         x = Dense(classes, activation=classifier_activation, name="predictions")(x)
@@ -129,7 +133,7 @@ def _keras_variant(model_name: str, blocks: tuple[int, int, int, int], doc: str)
                              input_shape, pooling, classes, classifier_activation, name,
                              data_format)
 
-    build.__name__ = build.__qualname__ = model_name.replace("resnet", "ResNet")
+    build.__name__ = build.__qualname__ = model_name.replace("resnet", "ResNet").replace("v2", "V2")
     build.__doc__ = doc + _KERAS_ARGS.format(model_name)
     return register(build.__name__, kind="model")(build)
 
@@ -140,6 +144,63 @@ ResNet101 = _keras_variant("resnet101", (3, 4, 23, 3),
                            "Keras's ResNet101: 44,707,176 parameters with the top.")
 ResNet152 = _keras_variant("resnet152", (3, 8, 36, 3),
                            "Keras's ResNet152: 60,419,944 parameters with the top.")
+ResNet50V2 = _keras_variant("resnet50v2", (3, 4, 6, 3),
+                            "Keras's ResNet50V2 (pre-activation): 25,613,800 parameters with the "
+                            "top.\n\n    Its inputs are scaled to [-1, 1]: use "
+                            "`lamina.applications.resnet_v2.preprocess_input`.")
+ResNet101V2 = _keras_variant("resnet101v2", (3, 4, 23, 3),
+                             "Keras's ResNet101V2 (pre-activation): 44,675,560 parameters with "
+                             "the top.")
+ResNet152V2 = _keras_variant("resnet152v2", (3, 8, 36, 3),
+                             "Keras's ResNet152V2 (pre-activation): 60,380,648 parameters with "
+                             "the top.")
+
+# --------------------------------------------------------------------------- Keras's ResNet v2
+
+
+def _keras_block_v2(x: Any, filters: int, stride: int, conv_shortcut: bool, name: str,
+                    data_format: str) -> Any:
+    """Keras's `residual_block_v2` (He et al., 2016, pre-activation): BN-ReLU before the
+    convolutions, the stride on the 3x3 (explicitly padded), no ReLU after the sum."""
+    axis = _builder.channel_axis(data_format)
+
+    def norm(y: Any, suffix: str) -> Any:
+        return BatchNormalization(axis=axis, epsilon=1.001e-5, name=f"{name}_{suffix}_bn")(y)
+
+    def conv(y: Any, out: int, size: int, suffix: str, **options: Any) -> Any:
+        return Conv2D(out, size, data_format=data_format, name=f"{name}_{suffix}_conv",
+                      **options)(y)
+
+    preact = Activation("relu", name=f"{name}_preact_relu")(norm(x, "preact"))
+    if conv_shortcut:
+        shortcut = conv(preact, 4 * filters, 1, "0", strides=stride)
+    elif stride > 1:
+        # Keras leaves this pooling unnamed (auto-numbered); it holds no weights.
+        shortcut = MaxPooling2D(1, strides=stride, data_format=data_format)(x)
+    else:
+        shortcut = x
+    x = Activation("relu", name=f"{name}_1_relu")(
+        norm(conv(preact, filters, 1, "1", use_bias=False), "1"))
+    x = ZeroPadding2D(((1, 1), (1, 1)), data_format=data_format, name=f"{name}_2_pad")(x)
+    x = Activation("relu", name=f"{name}_2_relu")(
+        norm(conv(x, filters, 3, "2", strides=stride, use_bias=False), "2"))
+    x = conv(x, 4 * filters, 1, "3")
+    return Add(name=f"{name}_out")([shortcut, x])
+
+
+def _keras_stack(x: Any, filters: int, count: int, first_stride: int, name: str,
+                 data_format: str, preact: bool) -> Any:
+    """One stage: v1 strides its first block; v2 its last (Keras's `stack_residual_blocks_v2`)."""
+    if not preact:
+        x = _keras_block(x, filters, first_stride, True, f"{name}_block1", data_format)
+        for index in range(2, count + 1):
+            x = _keras_block(x, filters, 1, False, f"{name}_block{index}", data_format)
+        return x
+    x = _keras_block_v2(x, filters, 1, True, f"{name}_block1", data_format)
+    for index in range(2, count):
+        x = _keras_block_v2(x, filters, 1, False, f"{name}_block{index}", data_format)
+    return _keras_block_v2(x, filters, first_stride, False, f"{name}_block{count}", data_format)
+
 
 # --------------------------------------------------------------------------- torchvision's ResNet
 
