@@ -332,12 +332,7 @@ def load_metric_state(trainer, state: dict[str, Any]) -> None:
 
 
 def _all_reduce(tensor: torch.Tensor) -> torch.Tensor:
-    if dist.get_backend() == "gloo" and tensor.device.type != "cpu":
-        host = tensor.cpu()
-        dist.all_reduce(host)
-        return host.to(tensor.device)
-    dist.all_reduce(tensor)
-    return tensor
+    return sharding.collective(dist.all_reduce, tensor)
 
 
 def gather(trainer, outputs: Any, adapter: Any) -> Any:

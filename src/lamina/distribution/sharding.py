@@ -39,14 +39,21 @@ def split(total: int, parts: int, index: int) -> tuple[int, int]:
     return total * index // parts, total * (index + 1) // parts
 
 
+def collective(operation, tensor: torch.Tensor) -> torch.Tensor:
+    """`operation(tensor)` (a torch collective, in place) where the backend runs it (gloo on the
+    CPU, NCCL on this process's GPU); the result on `tensor`'s device."""
+    if dist.get_backend() == "nccl":
+        where = torch.device("cuda", torch.cuda.current_device())
+    else:
+        where = torch.device("cpu")
+    moved = tensor.to(where)
+    operation(moved)
+    return moved.to(tensor.device)
+
+
 def broadcast(tensor: torch.Tensor) -> torch.Tensor:
-    """Rank 0's values of `tensor` on every process (gloo broadcasts from the CPU)."""
-    if dist.get_backend() == "gloo" and tensor.device.type != "cpu":
-        host = tensor.cpu()
-        dist.broadcast(host, 0)
-        return host.to(tensor.device)
-    dist.broadcast(tensor, 0)
-    return tensor
+    """Rank 0's values of `tensor` on every process."""
+    return collective(lambda t: dist.broadcast(t, 0), tensor)
 
 
 def agreed_seed() -> int:
