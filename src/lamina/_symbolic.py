@@ -173,26 +173,24 @@ def _flatten(value: Any) -> list:
 
 def _substitute(value: Any, which: int) -> Any:
     """Replace each KerasTensor in a nested structure by its probe (with its mask attached)."""
-    if isinstance(value, KerasTensor):
-        probe = value.probes[which]
-        real = _STATE.real_probes and isinstance(probe, Tensor) and probe.is_meta
-        if real:
-            probe = _real_probe(probe)
-        mask = getattr(value, "mask_probes", None)
-        if mask is not None:
-            # A tensor of its own: the stored probe never carries a mask between calls.
-            probe = probe if real else probe.detach()
-            mask = mask[which]
-            probe._keras_mask = torch.ones(mask.shape, dtype=mask.dtype) \
-                if _STATE.real_probes and mask.is_meta else mask
-        return probe
-    if isinstance(value, list):
-        return [_substitute(v, which) for v in value]
-    if isinstance(value, tuple):
-        return tuple(_substitute(v, which) for v in value)
-    if isinstance(value, dict):
-        return {k: _substitute(v, which) for k, v in value.items()}
-    return value
+    return tree.map_structure(lambda leaf: _probe_of(leaf, which), value)
+
+
+def _probe_of(value: Any, which: int) -> Any:
+    if not isinstance(value, KerasTensor):
+        return value
+    probe = value.probes[which]
+    real = _STATE.real_probes and isinstance(probe, Tensor) and probe.is_meta
+    if real:
+        probe = _real_probe(probe)
+    mask = getattr(value, "mask_probes", None)
+    if mask is not None:
+        # A tensor of its own: the stored probe never carries a mask between calls.
+        probe = probe if real else probe.detach()
+        mask = mask[which]
+        probe._keras_mask = torch.ones(mask.shape, dtype=mask.dtype) \
+            if _STATE.real_probes and mask.is_meta else mask
+    return probe
 
 
 def _symbolic_shape(a: Tensor, b: Tensor) -> tuple[int | None, ...]:
@@ -497,13 +495,7 @@ def _symbolic_shapes_in(message: str, args: tuple, kwargs: dict) -> str:
 
 def shapes_of(value: Any) -> Any:
     """The shapes of the KerasTensors in a structure (None for anything else)."""
-    if isinstance(value, KerasTensor):
-        return value.shape
-    if isinstance(value, (list, tuple)):
-        return [shapes_of(v) for v in value]
-    if isinstance(value, dict):
-        return {k: shapes_of(v) for k, v in value.items()}
-    return None
+    return tree.map_structure(lambda v: v.shape if isinstance(v, KerasTensor) else None, value)
 
 
 _WRAP_MODULE_HINT = (

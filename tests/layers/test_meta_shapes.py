@@ -244,3 +244,25 @@ def test_a_layer_that_needs_data_falls_back_to_real_tensors() -> None:
     assert y.shape == (None, 3) and y.probes[0].is_meta  # stored on meta all the same
     Recording()(x)
     assert seen == ["meta", "meta"]  # one call per probe, no real arithmetic
+
+
+def test_a_layer_built_inside_a_probe_gets_real_weights_drawn_as_eagerly() -> None:
+    class Composite(layers.Layer):
+        """Its Dense is built by its first call, which is inside Composite's shape probe."""
+
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.inner = layers.Dense(3)
+
+        def call(self, inputs):
+            return self.inner(inputs)
+
+    lamina.config.set_random_seed(3)
+    symbolic = Composite()
+    symbolic(lamina.Input((4,)))
+    lamina.config.set_random_seed(3)
+    eager = Composite()
+    eager(torch.zeros(1, 4))
+    assert not any(w.is_meta for w in symbolic.weights) and len(symbolic.weights) == 2
+    for got, expected in zip(symbolic.get_weights(), eager.get_weights()):
+        np.testing.assert_array_equal(got, expected)

@@ -167,3 +167,76 @@ def test_wrong_input_shape_names_the_layer_expected_and_received():
     model = lamina.Sequential(mlp(input_shape=(4,)))
     with pytest.raises(ValueError, match=re.escape("Input 0 of layer 'hidden' (Dense) is incompatible: expected the last axis to have size 4, but received an input of shape (2, 5).")):
         model(torch.zeros(2, 5))
+
+
+# ------------------------------------------------------------- building: cost, seeds, losses
+
+
+class CountingDense(layers.Dense):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.calls = []
+
+    def call(self, inputs):
+        self.calls.append(inputs.device.type)
+        return super().call(inputs)
+
+
+def test_building_runs_each_layer_once_on_meta():
+    stack = [CountingDense(6, input_shape=(4,))] + [CountingDense(6) for _ in range(9)]
+    model = lamina.Sequential(stack)
+    # One symbolic call per layer: a call on each of the two probes, both on meta.
+    assert [layer.calls for layer in stack] == [["meta", "meta"]] * 10
+    extra = CountingDense(2)
+    model.add(extra)
+    model.pop()
+    model.add(CountingDense(3))
+    assert [layer.calls for layer in stack] == [["meta", "meta"]] * 10
+    assert extra.calls == ["meta", "meta"] and model.output_shape == (None, 3)
+    model.build((None, 4))  # the shape it has: nothing is called again
+    assert [len(layer.calls) for layer in stack] == [2] * 10
+    assert model(torch.zeros(2, 4)).shape == (2, 3)
+
+
+def seeded_stack():
+    return [layers.Conv2D(3, 3, input_shape=(6, 6, 2)), layers.BatchNormalization(),
+            layers.Dropout(0.5), layers.Flatten(), layers.Dense(5),
+            layers.Reshape((5, 1)), layers.LSTM(4), layers.Dense(2)]
+
+
+def test_seeded_construction_draws_the_weights_an_eager_build_draws():
+    # The oracle: the same layers built one by one on real data from the same seed. Shape
+    # inference (meta, or the real-tensor fallback LSTM takes) must draw no random number.
+    lamina.config.set_random_seed(7)
+    model = lamina.Sequential(seeded_stack())
+    lamina.config.set_random_seed(7)
+    eager = seeded_stack()
+    x = torch.zeros(1, 6, 6, 2)
+    for layer in eager:
+        x = layer(x)
+    for built, reference in zip(model.layers, eager):
+        for got, expected in zip(built.get_weights(), reference.get_weights()):
+            np.testing.assert_array_equal(got, expected)
+    lamina.config.set_random_seed(7)
+    again = lamina.Sequential(seeded_stack())
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), again.get_weights()))
+
+
+def test_activity_regularizer_losses_are_the_last_calls_only():
+    dense = layers.Dense(3, activity_regularizer=lamina.regularizers.L2(0.01),
+                         kernel_initializer="ones", bias_initializer="zeros")
+    model = lamina.Sequential([lamina.Input((2,)), dense, layers.Dense(1)])
+    assert model.losses == []  # shape inference adds none
+    first, second = torch.tensor([[1.0, 2.0]]), torch.tensor([[3.0, -1.0], [0.5, 0.5]])
+    model(first)
+    model(second)
+    # Dense with a ones kernel: each of the 3 outputs is the sum of the inputs.
+    expected = 0.01 * 3 * (second.sum(dim=1) ** 2).sum()
+    assert len(model.losses) == 1
+    torch.testing.assert_close(model.losses[0], expected)
+    dense(first)  # an outermost call of the layer alone clears and adds its own term
+    torch.testing.assert_close(dense.losses[0], torch.tensor(0.01 * 3 * 9.0))
+    model(first)
+    assert len(model.losses) == 1 and len(dense.losses) == 1
+    lamina.Model(model.input, model.output)  # a functional model over it probes: no loss added
+    assert len(model.losses) == 1

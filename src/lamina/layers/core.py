@@ -23,6 +23,8 @@ from lamina._registry import register
 from lamina._symbolic import KerasTensor, _flatten
 from lamina.errors import FileFormatError, ShapeError, UnsafeLoadError
 from lamina.layers.layer import Layer, check_input_rank, unique_name
+from lamina.ops._op import resolve, saved_name
+from lamina.saving.serialization import deserialize, serialize
 
 Tensor = torch.Tensor
 
@@ -31,8 +33,6 @@ def serialize_argument(value: Any) -> Any:
     """Serialize an activation/initializer/regularizer/constraint argument for get_config."""
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
-    from lamina.saving.serialization import serialize
-
     return serialize(value)
 
 
@@ -396,14 +396,10 @@ class TorchModuleWrapper(Layer):
         return self.module(*args, **kwargs)
 
     def get_config(self):
-        from lamina.saving.serialization import serialize
-
         return {**super().get_config(), "module": serialize(self.module)}
 
     @classmethod
     def from_config(cls, config_dict, custom_objects=None, safe_mode: bool = True):
-        from lamina.saving.serialization import deserialize
-
         config_dict = dict(config_dict)
         module = deserialize(config_dict.pop("module"), custom_objects, safe_mode=safe_mode)
         return cls(module, **config_dict)
@@ -480,8 +476,6 @@ def _safe_torch_function(qualified_name: Any) -> Callable:
             f"{qualified_name!r}."
         )
     if qualified_name.startswith("lamina.ops."):
-        from lamina.ops._op import resolve
-
         op = resolve(qualified_name)
         if op is None:
             raise UnsafeLoadError(
@@ -513,8 +507,6 @@ def _safe_torch_function(qualified_name: Any) -> Callable:
 def _saved_torch_function_name(function: Callable) -> str | None:
     """`namespace.name` of an allowed function (found by identity: `F.logsigmoid.__name__` is
     'log_sigmoid'), or None. A lamina.ops function is saved by its own public name."""
-    from lamina.ops._op import saved_name
-
     if saved_name(function) is not None:
         return saved_name(function)
     for namespace, names in _SAFE_TORCH_FUNCTIONS.items():

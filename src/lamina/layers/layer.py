@@ -35,6 +35,7 @@ from lamina._load_budget import charge_weight
 from lamina._naming import to_snake_case
 from lamina._symbolic import KerasTensor
 from lamina.errors import ShapeError
+from lamina.saving.serialization import serialize
 from lamina.layers.variable import StateVariable, Variable, as_state_variable
 
 Tensor = torch.Tensor
@@ -266,8 +267,6 @@ class Layer(nn.Module):
         if self._batch_input_shape is not None:
             config_dict["batch_input_shape"] = list(self._batch_input_shape)
         if self.activity_regularizer is not None:
-            from lamina.saving.serialization import serialize
-
             config_dict["activity_regularizer"] = serialize(self.activity_regularizer)
         if type(self).get_config is Layer.get_config:
             return self._automatic_config(config_dict)

@@ -13,13 +13,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from lamina import config
+from lamina import config, tree
 from lamina._registry import register
 from lamina._strings import STRING, StringTensor, as_strings, is_string_array
 from lamina._symbolic import _BATCH_PROBES, _FREE_AXIS_PROBES, KerasTensor, Node, _flatten, make_probes
 from lamina.layers.core import TorchOp
 from lamina.layers.layer import Layer, _to_tensor, module_key, unique_name
 from lamina.models.model import Model
+from lamina.saving.serialization import deserialize, serialize
 
 Tensor = torch.Tensor
 
@@ -82,15 +83,8 @@ def Input(shape: Sequence[int | None] | None = None, batch_size: int | None = No
 
 
 def _map_structure(fn, structure: Any) -> Any:
-    if isinstance(structure, KerasTensor):
-        return fn(structure)
-    if isinstance(structure, list):
-        return [_map_structure(fn, s) for s in structure]
-    if isinstance(structure, tuple):
-        return tuple(_map_structure(fn, s) for s in structure)
-    if isinstance(structure, dict):
-        return {k: _map_structure(fn, v) for k, v in structure.items()}
-    return structure
+    """`fn` applied to each KerasTensor of a structure; other values stay."""
+    return tree.map_structure(lambda v: fn(v) if isinstance(v, KerasTensor) else v, structure)
 
 
 def _topological_nodes(outputs: list[KerasTensor]) -> list[Node]:
@@ -359,8 +353,6 @@ class Functional(Model):
         """Keras 3's functional config: each layer with its `inbound_nodes` (call arguments,
         symbolic tensors as `__keras_tensor__` objects naming [layer, node, tensor]), and the
         inputs and outputs as [layer, node, tensor] triplets."""
-        from lamina.saving.serialization import serialize
-
         node_index: dict[int, int] = {}
         per_layer: dict[int, int] = {}
         for node in self._nodes:
@@ -406,8 +398,6 @@ class Functional(Model):
     @classmethod
     def from_config(cls, config_dict: dict[str, Any], custom_objects: dict | None = None,
                     safe_mode: bool = True) -> "Functional":
-        from lamina.saving.serialization import deserialize
-
         created: dict[str, Any] = {}
         produced: dict[tuple[str, int], Any] = {}
         pending = []

@@ -12,6 +12,7 @@ from lamina._symbolic import KerasTensor, symbolic_call
 from lamina.layers.layer import Layer, module_key
 from lamina.models.functional import Input, InputLayer
 from lamina.models.model import Model
+from lamina.saving.serialization import deserialize, serialize
 
 
 def module_name(module: nn.Module, index: int) -> str:
@@ -164,8 +165,6 @@ class Sequential(Model):
         return [self._outputs_tensor]
 
     def get_config(self) -> dict[str, Any]:
-        from lamina.saving.serialization import serialize
-
         config_dict = {"name": self.name, "trainable": self.trainable,
                        "layers": [serialize(layer) for layer in self._stack]}
         if self._input_batch_shape is not None:
@@ -175,8 +174,6 @@ class Sequential(Model):
     @classmethod
     def from_config(cls, config_dict: dict[str, Any], custom_objects: dict | None = None,
                     safe_mode: bool = True) -> "Sequential":
-        from lamina.saving.serialization import deserialize
-
         model = cls(name=config_dict.get("name"), trainable=config_dict.get("trainable", True))
         shape = config_dict.get("build_input_shape")
         if shape is not None:
