@@ -5,9 +5,10 @@
   `EfficientNetV2B0..B3/S/M/L`, `MobileNet`, `MobileNetV2`, `MobileNetV3Small/Large`,
   `DenseNet121/169/201`, `Xception`, `InceptionV3`, `InceptionResNetV2`, `ConvNeXtTiny..XLarge`; each family module
   (`efficientnet`, `densenet`, ...) has Keras's `preprocess_input` and `decode_predictions`.
-- The sheet's architectures: `LeNet5`, `AlexNet`, torchvision-style `resnet18` ... `resnet152`,
-  `SimpleRNNModel`, `LSTMModel`, `GRUModel`, the BERT-like `TransformerModel` and the GPT-like
-  causal language model `GPT` (with `generate()`).
+- The reference PyTorch architectures (docs/provenance.md): `LeNet5`, `AlexNet`,
+  torchvision-style `resnet18` ... `resnet152`, `SimpleRNNModel`, `LSTMModel`, `GRUModel`, the
+  BERT-like `TransformerModel` and the GPT-like causal language model `GPT` (with
+  `generate()`).
 - `list_models()` and `create_model(name, **kwargs)` over the registry; `load_torch_state_dict`
   for torch `state_dict`s; `load_weights_by_name` for weights files.
 

@@ -4,7 +4,7 @@
   blocks with the stride on the first 1x1 convolution, convolutions with biases, batch norm
   epsilon 1.001e-5, and Keras's layer names (`conv1_conv`, `conv2_block1_1_conv`, ...,
   `avg_pool`, `predictions`), so Keras's weight files load by name.
-- torchvision's `resnet18` ... `resnet152`: the sheet's `BasicBlock` and `Bottleneck` (stride on
+- torchvision's `resnet18` ... `resnet152`: the reference `BasicBlock` and `Bottleneck` (stride on
   the 3x3 convolution, "v1.5"), bias-free convolutions, 1x1 projection shortcuts where the shape
   changes, torch's batch norm defaults (epsilon 1e-5, momentum 0.1), logits out. Layer names
   are torchvision's module paths with '_' for '.' (`conv1`, `bn1`, `layer1_0_conv1`,
@@ -236,7 +236,7 @@ class _TorchStyle:
 
 def _basic_block(style: _TorchStyle, x: Any, planes: int, stride: int, downsample: bool,
                  name: str) -> Any:
-    """The sheet's `BasicBlock` (expansion 1): two 3x3 convolutions."""
+    """The reference `BasicBlock` (expansion 1): two 3x3 convolutions."""
     out = style.relu(style.norm(style.conv(x, planes, 3, stride, f"{name}_conv1"), f"{name}_bn1"),
                      f"{name}_relu1")
     out = style.norm(style.conv(out, planes, 3, 1, f"{name}_conv2"), f"{name}_bn2")
@@ -245,7 +245,7 @@ def _basic_block(style: _TorchStyle, x: Any, planes: int, stride: int, downsampl
 
 def _bottleneck(style: _TorchStyle, x: Any, planes: int, stride: int, downsample: bool,
                 name: str) -> Any:
-    """The sheet's `Bottleneck` (expansion 4): 1x1 -> 3x3 (strided) -> 1x1."""
+    """The reference `Bottleneck` (expansion 4): 1x1 -> 3x3 (strided) -> 1x1."""
     out = style.relu(style.norm(style.conv(x, planes, 1, 1, f"{name}_conv1"), f"{name}_bn1"),
                      f"{name}_relu1")
     out = style.relu(style.norm(style.conv(out, planes, 3, stride, f"{name}_conv2"),

@@ -52,7 +52,7 @@ def check_rate(name: str, value: Any) -> float:
 
 @register("Dense")
 class Dense(Layer):
-    """Densely connected layer: `outputs = activation(inputs @ kernel + bias)`, the sheet's
+    """Densely connected layer: `outputs = activation(inputs @ kernel + bias)`, the textbook
     `z = W·x + b; a = f(z)`.
 
     Args:

@@ -3,12 +3,12 @@
 A layer is an `nn.Module` whose `forward` builds it on first call (Keras's lazy `build`), resolves
 `training` from the module's train/eval mode, and carries Keras masks between layers as a
 `_keras_mask` attribute on tensors (as Keras does in eager mode). Once built, a call costs one
-Python frame more than `nn.Module.__call__` (DESIGN principle 5).
+Python frame more than `nn.Module.__call__`.
 
 Layers start in inference mode: calling a layer or model directly behaves as Keras's
 `model(x)` does (dropout off, batch norm on moving statistics; `call` gets its own `training`
 default, so Keras's random augmentation layers augment). `fit` and `model.train()` switch to
-training mode, so a hand-written PyTorch loop calls `model.train()` as the sheet's loop does;
+training mode, so a hand-written PyTorch loop calls `model.train()` as any PyTorch loop does;
 once a mode was set, it decides (see `_CallContext`).
 """
 
@@ -197,7 +197,7 @@ class Layer(nn.Module):
     def __new__(cls, *args: Any, **kwargs: Any) -> "Layer":
         instance = super().__new__(cls)
         if cls.get_config is Layer.get_config:
-            # A subclass without get_config (the sheet's CustomLayer) gets Keras 3's automatic
+            # A subclass without get_config (a typical CustomLayer) gets Keras 3's automatic
             # config: its __init__ arguments, captured here when they are plain data.
             object.__setattr__(instance, "_auto_config", _capture_init_arguments(cls, args, kwargs))
         return instance
@@ -283,7 +283,7 @@ class Layer(nn.Module):
             )
         parameters = inspect.signature(type(self).__init__).parameters
         if not any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
-            # An __init__ without **kwargs (the sheet's MyModel) cannot take name= or dtype=.
+            # An __init__ without **kwargs (a typical MyModel) cannot take name= or dtype=.
             base = {k: v for k, v in base.items() if k in parameters}
         return {**base, **captured}
 
