@@ -1,6 +1,6 @@
 """Training on logits when the model ends in a softmax or sigmoid that the loss can absorb.
 
-The sheet's (and every tutorial's) classifier ends in `Dense(n, activation="softmax")` and
+The usual (every tutorial's) classifier ends in `Dense(n, activation="softmax")` and
 compiles `'sparse_categorical_crossentropy'` on probabilities: a softmax, a clip and a log, each
 with its backward, where torch's `cross_entropy` on the logits is one fused kernel and exact.
 When the rule of `lamina.losses.logits_equivalent` applies, the default `train_step` runs the
