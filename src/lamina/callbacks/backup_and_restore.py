@@ -97,6 +97,7 @@ class BackupAndRestore(Callback):
     # ------------------------------------------------------------------ restore
 
     def on_train_begin(self, logs=None):
+        distributed.check_backup(self.model)
         self.resume_epoch, self._resume = None, None
         self._since_backup, self._due_at_epoch_end, self._preempted = 0, False, False
         if self.save_before_preemption:

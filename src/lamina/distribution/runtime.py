@@ -297,6 +297,19 @@ def reduce(trainer, logs: Mapping, adapter: Any) -> Mapping:
     return reduced
 
 
+def check_backup(model: nn.Module) -> None:
+    """BackupAndRestore writes rank 0's optimizer state: whole under DataParallel, a shard only
+    under the sharded strategies."""
+    trainer = model.__dict__.get("_lamina_trainer")
+    engine = getattr(trainer, "_distributed", None)
+    if engine is not None and engine.active and not isinstance(engine.distribution, DataParallel):
+        raise ValueError(
+            f"BackupAndRestore supports DataParallel runs, but model {model.name!r} trains under "
+            f"{type(engine.distribution).__name__}, whose optimizer state is sharded over the "
+            "processes, which a backup cannot hold yet. Use DataParallel for a resumable run, or "
+            "ModelCheckpoint to save whole models.")
+
+
 def metric_state(trainer) -> dict[str, Any]:
     """The running epoch's accumulators for a mid-epoch backup: in a distributed run, summed
     over the processes (rank 0 writes the backup, so it must hold the whole job's)."""
@@ -370,5 +383,5 @@ def _concatenate(parts: list[Any]) -> Any:
     raise TypeError(f"predict returned {type(first).__name__}; expected arrays.")
 
 
-__all__ = ["Engine", "at_compile", "gather", "gathered", "load_metric_state", "metric_state",
+__all__ = ["Engine", "at_compile", "check_backup", "gather", "gathered", "load_metric_state", "metric_state",
            "reduce", "shard", "wrap"]
