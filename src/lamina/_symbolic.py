@@ -164,6 +164,8 @@ def _to_meta(tensor: Tensor) -> Tensor:
 
 
 def _flatten(value: Any) -> list:
+    # Dict values in insertion order, where lamina.tree sorts the keys: a node's inputs are
+    # listed in this order, and saved configs index tensors by it.
     if isinstance(value, (list, tuple)):
         return [x for v in value for x in _flatten(v)]
     if isinstance(value, dict):
@@ -284,8 +286,8 @@ class _MetaMode(TorchDispatchMode):
 
     @classmethod
     def _should_skip_dynamo(cls) -> bool:
-        # Otherwise torch wraps the dispatch in dynamo's `disable`, whose first use imports
-        # torch._dynamo (seconds, once per process); nothing is compiled inside a probe.
+        # Otherwise torch wraps the dispatch in dynamo's `disable`: a wrapper around every
+        # operation, for nothing, since nothing is compiled inside a probe.
         return False
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
@@ -382,7 +384,8 @@ def _cached_meta_call(func: Any, info: _OpInfo, args: tuple, kwargs: dict) -> An
     if info.mutable:  # an in-place result is its input itself
         return func(*args, **kwargs)
     try:
-        key = (func, _layout_key(args), _layout_key(kwargs))
+        # The default dtype decides factories without a dtype and Python-scalar promotion.
+        key = (func, torch.get_default_dtype(), _layout_key(args), _layout_key(kwargs))
     except _Uncacheable:
         return func(*args, **kwargs)
     layout = _META_CACHE.get(key)

@@ -22,6 +22,7 @@ import lamina
 from lamina import _registry, _symbolic, layers
 from lamina.applications._blocks import LayerScale, StochasticDepth
 from lamina.applications.gpt import GPT
+from lamina.applications.inception_resnet_v2 import CustomScaleLayer
 
 Tensor = torch.Tensor
 
@@ -63,6 +64,7 @@ def _rows() -> dict[str, Row]:
         "Conv2DTranspose": Row(lambda: layers.Conv2DTranspose(5, 3, strides=2), img),
         "Conv3D": Row(lambda: layers.Conv3D(3, 2), vol),
         "Conv3DTranspose": Row(lambda: layers.Conv3DTranspose(3, 2), vol),
+        "CustomScaleLayer": Row(lambda: CustomScaleLayer(0.2), pair, as_list=True),
         "Cropping1D": Row(lambda: layers.Cropping1D((1, 2)), seq),
         "Cropping2D": Row(lambda: layers.Cropping2D(((1, 2), (0, 1))), img),
         "Cropping3D": Row(layers.Cropping3D, [(4, 4, 4, 2)]),
