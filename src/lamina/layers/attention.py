@@ -22,7 +22,7 @@ from lamina import initializers as initializers_module
 from lamina import regularizers as regularizers_module
 from lamina._registry import register
 from lamina.errors import ShapeError
-from lamina.layers.core import Dropout, check_rate, serialize_argument
+from lamina.layers.core import Dropout, check_positive_int, check_rate, serialize_argument
 from lamina.layers.layer import Layer
 
 Tensor = torch.Tensor
@@ -43,15 +43,6 @@ def mask_to_bias(mask: Tensor, dtype: torch.dtype, value: float | None = None) -
 def causal_mask(query_length: int, key_length: int, device: torch.device) -> Tensor:
     """`(query_length, key_length)` booleans, True where key position <= query position."""
     return torch.ones(query_length, key_length, dtype=torch.bool, device=device).tril()
-
-
-def _positive_int(layer: Layer, argument: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-        raise ValueError(
-            f"Layer {layer.name!r} ({type(layer).__name__}): `{argument}` must be a positive "
-            f"integer. Received: {argument}={value!r}."
-        )
-    return int(value)
 
 
 def _shape_text(shape: Sequence[Any]) -> str:
@@ -140,10 +131,10 @@ class MultiHeadAttention(Layer):
         **kwargs: Any,
     ):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
-        self.num_heads = _positive_int(self, "num_heads", num_heads)
-        self.key_dim = _positive_int(self, "key_dim", key_dim)
-        self.value_dim = self.key_dim if value_dim is None else _positive_int(
-            self, "value_dim", value_dim)
+        self.num_heads = check_positive_int("num_heads", num_heads, layer=self)
+        self.key_dim = check_positive_int("key_dim", key_dim, layer=self)
+        self.value_dim = self.key_dim if value_dim is None else check_positive_int(
+            "value_dim", value_dim, layer=self)
         self.dropout = check_rate("dropout", dropout)
         self.use_bias = bool(use_bias)
         if output_shape is not None:

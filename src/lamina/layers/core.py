@@ -8,6 +8,7 @@ import base64
 import builtins
 import inspect
 import marshal
+import numbers
 import types
 from typing import Any, Callable, Sequence
 
@@ -36,10 +37,13 @@ def serialize_argument(value: Any) -> Any:
     return serialize(value)
 
 
-def check_positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}.")
-    return value
+def check_positive_int(name: str, value: Any, layer: Any = None) -> int:
+    """`value` as an int, or a ValueError naming the argument (and `layer`, when given)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+        where = f"Layer {layer.name!r} ({type(layer).__name__}): " if layer is not None else ""
+        raise ValueError(
+            f"{where}`{name}` must be a positive integer. Received: {name}={value!r}.")
+    return int(value)
 
 
 def check_rate(name: str, value: Any) -> float:

@@ -17,21 +17,12 @@ from lamina._load_budget import charge_weight
 from lamina._symbolic import is_probing
 from lamina._registry import register
 from lamina.errors import ShapeError
-from lamina.layers.core import serialize_argument
+from lamina.layers.core import check_positive_int, serialize_argument
 from lamina.layers.layer import Layer
 from lamina.layers.recurrent.runner import flatten_states, pack_states, run_fused, run_loop
 
 Tensor = torch.Tensor
 
-
-
-def check_units(layer: Layer, units: Any) -> int:
-    if isinstance(units, bool) or not isinstance(units, int) or units <= 0:
-        raise ValueError(
-            f"Layer {layer.name!r} ({type(layer).__name__}): `units` must be a positive integer. "
-            f"Received: units={units!r}."
-        )
-    return units
 
 
 def check_dropout(layer: Layer, name: str, value: Any) -> float:
@@ -69,7 +60,7 @@ class _BaseCell(Layer):
                    recurrent_regularizer: Any, bias_regularizer: Any, kernel_constraint: Any,
                    recurrent_constraint: Any, bias_constraint: Any, dropout: Any,
                    recurrent_dropout: Any, seed: int | None) -> None:
-        self.units = check_units(self, units)
+        self.units = check_positive_int("units", units, layer=self)
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers_module.get(kernel_initializer)

@@ -8,7 +8,8 @@ import inspect
 from typing import Any, Callable, Mapping
 
 from lamina.layers.layer import Layer
-from lamina.layers.recurrent.base import cell_property, check_dropout, check_units
+from lamina.layers.core import check_positive_int
+from lamina.layers.recurrent.base import cell_property, check_dropout
 
 
 def cell_argument_names(cell_class: type) -> list[str]:
@@ -20,7 +21,7 @@ def cell_argument_names(cell_class: type) -> list[str]:
 def make_cell(layer: Layer, cell_class: type, arguments: Mapping[str, Any], name: str) -> Any:
     """The layer's cell, built from the cell's arguments among `arguments` (the layer's
     constructor arguments); the errors name the layer, not its cell."""
-    check_units(layer, arguments["units"])
+    check_positive_int("units", arguments["units"], layer=layer)
     check_dropout(layer, "dropout", arguments["dropout"])
     check_dropout(layer, "recurrent_dropout", arguments["recurrent_dropout"])
     return cell_class(**{key: arguments[key] for key in cell_argument_names(cell_class)},
