@@ -62,7 +62,7 @@ y_train = features[start:end][:, [1]]
 
 sequence_length = int(past / step)
 
-dataset_train = keras.utils.timeseries_dataset_from_array(
+dataset_train = keras.preprocessing.timeseries_dataset_from_array(
     x_train,
     y_train,
     sequence_length=sequence_length,
@@ -78,7 +78,7 @@ label_start = train_split + past + future
 x_val = val_data[:x_end][:, :7]
 y_val = features[label_start:][:, [1]]
 
-dataset_val = keras.utils.timeseries_dataset_from_array(
+dataset_val = keras.preprocessing.timeseries_dataset_from_array(
     x_val,
     y_val,
     sequence_length=sequence_length,

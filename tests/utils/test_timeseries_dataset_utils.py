@@ -121,6 +121,12 @@ def test_shuffle_permutes_the_same_windows_per_epoch_and_is_seeded():
     assert unbatched.shape == (9,)
 
 
+def test_exported_where_keras_has_it():
+    import lamina as keras
+
+    assert keras.preprocessing.timeseries_dataset_from_array is keras.utils.timeseries_dataset_from_array
+
+
 @pytest.mark.parametrize("kwargs, message", [
     (dict(start_index=-1), "`start_index` must be in [0, 10)"),
     (dict(start_index=11), "`start_index` must be in [0, 10)"),
