@@ -94,6 +94,8 @@ def test_elements_structures_and_map_unpacking():
     assert [(d["a"].tolist(), d["b"].tolist()) for d in dicts] == [([0, 1, 2], [0, 2, 4]), ([3], [6])]
     sums = dicts.unbatch().map(lambda d: {"s": d["a"] + d["b"]})  # a dict element is one argument
     assert [d["s"].item() for d in sums] == [0, 3, 6, 9]
+    # A list is one tensor (rows of a matrix here), a tuple is the parts of each element.
+    assert values(Dataset.from_tensor_slices([[1, 2], [3, 4], [5, 6]])) == [[1, 2], [3, 4], [5, 6]]
     pairs = list(Dataset.from_tensor_slices((images, labels)).batch(2).as_numpy_iterator())
     assert isinstance(pairs[0][0], np.ndarray) and np.array_equal(np.concatenate([p[1] for p in pairs]), labels)
 
@@ -217,6 +219,7 @@ def test_fit_on_a_dataset_equals_fit_on_the_arrays():
     (lambda: values(numbers().unbatch()), ValueError, "scalar component"),
     (lambda: Dataset.from_tensor_slices((np.zeros(3), np.zeros(4))), ValueError, r"first dimensions \[3, 4\]"),
     (lambda: values(numbers().map(lambda x: object())), TypeError, "Received a object"),
+    (lambda: Dataset.from_tensor_slices(np.array([{}, {}])), TypeError, "ndarray of dtype object"),
 ])
 def test_errors(make, error, message):
     with pytest.raises(error, match=message):

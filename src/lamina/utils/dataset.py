@@ -36,16 +36,16 @@ def _as_leaf(value: Any) -> Any:
         return value
     if isinstance(value, (str, bytes)) or is_string_array(value):
         return as_strings(value)
-    if isinstance(value, np.ndarray):
-        return torch.from_numpy(np.ascontiguousarray(value)) if value.dtype.kind != "O" \
-            else torch.as_tensor(value.astype(np.float32))
+    if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+        return torch.from_numpy(np.ascontiguousarray(value))
     if isinstance(value, np.generic):
         return torch.as_tensor(np.asarray(value))
     if isinstance(value, (bool, int, float)):
         return torch.as_tensor(value)
+    kind = f" of dtype {value.dtype}" if isinstance(value, np.ndarray) else ""
     raise TypeError(
-        "Dataset elements must be tensors, NumPy arrays, numbers or strings (nested in tuples "
-        f"or dicts). Received a {type(value).__name__}: {value!r:.80}."
+        "Dataset elements must be tensors, NumPy arrays of numbers or text, numbers or strings "
+        f"(nested in tuples or dicts). Received a {type(value).__name__}{kind}: {value!r:.80}."
     )
 
 
@@ -163,10 +163,8 @@ class Dataset(IterableDataset):
     @classmethod
     def from_tensor_slices(cls, tensors: Any) -> Dataset:
         """One element per row of `tensors` (an array, or a tuple/dict of arrays of one length)."""
-        if isinstance(tensors, list) and tensors and not isinstance(tensors[0], (list, tuple, dict)):
-            tensors = np.asarray(tensors)
-        elif isinstance(tensors, list):
-            tensors = tuple(tensors)
+        if isinstance(tensors, list):
+            tensors = np.asarray(tensors)  # tf.data reads a list as one tensor, a tuple as parts
         structure = tree.map_structure(_as_leaf, tensors)
         lengths = {len(leaf) if leaf.ndim else None for leaf in tree.flatten(structure)}
         if None in lengths or len(lengths) != 1:
@@ -421,11 +419,11 @@ class Dataset(IterableDataset):
 
     def concatenate(self, dataset: Dataset, name: str | None = None) -> Dataset:
         """This dataset's elements followed by `dataset`'s."""
-        first, second = self._make_iterator, iter
+        source = self._make_iterator
 
         def iterate() -> Iterator[Any]:
-            yield from first()
-            yield from second(dataset)
+            yield from source()
+            yield from dataset
 
         sizes = (self._cardinality, dataset._cardinality)
         size = INFINITE_CARDINALITY if INFINITE_CARDINALITY in sizes else \
