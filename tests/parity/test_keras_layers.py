@@ -202,6 +202,8 @@ EXCLUDED = {
     "TransformerDecoder": "KerasHub's layer, which is not installed; not in Keras 3 core",
     "LayerScale": "not in Keras 3 core (KerasCV/timm)",
     "StochasticDepth": "not in Keras 3 core (KerasCV); random in training, identity otherwise",
+    "CustomScaleLayer": "InceptionResNetV2's own layer in Keras: compared through that model's "
+                        "predictions in test_keras_applications.py",
     "IntegerLookup": "Keras's lookup layers need TensorFlow, which the torch backend lacks",
     "StringLookup": "Keras's string layers need TensorFlow, which the torch backend lacks",
     "TextVectorization": "Keras's string layers need TensorFlow, which the torch backend lacks",
