@@ -110,7 +110,7 @@ def attempt(name, data, expected, place, allowed=(FileFormatError,)):
 formats = st.sampled_from(FORMATS)
 
 
-@fuzz(300)
+@fuzz(600)
 @given(name=formats, flips=st.lists(st.tuples(st.floats(0, 1, exclude_max=True),
                                               st.integers(0, 7)), min_size=1, max_size=3))
 def test_bit_flips(originals, name, flips):
@@ -121,7 +121,7 @@ def test_bit_flips(originals, name, flips):
     attempt(name, bytes(data), expected, place)
 
 
-@fuzz(150)
+@fuzz(300)
 @given(name=formats, where=st.floats(0, 1, exclude_max=True), patch=st.binary(min_size=1, max_size=16))
 def test_byte_overwrites(originals, name, where, patch):
     files, expected, place = originals
@@ -131,7 +131,7 @@ def test_byte_overwrites(originals, name, where, patch):
     attempt(name, bytes(data[: len(files[name])]), expected, place)
 
 
-@fuzz(100)
+@fuzz(400)
 @given(name=formats, keep=st.floats(0, 1, exclude_max=True))
 def test_truncation(originals, name, keep):
     files, expected, place = originals
@@ -155,7 +155,7 @@ def zipped(members, compression=zipfile.ZIP_STORED):
     return buffer.getvalue()
 
 
-@fuzz(200)
+@fuzz(400)
 @given(member=st.sampled_from(["model.weights.h5", "metadata.json", "config.json"]),
        flips=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 7)),
                       min_size=1, max_size=3),
@@ -276,7 +276,7 @@ def apply_edit(h5, operation, pick, value, keep_checksum):
     return "refused"
 
 
-@fuzz(200)
+@fuzz(400)
 @given(name=st.sampled_from(FORMATS[1:]), operation=st.sampled_from(EDITS),
        pick=st.integers(0, 1000), value=values, keep_checksum=st.booleans())
 def test_hdf5_edits(originals, name, operation, pick, value, keep_checksum):
@@ -311,7 +311,7 @@ json_values = st.one_of(st.none(), st.booleans(), st.integers(-10, 10),
                                          [], {}, [1, 2], {"class_name": "Dense"}]))
 
 
-@fuzz(150)
+@fuzz(300)
 @given(pick=st.integers(0, 10**6), replacement=json_values, legacy=st.booleans())
 def test_config_value_edits(originals, pick, replacement, legacy):
     # Edits with the config checksum removed, so the config's own checks answer. Unknown class
