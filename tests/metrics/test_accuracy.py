@@ -113,3 +113,46 @@ def test_keras_mask_on_y_pred_hides_padded_steps() -> None:
     metric.reset_state()
     metric.update_state(y_true, y_pred, sample_weight=T([2.0, 1.0]))
     assert float(metric.result()) == pytest.approx((2 * 2 + 2) / (2 * 2 + 3))
+
+
+@pytest.mark.parametrize("labels_as", ["int64", "int32", "float_column", "float"])
+def test_streamed_sparse_accuracy_of_plain_batches_matches_numpy(labels_as) -> None:
+    """The step's common case (unweighted `(batch, classes)` tensors) over several batches,
+    with ties and labels in every dtype a user passes, against NumPy's argmax."""
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    metric = metrics.SparseCategoricalAccuracy()
+    hits = total = 0
+    for size in (7, 16, 5):
+        scores = rng.integers(0, 3, (size, 4)).astype("float32")  # ties: argmax takes the first
+        labels = rng.integers(0, 4, size)
+        hits += int((scores.argmax(-1) == labels).sum())
+        total += size
+        y_true = {"int64": T(labels), "int32": T(labels, dtype=torch.int32),
+                  "float_column": T(labels, dtype=torch.float32).reshape(-1, 1),
+                  "float": T(labels, dtype=torch.float64)}[labels_as]
+        metric.update_state(y_true, T(scores))
+    assert float(metric.result()) == pytest.approx(hits / total, rel=1e-6)
+    # Non-integer float labels never match, as in the general path.
+    metric.reset_state()
+    metric.update_state(T([0.5, 1.0]), T([[1.0, 0.0], [0.0, 1.0]]))
+    assert float(metric.result()) == pytest.approx(0.5)
+
+
+def test_streamed_categorical_accuracy_of_plain_batches_matches_numpy() -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(4)
+    metric = metrics.CategoricalAccuracy()
+    hits = total = 0
+    for size in (9, 3):
+        scores = rng.normal(size=(size, 5)).astype("float32")
+        labels = rng.integers(0, 5, size)
+        hits += int((scores.argmax(-1) == labels).sum())
+        total += size
+        metric.update_state(T(np.eye(5, dtype="float32")[labels]), T(scores))
+    assert float(metric.result()) == pytest.approx(hits / total, rel=1e-6)
+    # A weighted batch after plain ones takes the general path into the same totals.
+    metric.update_state(T([[1.0, 0, 0, 0, 0]]), T([[0.0, 1, 0, 0, 0]]), sample_weight=T([3.0]))
+    assert float(metric.result()) == pytest.approx(hits / (total + 3), rel=1e-6)
