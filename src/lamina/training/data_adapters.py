@@ -180,7 +180,7 @@ class ArrayAdapter:
         """The rows of each of the epoch's batches from batch `skip` on (a slice, or a tensor of
         shuffled indices), drawn as `batches` draws them; distributed training shards them."""
         n, size = self.num_samples, self.batch_size
-        if False and self.shuffle != "batch":
+        if self.shuffle and self.shuffle != "batch":
             order = torch.randperm(n, device=self.device)
             return [order[step * size:(step + 1) * size] for step in range(skip, self.num_batches)]
         starts = list(range(0, n, size))
