@@ -45,7 +45,7 @@ class CallbackList:
         if add_progbar:
             if not any(isinstance(c, ProgbarLogger) for c in self.callbacks):
                 self.callbacks.insert(0, ProgbarLogger(mode=mode))
-        if not is_chief():
+        if self.callbacks and not is_chief():  # no callbacks (predict, verbose=0): no query
             # Rank 0 of a distributed run prints and writes the logs; the others train quietly.
             self.callbacks = [c for c in self.callbacks if not getattr(c, "_chief_only", False)]
         # A callback that backs up the others' states (BackupAndRestore) runs after them at

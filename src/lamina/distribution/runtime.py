@@ -249,15 +249,14 @@ def wrap(trainer) -> None:
         trainer._forward = engine.wrap(trainer)
 
 
-@contextlib.contextmanager
-def gathered(trainer) -> Iterator[None]:
-    """Whole weights for evaluation and prediction, which call the model directly."""
+def gathered(trainer) -> contextlib.AbstractContextManager:
+    """Whole weights for evaluation and prediction, which call the model directly (a shared
+    no-op context in a single process: predict at batch 1 should not pay for a generator)."""
     engine = _engine(trainer)
-    if engine is None:
-        yield
-        return
-    with engine.full_weights():
-        yield
+    return _NOTHING if engine is None else engine.full_weights()
+
+
+_NOTHING = contextlib.nullcontext()
 
 
 def reduce(trainer, logs: Mapping, adapter: Any) -> Mapping:

@@ -42,6 +42,22 @@ def guard_of(model: Any) -> ModeGuard:
     return guard
 
 
+def _training_modules(model: Any) -> list[Any]:
+    """The modules of `model` in training mode, `model.modules()` order. A plain walk over the
+    `_modules` dicts: `modules()` (a generator per level, a memo set) cost more than a small
+    model's forward pass at batch 1. A module reached twice (shared) is listed once."""
+    found, seen, stack = [], set(), [model]
+    while stack:
+        module = stack.pop()
+        if id(module) in seen:
+            continue
+        seen.add(id(module))
+        if module.training:
+            found.append(module)
+        stack.extend(reversed([m for m in module._modules.values() if m is not None]))
+    return found
+
+
 class inference:  # noqa: N801  (used as a context manager, like torch.no_grad)
     """Hold the model in eval mode for the duration of one predict/evaluate call."""
 
@@ -60,7 +76,7 @@ class inference:  # noqa: N801  (used as a context manager, like torch.no_grad)
                     "returns, or on a copy of the model."
                 )
             if guard.users == 0:
-                guard.restore = [m for m in self.model.modules() if m.training]
+                guard.restore = _training_modules(self.model)
                 if guard.restore:
                     self.model.eval()
             guard.users += 1

@@ -1,0 +1,139 @@
+"""Do `predict` and `evaluate` cost what the raw torch calls cost? (issue #15)
+
+Three measurements, each interleaved (every round times every contender once, so drift in
+machine load hits them alike) and reported as the median ratio to raw torch:
+
+- batch 1: `model.predict(x, verbose=0)` on one sample of the 3-layer MLP of
+  bench/call_overhead.py against a raw `torch.inference_mode` call (target <= 2x);
+- batch 1024 predict: the sheet's MLP (784-128-10) over 16,384 samples held in memory,
+  `predict(x, batch_size=1024)` against a raw loop slicing the same tensor (target >= 0.95x
+  the raw throughput);
+- batch 1024 evaluate: compiled with sparse categorical crossentropy and accuracy, against a raw
+  loop summing the loss and the correct predictions (target >= 0.95x).
+
+Usage: python bench/inference.py [--rounds 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import lamina
+from lamina import layers
+
+SAMPLES, BATCH = 16384, 1024
+
+
+def time_once(fn: Callable[[], object], calls: int) -> float:
+    start = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - start) / calls
+
+
+def interleaved(contenders: dict[str, Callable[[], object]], rounds: int,
+                calls: int) -> dict[str, float]:
+    for fn in contenders.values():  # warm-up: builds, allocator, first-call paths
+        for _ in range(3):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    for _ in range(rounds):
+        for name, fn in contenders.items():
+            times[name].append(time_once(fn, calls))
+    return {name: statistics.median(samples) for name, samples in times.items()}
+
+
+def report(title: str, medians: dict[str, float], target: str) -> None:
+    base = next(iter(medians.values()))
+    print(title)
+    for name, median in medians.items():
+        print(f"  {name:<34} {median * 1e6:10.1f} us   {median / base:5.2f}x time of raw")
+    print(f"  target: {target}")
+
+
+def batch_one(rounds: int) -> None:
+    from call_overhead import SIZES, lamina_sequential, raw_torch
+
+    torch_model, model = raw_torch(), lamina_sequential()
+    sample = torch.randn(1, SIZES[0])
+    sample_numpy = sample.numpy()
+
+    def raw() -> torch.Tensor:
+        with torch.inference_mode():
+            return torch_model(sample).numpy()
+
+    report("predict, one sample (3-layer MLP)",
+           interleaved({"raw inference_mode + .numpy()": raw,
+                        "lamina predict(x, verbose=0)": lambda: model.predict(sample_numpy,
+                                                                               verbose=0)},
+                       rounds, 50),
+           "predict <= 2.00x")
+
+
+def mlp_pair() -> tuple[nn.Module, lamina.Sequential]:
+    torch_model = nn.Sequential(nn.Flatten(), nn.Linear(784, 128), nn.ReLU(),
+                                nn.Linear(128, 10)).eval()
+    model = lamina.Sequential([layers.Flatten(input_shape=(28, 28)),
+                               layers.Dense(128, activation="relu"), layers.Dense(10)])
+    model.compile(optimizer="adam",
+                  loss=lamina.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    return torch_model, model
+
+
+def batch_1024(rounds: int) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.random((SAMPLES, 28, 28), dtype=np.float32)
+    y = rng.integers(0, 10, SAMPLES).astype(np.int64)
+    x_tensor, y_tensor = torch.from_numpy(x), torch.from_numpy(y)
+    torch_model, model = mlp_pair()
+
+    def raw_predict() -> np.ndarray:
+        with torch.inference_mode():
+            return torch.cat([torch_model(x_tensor[i:i + BATCH])
+                              for i in range(0, SAMPLES, BATCH)]).numpy()
+
+    def raw_evaluate() -> tuple[float, float]:
+        loss = torch.zeros(())
+        correct = torch.zeros((), dtype=torch.int64)
+        with torch.inference_mode():
+            for i in range(0, SAMPLES, BATCH):
+                logits = torch_model(x_tensor[i:i + BATCH])
+                target = y_tensor[i:i + BATCH]
+                loss += F.cross_entropy(logits, target, reduction="sum")
+                correct += (logits.argmax(1) == target).sum()
+        return loss.item() / SAMPLES, correct.item() / SAMPLES
+
+    report(f"predict, {SAMPLES} samples, batch {BATCH} (MLP 784-128-10)",
+           interleaved({"raw inference_mode loop": raw_predict,
+                        "lamina predict": lambda: model.predict(x, batch_size=BATCH, verbose=0)},
+                       rounds, 1),
+           "lamina >= 0.95x raw throughput, i.e. <= 1.05x time")
+    report(f"evaluate, {SAMPLES} samples, batch {BATCH}",
+           interleaved({"raw loss + accuracy loop": raw_evaluate,
+                        "lamina evaluate": lambda: model.evaluate(x, y, batch_size=BATCH,
+                                                                  verbose=0)},
+                       rounds, 1),
+           "lamina >= 0.95x raw throughput, i.e. <= 1.05x time")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=30)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    batch_one(args.rounds)
+    batch_1024(args.rounds)
+
+
+if __name__ == "__main__":
+    main()
