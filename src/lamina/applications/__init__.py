@@ -3,7 +3,8 @@
 - Keras's applications, with Keras's arguments and layer names: `ResNet50`, `ResNet101`,
   `ResNet152`, `ResNet50V2`, `ResNet101V2`, `ResNet152V2`, `VGG16`, `VGG19` (and `VGG11`, `VGG13` of the same family), `EfficientNetB0..B7`,
   `EfficientNetV2B0..B3/S/M/L`, `MobileNet`, `MobileNetV2`, `MobileNetV3Small/Large`,
-  `DenseNet121/169/201`, `Xception`, `InceptionV3`, `InceptionResNetV2`, `ConvNeXtTiny..XLarge`; each family module
+  `DenseNet121/169/201`, `Xception`, `InceptionV3`, `InceptionResNetV2`, `NASNetMobile`,
+  `NASNetLarge`, `ConvNeXtTiny..XLarge`; each family module
   (`efficientnet`, `densenet`, ...) has Keras's `preprocess_input` and `decode_predictions`.
 - The reference PyTorch architectures (docs/provenance.md): `LeNet5`, `AlexNet`,
   torchvision-style `resnet18` ... `resnet152`, `SimpleRNNModel`, `LSTMModel`, `GRUModel`, the
@@ -62,6 +63,7 @@ from lamina.applications.lenet import LeNet5
 from lamina.applications.mobilenet import MobileNet
 from lamina.applications.mobilenet_v2 import MobileNetV2
 from lamina.applications.mobilenet_v3 import MobileNetV3Large, MobileNetV3Small
+from lamina.applications.nasnet import NASNetLarge, NASNetMobile
 from lamina.applications.resnet import (
     ResNet50,
     ResNet101,
@@ -87,7 +89,8 @@ __all__ = [
     "EfficientNetB6", "EfficientNetB7", "EfficientNetV2B0", "EfficientNetV2B1",
     "EfficientNetV2B2", "EfficientNetV2B3", "EfficientNetV2L", "EfficientNetV2M",
     "EfficientNetV2S", "GPT", "GRUModel", "InceptionResNetV2", "InceptionV3", "LSTMModel", "LeNet5", "MobileNet",
-    "MobileNetV2", "MobileNetV3Large", "MobileNetV3Small", "ResNet101", "ResNet101V2",
+    "MobileNetV2", "MobileNetV3Large", "MobileNetV3Small", "NASNetLarge", "NASNetMobile",
+    "ResNet101", "ResNet101V2",
     "ResNet152", "ResNet152V2", "ResNet50", "ResNet50V2", "SimpleRNNModel", "TransformerModel", "VGG11", "VGG13", "VGG16", "VGG19",
     "Xception", "create_model", "list_models", "load_torch_state_dict", "load_weights_by_name",
     "resnet101", "resnet152", "resnet18", "resnet34", "resnet50",
