@@ -6,9 +6,13 @@ import math
 import os
 from typing import Any
 
+from lamina import losses
 from lamina._registry import register
 from lamina.callbacks.callback import Callback
+from lamina.diagnostics.collector import Collector
 from lamina.diagnostics.doctor import Diagnosis, diagnose, format_report, save_record
+from lamina.diagnostics.failures import events_from_error, locate
+from lamina.diagnostics.model_info import describe_model, units_and_taps
 
 # Sampled steps per epoch when `every` is left to the doctor, and the widest spacing: short
 # epochs get a few samples each, long ones one every MAX_EVERY steps (the overhead budget).
@@ -62,9 +66,6 @@ class Doctor(Callback):
     # ------------------------------------------------------------------ fit's hooks
 
     def on_train_begin(self, logs=None):
-        from lamina.diagnostics.collector import Collector
-        from lamina.diagnostics.model_info import describe_model, units_and_taps
-
         model = self.model
         units, taps = units_and_taps(model)
         steps = self.params.get("steps")
@@ -115,8 +116,6 @@ class Doctor(Callback):
         loss = logs.get("loss")
         if isinstance(loss, float) and not math.isfinite(loss) and self._last is not None:
             # TerminateOnNaN skipped a non-finite step and stopped: fit raises nothing.
-            from lamina.diagnostics.failures import locate
-
             self.record["events"].extend(locate(*self._last, self.model, _trainer(self.model)))
         self._update()
 
@@ -127,8 +126,6 @@ class Doctor(Callback):
 
     def on_exception(self, error: BaseException) -> None:
         """`fit` raised `error`: record what fit's own checks found, then diagnose."""
-        from lamina.diagnostics.failures import events_from_error
-
         if not self.record["model"] and self.model is not None:
             self.record["model"] = {"name": getattr(self.model, "name", None)}
         self.record["events"].extend(events_from_error(error, self._last, self.model,
@@ -189,8 +186,6 @@ def _describe_loss(model: Any) -> dict[str, Any]:
     if loss is None or isinstance(loss, (list, tuple, dict)):
         return {}
     if not isinstance(loss, str):
-        from lamina import losses
-
         try:
             loss = losses.get(loss)
         except (TypeError, ValueError):
