@@ -420,6 +420,12 @@ def _runs_on_meta(module: nn.Module | None) -> bool:
         isinstance(m, LazyModuleMixin) and m.has_uninitialized_params() for m in module.modules())
 
 
+def _both(fn: Callable[[int], Any]) -> tuple[Any, Any]:
+    # The larger probe (batch 2) first: a load budget refuses the batch its message names.
+    second = fn(1)
+    return fn(0), second
+
+
 def _run_probes(fn: Callable[[int], Any], module: nn.Module | None) -> tuple[Any, Any]:
     """`fn(0), fn(1)`: a call on each probe, `module` in inference mode, changing no state.
 
@@ -441,7 +447,7 @@ def _run_probes(fn: Callable[[int], Any], module: nn.Module | None) -> tuple[Any
             if _runs_on_meta(module):
                 try:
                     with _MetaMode(compute=False):
-                        return fn(0), fn(1)
+                        return _both(fn)
                 except (FileFormatError, ShapeError):
                     raise  # the budget's refusal, or the layer's own check of a shape
                 except Exception:  # noqa: BLE001 - the real run below answers or reports
@@ -450,7 +456,7 @@ def _run_probes(fn: Callable[[int], Any], module: nn.Module | None) -> tuple[Any
             previous, _STATE.real_probes = _STATE.real_probes, True
             try:
                 with budget:
-                    return fn(0), fn(1)
+                    return _both(fn)
             finally:
                 _STATE.real_probes = previous
     finally:
@@ -489,10 +495,11 @@ def symbolic_call(layer: nn.Module, args: tuple, kwargs: dict,
 
 
 def _symbolic_shapes_in(message: str, args: tuple, kwargs: dict) -> str:
-    """A layer's shape error names the probe's shape, (1, 5); the user wrote (None, 5)."""
+    """A layer's shape error names a probe's shape, (2, 5); the user wrote (None, 5)."""
     for tensor in _flatten((args, kwargs)):
         if isinstance(tensor, KerasTensor):
-            message = message.replace(str(tuple(tensor.probes[0].shape)), str(tensor.shape))
+            for probe in tensor.probes:
+                message = message.replace(str(tuple(probe.shape)), str(tensor.shape))
     return message
 
 
