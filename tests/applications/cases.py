@@ -111,6 +111,7 @@ _BUILT_KERAS = [
     *(f"EfficientNetB{i}" for i in range(1, 8)),
     *(f"EfficientNetV2{v}" for v in ("B1", "B2", "B3", "S", "M", "L")),
     "MobileNetV3Large", "DenseNet169", "DenseNet201", "Xception", "InceptionV3", "InceptionResNetV2",
+    "NASNetMobile", "NASNetLarge",
     *(f"ConvNeXt{v}" for v in ("Small", "Base", "Large", "XLarge")),
 ]
 CASES += [ModelCase(name, kwargs, images(kwargs["input_shape"]), (None, CLASSES), logits=False)

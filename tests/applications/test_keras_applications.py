@@ -3,7 +3,9 @@ Keras's weights copied in (by position and from a Keras weights file by name), a
 `preprocess_input` / `decode_predictions`.
 
 The parameter counts of the big models were computed with keras 3.15.1
-(`keras.applications.X(weights=None).count_params()` and its trainable weights); three models are
+(`keras.applications.X(weights=None).count_params()` and its trainable weights; for NASNet, which
+Keras refuses on the torch backend, its generic `keras.src.applications.nasnet.NASNet` with the
+two models' arguments); a few models are
 also checked against live Keras below. Lamina's models are built on the meta device, so a
 350M-parameter ConvNeXtXLarge costs no memory.
 """
@@ -55,6 +57,8 @@ KERAS_COUNTS = {
     "EfficientNetV2S": ((21_612_360, 21_458_488, 153_872), (20_331_360, 20_177_488, 153_872)),
     "InceptionResNetV2": ((55_873_736, 55_813_192, 60_544), (54_336_736, 54_276_192, 60_544)),
     "InceptionV3": ((23_851_784, 23_817_352, 34_432), (21_802_784, 21_768_352, 34_432)),
+    "NASNetLarge": ((88_949_818, 88_753_150, 196_668), (84_916_818, 84_720_150, 196_668)),
+    "NASNetMobile": ((5_326_716, 5_289_978, 36_738), (4_269_716, 4_232_978, 36_738)),
     "MobileNet": ((4_253_864, 4_231_976, 21_888), (3_228_864, 3_206_976, 21_888)),
     "MobileNetV2": ((3_538_984, 3_504_872, 34_112), (2_257_984, 2_223_872, 34_112)),
     "MobileNetV3Large": ((5_507_432, 5_483_032, 24_400), (2_996_352, 2_971_952, 24_400)),
@@ -114,14 +118,51 @@ PREDICTION_CASES = [("EfficientNetB0", (64, 64, 3)), ("MobileNetV3Small", (64, 6
 
 @pytest.mark.parametrize("name, shape", PREDICTION_CASES, ids=[c[0] for c in PREDICTION_CASES])
 def test_keras_weights_give_keras_predictions(name, shape, tmp_path):
-    from keras.src.legacy.saving import legacy_h5_format
-    import h5py
-
     keras.utils.clear_session()  # Keras numbers auto-named layers per session: start afresh
     keras.utils.set_random_seed(0)
     reference = getattr(keras.applications, name)(weights=None, input_shape=shape,
                                                   classifier_activation=None)
-    model = applications.create_model(name, input_shape=shape, classifier_activation=None)
+    _check_predictions_equal_keras(
+        reference, lambda **kwargs: applications.create_model(
+            name, input_shape=shape, classifier_activation=None, **kwargs), shape, tmp_path)
+
+
+# NASNet-A with one normal cell per stage and narrow cells: every cell kind and both `p` paths
+# (`skip_reduction`) of the two published models, small enough for a quick test. (Keras refuses
+# NASNetMobile on the torch backend; its generic `NASNet` builds the same graph.)
+@pytest.mark.parametrize("skip_reduction", [False, True])
+def test_nasnet_cells_give_keras_predictions(skip_reduction, tmp_path):
+    from keras.src.applications import nasnet as keras_nasnet
+
+    from lamina.applications import nasnet
+
+    shape = (32, 32, 3)
+    sizes = {"penultimate_filters": 96, "num_blocks": 1, "stem_block_filters": 8,
+             "skip_reduction": skip_reduction, "default_size": 224}
+    keras.utils.clear_session()
+    keras.utils.set_random_seed(0)
+    reference = keras_nasnet.NASNet(shape, filter_multiplier=2, weights=None, classes=10,
+                                    classifier_activation=None, name="nasnet_mobile", **sizes)
+    model = _check_predictions_equal_keras(
+        reference, lambda **kwargs: nasnet._nasnet(
+            **sizes, weights_file="NASNet-mobile", include_top=True, input_tensor=None,
+            input_shape=shape, pooling=None, classes=10, classifier_activation=None,
+            name="nasnet_mobile", data_format=None, **{"weights": None, **kwargs}),
+        shape, tmp_path)
+    # The layers Keras leaves unnamed get its automatic names too (`activation_7`, `add_1`, ...);
+    # the input's name is numbered per session by both libraries.
+    assert [layer.name for layer in model.layers[1:]] == \
+        [layer.name for layer in reference.layers[1:]]
+
+
+def _check_predictions_equal_keras(reference, build, shape, tmp_path):
+    """`build(weights=...)` gives Keras's parameter counts and names, and Keras's predictions
+    with Keras's weights copied in by position and loaded from a Keras weights file by name.
+    Returns the model built."""
+    from keras.src.legacy.saving import legacy_h5_format
+    import h5py
+
+    model = build()
     assert _counts(model) == _keras_counts(reference)
     assert [layer.name for layer in model.layers if layer.get_weights()] == \
         [layer.name for layer in reference.layers if layer.weights]
@@ -140,18 +181,18 @@ def test_keras_weights_give_keras_predictions(name, shape, tmp_path):
     path = tmp_path / "keras_weights.h5"
     with h5py.File(path, "w") as file:
         legacy_h5_format.save_weights_to_hdf5_group(file, reference)
-    loaded = applications.create_model(name, input_shape=shape, classifier_activation=None,
-                                       weights=str(path))
+    loaded = build(weights=str(path))
     loaded.eval()
     with torch.no_grad():
         np.testing.assert_allclose(loaded(torch.as_tensor(images)).numpy(), expected,
                                    rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+    return model
 
 
 # Lamina module -> Keras module whose `preprocess_input` it must equal.
 FAMILIES = {family: family for family in (
     "efficientnet", "efficientnet_v2", "mobilenet", "mobilenet_v2", "mobilenet_v3", "densenet",
-    "xception", "inception_v3", "inception_resnet_v2", "convnext", "resnet", "resnet_v2")} | {"vgg": "vgg16"}
+    "xception", "inception_v3", "inception_resnet_v2", "nasnet", "convnext", "resnet", "resnet_v2")} | {"vgg": "vgg16"}
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
@@ -232,6 +273,8 @@ def test_imagenet_weights_error_names_keras_file(tmp_path, monkeypatch):
         applications.MobileNetV2(weights="imagenet", alpha=0.6)
     with pytest.raises(ValueError, match=r"InceptionV3 needs a known image size"):
         applications.InceptionV3(include_top=False)
+    with pytest.raises(ValueError, match=r"NASNetMobile needs a known image size.*\(224, 224, 3\)"):
+        applications.NASNetMobile(include_top=False, input_shape=(None, None, 3))
     with pytest.raises(ValueError, match=r"`name` must contain 'convnext_tiny'"):
         applications.ConvNeXtTiny(weights="imagenet", name="tiny")
 
