@@ -7,6 +7,8 @@ an already-imported interpreter (no second import of torch) and collects their r
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import multiprocessing
 import os
@@ -20,6 +22,7 @@ import torch
 
 import lamina
 from lamina import callbacks, distribution, layers, losses, optimizers
+from lamina.utils import PyDataset
 
 
 def data(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -169,6 +172,72 @@ def fit_generator(out: Path, tag: str) -> dict[str, Any]:
             "predict": model.predict((b[0] for b in batches(False)), verbose=0)}
 
 
+class Lazy(lamina.Model):
+    """A subclassed model: its weights are made by its first call."""
+
+    def __init__(self):
+        super().__init__()
+        self.hidden, self.out = layers.Dense(16, activation="relu"), layers.Dense(3)
+
+    def call(self, x):
+        return self.out(self.hidden(x))
+
+
+def first_use(out: Path, tag: str) -> dict[str, Any]:
+    """evaluate and predict before any fit, each process seeded differently (rank 0 as the one
+    process is seeded), then one epoch with a verbose ModelCheckpoint whose output is kept."""
+    seed = 7 + 100 * distribution.process_index()
+    x, y = data(23, seed=1)
+    model = mlp(seed=seed)
+    evaluated = model.evaluate(x, y, batch_size=5, verbose=0, return_dict=True)
+    predicted = model.predict(x, batch_size=4, verbose=0)
+    lamina.set_random_seed(seed)
+    lazy = Lazy()
+    lazy.compile(loss=losses.SparseCategoricalCrossentropy(from_logits=True))
+    lazy_predicted = lazy.predict(x, batch_size=4, verbose=0)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        model.fit(*data(32), batch_size=16, epochs=1, verbose=0,
+                  callbacks=[callbacks.ModelCheckpoint(str(out / f"{tag}.keras"), verbose=1)])
+    return {"evaluate": evaluated, "predict": predicted, "lazy_predict": lazy_predicted,
+            "lazy_evaluate": lazy.evaluate(x, y, batch_size=5, verbose=0),
+            "printed": printed.getvalue()}
+
+
+class Batches(PyDataset):
+    """Global batches of 16 by index; the last holds the remaining 6."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray):
+        super().__init__()
+        self.x, self.y = x, y
+
+    def __len__(self) -> int:
+        return -(-len(self.x) // 16)
+
+    def __getitem__(self, index: int):
+        return self.x[index * 16:index * 16 + 16], self.y[index * 16:index * 16 + 16]
+
+
+def stream_inference(out: Path, tag: str) -> dict[str, Any]:
+    """evaluate and predict on a generator (batches of 16, 1, 16, 5: the batch of 1 leaves
+    rank 0 nothing) and a PyDataset, counting the rows this process's model ran."""
+    model = mlp()
+    x, y = data(38, seed=2)
+    ran = []
+    model.register_forward_hook(lambda module, args, output: ran.append(len(args[0])))
+
+    def batches(labels: bool):
+        for start, stop in ((0, 16), (16, 17), (17, 33), (33, 38)):
+            yield (x[start:stop], y[start:stop]) if labels else x[start:stop]
+
+    result = {"evaluate": model.evaluate(batches(True), verbose=0, return_dict=True),
+              "predict": model.predict(batches(False), verbose=0),
+              "pydataset_evaluate": model.evaluate(Batches(x, y), verbose=0, return_dict=True),
+              "pydataset_predict": model.predict(Batches(x, y), verbose=0)}
+    result["rows_run"] = sum(ran)
+    return result
+
+
 def uneven_layout(out: Path, tag: str) -> dict[str, Any]:
     """A LayoutMap that splits 3 units over 2 devices: the error fit raises."""
     model = mlp()
@@ -207,6 +276,8 @@ SCENARIOS: dict[str, tuple[Callable[[Path, str], dict], Callable[[], Any]]] = {
     "loader": (fit_loader, distribution.DataParallel),
     "generator": (fit_generator, distribution.DataParallel),
     "custom": (fit_custom, distribution.DataParallel),
+    "first_use": (first_use, distribution.DataParallel),
+    "stream_inference": (stream_inference, distribution.DataParallel),
 }
 
 

@@ -20,7 +20,7 @@ import scenarios  # noqa: E402
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="forks rank processes")
 
 NAMES = ["arrays", "module", "generator", "custom", "fsdp", "model_parallel", "uneven_layout", "sharded_backup",
-         "loader"]
+         "loader", "first_use", "stream_inference"]
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,8 @@ def ranks(tmp_path_factory):
 def reference(tmp_path_factory):
     out = tmp_path_factory.mktemp("one")
     return out, {name: scenarios.run(name, out, f"{name}.one", False)
-                 for name in ("arrays", "module", "generator", "custom", "fsdp")}
+                 for name in ("arrays", "module", "generator", "custom", "fsdp", "first_use",
+                              "stream_inference")}
 
 
 def _keras_file_arrays(path: Path) -> dict[str, np.ndarray]:
@@ -100,7 +101,7 @@ def test_custom_train_step_averages_gradients_over_processes(ranks, reference):
 def test_only_rank_zero_writes_and_its_checkpoint_loads_in_one_process(ranks, reference):
     out, _ = ranks
     written = sorted(p.name for p in out.iterdir() if p.suffix in (".csv", ".keras", ".h5"))
-    assert written == ["arrays.dist.csv", "arrays.dist.keras", "fsdp.dist.keras",
+    assert written == ["arrays.dist.csv", "arrays.dist.keras", "first_use.dist.keras", "fsdp.dist.keras",
                        "model_parallel.dist.keras", "module.dist.csv", "module.dist.weights.h5"]
     rows = (out / "arrays.dist.csv").read_text().splitlines()
     assert len(rows) == 4  # a header and one row per epoch, written once
@@ -168,3 +169,38 @@ def test_data_loader_is_split_over_processes_in_a_new_order_each_epoch(ranks):
     for result in results:
         assert result["loader"]["predict"].shape == (32, 3)
         _close(result["loader"]["predict"], result["loader"]["predict_arrays"])
+
+
+def test_before_fit_every_process_evaluates_rank_zeros_weights(ranks, reference):
+    # Each process was seeded differently; the one process was seeded as rank 0 was.
+    expected = reference[1]["first_use"]
+    for result in (r["first_use"] for r in ranks[1]):
+        for key, value in expected["evaluate"].items():
+            _close(result["evaluate"][key], value)
+        _close(result["predict"], expected["predict"])
+        # A subclassed model's weights are made by its first call, inside predict.
+        _close(result["lazy_predict"], expected["lazy_predict"])
+        _close(result["lazy_evaluate"], expected["lazy_evaluate"])
+
+
+def test_verbose_checkpoint_prints_once(ranks):
+    out, results = ranks
+    printed = [r["first_use"]["printed"] for r in results]
+    assert printed == [f"Epoch 1: saving model to {out / 'first_use.dist.keras'}\n", ""]
+
+
+def test_stream_evaluation_is_split_and_reduced(ranks, reference):
+    expected = reference[1]["stream_inference"]
+    results = [r["stream_inference"] for r in ranks[1]]
+    for result in results:
+        for name in ("evaluate", "pydataset_evaluate"):
+            assert result[name].keys() == expected[name].keys()
+            for key, value in expected[name].items():
+                _close(result[name][key], value)
+        for name in ("predict", "pydataset_predict"):
+            assert result[name].shape == (38, 3)
+            _close(result[name], expected[name])
+    # Each process's model ran only its slices: together, each row once per call.
+    assert expected["rows_run"] == 4 * 38
+    assert sum(r["rows_run"] for r in results) == 4 * 38
+    assert all(r["rows_run"] < 4 * 38 for r in results)

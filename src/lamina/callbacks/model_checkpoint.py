@@ -7,6 +7,7 @@ import os
 from lamina._registry import register
 from lamina.callbacks.callback import Callback
 from lamina.callbacks.monitor import Monitor
+from lamina.distribution import is_chief
 
 
 @register("ModelCheckpoint")
@@ -64,20 +65,25 @@ class ModelCheckpoint(Callback):
         if self.save_freq == "epoch":
             self._save(epoch, logs or {})
 
+    def _say(self, message: str) -> None:
+        # Every process runs this callback (a sharded model's save needs them all), but the
+        # job's output is rank 0's, as for the progress bar.
+        if self.verbose and is_chief():
+            print(message)
+
     def _save(self, epoch: int, logs: dict, batch: int | None = None) -> None:
         path = self._format_path(epoch, batch, logs)
         if self.save_best_only:
             current = self.tracker.value(logs)
             if current is None or not self.tracker.improved(current):
-                if self.verbose and current is not None:
-                    print(f"Epoch {epoch + 1}: {self.monitor} did not improve from {self.tracker.best:.5f}")
+                if current is not None:
+                    self._say(f"Epoch {epoch + 1}: {self.monitor} did not improve from {self.tracker.best:.5f}")
                 return
-            if self.verbose:
-                print(f"Epoch {epoch + 1}: {self.monitor} improved from {self.tracker.best:.5f} to "
+            self._say(f"Epoch {epoch + 1}: {self.monitor} improved from {self.tracker.best:.5f} to "
                       f"{current:.5f}, saving model to {path}")
             self.tracker.best = current
-        elif self.verbose:
-            print(f"Epoch {epoch + 1}: saving model to {path}")
+        else:
+            self._say(f"Epoch {epoch + 1}: saving model to {path}")
         if self.save_weights_only:
             self.model.save_weights(path, overwrite=True)
         else:

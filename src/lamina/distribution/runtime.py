@@ -9,7 +9,6 @@ keeps an `Engine`, made once, that holds the wrapped model and the step's share 
 from __future__ import annotations
 
 import contextlib
-import weakref
 from collections.abc import Mapping
 from typing import Any, Iterator
 
@@ -42,8 +41,8 @@ class Engine:
         self.share = sharding.StepShare()
         self.module: nn.Module | None = None  # the model as wrapped for the training step
         self._trainer = None
-        # Inference data every process runs whole (its logs and outputs need no reduction).
-        self._replicated: weakref.WeakSet = weakref.WeakSet()
+        self.shared = False  # whether every process holds rank 0's weights yet
+        self._after_build: Any = None  # the hook that shares weights a first call builds
 
     @property
     def active(self) -> bool:
@@ -53,6 +52,8 @@ class Engine:
         """The training step's forward: the model under DDP or FSDP2 (wrapped once)."""
         if self.module is None:
             model, distribution = trainer.model, self.distribution
+            # DDP broadcasts rank 0's weights but FSDP2 shards each process's own: share first.
+            self.share_weights(model, now=True)
             if _custom_train_step(model):
                 self._average_gradients(model)
             elif isinstance(distribution, DataParallel):
@@ -81,13 +82,34 @@ class Engine:
             gradient.mul_(self.share.fraction)
             gradient.copy_(_all_reduce(gradient))
 
-        with torch.no_grad():
-            for tensor in [*model.parameters(), *model.buffers()]:
-                tensor.copy_(sharding.broadcast(tensor))  # rank 0's weights, as DDP starts
         for parameter in model.parameters():
             if parameter.requires_grad:
                 parameter.register_post_accumulate_grad_hook(average)
         self.module = model
+
+    def share_weights(self, model: nn.Module, now: bool = False) -> None:
+        """Rank 0's weights (parameters and buffers) on every process, once, so every process
+        evaluates, predicts and starts training from the same model whatever its own seed.
+        Weights a first call builds (a subclassed model) are shared right after that call,
+        whose output is then recomputed with them."""
+        if self.shared:
+            return
+        if not now and _unbuilt(model):
+            if self._after_build is None:
+                self._after_build = model.register_forward_hook(self._share_after_build,
+                                                                with_kwargs=True)
+            return
+        if self._after_build is not None:
+            self._after_build.remove()
+            self._after_build = None
+        self.shared = True
+        with torch.no_grad():
+            for tensor in [*model.parameters(), *model.buffers()]:
+                tensor.copy_(sharding.broadcast(tensor))
+
+    def _share_after_build(self, model: nn.Module, args: tuple, kwargs: dict, output: Any) -> Any:
+        self.share_weights(model, now=True)
+        return model(*args, **kwargs)
 
     @contextlib.contextmanager
     def full_weights(self) -> Iterator[None]:
@@ -125,6 +147,12 @@ class Engine:
                     state.pop(whole, None)
             if built:
                 optimizer._variables = variables
+
+
+def _unbuilt(model: nn.Module) -> bool:
+    from lamina.layers.layer import Layer
+
+    return any(isinstance(m, Layer) and not m.built for m in model.modules())
 
 
 def _custom_train_step(model: nn.Module) -> bool:
@@ -235,11 +263,7 @@ def shard(trainer, adapter: Any, training: bool) -> Any:
         return adapter
     if training:
         return sharding.for_training(adapter, engine.parts, engine.index, engine.share)
-    part = sharding.for_inference(adapter, engine.parts, engine.index)
-    if part is None:
-        engine._replicated.add(adapter)
-        return adapter
-    return part
+    return sharding.for_inference(adapter, engine.parts, engine.index)
 
 
 def wrap(trainer) -> None:
@@ -251,9 +275,13 @@ def wrap(trainer) -> None:
 
 def gathered(trainer) -> contextlib.AbstractContextManager:
     """Whole weights for evaluation and prediction, which call the model directly (a shared
-    no-op context in a single process: predict at batch 1 should not pay for a generator)."""
+    no-op context in a single process: predict at batch 1 should not pay for a generator);
+    before any training, rank 0's weights on every process."""
     engine = _engine(trainer)
-    return _NOTHING if engine is None else engine.full_weights()
+    if engine is None:
+        return _NOTHING
+    engine.share_weights(trainer.model)
+    return engine.full_weights()
 
 
 _NOTHING = contextlib.nullcontext()
@@ -263,7 +291,7 @@ def reduce(trainer, logs: Mapping, adapter: Any) -> Mapping:
     """The logs over all processes: every metric's state (sums and counts, for every Keras
     metric) summed over processes in one all-reduce, so each process reads the global values."""
     engine = _engine(trainer)
-    if engine is None or adapter in engine._replicated:
+    if engine is None:
         return logs
     tracker = trainer.loss_tracker
     if tracker.pending:
@@ -282,6 +310,8 @@ def reduce(trainer, logs: Mapping, adapter: Any) -> Mapping:
                 variable.copy_(value.reshape(variable.shape).to(variable.dtype))
     if type(logs).__name__ == "_StepLogs":
         return logs
+    if not logs:  # this process's slices of a stream were all empty: the others' results
+        return {m.name: m.result() for m in metrics}
     # A custom train_step's own logs: metric names read the reduced metrics, other scalars are
     # averaged over processes.
     results = {m.name: m for m in metrics}
@@ -350,12 +380,24 @@ def _all_reduce(tensor: torch.Tensor) -> torch.Tensor:
 def gather(trainer, outputs: Any, adapter: Any) -> Any:
     """`predict`'s result over all processes: their contiguous parts, in rank order."""
     engine = _engine(trainer)
-    if engine is None or adapter in engine._replicated:
+    if engine is None:
         return outputs
+    sizes = adapter.sizes if isinstance(adapter, sharding.InferenceSlices) else None
     parts: list[Any] = [None] * engine.processes
-    dist.all_gather_object(parts, outputs)
+    dist.all_gather_object(parts, (outputs, sizes))
     # Processes that share a data part (a model axis) computed the same rows: keep one copy.
-    return _concatenate(_one_per_data_part(parts, engine))
+    parts = _one_per_data_part(parts, engine)
+    if sizes is None:
+        return _concatenate([output for output, _ in parts])
+    # A stream: each process holds its slice of every batch; put each batch back together.
+    pieces, offsets = [], [0] * len(parts)
+    for batch in range(len(sizes)):
+        for rank, (output, rows) in enumerate(parts):
+            start = offsets[rank]
+            stop = offsets[rank] = start + rows[batch]
+            if stop > start:
+                pieces.append(tree.map_structure(lambda a, s=start, e=stop: a[s:e], output))
+    return _concatenate(pieces)
 
 
 def _one_per_data_part(parts: list[Any], engine: Engine) -> list[Any]:

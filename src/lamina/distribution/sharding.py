@@ -6,8 +6,8 @@ is drawn as one process would draw it (from torch's global RNG, so BackupAndRest
 and rank 0's draw is broadcast, so the processes agree even when seeded differently.
 
 Evaluation and prediction need no lock-step: each process takes a contiguous run of the
-samples, so the processes' results concatenated in rank order are the whole result, in order,
-with no sample twice.
+samples (of a stream: its slice of every batch), and the processes' results put together in
+order are the whole result, with no sample twice.
 """
 
 from __future__ import annotations
@@ -179,9 +179,29 @@ def for_training(adapter: Any, parts: int, index: int, share: StepShare) -> Any:
     return ShardedBatches(adapter, parts, index, share)
 
 
-def for_inference(adapter: Any, parts: int, index: int) -> Any | None:
-    """This process's contiguous part of evaluation or prediction data, or None for a stream
-    that cannot be split without reading it whole (every process then runs all of it)."""
+class InferenceSlices:
+    """A stream (a generator, PyDataset, IterableDataset) for evaluate or predict: every process
+    reads each batch and keeps its slice, as training does. A process whose slice of a batch is
+    empty skips it (inference has no per-step collective); `sizes` records every slice, so
+    predict's parts can be put back in the stream's order."""
+
+    def __init__(self, adapter: IterableAdapter, parts: int, index: int):
+        self.adapter, self.parts, self.index = adapter, parts, index
+        self.num_batches = adapter.num_batches
+        self.sizes: list[int] = []
+
+    def batches(self, skip: int = 0) -> Iterator[Any]:
+        self.sizes = []
+        for batch in self.adapter.batches(skip):
+            start, stop = split(len(tree.flatten(batch)[0]), self.parts, self.index)
+            self.sizes.append(stop - start)
+            if start < stop:
+                yield _map(lambda v: v[start:stop], batch)
+
+
+def for_inference(adapter: Any, parts: int, index: int) -> Any:
+    """This process's part of evaluation or prediction data: a contiguous run of in-memory
+    samples or of a map-style DataLoader's, else its slice of every batch of the stream."""
     if isinstance(adapter, ArrayAdapter):
         total = adapter.num_samples
         if adapter.steps:
@@ -199,7 +219,7 @@ def for_inference(adapter: Any, parts: int, index: int) -> Any | None:
         start, stop = split(total, parts, index)
         size = max(1, math.ceil((loader.batch_size or 1) / parts))
         return IterableAdapter(_rebuilt(loader, range(start, stop), size), adapter.device)
-    return None
+    return InferenceSlices(adapter, parts, index)
 
 
 def _map(function, structure: Any) -> Any:
