@@ -192,7 +192,8 @@ def _check_predictions_equal_keras(reference, build, shape, tmp_path):
 # Lamina module -> Keras module whose `preprocess_input` it must equal.
 FAMILIES = {family: family for family in (
     "efficientnet", "efficientnet_v2", "mobilenet", "mobilenet_v2", "mobilenet_v3", "densenet",
-    "xception", "inception_v3", "inception_resnet_v2", "nasnet", "convnext", "resnet", "resnet_v2")} | {"vgg": "vgg16"}
+    "xception", "inception_v3", "inception_resnet_v2", "nasnet", "convnext", "resnet",
+    "resnet_v2")} | {"vgg": "vgg16"}
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
