@@ -89,6 +89,8 @@ def _rows() -> dict[str, Row]:
         "GlobalMaxPooling2D": Row(layers.GlobalMaxPooling2D, [(None, None, 3)]),
         "GlobalMaxPooling3D": Row(layers.GlobalMaxPooling3D, vol),
         "GroupNormalization": Row(lambda: layers.GroupNormalization(groups=2), seq),
+        "Hashing": Row(lambda: layers.Hashing(4, output_mode="multi_hot"), [(3,)],
+                       strings=True),
         "Identity": Row(layers.Identity, seq),
         "IntegerLookup": Row(lambda: layers.IntegerLookup(vocabulary=[1, 2, 3]), [(3,)],
                              dtype="int64"),

@@ -204,6 +204,8 @@ EXCLUDED = {
     "StochasticDepth": "not in Keras 3 core (KerasCV); random in training, identity otherwise",
     "CustomScaleLayer": "InceptionResNetV2's own layer in Keras: compared through that model's "
                         "predictions in test_keras_applications.py",
+    "Hashing": "Keras's Hashing needs TensorFlow, which the torch backend lacks: checked in "
+               "tests/layers/test_hashing.py against Keras's own documented and tested bins",
     "IntegerLookup": "Keras's lookup layers need TensorFlow, which the torch backend lacks",
     "StringLookup": "Keras's string layers need TensorFlow, which the torch backend lacks",
     "TextVectorization": "Keras's string layers need TensorFlow, which the torch backend lacks",

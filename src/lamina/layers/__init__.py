@@ -152,11 +152,12 @@ __all__ += [
 ]
 
 # Preprocessing layers: image augmentation and sizing, Normalization, TextVectorization,
-# Discretization, CategoryEncoding, StringLookup, IntegerLookup.
+# Discretization, CategoryEncoding, StringLookup, IntegerLookup, Hashing.
 from lamina.layers.preprocessing import (  # noqa: E402
     CategoryEncoding,
     CenterCrop,
     Discretization,
+    Hashing,
     IntegerLookup,
     Normalization,
     RandomBrightness,
@@ -172,7 +173,8 @@ from lamina.layers.preprocessing import (  # noqa: E402
 )
 
 __all__ += [
-    "CategoryEncoding", "CenterCrop", "Discretization", "IntegerLookup", "Normalization",
+    "CategoryEncoding", "CenterCrop", "Discretization", "Hashing", "IntegerLookup",
+    "Normalization",
     "RandomBrightness", "RandomContrast", "RandomCrop", "RandomFlip", "RandomRotation",
     "RandomTranslation", "RandomZoom", "Resizing", "StringLookup", "TextVectorization",
 ]

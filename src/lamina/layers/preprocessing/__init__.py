@@ -6,7 +6,7 @@ from lamina.layers.preprocessing.rescaling import Rescaling
 __all__ = ["Rescaling"]
 
 # Image augmentation and sizing, Normalization, TextVectorization, Discretization,
-# CategoryEncoding, StringLookup, IntegerLookup.
+# CategoryEncoding, StringLookup, IntegerLookup, Hashing.
 from lamina.layers.preprocessing.image_augmentation import (  # noqa: E402
     RandomBrightness,
     RandomContrast,
@@ -22,9 +22,11 @@ from lamina.layers.preprocessing.text_vectorization import TextVectorization  # 
 from lamina.layers.preprocessing.category_encoding import CategoryEncoding  # noqa: E402
 from lamina.layers.preprocessing.discretization import Discretization  # noqa: E402
 from lamina.layers.preprocessing.lookup import IntegerLookup, StringLookup  # noqa: E402
+from lamina.layers.preprocessing.hashing import Hashing  # noqa: E402
 
 __all__ += [
-    "CategoryEncoding", "CenterCrop", "Discretization", "IntegerLookup", "Normalization",
+    "CategoryEncoding", "CenterCrop", "Discretization", "Hashing", "IntegerLookup",
+    "Normalization",
     "RandomBrightness", "RandomContrast", "RandomCrop", "RandomFlip", "RandomRotation",
     "RandomTranslation", "RandomZoom", "Resizing", "StringLookup", "TextVectorization",
 ]
