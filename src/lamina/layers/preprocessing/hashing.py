@@ -303,10 +303,16 @@ class Hashing(Layer):
             masked = values == self.mask_value
         if values.dtype.kind == "f":
             values = values.astype(np.int64)
-        flat = [self._hash(value if isinstance(value, str) else
-                           value.decode("utf-8") if isinstance(value, bytes) else
-                           str(int(value))) % bins
-                for value in values.ravel().tolist()]
+        # Categorical data repeats its values: hash each distinct one once.
+        cache: dict[Any, int] = {}
+        flat = []
+        for value in values.ravel().tolist():
+            bin_index = cache.get(value)
+            if bin_index is None:
+                text = (value if isinstance(value, str) else value.decode("utf-8")
+                        if isinstance(value, bytes) else str(int(value)))
+                bin_index = cache[value] = self._hash(text) % bins
+            flat.append(bin_index)
         out = np.asarray(flat, dtype=np.int64).reshape(values.shape)
         if masked is not None:
             out = np.where(masked, 0, out + 1)
