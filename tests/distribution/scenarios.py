@@ -22,6 +22,7 @@ import torch
 
 import lamina
 from lamina import callbacks, distribution, layers, losses, optimizers
+from lamina.errors import DataError
 from lamina.utils import PyDataset
 
 
@@ -102,8 +103,9 @@ def fit_arrays(out: Path, tag: str, module: bool = False) -> dict[str, Any]:
 
 def fit_sharded(out: Path, tag: str) -> dict[str, Any]:
     """The same training with the parameters sharded (FSDP, ModelParallel), saved to a .keras
-    file; also the shape of each weight as this process stores it."""
-    model = mlp()
+    file; also the shape of each weight as this process stores it. Each process is seeded
+    differently (rank 0 as one process is): all must train rank 0's weights."""
+    model = mlp(seed=100 * distribution.process_index())
     x, y = data(69)
     xv, yv = data(23, seed=1)
     history = model.fit(x, y, batch_size=16, epochs=2, verbose=0)
@@ -235,6 +237,10 @@ def stream_inference(out: Path, tag: str) -> dict[str, Any]:
               "pydataset_evaluate": model.evaluate(Batches(x, y), verbose=0, return_dict=True),
               "pydataset_predict": model.predict(Batches(x, y), verbose=0)}
     result["rows_run"] = sum(ran)
+    try:
+        model.predict((x[i:i + 1] for i in range(3)), verbose=0)
+    except DataError as error:
+        result["single_rows"] = str(error)
     return result
 
 

@@ -76,7 +76,7 @@ def test_data_parallel_trains_as_one_process(ranks, reference, name):
         _close(result["predict"], expected["predict"])
 
 
-def test_generator_batches_are_split_and_evaluated_whole(ranks, reference):
+def test_generator_batches_are_split_in_fit_evaluate_and_predict(ranks, reference):
     expected = reference[1]["generator"]
     for result in (r["generator"] for r in ranks[1]):
         for mine, theirs in zip(result["weights"], expected["weights"]):
@@ -204,3 +204,9 @@ def test_stream_evaluation_is_split_and_reduced(ranks, reference):
     assert expected["rows_run"] == 4 * 38
     assert sum(r["rows_run"] for r in results) == 4 * 38
     assert all(r["rows_run"] < 4 * 38 for r in results)
+    # Batches of one row leave rank 0 nothing: every rank fails, none waits for the others.
+    assert "single_rows" not in expected
+    assert [r["single_rows"] for r in results] == [
+        f"The stream's batches (of {rows} rows on this process) are split over 2 processes, and "
+        "some process received no rows at all. Make some batch hold at least 2 samples, or "
+        "evaluate or predict in one process." for rows in ([0], [1])]

@@ -310,8 +310,6 @@ def reduce(trainer, logs: Mapping, adapter: Any) -> Mapping:
                 variable.copy_(value.reshape(variable.shape).to(variable.dtype))
     if type(logs).__name__ == "_StepLogs":
         return logs
-    if not logs:  # this process's slices of a stream were all empty: the others' results
-        return {m.name: m.result() for m in metrics}
     # A custom train_step's own logs: metric names read the reduced metrics, other scalars are
     # averaged over processes.
     results = {m.name: m for m in metrics}

@@ -183,7 +183,9 @@ class InferenceSlices:
     """A stream (a generator, PyDataset, IterableDataset) for evaluate or predict: every process
     reads each batch and keeps its slice, as training does. A process whose slice of a batch is
     empty skips it (inference has no per-step collective); `sizes` records every slice, so
-    predict's parts can be put back in the stream's order."""
+    predict's parts can be put back in the stream's order. At the stream's end the processes
+    check together that each had rows, so a process with none fails with the others instead of
+    leaving them waiting in the reduction."""
 
     def __init__(self, adapter: IterableAdapter, parts: int, index: int):
         self.adapter, self.parts, self.index = adapter, parts, index
@@ -197,6 +199,14 @@ class InferenceSlices:
             self.sizes.append(stop - start)
             if start < stop:
                 yield _map(lambda v: v[start:stop], batch)
+        fewest = collective(lambda t: dist.all_reduce(t, op=dist.ReduceOp.MIN),
+                            torch.tensor([sum(self.sizes)]))
+        if int(fewest[0]) == 0:
+            raise DataError(
+                f"The stream's batches (of {sorted(set(self.sizes))} rows on this process) are "
+                f"split over {self.parts} processes, and some process received no rows at all. "
+                f"Make some batch hold at least {self.parts} samples, or evaluate or predict in "
+                "one process.")
 
 
 def for_inference(adapter: Any, parts: int, index: int) -> Any:
