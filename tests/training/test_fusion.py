@@ -174,3 +174,19 @@ def test_overridden_compute_loss_is_not_fused():
 
     model = Custom([layers.Dense(2, activation="softmax", input_shape=(6,))])
     assert _planned(model, "sparse_categorical_crossentropy") is None
+
+
+def test_a_hook_on_the_final_layer_sees_probabilities_during_fit():
+    """The training doctor watches sigmoid outputs through forward hooks: while one is on the
+    final layer, that step runs unfused."""
+    x, y = _data(classes=2)
+    model = _dense_model(1, "sigmoid", scale=60.0)
+    seen = []
+    model.layers[-1].register_forward_hook(
+        lambda module, inputs, output: seen.append(output.detach()))
+    _, d_kernel, _, before = _step(model, "binary_crossentropy", x, y)
+    assert all(float(o.min()) >= 0.0 and float(o.max()) <= 1.0 for o in seen)
+    target = torch.tensor(y, dtype=torch.float64).reshape(-1, 1)
+    _, g_kernel, _ = _torch_grads(before, x, lambda z: F.binary_cross_entropy(
+        torch.sigmoid(z).clamp(1e-7, 1 - 1e-7), target))
+    np.testing.assert_allclose(d_kernel, g_kernel, rtol=1e-4, atol=1e-6)

@@ -17,6 +17,10 @@ Fused only when every condition holds (`plan` returns None otherwise):
   axis), and no overridden `compute_loss`;
 - no `jit_compile` (the compiled graph would see the activation change between calls).
 
+A step during which the final layer has a forward hook (the training doctor watching sigmoid
+outputs for saturation, a user's probe) runs unfused: an observer of that layer sees its
+activation's output, as it would without the fusion.
+
 Metrics that only compare class scores (the accuracies, top-k) are monotone in the softmax and
 read the logits directly; any other metric gets the probabilities, computed without autograd.
 """
@@ -30,6 +34,7 @@ import torch
 from lamina import activations
 from lamina import losses as losses_module
 from lamina import metrics as metrics_module
+from lamina.training.precision import _exit_float32
 
 Tensor = torch.Tensor
 
@@ -50,6 +55,12 @@ class FusedOutput:
         self._original = layer.activation
         self._probabilities = torch.softmax if activation == "softmax" else torch.sigmoid
         self._metrics_take_logits: bool | None = None
+
+    def observed(self) -> bool:
+        """Whether a forward hook watches the final layer's output (bf16's float32 fallback
+        hooks aside: they do not read it)."""
+        hooks = self.layer._forward_hooks
+        return bool(hooks) and any(hook is not _exit_float32 for hook in hooks.values())
 
     def forward(self, forward: Callable[[Any], Any], x: Any) -> Tensor:
         """The model's output before the final activation. The layer's activation is linear

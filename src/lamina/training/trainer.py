@@ -422,6 +422,8 @@ class Trainer:
         x, y, sample_weight = unpack_x_y_sample_weight(data)
         forward = self.model if self._forward is None else self._forward
         fused = self._fused
+        if fused is not None and fused.observed():
+            fused = None
         with self._precision.autocast():
             if fused is None:
                 y_pred = forward(x)
