@@ -91,6 +91,7 @@ def _rows() -> dict[str, Row]:
         "GroupNormalization": Row(lambda: layers.GroupNormalization(groups=2), seq),
         "Hashing": Row(lambda: layers.Hashing(4, output_mode="multi_hot"), [(3,)],
                        strings=True),
+        "Hashing": Row(lambda: layers.Hashing(num_bins=3), [(3,)], dtype="int64", high=9),
         "Identity": Row(layers.Identity, seq),
         "IntegerLookup": Row(lambda: layers.IntegerLookup(vocabulary=[1, 2, 3]), [(3,)],
                              dtype="int64"),
