@@ -99,3 +99,10 @@ def test_evaluate_on_numpy_and_tensor_inputs_agrees_with_torch():
         loss, accuracy = model.evaluate(*data, batch_size=4, verbose=0)
         np.testing.assert_allclose(loss, expected_loss, rtol=1e-5)
         np.testing.assert_allclose(accuracy, expected_accuracy, rtol=1e-6)
+
+
+def test_predict_keeps_a_numpy_string_array_as_text():
+    # Keras's StringLookup: index 0 is the out-of-vocabulary token, the vocabulary follows.
+    model = lamina.Sequential([layers.StringLookup(vocabulary=["a", "b", "c"])])
+    out = model.predict(np.array([["a"], ["c"], ["zz"]]), verbose=0)
+    np.testing.assert_array_equal(out, [[1], [3], [0]])
