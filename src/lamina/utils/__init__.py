@@ -9,6 +9,7 @@ from lamina.utils.dataset import (
     UNKNOWN_CARDINALITY,
     Dataset,
     StringTensor,
+    TensorSpec,
 )
 from lamina.utils.dataset_utils import (
     image_dataset_from_directory,
@@ -31,6 +32,7 @@ __all__ = [
     "PyDataset",
     "Sequence",
     "StringTensor",
+    "TensorSpec",
     "array_to_img",
     "get_file",
     "image_dataset_from_directory",

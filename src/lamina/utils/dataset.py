@@ -175,6 +175,71 @@ class Dataset(IterableDataset):
         count = lengths.pop()
         return cls(lambda: _unstack(structure), count)
 
+    @classmethod
+    def from_generator(cls, generator: Callable[..., Iterable[Any]], output_types: Any = None,
+                       output_shapes: Any = None, args: tuple | None = None,
+                       output_signature: Any = None, name: str | None = None) -> Dataset:
+        """The elements `generator(*args)` yields, called afresh for each iteration.
+
+        `output_signature` is a (nested) structure of `TensorSpec` (or anything with `.shape`
+        and `.dtype`, such as `tf.TensorSpec`); each yielded element must match its structure
+        and shapes (None: any size) and is converted to its dtypes. The older
+        `output_types`/`output_shapes` pair is read the same way.
+        """
+        if not callable(generator):
+            raise TypeError(
+                f"`generator` must be a Python callable that returns an iterator. Received: "
+                f"{type(generator).__name__}. Pass the generator function, not its result "
+                "(from_generator(gen), not from_generator(gen()))."
+            )
+        signature = _signature(output_types, output_shapes, output_signature)
+        call_args = tuple(args) if args is not None else ()
+
+        def iterate() -> Iterator[Any]:
+            iterator = iter(generator(*call_args))
+            try:
+                for element in iterator:
+                    yield _conform(element, signature)
+            finally:
+                _close(iterator)
+
+        return cls(iterate, UNKNOWN_CARDINALITY)
+
+    @staticmethod
+    def zip(*args: Any, datasets: Any = None, name: str | None = None) -> Dataset:
+        """Elements of several datasets side by side: `Dataset.zip(a, b)` or
+        `Dataset.zip((a, b))` gives `(a_i, b_i)`, `Dataset.zip({"x": a, "y": b})` a dict; it
+        ends with the shortest dataset."""
+        if args and datasets is not None:
+            raise TypeError("Pass the datasets to Dataset.zip() either positionally or as "
+                            "`datasets=`, not both.")
+        if datasets is None:
+            if not args:
+                raise TypeError("Dataset.zip() needs at least one dataset.")
+            datasets = args[0] if len(args) == 1 else tuple(args)
+        leaves = _dataset_leaves(datasets)
+
+        def iterate() -> Iterator[Any]:
+            iterators = [iter(dataset) for dataset in leaves]
+            try:
+                while True:
+                    elements = []
+                    for iterator in iterators:
+                        try:
+                            elements.append(next(iterator))
+                        except StopIteration:
+                            return
+                    yield tree.pack_sequence_as(datasets, elements)
+            finally:
+                for iterator in iterators:
+                    _close(iterator)
+
+        sizes = [dataset._cardinality for dataset in leaves]
+        finite = [size for size in sizes if size >= 0]
+        size = UNKNOWN_CARDINALITY if UNKNOWN_CARDINALITY in sizes else \
+            min(finite) if finite else INFINITE_CARDINALITY
+        return Dataset(iterate, size)
+
     # ----------------------------------------------------------------- iteration
 
     def __iter__(self) -> Iterator[Any]:
@@ -266,6 +331,43 @@ class Dataset(IterableDataset):
                     pending = []
             if pending and not drop_remainder:
                 yield tree.map_structure(lambda *leaves: _stack(list(leaves)), *pending)
+
+        count = self._cardinality
+        if count >= 0:
+            count = count // size if drop_remainder else -(-count // size)
+        return self._derive(iterate, count)
+
+    def padded_batch(self, batch_size: int, padded_shapes: Any = None,
+                     padding_values: Any = None, drop_remainder: bool = False,
+                     name: str | None = None) -> Dataset:
+        """As `batch`, padding each component to a common shape first.
+
+        `padded_shapes` gives each component's shape (a structure like the elements'; an int
+        means a 1-D shape); its None (or -1) sizes, and every size when it is not given, become
+        the largest in the batch. `padding_values` (one scalar for all components, or one per
+        component) defaults to 0 for numbers and "" for text; it is cast to the component's dtype.
+        """
+        size = _positive(batch_size, "batch_size")
+        source = self._make_iterator
+
+        def pad_batch(pending: list[Any]) -> Any:
+            first = pending[0]
+            shapes = _per_component(first, padded_shapes, "padded_shapes", _is_shape_spec)
+            fills = _per_component(first, padding_values, "padding_values", _is_scalar_spec)
+            columns = zip(*(tree.flatten(element) for element in pending))
+            batched = [_pad_and_stack(column, shape, fill)
+                       for column, shape, fill in zip(columns, shapes, fills)]
+            return tree.pack_sequence_as(first, batched)
+
+        def iterate() -> Iterator[Any]:
+            pending: list[Any] = []
+            for element in source():
+                pending.append(element)
+                if len(pending) == size:
+                    yield pad_batch(pending)
+                    pending = []
+            if pending and not drop_remainder:
+                yield pad_batch(pending)
 
         count = self._cardinality
         if count >= 0:
@@ -432,6 +534,293 @@ class Dataset(IterableDataset):
 
     def apply(self, transformation_func: Callable[[Dataset], Dataset]) -> Dataset:
         return transformation_func(self)
+
+
+class TensorSpec:
+    """The shape and dtype of one component of a generator's elements (`tf.TensorSpec`).
+
+    Args:
+        shape: a tuple of sizes, None for a size that varies; `None` for any rank.
+        dtype: "float32", "int64", "bool", "string", ... (a torch or NumPy dtype also works).
+    """
+
+    def __init__(self, shape: Any, dtype: Any = "float32", name: str | None = None) -> None:
+        self.shape = _shape_of_spec(shape, "shape")
+        self.dtype = _dtype_name(dtype)
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"TensorSpec(shape={self.shape}, dtype={self.dtype!r}, name={self.name!r})"
+
+    def __eq__(self, other: Any) -> bool:
+        return isinstance(other, TensorSpec) and (self.shape, self.dtype) == \
+            (other.shape, other.dtype)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _dtype_name(dtype: Any) -> str:
+    if isinstance(dtype, torch.dtype):
+        return str(dtype).removeprefix("torch.")
+    name = getattr(dtype, "name", None)  # tf.DType and NumPy dtypes
+    if isinstance(dtype, type) and issubclass(dtype, (np.generic, str, bytes, bool, int, float)):
+        name = {str: "string", bytes: "string"}.get(dtype) or np.dtype(dtype).name
+    name = dtype if isinstance(dtype, str) else name
+    if name in ("str", "object", "unicode"):
+        name = "string"
+    if name == "string":
+        return name
+    try:
+        np.dtype(name)
+        getattr(torch, name)
+    except (TypeError, AttributeError):
+        raise TypeError(
+            f"Unknown dtype {dtype!r}. Use a name such as 'float32', 'int64', 'bool' or "
+            "'string', or a torch or NumPy dtype."
+        ) from None
+    return name
+
+
+def _shape_of_spec(shape: Any, name: str) -> tuple | None:
+    """A spec's shape as a tuple of ints and None (None: unknown rank)."""
+    if shape is None:
+        return None
+    if hasattr(shape, "as_list"):  # tf.TensorShape
+        shape = shape.as_list() if getattr(shape, "rank", 0) is not None else None
+        if shape is None:
+            return None
+    if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
+        shape = (shape,)
+    if isinstance(shape, torch.Tensor):
+        shape = shape.tolist()
+    if not isinstance(shape, (tuple, list, torch.Size)) or not all(
+            d is None or (isinstance(d, (int, np.integer)) and not isinstance(d, bool)
+                          and d >= -1) for d in shape):
+        raise ValueError(
+            f"`{name}` must be a shape: a tuple of sizes, None (or -1) for a size that varies. "
+            f"Received: {shape!r}."
+        )
+    return tuple(None if d is None or d == -1 else int(d) for d in shape)
+
+
+def _is_shape_spec(value: Any) -> bool:
+    return value is None or hasattr(value, "as_list") or isinstance(
+        value, (int, np.integer, list, torch.Size, torch.Tensor)) or (
+        isinstance(value, tuple) and all(d is None or isinstance(d, (int, np.integer))
+                                         for d in value))
+
+
+def _is_scalar_spec(value: Any) -> bool:
+    return not isinstance(value, (tuple, list, dict))
+
+
+def _per_component(element: Any, spec: Any, name: str, is_leaf_spec: Callable) -> list:
+    """One entry of `spec` per component of `element` (in `tree.flatten` order): `spec`
+    follows the element's structure, or one leaf spec serves every component."""
+    if not isinstance(element, (tuple, dict)):
+        if not is_leaf_spec(spec) and isinstance(spec, (tuple, list, dict)):
+            raise ValueError(
+                f"`{name}` {spec!r} has several entries, but the elements have one component.")
+        return [spec]
+    if is_leaf_spec(spec) and (spec is None or name == "padding_values"):
+        return [spec] * len(tree.flatten(element))
+    if isinstance(element, dict):
+        if not isinstance(spec, dict) or set(spec) != set(element):
+            raise ValueError(
+                f"`{name}` must have the element's keys {sorted(element)}. Received: {spec!r}.")
+        return [entry for key in sorted(element)
+                for entry in _per_component(element[key], spec[key], name, is_leaf_spec)]
+    if not isinstance(spec, (tuple, list)) or len(spec) != len(element):
+        raise ValueError(
+            f"`{name}` must have one entry per component of the elements ({len(element)}), "
+            f"as a tuple. Received: {spec!r}."
+        )
+    return [entry for part, sub in zip(element, spec)
+            for entry in _per_component(part, sub, name, is_leaf_spec)]
+
+
+def _pad_and_stack(leaves: list[Any], padded_shape: Any, fill: Any) -> Any:
+    ranks = {leaf.ndim for leaf in leaves}
+    if len(ranks) > 1:
+        raise ValueError(
+            f"padded_batch needs components of one rank; received ranks {sorted(ranks)}.")
+    rank = ranks.pop()
+    target = [max(leaf.shape[axis] for leaf in leaves) for axis in range(rank)]
+    if padded_shape is not None:
+        wanted = _shape_of_spec(padded_shape, "padded_shapes")
+        if len(wanted) != rank:
+            raise ValueError(
+                f"`padded_shapes` {wanted} has rank {len(wanted)}, but the component has rank "
+                f"{rank} (shape {tuple(leaves[0].shape)}). Give one size per axis."
+            )
+        for axis, size in enumerate(wanted):
+            if size is not None:
+                if target[axis] > size:
+                    raise ValueError(
+                        f"Attempted to pad to a smaller size than the input element: axis {axis} "
+                        f"has size {target[axis]}, more than padded_shapes' {size}. Raise the "
+                        "padded size, or use None to pad to the longest in each batch."
+                    )
+                target[axis] = size
+    if isinstance(leaves[0], StringTensor):
+        fill = "" if fill is None else fill
+        if not isinstance(fill, str):
+            raise TypeError(f"A text component is padded with a string. Received: {fill!r}.")
+        out = np.full([len(leaves)] + target, fill, dtype=object)
+        for row, leaf in enumerate(leaves):
+            out[(row,) + tuple(slice(0, d) for d in leaf.shape)] = leaf.view(np.ndarray)
+        return out.view(StringTensor)
+    if isinstance(fill, torch.Tensor):
+        fill = fill.item()
+    if isinstance(fill, (str, bytes)):
+        raise TypeError(
+            f"A numeric component ({leaves[0].dtype}) cannot be padded with the string {fill!r}.")
+    out = torch.full([len(leaves)] + target, 0 if fill is None else fill,
+                     dtype=leaves[0].dtype)
+    for row, leaf in enumerate(leaves):
+        out[(row,) + tuple(slice(0, d) for d in leaf.shape)] = leaf
+    return out
+
+
+def _dataset_leaves(structure: Any) -> list[Dataset]:
+    if isinstance(structure, list):
+        raise TypeError(
+            "The argument to `Dataset.zip()` must be a (nested) structure of Dataset objects; "
+            "a Python list is not supported (as in tf.data): use a tuple instead."
+        )
+    if isinstance(structure, Dataset):
+        return [structure]
+    if isinstance(structure, tuple):
+        return [leaf for part in structure for leaf in _dataset_leaves(part)]
+    if isinstance(structure, dict):
+        return [leaf for key in sorted(structure) for leaf in _dataset_leaves(structure[key])]
+    raise TypeError(
+        "The argument to `Dataset.zip()` must be a (nested) structure of Dataset objects. "
+        f"Received a {type(structure).__name__}: {structure!r:.80}."
+    )
+
+
+def _signature(output_types: Any, output_shapes: Any, output_signature: Any) -> Any:
+    if output_signature is not None:
+        if output_types is not None or output_shapes is not None:
+            raise TypeError("Pass either `output_signature` or `output_types` (with "
+                            "`output_shapes`), not both.")
+        return _specs(output_signature)
+    if output_types is None:
+        raise TypeError(
+            "Dataset.from_generator() needs the elements' signature: pass "
+            "output_signature=TensorSpec(shape, dtype) (a tuple or dict of them for tuple or "
+            "dict elements)."
+        )
+    types = _specs(output_types, leaf=lambda dtype: TensorSpec(None, dtype))
+    if output_shapes is None:
+        return types
+    flat_types = _flat_specs(types)
+    flat_shapes = _per_component(_skeleton(types), output_shapes, "output_shapes",
+                                 _is_shape_spec)
+    return _rebuild(types, [TensorSpec(shape, spec.dtype)
+                            for spec, shape in zip(flat_types, flat_shapes)])
+
+
+def _specs(structure: Any, leaf: Callable | None = None) -> Any:
+    """A signature as tuples, dicts and TensorSpecs (a list is read as a tuple)."""
+    if isinstance(structure, (tuple, list)):
+        return tuple(_specs(part, leaf) for part in structure)
+    if isinstance(structure, dict):
+        return {key: _specs(value, leaf) for key, value in structure.items()}
+    if leaf is not None:
+        return leaf(structure)
+    if isinstance(structure, TensorSpec):
+        return structure
+    if hasattr(structure, "shape") and hasattr(structure, "dtype"):
+        return TensorSpec(structure.shape, structure.dtype)
+    raise TypeError(
+        "`output_signature` must be a (nested) structure of TensorSpec. Received a "
+        f"{type(structure).__name__}: {structure!r:.80}."
+    )
+
+
+def _skeleton(signature: Any) -> Any:
+    """The signature with each spec replaced by a placeholder leaf (for _per_component)."""
+    if isinstance(signature, tuple):
+        return tuple(_skeleton(part) for part in signature)
+    if isinstance(signature, dict):
+        return {key: _skeleton(value) for key, value in signature.items()}
+    return 0
+
+
+def _flat_specs(signature: Any) -> list[TensorSpec]:
+    if isinstance(signature, tuple):
+        return [spec for part in signature for spec in _flat_specs(part)]
+    if isinstance(signature, dict):
+        return [spec for key in sorted(signature) for spec in _flat_specs(signature[key])]
+    return [signature]
+
+
+def _rebuild(signature: Any, flat: list) -> Any:
+    values = iter(flat)
+
+    def build(node: Any) -> Any:
+        if isinstance(node, tuple):
+            return tuple(build(part) for part in node)
+        if isinstance(node, dict):
+            built = {key: build(node[key]) for key in sorted(node)}
+            return {key: built[key] for key in node}
+        return next(values)
+
+    return build(signature)
+
+
+def _conform(element: Any, signature: Any) -> Any:
+    """A yielded element converted to its signature, or an error naming the mismatch."""
+    if isinstance(signature, tuple):
+        if isinstance(element, list):
+            element = tuple(element)  # tf.data accepts a list where a tuple is expected
+        if not isinstance(element, tuple) or len(element) != len(signature):
+            raise _structure_error(element, signature)
+        return tuple(_conform(part, spec) for part, spec in zip(element, signature))
+    if isinstance(signature, dict):
+        if not isinstance(element, dict) or set(element) != set(signature):
+            raise _structure_error(element, signature)
+        return {key: _conform(element[key], signature[key]) for key in signature}
+    if isinstance(element, (tuple, dict)):
+        raise _structure_error(element, signature)
+    if isinstance(element, torch.Tensor):
+        element = element.detach().cpu().numpy()
+    try:
+        if signature.dtype == "string":
+            value = np.asarray(element)
+            if value.size == 0:
+                converted = np.empty(value.shape, dtype=object).view(StringTensor)
+            elif is_string_array(value):
+                converted = as_strings(value)
+            else:
+                raise TypeError("not text")
+        else:
+            converted = torch.from_numpy(np.array(element, dtype=np.dtype(signature.dtype)))
+    except (TypeError, ValueError):
+        raise TypeError(
+            "`generator` yielded an element that could not be converted to the expected type. "
+            f"The expected type was {signature.dtype}, but the yielded element was "
+            f"{element!r:.80}."
+        ) from None
+    expected = signature.shape
+    shape = tuple(converted.shape)
+    if expected is not None and (len(shape) != len(expected) or any(
+            want is not None and want != got for want, got in zip(expected, shape))):
+        raise ValueError(
+            f"`generator` yielded an element of shape {shape} where an element of shape "
+            f"{expected} was expected (None: any size)."
+        )
+    return converted
+
+
+def _structure_error(element: Any, signature: Any) -> TypeError:
+    return TypeError(
+        "`generator` yielded an element that did not match the expected structure. The "
+        f"expected structure was {signature!r:.200}, but the yielded element was "
+        f"{element!r:.80}."
+    )
 
 
 def _close(iterator: Iterable) -> None:
