@@ -179,3 +179,16 @@ def test_bad_inputs_are_refused() -> None:
         layer(np.array(["a", 1.5], dtype=object))
     with pytest.raises(TypeError, match="dtype torch.bool"):
         layer(torch.tensor([True, False]))
+
+
+def test_sequential_model_fits_on_text_through_hashing() -> None:
+    words = np.array(["A", "B", "C", "D", "E"] * 4)
+    targets = np.arange(20, dtype=np.float32) % 2
+    model = lamina.Sequential([layers.Hashing(num_bins=3, output_mode="one_hot"),
+                               layers.Dense(1, kernel_initializer="ones", use_bias=False)])
+    model.compile(optimizer="sgd", loss="mse")
+    assert len(model.fit(words, targets, epochs=1, verbose=0).history["loss"]) == 1
+    # Keras's bins of A..E in 3 bins are [1, 0, 1, 1, 2]: one-hot rows pick out kernel entries.
+    kernel = model.layers[1].get_weights()[0][:, 0]
+    np.testing.assert_allclose(model.predict(words[:5], verbose=0)[:, 0],
+                               kernel[[1, 0, 1, 1, 2]], rtol=1e-6)

@@ -99,14 +99,15 @@ def batch_to_device(batch: Any, device: torch.device, strings: bool = False) -> 
 
 
 def takes_strings(model: Any) -> bool:
-    """Whether a model reads text: a `dtype="string"` Input, or a StringLookup or
-    TextVectorization layer inside (Sequential and subclassed models)."""
+    """Whether a model reads text: a `dtype="string"` Input, or a StringLookup,
+    TextVectorization or Hashing layer inside (Sequential and subclassed models)."""
+    from lamina.layers.preprocessing.hashing import Hashing
     from lamina.layers.preprocessing.lookup import StringLookup
     from lamina.layers.preprocessing.text_vectorization import TextVectorization
 
     inputs = getattr(model, "_flat_inputs", None) or []
     return any(getattr(t, "dtype", None) == "string" for t in inputs) or any(
-        isinstance(m, (StringLookup, TextVectorization)) for m in model.modules())
+        isinstance(m, (StringLookup, TextVectorization, Hashing)) for m in model.modules())
 
 
 def may_hold_text(x: Any) -> bool:
