@@ -62,6 +62,23 @@ class ProcessSquares(PyDataset):
         return index * index, os.getpid()
 
 
+class EpochScaled(PyDataset):
+    """Its batches depend on state changed in on_epoch_end, which the workers must see."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.scale = 1
+
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, index):
+        return index * self.scale, os.getpid()
+
+    def on_epoch_end(self):
+        self.scale *= 10
+
+
 @pytest.mark.parametrize("workers", [0, 1, 4])
 def test_batches_come_in_index_order_whatever_order_workers_finish(workers):
     # Early batches are the slowest, so with several workers later ones finish first.
@@ -135,6 +152,17 @@ def test_worker_processes():
     results = list(iterate_batches(dataset))
     assert [value for value, _ in results] == [0, 1, 4, 9, 16]
     assert os.getpid() not in {pid for _, pid in results}
+
+
+def test_worker_processes_outlive_the_epoch_and_see_on_epoch_end_changes():
+    dataset = EpochScaled(workers=2, use_multiprocessing=True)
+    first = list(iterate_batches(dataset))
+    second = list(iterate_batches(dataset))
+    assert [value for value, _ in first] == [0, 1, 2, 3]
+    assert [value for value, _ in second] == [0, 10, 20, 30]
+    first_pids, second_pids = {pid for _, pid in first}, {pid for _, pid in second}
+    assert os.getpid() not in first_pids | second_pids
+    assert len(first_pids | second_pids) <= 2  # the same two processes, not two new ones
 
 
 def test_plain_objects_with_len_and_getitem_work():

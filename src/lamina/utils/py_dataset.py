@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import collections
+import functools
 import itertools
 import multiprocessing
+import os
+import pickle
+import shutil
+import tempfile
+import weakref
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any, Iterator
 
@@ -116,30 +122,75 @@ class PyDataset:
 Sequence = PyDataset  # the Keras 2 name, kept for legacy code
 
 
-# The dataset each worker process received from its pool initializer.
-_PROCESS_DATASET: Any = None
+# In a worker process: the file the dataset of the current epoch was read from, and the dataset.
+_PROCESS_DATASET: tuple[str, Any] = ("", None)
 
 
-def _init_worker_process(dataset: Any) -> None:
+def _get_in_worker_process(path: str, index: int) -> Any:
     global _PROCESS_DATASET
-    _PROCESS_DATASET = dataset
+    if _PROCESS_DATASET[0] != path:
+        with open(path, "rb") as file:
+            _PROCESS_DATASET = (path, pickle.load(file))
+    return _PROCESS_DATASET[1][index]
 
 
-def _get_in_worker_process(index: int) -> Any:
-    return _PROCESS_DATASET[index]
+class _ProcessPool:
+    """Worker processes kept for the life of one dataset. Spawning a process imports torch
+    (seconds): a pool made per epoch ran at 0.03x a DataLoader with persistent workers on a
+    JPEG folder (bench/input_pipeline.py). Each epoch the dataset is pickled once to a file
+    that every worker reads once, so changes made in `on_epoch_end` reach the workers."""
 
-
-def _make_executor(dataset: Any, workers: int, use_multiprocessing: bool) -> Executor:
-    if use_multiprocessing:
+    def __init__(self, workers: int) -> None:
         # spawn, not fork: forking a process that already runs torch's or our own threads can
         # deadlock the child (and Python >= 3.12 warns about it).
-        return ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_init_worker_process,
-            initargs=(dataset,),
-        )
-    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lamina-data")
+        self.executor = ProcessPoolExecutor(max_workers=workers,
+                                            mp_context=multiprocessing.get_context("spawn"))
+        self.workers = workers
+        self.folder = tempfile.mkdtemp(prefix="lamina-pydataset-")
+        self.epochs = 0
+
+    def epoch_file(self, dataset: Any) -> str:
+        self.epochs += 1
+        path = os.path.join(self.folder, f"epoch-{self.epochs}.pkl")
+        with open(path, "wb") as file:
+            pickle.dump(dataset, file, protocol=pickle.HIGHEST_PROTOCOL)
+        stale = os.path.join(self.folder, f"epoch-{self.epochs - 1}.pkl")
+        if os.path.exists(stale):
+            os.remove(stale)
+        return path
+
+    @staticmethod
+    def close(executor: ProcessPoolExecutor, folder: str) -> None:
+        executor.shutdown(wait=True, cancel_futures=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+# Live pools by id of their dataset; an entry leaves (and its processes end) when the dataset is
+# collected or at exit.
+_POOLS: dict[int, _ProcessPool] = {}
+
+
+def _process_pool(dataset: Any, workers: int) -> tuple[_ProcessPool, bool]:
+    """The dataset's pool and whether it outlives this epoch (False: the dataset cannot be
+    weakly referenced, so nothing would tell when to end the processes)."""
+    pool = _POOLS.get(id(dataset))
+    if pool is not None and pool.workers == workers:
+        return pool, True
+    if pool is not None:
+        _drop_pool(id(dataset))
+    pool = _ProcessPool(workers)
+    try:
+        weakref.finalize(dataset, _drop_pool, id(dataset))
+    except TypeError:
+        return pool, False
+    _POOLS[id(dataset)] = pool
+    return pool, True
+
+
+def _drop_pool(key: int) -> None:
+    pool = _POOLS.pop(key, None)
+    if pool is not None:
+        _ProcessPool.close(pool.executor, pool.folder)
 
 
 def iterate_batches(py_dataset: Any, *, shuffle: bool = False) -> Iterator[Any]:
@@ -183,8 +234,13 @@ def iterate_batches(py_dataset: Any, *, shuffle: bool = False) -> Iterator[Any]:
         yield from _iterate_in_caller(py_dataset, indices)
         return
 
-    executor = _make_executor(py_dataset, workers, use_multiprocessing)
-    fetch = _get_in_worker_process if use_multiprocessing else py_dataset.__getitem__
+    if use_multiprocessing:
+        pool, persistent = _process_pool(py_dataset, workers)
+        executor: Executor = pool.executor
+        fetch = functools.partial(_get_in_worker_process, pool.epoch_file(py_dataset))
+    else:
+        executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lamina-data")
+        fetch, persistent = py_dataset.__getitem__, False
     pending: collections.deque[Future] = collections.deque(
         executor.submit(fetch, index) for index in itertools.islice(indices, max_queue_size)
     )
@@ -203,7 +259,10 @@ def iterate_batches(py_dataset: Any, *, shuffle: bool = False) -> Iterator[Any]:
     finally:
         for future in pending:
             future.cancel()
-        executor.shutdown(wait=True, cancel_futures=True)
+        # A persistent pool's batches already running finish in the background, unread (as
+        # when a DataLoader iterator with persistent workers is dropped).
+        if not persistent:
+            executor.shutdown(wait=True, cancel_futures=True)
         if epoch_ended:
             _call_hook(py_dataset, "on_epoch_end")
 
