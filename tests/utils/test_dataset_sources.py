@@ -226,6 +226,8 @@ def test_from_generator_output_types_and_shapes() -> None:
 @pytest.mark.parametrize("elements, signature, error, message", [
     ([[1, 2, 3]], TensorSpec((2,), "int32"), ValueError,
      r"shape \(3,\) where an element of shape \(2,\)"),
+    ([[1]], TensorSpec((2,), "int32"), ValueError, r"shape \(1,\) where an element of shape \(2,\)"),
+    ([[1, 2]], TensorSpec((), "int32"), ValueError, r"shape \(2,\) where an element of shape \(\)"),
     ([(1, 2)], TensorSpec((), "int32"), TypeError, "did not match the expected structure"),
     ([1], (TensorSpec(()), TensorSpec(())), TypeError, "did not match the expected structure"),
     (["seven"], TensorSpec((), "int32"), TypeError, "expected type was int32"),
