@@ -17,7 +17,10 @@ import torch
 from lamina._registry import register
 from lamina.layers.layer import Layer
 from lamina.layers.preprocessing.category_encoding import encode_categorical, encoded_shape
-from lamina.layers.preprocessing.lookup import forward_with_string_probes
+from lamina.layers.preprocessing.lookup import (
+    _lookup_string_probes,
+    forward_with_string_probes,
+)
 
 Tensor = torch.Tensor
 
@@ -220,14 +223,6 @@ def _salt_pair(salt: Any) -> list[int] | None:
     )
 
 
-def _hash_probes(shape: tuple) -> tuple[np.ndarray, np.ndarray]:
-    if all(d is None for d in shape):
-        shape = (None,)
-    return tuple(np.full(tuple((batch if i == 0 else batch + 2) if d is None else d
-                               for i, d in enumerate(shape)), "a", dtype=object)
-                 for batch in (1, 2))
-
-
 @register("Hashing")
 class Hashing(Layer):
     """Hashes strings or integers into `num_bins` bins, stable across runs and platforms.
@@ -286,7 +281,8 @@ class Hashing(Layer):
         self.register_buffer("_device_tracker", torch.empty(0), persistent=False)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
-        return forward_with_string_probes(self, super().forward, args, kwargs, _hash_probes)
+        return forward_with_string_probes(self, super().forward, args, kwargs,
+                                          _lookup_string_probes)
 
     def _hash(self, text: str) -> int:
         data = text.encode("utf-8")
