@@ -253,3 +253,8 @@ def test_from_generator_refuses_elements_off_the_signature(elements, signature, 
 def test_from_generator_argument_errors(call, message) -> None:
     with pytest.raises(TypeError, match=message):
         call()
+
+
+def test_a_map_returning_a_zero_dimensional_array_keeps_its_shape() -> None:
+    doubled = numbers(3).map(lambda x: np.asarray(x.numpy() * 2))
+    assert [(tuple(e.shape), e.item()) for e in doubled] == [((), 0), ((), 2), ((), 4)]

@@ -37,7 +37,8 @@ def _as_leaf(value: Any) -> Any:
     if isinstance(value, (str, bytes)) or is_string_array(value):
         return as_strings(value)
     if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
-        return torch.from_numpy(np.ascontiguousarray(value))
+        # ascontiguousarray turns a 0-d array into shape (1,); keep the element's shape.
+        return torch.from_numpy(np.ascontiguousarray(value).reshape(value.shape))
     if isinstance(value, np.generic):
         return torch.as_tensor(np.asarray(value))
     if isinstance(value, (bool, int, float)):
