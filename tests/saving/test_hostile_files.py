@@ -630,3 +630,40 @@ def test_saving_through_a_symlink_writes_its_target(tmp_path):
     assert link.is_symlink() and os.readlink(link) == str(target)
     assert lamina.models.load_model(target).layers[0].units == 5
     assert temporaries(tmp_path) == [] and temporaries(tmp_path / "store") == []
+
+
+# --------------------------------------------------------------------------- HDF5 global heaps
+
+_HEAP_LOAD = textwrap.dedent("""
+    import sys, lamina
+    from lamina.errors import FileFormatError
+    model = lamina.Sequential([lamina.layers.Dense(2, input_shape=(3,))])
+    try:
+        model.load_weights(sys.argv[1]) if sys.argv[1].endswith(".weights.h5") \\
+            else lamina.models.load_model(sys.argv[1])
+    except FileFormatError as error:
+        print("refused:", error)
+""")
+
+
+def _grow_first_heap_object(data: bytes, grow: int) -> bytes:
+    """The first global heap object's size field grown by `grow` bytes, as one flipped bit does."""
+    start = data.index(b"GCOL") + 16
+    size = int.from_bytes(data[start + 8:start + 16], "little")
+    return data[:start + 8] + (size + grow).to_bytes(8, "little") + data[start + 16:]
+
+
+@pytest.mark.parametrize("name, grow", [("m.h5", 8), ("m.h5", -512), ("m.weights.h5", 8)])
+def test_a_damaged_global_heap_is_refused_before_hdf5_reads_it(name, grow, tmp_path):
+    # HDF5 loops forever, holding the GIL, reading a text attribute whose heap object size is
+    # off (found by the fuzz): the file must be refused before h5py reads any text. Run in a
+    # child process so that a regression fails on the timeout instead of hanging the suite.
+    model = lamina.Sequential([layers.Dense(2, input_shape=(3,))])
+    path = tmp_path / name
+    model.save_weights(path) if name.endswith(".weights.h5") else model.save(path)
+    path.write_bytes(_grow_first_heap_object(path.read_bytes(), grow))
+    done = subprocess.run([sys.executable, "-c", _HEAP_LOAD, str(path)], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"refused: .* is damaged: object \d+ of the global heap", done.stdout), \
+        done.stdout

@@ -18,10 +18,12 @@ import dataclasses
 import hashlib
 import json
 import math
+import mmap
 import os
 import secrets
 import socket
 import stat
+import struct
 import time
 import warnings
 from pathlib import Path
@@ -602,10 +604,54 @@ def reading(source: str, what: str) -> Iterator[None]:
         ) from None
 
 
+_COLLECTION = struct.Struct("<4sB3sQ")    # "GCOL", version, reserved, collection size
+_HEAP_OBJECT = struct.Struct("<HH4sQ")    # index, reference count, reserved, object size
+
+
+def check_global_heaps(data: Any, source: str) -> None:
+    """Refuse an HDF5 file whose global heap collections do not parse.
+
+    Variable-length strings (every text attribute: configs, names, checksums) live in global
+    heap collections. The HDF5 library trusts their object sizes: a single flipped size bit
+    sends it into a loop that never returns, holding the interpreter lock, so no time limit can
+    stop it. Each collection is walked here first, object by object, as the format defines it
+    (16-byte headers, data padded to 8 bytes, index 0 the free space); a walk that leaves the
+    collection or repeats an index means a damaged file. `data` is bytes or an mmap.
+    """
+    start = data.find(b"GCOL")
+    while start != -1:
+        signature, version, reserved, size = _COLLECTION.unpack_from(data, start) \
+            if start + _COLLECTION.size <= len(data) else (b"", 0, b"", 0)
+        if version == 1 and reserved == b"\0\0\0":  # else these bytes are data, not a heap
+            end = start + size
+            if size < _COLLECTION.size or end > len(data):
+                raise FileFormatError(f"{source!r} is damaged: a global heap at byte {start:,} "
+                                      f"declares {size:,} bytes, past the end of the file.")
+            position, seen = start + _COLLECTION.size, set()
+            while position + _HEAP_OBJECT.size <= end:
+                index, _, _, length = _HEAP_OBJECT.unpack_from(data, position)
+                # The free space (index 0) runs to the collection's end, header included.
+                padded = length if index == 0 else _HEAP_OBJECT.size + -(-length // 8) * 8
+                if index in seen or position + padded > end or index == 0 and \
+                        position + padded != end:
+                    raise FileFormatError(
+                        f"{source!r} is damaged: object {index} of the global heap at byte "
+                        f"{start:,} does not fit it (its text values cannot be read safely).")
+                if index == 0:
+                    break
+                seen.add(index)
+                position += padded
+        start = data.find(b"GCOL", start + 4)
+
+
 def open_h5(path: str | os.PathLike, purpose: str) -> h5py.File:
     """Open an HDF5 file for reading, turning h5py's errors into ones that say what to do."""
     if not os.path.exists(path):
         raise FileNotFoundError(f"No file found at {str(path)!r}; cannot {purpose}.")
+    with open(path, "rb") as file:
+        if os.fstat(file.fileno()).st_size:
+            with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                check_global_heaps(data, str(path))
     try:
         return h5py.File(path, "r")
     except Exception as error:  # noqa: BLE001 - h5py raises OSError, and others on crafted files

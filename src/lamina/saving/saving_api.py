@@ -38,6 +38,7 @@ from lamina.saving.file_format import (
     check_overwrite,
     commit,
     inspect_weights,
+    check_global_heaps,
     open_h5,
     reading,
     stage_weights,
@@ -202,6 +203,7 @@ def _open_file(path: str, purpose: str, want_config: bool, verify_checksum: bool
         document = _document(path, config, metadata.get("config_sha256"), verify_checksum) \
             if want_config else None
         with reading(path, "the weights inside the archive"):
+            check_global_heaps(weights_bytes, path)
             try:
                 h5 = h5py.File(io.BytesIO(weights_bytes), "r")
             except Exception as error:  # noqa: BLE001 - h5py raises several types on bad input
