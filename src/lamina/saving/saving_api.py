@@ -35,10 +35,10 @@ from lamina.errors import FileFormatError, UnknownNameError, UnsafeLoadError
 from lamina.saving.file_format import (
     WeightsInventory,
     atomic_write,
+    check_global_heaps,
     check_overwrite,
     commit,
     inspect_weights,
-    check_global_heaps,
     open_h5,
     reading,
     stage_weights,
