@@ -667,3 +667,19 @@ def test_a_damaged_global_heap_is_refused_before_hdf5_reads_it(name, grow, tmp_p
     assert done.returncode == 0, done.stderr
     assert re.search(r"refused: .* is damaged: object \d+ of the global heap", done.stdout), \
         done.stdout
+
+
+def test_a_local_heap_free_list_that_loops_is_refused(tmp_path):
+    # A group's link names live in a local heap; a free-list head moved into the names (one
+    # flipped bit, found by a random fuzz) made HDF5 loop forever while listing the group.
+    model = lamina.Sequential([layers.Dense(2, input_shape=(3,))])
+    path = tmp_path / "m.weights.h5"
+    model.save_weights(path)
+    data = bytearray(path.read_bytes())
+    head = data.index(b"HEAP") + 16          # after signature, version, reserved, data size
+    data[head:head + 8] = (8).to_bytes(8, "little")
+    path.write_bytes(bytes(data))
+    done = subprocess.run([sys.executable, "-c", _HEAP_LOAD, str(path)], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"refused: .* is damaged: .*local heap", done.stdout), done.stdout

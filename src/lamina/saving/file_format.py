@@ -609,7 +609,7 @@ _HEAP_OBJECT = struct.Struct("<HH4sQ")    # index, reference count, reserved, ob
 
 
 def check_global_heaps(data: Any, source: str) -> None:
-    """Refuse an HDF5 file whose global heap collections do not parse.
+    """Refuse an HDF5 file whose global heap collections (or local heaps) do not parse.
 
     Variable-length strings (every text attribute: configs, names, checksums) live in global
     heap collections. The HDF5 library trusts their object sizes: a single flipped size bit
@@ -642,6 +642,40 @@ def check_global_heaps(data: Any, source: str) -> None:
                 seen.add(index)
                 position += padded
         start = data.find(b"GCOL", start + 4)
+    _check_local_heaps(data, source)
+
+
+_LOCAL_HEAP = struct.Struct("<4sB3sQQQ")  # "HEAP", version, reserved, size, free list, address
+_FREE_BLOCK = struct.Struct("<QQ")          # offset of the next free block, this block's size
+_LIST_ENDS = (1, 2**64 - 1)                 # HDF5's two "no further block" values
+
+
+def _check_local_heaps(data: Any, source: str) -> None:
+    """Refuse an HDF5 file whose local heaps' free lists do not parse. A group's link names live
+    in a local heap; a free list whose offsets point back into it (one flipped bit) makes the
+    HDF5 library loop forever while listing the group, as a damaged global heap does."""
+    start = data.find(b"HEAP")
+    while start != -1:
+        if start + _LOCAL_HEAP.size <= len(data):
+            _, version, reserved, size, free, address = _LOCAL_HEAP.unpack_from(data, start)
+            if version == 0 and reserved == b"\0\0\0":  # else these bytes are data, not a heap
+                if address + size > len(data):
+                    raise FileFormatError(f"{source!r} is damaged: the local heap at byte "
+                                          f"{start:,} lies past the end of the file.")
+                seen = set()
+                while free not in _LIST_ENDS:
+                    if free in seen or free + _FREE_BLOCK.size > size:
+                        raise FileFormatError(
+                            f"{source!r} is damaged: the free list of the local heap at byte "
+                            f"{start:,} leaves the heap or loops (its names cannot be read).")
+                    seen.add(free)
+                    following, length = _FREE_BLOCK.unpack_from(data, address + free)
+                    if free + length > size:
+                        raise FileFormatError(
+                            f"{source!r} is damaged: a free block of the local heap at byte "
+                            f"{start:,} runs past the heap's end.")
+                    free = following
+        start = data.find(b"HEAP", start + 4)
 
 
 def open_h5(path: str | os.PathLike, purpose: str) -> h5py.File:
