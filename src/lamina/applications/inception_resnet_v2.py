@@ -16,12 +16,11 @@ from typing import Any
 import torch
 
 from lamina._registry import register
-from lamina.applications import _blocks
+from lamina.applications import _blocks, inception_v3
 from lamina.applications.imagenet_utils import decode_predictions, mode_preprocess_input
 from lamina.layers.convolutional import Conv2D
 from lamina.layers.core import Activation
 from lamina.layers.layer import Layer
-from lamina.layers.merging import Concatenate
 from lamina.layers.normalization import BatchNormalization
 from lamina.layers.pooling import AveragePooling2D, MaxPooling2D
 from lamina.models.model import Model
@@ -54,15 +53,14 @@ class CustomScaleLayer(Layer):
         return {**super().get_config(), "scale": self.scale}
 
 
-class _Builder:
-    """Keras's `conv2d_bn` and its automatic numbering: one counter serves the convolution,
-    batch norm and activation, because an unnamed `conv2d_bn` makes one of each, and named
-    layers do not advance Keras's counters."""
+class _Builder(inception_v3._Builder):
+    """InceptionV3's `conv2d_bn` builder and its automatic numbering (one counter for the
+    convolution, batch norm and activation, as an unnamed `conv2d_bn` makes one of each and
+    named layers do not advance Keras's counters), plus Keras's numbering of the pools and
+    scale layers and the named convolutions of this family."""
 
     def __init__(self, data_format: str):
-        self.data_format = data_format
-        self.axis = 1 if data_format == "channels_first" else -1
-        self.count = 0
+        super().__init__(data_format)
         self.pools = {"max_pooling2d": 0, "average_pooling2d": 0, "custom_scale_layer": 0}
 
     def auto(self, kind: str) -> str:
@@ -72,14 +70,8 @@ class _Builder:
 
     def conv(self, x: Any, filters: int, size: Any, strides: int = 1,
              padding: str = "same") -> Any:
-        """Convolution (no bias) -> batch norm (no scale) -> ReLU."""
-        suffix = f"_{self.count}" if self.count else ""
-        self.count += 1
-        x = Conv2D(filters, size, strides=strides, padding=padding, use_bias=False,
-                   data_format=self.data_format, name=f"conv2d{suffix}")(x)
-        x = BatchNormalization(axis=self.axis, scale=False,
-                               name=f"batch_normalization{suffix}")(x)
-        return Activation("relu", name=f"activation{suffix}")(x)
+        rows, cols = (size, size) if isinstance(size, int) else size
+        return super().conv(x, filters, rows, cols, strides, padding)
 
     def named_conv(self, x: Any, filters: int, name: str) -> Any:
         """Keras's `conv2d_bn(..., name=name)` with its default ReLU: `name`, `name_bn`,
@@ -88,17 +80,9 @@ class _Builder:
         x = BatchNormalization(axis=self.axis, scale=False, name=f"{name}_bn")(x)
         return Activation("relu", name=f"{name}_ac")(x)
 
-    def chain(self, x: Any, *convs: tuple) -> Any:
-        for spec in convs:
-            x = self.conv(x, *spec)
-        return x
-
-    def max_pool(self, x: Any) -> Any:
+    def numbered_max_pool(self, x: Any) -> Any:
         return MaxPooling2D(3, strides=2, data_format=self.data_format,
                             name=self.auto("max_pooling2d"))(x)
-
-    def concat(self, branches: list, name: str) -> Any:
-        return Concatenate(axis=self.axis, name=name)(branches)
 
     def residual(self, x: Any, kind: str, index: int, scale: float,
                  activation: str | None = "relu") -> Any:
@@ -142,21 +126,14 @@ def InceptionResNetV2(include_top: bool = True, weights: str | None = None,
         data_format: 'channels_last' (default, Keras's) or 'channels_first'.
     """
     keras_file = f"{_WEIGHTS_URL}{'' if include_top else '_notop'}.h5"
-    x, inputs, data_format = _blocks.start(
-        "inception_resnet_v2", weights, include_top, classes, pooling, classifier_activation,
-        input_tensor, input_shape, default_size=299, min_size=75, keras_file=keras_file,
-        data_format=data_format)
-    spatial = x.shape[2:] if data_format == "channels_first" else x.shape[1:3]
-    if None in spatial:
-        # Free sizes are inferred from 32- and 40-pixel probe images, too small for this stem.
-        raise ValueError(
-            "InceptionResNetV2 needs a known image size (at least 75x75): pass input_shape=, "
-            f"e.g. (299, 299, 3). Received an input of shape {tuple(x.shape)}.")
+    x, inputs, data_format = inception_v3.start(
+        "InceptionResNetV2", "inception_resnet_v2", keras_file, weights, include_top, classes,
+        pooling, classifier_activation, input_tensor, input_shape, data_format)
     b = _Builder(data_format)
     x = b.chain(x, (32, 3, 2, "valid"), (32, 3, 1, "valid"), (64, 3))            # stem
-    x = b.max_pool(x)
+    x = b.numbered_max_pool(x)
     x = b.chain(x, (80, 1, 1, "valid"), (192, 3, 1, "valid"))
-    x = b.max_pool(x)
+    x = b.numbered_max_pool(x)
     pool = AveragePooling2D(3, strides=1, padding="same", data_format=data_format,
                             name=b.auto("average_pooling2d"))(x)
     x = b.concat([b.conv(x, 96, 1), b.chain(x, (48, 1), (64, 5)),                 # 35 x 35
@@ -164,13 +141,13 @@ def InceptionResNetV2(include_top: bool = True, weights: str | None = None,
     for index in range(1, 11):
         x = b.residual(x, "block35", index, 0.17)
     x = b.concat([b.conv(x, 384, 3, 2, "valid"),                                  # 17 x 17
-                  b.chain(x, (256, 1), (256, 3), (384, 3, 2, "valid")), b.max_pool(x)],
+                  b.chain(x, (256, 1), (256, 3), (384, 3, 2, "valid")), b.numbered_max_pool(x)],
                  "mixed_6a")
     for index in range(1, 21):
         x = b.residual(x, "block17", index, 0.1)
     x = b.concat([b.chain(x, (256, 1), (384, 3, 2, "valid")),                     # 8 x 8
                   b.chain(x, (256, 1), (288, 3, 2, "valid")),
-                  b.chain(x, (256, 1), (288, 3), (320, 3, 2, "valid")), b.max_pool(x)],
+                  b.chain(x, (256, 1), (288, 3), (320, 3, 2, "valid")), b.numbered_max_pool(x)],
                  "mixed_7a")
     for index in range(1, 10):
         x = b.residual(x, "block8", index, 0.2)

@@ -67,6 +67,23 @@ class _Builder:
         return Concatenate(axis=self.axis, name=name)(branches)
 
 
+def start(display: str, family: str, keras_file: str, weights: Any, include_top: bool,
+          classes: int, pooling: Any, classifier_activation: Any, input_tensor: Any,
+          input_shape: Any, data_format: str | None) -> tuple[Any, Any, str]:
+    """The Inception families' input: 299x299 by default, at least 75x75, and a known size."""
+    x, inputs, data_format = _blocks.start(
+        family, weights, include_top, classes, pooling, classifier_activation, input_tensor,
+        input_shape, default_size=299, min_size=75, keras_file=keras_file,
+        data_format=data_format)
+    spatial = x.shape[2:] if data_format == "channels_first" else x.shape[1:3]
+    if None in spatial:
+        # Free sizes are inferred from 32- and 40-pixel probe images, too small for this stem.
+        raise ValueError(
+            f"{display} needs a known image size (at least 75x75): pass input_shape=, e.g. "
+            f"(299, 299, 3). Received an input of shape {tuple(x.shape)}.")
+    return x, inputs, data_format
+
+
 @register("InceptionV3", kind="model")
 def InceptionV3(include_top: bool = True, weights: str | None = None, input_tensor: Any = None,
                 input_shape: tuple | None = None, pooling: str | None = None,
@@ -88,16 +105,9 @@ def InceptionV3(include_top: bool = True, weights: str | None = None, input_tens
         data_format: 'channels_last' (default, Keras's) or 'channels_first'.
     """
     keras_file = f"{_WEIGHTS_URL}{'' if include_top else '_notop'}.h5"
-    x, inputs, data_format = _blocks.start(
-        "inception_v3", weights, include_top, classes, pooling, classifier_activation,
-        input_tensor, input_shape, default_size=299, min_size=75, keras_file=keras_file,
-        data_format=data_format)
-    spatial = x.shape[2:] if data_format == "channels_first" else x.shape[1:3]
-    if None in spatial:
-        # Free sizes are inferred from 32- and 40-pixel probe images, too small for this stem.
-        raise ValueError(
-            "InceptionV3 needs a known image size (at least 75x75): pass input_shape=, e.g. "
-            f"(299, 299, 3). Received an input of shape {tuple(x.shape)}.")
+    x, inputs, data_format = start("InceptionV3", "inception_v3", keras_file, weights,
+                                   include_top, classes, pooling, classifier_activation,
+                                   input_tensor, input_shape, data_format)
     b = _Builder(data_format)
     x = b.chain(x, (32, 3, 3, 2, "valid"), (32, 3, 3, 1, "valid"), (64, 3, 3))
     x = b.max_pool(x, "max_pooling2d")
