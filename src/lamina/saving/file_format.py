@@ -608,7 +608,7 @@ _COLLECTION = struct.Struct("<4sB3sQ")    # "GCOL", version, reserved, collectio
 _HEAP_OBJECT = struct.Struct("<HH4sQ")    # index, reference count, reserved, object size
 
 
-def check_global_heaps(data: Any, source: str) -> None:
+def check_hdf5_heaps(data: Any, source: str) -> None:
     """Refuse an HDF5 file whose global heap collections (or local heaps) do not parse.
 
     Variable-length strings (every text attribute: configs, names, checksums) live in global
@@ -685,7 +685,7 @@ def open_h5(path: str | os.PathLike, purpose: str) -> h5py.File:
     with open(path, "rb") as file:
         if os.fstat(file.fileno()).st_size:
             with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
-                check_global_heaps(data, str(path))
+                check_hdf5_heaps(data, str(path))
     try:
         return h5py.File(path, "r")
     except Exception as error:  # noqa: BLE001 - h5py raises OSError, and others on crafted files

@@ -35,7 +35,7 @@ from lamina.errors import FileFormatError, UnknownNameError, UnsafeLoadError
 from lamina.saving.file_format import (
     WeightsInventory,
     atomic_write,
-    check_global_heaps,
+    check_hdf5_heaps,
     check_overwrite,
     commit,
     inspect_weights,
@@ -203,7 +203,7 @@ def _open_file(path: str, purpose: str, want_config: bool, verify_checksum: bool
         document = _document(path, config, metadata.get("config_sha256"), verify_checksum) \
             if want_config else None
         with reading(path, "the weights inside the archive"):
-            check_global_heaps(weights_bytes, path)
+            check_hdf5_heaps(weights_bytes, path)
             try:
                 h5 = h5py.File(io.BytesIO(weights_bytes), "r")
             except Exception as error:  # noqa: BLE001 - h5py raises several types on bad input
