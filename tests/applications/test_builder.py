@@ -178,6 +178,31 @@ def test_imagenet_loads_a_local_copy_of_keras_file(tmp_path, monkeypatch):
     np.testing.assert_array_equal(model.get_layer("conv1_conv").get_weights()[0], kernel)
 
 
+@pytest.mark.parametrize("weights_file, include_top, saved_as", [
+    # Keras's nasnet.py: get_file("nasnet_mobile.h5", ".../nasnet/NASNet-mobile.h5"), ...
+    ("NASNet-mobile", True, "nasnet_mobile.h5"),
+    ("NASNet-mobile", False, "nasnet_mobile_no_top.h5"),
+    ("NASNet-large", True, "nasnet_large.h5"),
+    ("NASNet-large", False, "nasnet_large_no_top.h5"),
+])
+def test_imagenet_finds_a_file_under_the_name_keras_saved_it_as(
+        tmp_path, monkeypatch, weights_file, include_top, saved_as):
+    from lamina.applications import nasnet
+    from lamina.applications._builder import imagenet_file
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("LAMINA_DATA_DIR", raising=False)
+    keras_file = nasnet.imagenet_weights(weights_file, include_top)
+    url = ("https://storage.googleapis.com/tensorflow/keras-applications/nasnet/"
+           f"{weights_file}{'' if include_top else '-no-top'}.h5")
+    with pytest.raises(ValueError, match=rf"needs Keras's file '{saved_as}'.*from {url}, then"):
+        imagenet_file(keras_file)
+    folder = tmp_path / ".keras" / "models"
+    folder.mkdir(parents=True)
+    (folder / saved_as).write_bytes(b"")
+    assert imagenet_file(keras_file) == str(folder / saved_as)
+
+
 ARGUMENT_ERRORS = [
     ("VGG16", {"weights": "missing/file.h5"}, ValueError,
      r"The `weights` argument should be either None .*Received: weights='missing/file.h5'"),

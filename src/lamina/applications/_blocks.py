@@ -36,7 +36,8 @@ def make_divisible(value: float, divisor: int = 8, min_value: int | None = None)
 
 def start(family: str, weights: Any, include_top: bool, classes: Any, pooling: Any,
           classifier_activation: Any, input_tensor: Any, input_shape: Any, *,
-          default_size: int, keras_file: str | None, data_format: str | None,
+          default_size: int, keras_file: _builder.KerasFile | str | None,
+          data_format: str | None,
           min_size: int = 32, require_flatten: bool | None = None) -> tuple[Any, Any, str]:
     """The checks and the image input every Keras application starts with.
 
@@ -151,7 +152,7 @@ class LayerScale(Layer):
                 "projection_dim": self.projection_dim}
 
 
-def finish(inputs: Any, x: Any, name: str, weights: Any, keras_file: str | None) -> Model:
+def finish(inputs: Any, x: Any, name: str, weights: Any, keras_file: _builder.KerasFile | str | None) -> Model:
     return _builder.finish(inputs, x, name, weights, keras_file)
 
 

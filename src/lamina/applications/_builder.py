@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import Any
+from typing import Any, NamedTuple
 
 import h5py
 import numpy as np
@@ -31,12 +31,20 @@ _POOLINGS = (None, "avg", "max")
 _KERAS_WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/"
 
 
+class KerasFile(NamedTuple):
+    """A Keras weights file that Keras's `get_file` saves under another name than its URL's
+    (NASNet: `NASNet-mobile.h5` is cached as `nasnet_mobile.h5`)."""
+
+    url: str
+    saved_as: str
+
+
 # --------------------------------------------------------------------------- arguments
 
 
 def check_arguments(weights: Any, include_top: bool, classes: Any, pooling: Any,
                     classifier_activation: Any, *, architecture: str,
-                    keras_file: str | None = None,
+                    keras_file: str | KerasFile | None = None,
                     classes_argument: str = "classes") -> None:
     """Every check of the arguments the image models share, made before anything is built.
 
@@ -237,7 +245,7 @@ def global_pooling(x: KerasTensor, pooling: str | None, data_format: str,
 
 
 def finish(inputs: Any, outputs: KerasTensor, name: str, weights: Any,
-           keras_file: str | None = None) -> Model:
+           keras_file: str | KerasFile | None = None) -> Model:
     """The functional model, with the weights of `weights` (a file, or 'imagenet': the local
     copy of `keras_file`) loaded by layer name."""
     model = Model(inputs, outputs, name=name)
@@ -253,15 +261,19 @@ def finish(inputs: Any, outputs: KerasTensor, name: str, weights: Any,
 # --------------------------------------------------------------------------- weights
 
 
-def imagenet_file(keras_file: str) -> str:
+def imagenet_file(keras_file: str | KerasFile) -> str:
     """A local copy of Keras's ImageNet weights file, or an error that says how to get one.
 
     `keras_file` is the file's path under Keras's download folder (`resnet/resnet50_...h5`),
-    or its full URL for the families Keras keeps elsewhere.
+    its full URL for the families Keras keeps elsewhere, or a `KerasFile` where Keras caches it
+    under another name.
     """
     from lamina.datasets._download import cache_directory
 
-    file_name = os.path.basename(keras_file)
+    if isinstance(keras_file, KerasFile):
+        file_name, url = keras_file.saved_as, keras_file.url
+    else:
+        file_name, url = os.path.basename(keras_file), _weights_url(keras_file)
     folders = [cache_directory(None, "models"),
                os.path.join(os.path.expanduser("~"), ".keras", "models")]
     for folder in folders:
@@ -270,7 +282,7 @@ def imagenet_file(keras_file: str) -> str:
             return candidate
     raise ValueError(
         f"weights='imagenet' needs Keras's file {file_name!r}, and lamina downloads nothing. "
-        f"Download it once from {_weights_url(keras_file)}, then pass "
+        f"Download it once from {url}, then pass "
         f"weights='/path/to/{file_name}' or put it in one of {folders}. Or pass weights=None for "
         "random initialization."
     )

@@ -17,6 +17,7 @@ from typing import Any
 
 from lamina._registry import register
 from lamina.applications import _blocks
+from lamina.applications._builder import KerasFile
 from lamina.applications.imagenet_utils import (
     correct_pad,
     decode_predictions,
@@ -171,13 +172,21 @@ class _Builder:
         return out, x
 
 
+def imagenet_weights(weights_file: str, include_top: bool) -> KerasFile:
+    """Keras's published file, which its `get_file` saves under a snake-case name
+    (`NASNet-mobile-no-top.h5` as `nasnet_mobile_no_top.h5`)."""
+    return KerasFile(
+        url=f"{_WEIGHTS_URL}{weights_file}{'' if include_top else '-no-top'}.h5",
+        saved_as=f"{weights_file.lower().replace('-', '_')}{'' if include_top else '_no_top'}.h5")
+
+
 def _nasnet(penultimate_filters: int, num_blocks: int, stem_block_filters: int,
             skip_reduction: bool, default_size: int, weights_file: str, include_top: bool,
             weights: Any, input_tensor: Any, input_shape: Any, pooling: Any, classes: int,
             classifier_activation: Any, name: str, data_format: str | None) -> Model:
     """Keras's `NASNet` with `filter_multiplier=2`, the value of both published models."""
     family = "NASNetMobile" if default_size == 224 else "NASNetLarge"
-    keras_file = f"{_WEIGHTS_URL}{weights_file}{'' if include_top else '-no-top'}.h5"
+    keras_file = imagenet_weights(weights_file, include_top)
     if not include_top and input_shape is None and input_tensor is None:
         # The adjust cells compare sizes, which must be known (Keras: NASNetMobile's rule).
         input_shape = (3, default_size, default_size) if data_format == "channels_first" \
