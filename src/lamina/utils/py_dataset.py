@@ -12,9 +12,14 @@ import shutil
 import tempfile
 import weakref
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Iterator
 
 import numpy as np
+import torch
+import torch.multiprocessing  # registers torch's shared-memory reductions with multiprocessing
+
+from lamina import tree
 
 
 class PyDataset:
@@ -30,7 +35,8 @@ class PyDataset:
             each batch in the consumer's thread when it is asked for.
         use_multiprocessing: load in worker processes instead of threads, for Python-heavy
             `__getitem__`. The dataset is pickled to each process once per epoch, so it must be
-            picklable and its class importable (defined at module level).
+            picklable and its class importable (defined at module level). NumPy arrays of 64 KiB
+            or more come back in shared memory, as a DataLoader's tensors do.
         max_queue_size: the most batches loaded ahead (in flight or waiting) at any time.
 
     >>> class Squares(PyDataset):
@@ -131,7 +137,63 @@ def _get_in_worker_process(path: str, index: int) -> Any:
     if _PROCESS_DATASET[0] != path:
         with open(path, "rb") as file:
             _PROCESS_DATASET = (path, pickle.load(file))
-    return _PROCESS_DATASET[1][index]
+    try:
+        batch = _PROCESS_DATASET[1][index]
+    except Exception as error:
+        # An exception whose `__init__` takes other arguments than its `args` cannot be
+        # unpickled, and failing in the parent would break the whole pool instead of raising
+        # the user's error; the traceback sent back still shows where it was raised.
+        try:
+            pickle.loads(pickle.dumps(error))
+        except Exception:
+            raise RuntimeError(
+                f"PyDataset.__getitem__({index}) raised {type(error).__module__}."
+                f"{type(error).__qualname__}: {error} (re-raised as a RuntimeError because that "
+                "exception cannot be pickled back from the worker process)."
+            ) from error
+        raise
+    return tree.map_structure(_to_shared_memory, batch)
+
+
+# Smaller arrays are pickled with the rest of the batch: handing over a shared-memory segment
+# costs a socket round trip to fetch its file descriptor, more than copying a few KiB.
+_SHARED_MEMORY_MIN_BYTES = 1 << 16
+
+
+class _SharedArray:
+    """A NumPy array on its way to the parent process in a shared-memory segment.
+
+    The worker copies the array once into a fresh segment; pickling passes the segment's file
+    descriptor (torch's reductions, as a DataLoader's workers do) and unpickling maps the segment
+    as the parent's array, instead of copying the bytes through a pipe several times."""
+
+    __slots__ = ("buffer", "dtype", "shape")
+
+    def __init__(self, buffer: torch.Tensor, dtype: np.dtype, shape: tuple[int, ...]) -> None:
+        self.buffer, self.dtype, self.shape = buffer, dtype, shape
+
+    def __reduce__(self) -> tuple:
+        return _array_from_shared_memory, (self.buffer, self.dtype, self.shape)
+
+
+def _array_from_shared_memory(buffer: torch.Tensor, dtype: np.dtype,
+                              shape: tuple[int, ...]) -> np.ndarray:
+    # The array's base holds the tensor, which holds the mapping: it lives as long as the array.
+    return buffer.numpy().view(dtype).reshape(shape)
+
+
+def _to_shared_memory(leaf: Any) -> Any:
+    # Subclasses (masked arrays, memmaps) and object arrays keep their own pickling.
+    if type(leaf) is not np.ndarray or leaf.dtype.hasobject \
+            or leaf.nbytes < _SHARED_MEMORY_MIN_BYTES:
+        return leaf
+    try:
+        storage = torch.UntypedStorage._new_shared(leaf.nbytes)
+    except RuntimeError:  # /dev/shm full (torch reserves the pages up front): pickle instead
+        return leaf
+    buffer = torch.empty(0, dtype=torch.uint8).set_(storage)
+    np.copyto(buffer.numpy().view(leaf.dtype).reshape(leaf.shape), leaf)
+    return _SharedArray(buffer, leaf.dtype, leaf.shape)
 
 
 class _ProcessPool:
@@ -201,7 +263,8 @@ def iterate_batches(py_dataset: Any, *, shuffle: bool = False) -> Iterator[Any]:
     Up to `max_queue_size` batches are loaded ahead, so a training step only waits when loading
     is slower than training on every worker at once. `on_epoch_begin()` runs first and
     `on_epoch_end()` runs when the epoch ends, also when the consumer stops early (e.g. after
-    `steps_per_epoch` batches); an exception raised in `__getitem__` propagates unchanged.
+    `steps_per_epoch` batches); an exception raised in `__getitem__` propagates unchanged
+    (from a worker process with the worker's traceback as its `__cause__`).
 
     Args:
         py_dataset: a `PyDataset` (or any object with `__getitem__` and `__len__`).
@@ -255,6 +318,11 @@ def iterate_batches(py_dataset: Any, *, shuffle: bool = False) -> Iterator[Any]:
         epoch_ended = True
     except GeneratorExit:
         epoch_ended = True
+        raise
+    except BrokenProcessPool:
+        # A worker died (killed for memory, crashed in native code): the next epoch starts a
+        # fresh pool instead of failing at once on this one.
+        _drop_pool(id(py_dataset))
         raise
     finally:
         for future in pending:
