@@ -411,13 +411,15 @@ class _BaseConvolution(Layer):
                     constraint: Any) -> Tensor:
         """add_weight for a kernel stored in torch's layout, whose regularizer and constraint
         still see Keras's layout."""
-        return self.add_weight(
+        kernel = self.add_weight(
             shape=shape, initializer=initializer, name=name,
             regularizer=None if regularizer is None
             else InKerasLayout(regularizer, self, name, constraint=False),
             constraint=None if constraint is None
             else InKerasLayout(constraint, self, name, constraint=True),
         )
+        kernel.data = gradient_layout(kernel.data, self.data_format)
+        return kernel
 
     def _add_bias(self, size: int) -> Tensor | None:
         if not self.use_bias:
@@ -447,6 +449,28 @@ def keras_to_torch_kernel(value: Tensor, rank: int) -> Tensor:
     if rank == 1:
         value = value.unsqueeze(2)
     return value.contiguous()
+
+
+def gradient_layout(kernel: Tensor, data_format: str) -> Tensor:
+    """`kernel` (torch layout) with the strides torch's convolutions give its gradient.
+
+    A channels_last input gets its weight gradient in channels_last strides. Where those differ
+    from the contiguous ones only in unit axes (1 input channel, 1x1 kernels, depthwise
+    kernels) autograd keeps the gradient as it comes, and DDP, which copies each gradient into a
+    bucket laid out like its weight, warns at every run that the strides do not match. FSDP2
+    takes contiguous weights only, so a kernel whose channels_last strides are not contiguous
+    too keeps the contiguous ones, into which autograd copies its gradient.
+    """
+    if data_format == "channels_last":
+        laid = torch.empty_like(kernel, memory_format=_CHANNELS_LAST[kernel.dim()])
+        if laid.is_contiguous():
+            return laid.copy_(kernel)
+    # Contiguous strides as computed from the shape: a permuted tensor that torch already calls
+    # contiguous can carry other strides in its unit axes.
+    return torch.empty_like(kernel, memory_format=torch.contiguous_format).copy_(kernel)
+
+
+_CHANNELS_LAST = {4: torch.channels_last, 5: torch.channels_last_3d}
 
 
 def torch_to_keras_kernel(value: Tensor, rank: int) -> Tensor:
