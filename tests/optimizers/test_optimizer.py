@@ -203,15 +203,31 @@ def test_step_clears_gradients_and_counts_iterations() -> None:
     assert optimizer.variables == variables
 
 
+# torch's optimizers with a fused (single-kernel) CPU implementation; the others have foreach only.
+TORCH_FUSED = {torch.optim.SGD, torch.optim.Adagrad, torch.optim.Adam, torch.optim.AdamW}
+
+
 @pytest.mark.parametrize("cls", DEFAULTS, ids=lambda cls: cls.__name__)
-def test_cpu_variables_get_the_foreach_kernels(cls) -> None:
+def test_cpu_variables_get_the_fused_kernel_where_torch_has_one(cls) -> None:
     optimizer = cls()
     with pytest.raises(ValueError, match="not built yet"):
         _ = optimizer.torch_optimizer
     optimizer.build(_parameters([1.0]))
-    assert isinstance(optimizer.torch_optimizer, torch.optim.Optimizer)
+    torch_optimizer = optimizer.torch_optimizer
+    assert isinstance(torch_optimizer, torch.optim.Optimizer)
+    group = torch_optimizer.param_groups[0]
+    if type(torch_optimizer) in TORCH_FUSED:
+        assert group["fused"] is True and not group.get("foreach")
+    else:
+        assert group.get("foreach", True) is True and not group.get("fused")
+
+
+def test_variables_off_the_cpu_and_cuda_get_the_foreach_kernels() -> None:
+    # torch has no fused Adam for the meta device; asking for one would fail at build.
+    optimizer = optimizers.Adam()
+    optimizer.build([torch.nn.Parameter(torch.empty(3, device="meta"))])
     group = optimizer.torch_optimizer.param_groups[0]
-    assert group.get("foreach", True) is True and not group.get("fused")
+    assert group["foreach"] is True and not group.get("fused")
 
 
 def test_variables_without_gradient_are_left_alone() -> None:
