@@ -254,17 +254,6 @@ def uneven_layout(out: Path, tag: str) -> dict[str, Any]:
     return {"error": None}
 
 
-def sharded_backup(out: Path, tag: str) -> dict[str, Any]:
-    """BackupAndRestore under FSDP: the error fit raises before training."""
-    model = mlp()
-    try:
-        model.fit(*data(32), batch_size=16, epochs=1, verbose=0,
-                  callbacks=[callbacks.BackupAndRestore(str(out / f"{tag}-backup"))])
-    except ValueError as error:
-        return {"error": str(error)}
-    return {"error": None}
-
-
 def uneven_model_parallel() -> distribution.ModelParallel:
     mesh = distribution.DeviceMesh((1, 2), ["batch", "model"])
     layout_map = distribution.LayoutMap(mesh)
@@ -278,7 +267,6 @@ SCENARIOS: dict[str, tuple[Callable[[Path, str], dict], Callable[[], Any]]] = {
     "fsdp": (fit_sharded, distribution.FSDP),
     "model_parallel": (fit_sharded, model_parallel),
     "uneven_layout": (uneven_layout, uneven_model_parallel),
-    "sharded_backup": (sharded_backup, distribution.FSDP),
     "loader": (fit_loader, distribution.DataParallel),
     "generator": (fit_generator, distribution.DataParallel),
     "custom": (fit_custom, distribution.DataParallel),

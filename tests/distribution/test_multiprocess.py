@@ -19,7 +19,7 @@ import scenarios  # noqa: E402
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="forks rank processes")
 
-NAMES = ["arrays", "module", "generator", "custom", "fsdp", "model_parallel", "uneven_layout", "sharded_backup",
+NAMES = ["arrays", "module", "generator", "custom", "fsdp", "model_parallel", "uneven_layout",
          "loader", "first_use", "stream_inference"]
 
 
@@ -147,13 +147,6 @@ def test_layout_that_does_not_divide_the_weight(ranks):
             "The LayoutMap splits axis 1 of weight 'dense_1/kernel' (shape (16, 3)) over the 2 "
             "devices of mesh axis 'model'; that axis must exist and its size be a multiple of "
             "theirs. Change the layout (None leaves an axis whole) or the mesh.")
-
-
-def test_backup_of_a_sharded_run_is_refused(ranks):
-    for result in (r["sharded_backup"] for r in ranks[1]):
-        assert result["error"].startswith(
-            "BackupAndRestore supports DataParallel runs, but model 'sequential")
-        assert "trains under FSDP, whose optimizer state is sharded" in result["error"]
 
 
 def test_data_loader_is_split_over_processes_in_a_new_order_each_epoch(ranks):

@@ -14,7 +14,7 @@ from lamina.callbacks import _rng_state
 from lamina.callbacks.callback import Callback
 from lamina.distribution import process_count
 from lamina.distribution import runtime as distributed
-from lamina.distribution.files import writing
+from lamina.distribution.files import restoring, writing
 from lamina.errors import FileFormatError
 from lamina.saving import state_file
 
@@ -97,7 +97,6 @@ class BackupAndRestore(Callback):
     # ------------------------------------------------------------------ restore
 
     def on_train_begin(self, logs=None):
-        distributed.check_backup(self.model)
         self.resume_epoch, self._resume = None, None
         self._since_backup, self._due_at_epoch_end, self._preempted = 0, False, False
         if self.save_before_preemption:
@@ -107,7 +106,7 @@ class BackupAndRestore(Callback):
             return
         _check_processes(state, self.backup_dir)
         # Runs after every other callback's on_train_begin, so nothing resets what it restores.
-        self.model.optimizer.load_state_dict(state["optimizer"])
+        distributed.load_optimizer_state(_trainer(self.model), state["optimizer"])
         self._load_callbacks(state["callbacks"])
         _rng_state.restore(state["rng"], self.model, generators=None)
         self.resume_epoch = self.params.get("epochs", 1) if state["stopped"] else state["epoch"]
@@ -133,7 +132,7 @@ class BackupAndRestore(Callback):
             start = int(resume["step"])
             _rng_state.restore(resume["epoch_rng"], self.model, generators)
             batches = data.batches(start)
-            self.model.optimizer.load_state_dict(resume["optimizer"])
+            distributed.load_optimizer_state(_trainer(self.model), resume["optimizer"])
             self._load_callbacks(resume["callbacks"])
             distributed.load_metric_state(_trainer(self.model), resume["metrics"])
             _rng_state.restore(resume["rng"], self.model, generators)
@@ -183,7 +182,7 @@ class BackupAndRestore(Callback):
             "epoch": epoch,
             "step": step,
             "stopped": bool(model.stop_training) and step == 0,
-            "optimizer": model.optimizer.state_dict(),
+            "optimizer": distributed.optimizer_state(_trainer(model)),
             "rng": _rng_state.capture(model, self._generators),
             "epoch_rng": self._epoch_rng if step else None,
             "metrics": distributed.metric_state(_trainer(model)) if step else None,
@@ -239,7 +238,8 @@ class BackupAndRestore(Callback):
                 if not isinstance(state, dict) or state.get("format") != _FORMAT:
                     raise FileFormatError(f"{folder!r} holds no BackupAndRestore state "
                                           f"(format {_FORMAT}).")
-                self.model.load_weights(os.path.join(folder, _WEIGHTS))
+                with restoring(self.model):
+                    self.model.load_weights(os.path.join(folder, _WEIGHTS))
             except (OSError, FileFormatError, KeyError) as error:
                 failures.append(f"{name}/: {error}")
                 continue

@@ -241,16 +241,38 @@ class DataParallel(Distribution):
         self.auto_shard_dataset = auto_shard_dataset
 
 
+MIN_UNIT_SIZE = 1_000_000
+
+
+def _check_unit_size(min_unit_size: int) -> int:
+    if isinstance(min_unit_size, bool) or not isinstance(min_unit_size, int) or min_unit_size < 1:
+        raise ValueError(
+            "`min_unit_size` must be a positive number of weight elements (a layer with at least "
+            "that many is gathered on its own). Received: "
+            f"min_unit_size={min_unit_size!r}. Use e.g. {MIN_UNIT_SIZE:_}.")
+    return min_unit_size
+
+
 class FSDP(Distribution):
     """Fully sharded data parallelism (Lamina's addition): like `DataParallel`, but each process
     stores 1/N of the parameters, gradients and optimizer state, gathered for each step's
-    compute by torch's FSDP2 (`fully_shard`)."""
+    compute by torch's FSDP2 (`fully_shard`).
 
-    def __init__(self, device_mesh: DeviceMesh | None = None, devices: list[str] | None = None):
+    Args:
+        device_mesh: a one-axis mesh; or
+        devices: the devices to use (`list_devices()` when both are omitted).
+        min_unit_size: a layer of the model with at least this many weight elements is gathered
+            whole only while it runs (its own FSDP unit); smaller ones are gathered together
+            for the whole step.
+    """
+
+    def __init__(self, device_mesh: DeviceMesh | None = None, devices: list[str] | None = None,
+                 *, min_unit_size: int = MIN_UNIT_SIZE):
         mesh = _one_axis_mesh(device_mesh, devices, "batch")
         if len(mesh.shape) != 1:
             raise ValueError(f"FSDP takes a one-axis mesh. Received: {mesh!r}.")
         super().__init__(mesh, mesh.axis_names[0])
+        self.min_unit_size = _check_unit_size(min_unit_size)
 
 
 class ModelParallel(Distribution):
@@ -259,11 +281,13 @@ class ModelParallel(Distribution):
 
     On torch this is FSDP2 storage sharding: each weight is stored split along the tensor axis
     its layout names, and gathered whole for the layer's compute. Weights no key matches are
-    split along their first axis.
+    split along their first axis. A layer with at least `min_unit_size` weight elements is
+    gathered only while it runs, as under `FSDP`.
     """
 
     def __init__(self, device_mesh: DeviceMesh | None = None, layout_map: LayoutMap | None = None,
-                 batch_dim_name: str | None = None, auto_shard_dataset: bool = True, **kwargs: Any):
+                 batch_dim_name: str | None = None, auto_shard_dataset: bool = True, *,
+                 min_unit_size: int = MIN_UNIT_SIZE, **kwargs: Any):
         if layout_map is None:
             raise ValueError("ModelParallel needs a `layout_map` (a LayoutMap over a DeviceMesh).")
         if kwargs:
@@ -272,6 +296,7 @@ class ModelParallel(Distribution):
         super().__init__(mesh, batch_dim_name or mesh.axis_names[0])
         self.layout_map = layout_map
         self.auto_shard_dataset = auto_shard_dataset
+        self.min_unit_size = _check_unit_size(min_unit_size)
 
     def get_variable_layout(self, path: str) -> TensorLayout | None:
         return self.layout_map.get_layout(path)

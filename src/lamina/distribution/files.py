@@ -1,4 +1,5 @@
-"""Saving in a distributed run: every process gathers whole weights (FSDP), rank 0 writes."""
+"""Saving and loading in a distributed run: every process gathers whole weights (FSDP), rank 0
+writes; a load is split back into the shards."""
 
 from __future__ import annotations
 
@@ -42,3 +43,17 @@ def chief_writes(save: Callable[..., None]) -> Callable[..., None]:
                 save(model, *args, **kwargs)
 
     return wrapper
+
+
+@contextlib.contextmanager
+def restoring(model: Any) -> Iterator[None]:
+    """Around a load on every process: a model already sharded (FSDP, ModelParallel) shows
+    whole weights to the block, and what the block loaded into them is split back into the
+    shards. A model not sharded yet loads as in one process."""
+    trainer = getattr(model, "__dict__", {}).get("_lamina_trainer")
+    engine = getattr(trainer, "_distributed", None)
+    if engine is None or not engine.active:
+        yield
+        return
+    with engine.full_weights(write_back=True):
+        yield

@@ -43,6 +43,8 @@ class Engine:
         self._trainer = None
         self.shared = False  # whether every process holds rank 0's weights yet
         self._after_build: Any = None  # the hook that shares weights a first call builds
+        # A backup's optimizer state (whole tensors) waiting for the weights to be sharded.
+        self.pending_optimizer_state: dict[str, Any] | None = None
 
     @property
     def active(self) -> bool:
@@ -62,10 +64,21 @@ class Engine:
                 self.module = nn.parallel.DistributedDataParallel(model, device_ids=ids)
             else:
                 self.module = _fully_sharded(model, distribution)
+                if self.pending_optimizer_state is not None:
+                    self._restore_optimizer(trainer.optimizer, model)
             self._trainer = trainer
         if self.module is trainer.model:
             return None  # a custom train_step: the model as it is, gradients averaged by hooks
         return _ShareScaled(self.module, self.share, self.parts)
+
+    def _restore_optimizer(self, optimizer: Any, model: nn.Module) -> None:
+        """Bind the optimizer to the sharded weights now (the trainer's own build right after
+        finds it built for them) and give it its backup's state, split as its weights are."""
+        state, self.pending_optimizer_state = self.pending_optimizer_state, None
+        variables = [p for p in model.parameters() if p.requires_grad]
+        if variables:
+            optimizer.build(variables)
+            optimizer.load_state_dict(_sharded_like(state, variables))
 
     def _average_gradients(self, model: nn.Module) -> None:
         """A custom `train_step` calls the model itself, outside DDP: each gradient is averaged
@@ -112,9 +125,10 @@ class Engine:
         return model(*args, **kwargs)
 
     @contextlib.contextmanager
-    def full_weights(self) -> Iterator[None]:
+    def full_weights(self, write_back: bool = False) -> Iterator[None]:
         """Whole weights (and optimizer slots) on the model for the block: DDP has them; FSDP's
-        shards are gathered into fresh tensors, and the sharded ones put back after."""
+        shards are gathered into fresh tensors, and the sharded ones put back after (with
+        `write_back`, holding the whole weights' values as the block left them: a load)."""
         module = self.module
         if module is None or isinstance(module, nn.parallel.DistributedDataParallel):
             yield
@@ -127,7 +141,7 @@ class Engine:
                     owner._parameters[name] = whole
                     swapped.append((owner, name, parameter, whole))
         optimizer = getattr(self._trainer, "optimizer", None)
-        built = optimizer is not None and optimizer.built
+        built = optimizer is not None and optimizer.built and not write_back
         if built:
             # The optimizer saves its slots by variable: point it at the whole weights, with
             # whole slots, for the block.
@@ -140,6 +154,10 @@ class Engine:
                                     else value for key, value in state[sharded].items()}
         try:
             yield
+            if write_back:
+                with torch.no_grad():
+                    for _, _, sharded, whole in swapped:
+                        sharded.copy_(_split_like(whole, sharded))
         finally:
             for owner, name, sharded, whole in swapped:
                 owner._parameters[name] = sharded
@@ -178,6 +196,7 @@ def _fully_sharded(model: nn.Module, distribution: Distribution) -> nn.Module:
     from torch.distributed.tensor import Shard
 
     mesh = distribution.device_mesh.torch_mesh()
+    options: dict[str, Any] = {"mesh": mesh}
     if isinstance(distribution, ModelParallel):
         # Keras's weight paths ('dense/kernel'), which LayoutMap keys are written against.
         paths = {id(p): name.replace(".", "/") for name, p in model.named_parameters()}
@@ -201,8 +220,53 @@ def _fully_sharded(model: nn.Module, distribution: Distribution) -> nn.Module:
             return Shard(axis)
 
         # On a two-axis mesh FSDP2 replicates over the first axis and shards over the second.
-        return fully_shard(_Root(model), mesh=mesh, shard_placement_fn=placement)
-    return fully_shard(_Root(model), mesh=mesh)
+        options["shard_placement_fn"] = placement
+    # Units bottom-up, then the root (as FSDP2 requires): each unit's weights are gathered only
+    # while it runs, so a process holds one large layer's whole weights at a time, not all.
+    for unit in shard_units(model, distribution.min_unit_size):
+        original = type(unit)
+        fully_shard(unit, **options)
+        # fully_shard rewrites the class (FSDPDense); FSDP2 keeps its state by module, not by
+        # class, and the model's saved config must keep naming the layer's own class.
+        unit.__class__ = original
+    return fully_shard(_Root(model), **options)
+
+
+def shard_units(model: nn.Module, min_unit_size: int) -> list[nn.Module]:
+    """The layers that become their own FSDP unit, innermost first: each of the model's layers
+    (recursing into nested models) whose weights not yet in a unit hold at least
+    `min_unit_size` elements, the rule of FSDP1's `size_based_auto_wrap_policy`.
+
+    Only layers the model calls once per step qualify (a nested model's layers, not the cell an
+    RNN layer calls per time step, which its layer's unit holds), and none that shares a weight
+    with a layer outside it (tied embeddings): its unit would free that weight under the other.
+    """
+    from lamina.models.model import Model
+
+    owners: dict[int, set[int]] = {}
+    for module in model.modules():
+        for parameter in module._parameters.values():
+            if parameter is not None:
+                owners.setdefault(id(parameter), set()).add(id(module))
+    taken: set[int] = set()
+    units: list[nn.Module] = []
+
+    def visit(layer: nn.Module) -> None:
+        if isinstance(layer, Model):
+            for inner in layer.layers:
+                visit(inner)
+        inside = {id(m) for m in layer.modules()}
+        free = [p for p in layer.parameters() if id(p) not in taken]
+        if not free or sum(p.numel() for p in free) < min_unit_size:
+            return
+        if any(not owners[id(p)] <= inside for p in layer.parameters()):
+            return
+        taken.update(id(p) for p in free)
+        units.append(layer)
+
+    for layer in (model.layers if isinstance(model, Model) else model.children()):
+        visit(layer)
+    return units
 
 
 class _ScaleGradient(torch.autograd.Function):
@@ -324,17 +388,74 @@ def reduce(trainer, logs: Mapping, adapter: Any) -> Mapping:
     return reduced
 
 
-def check_backup(model: nn.Module) -> None:
-    """BackupAndRestore writes rank 0's optimizer state: whole under DataParallel, a shard only
-    under the sharded strategies."""
-    trainer = model.__dict__.get("_lamina_trainer")
-    engine = getattr(trainer, "_distributed", None)
-    if engine is not None and engine.active and not isinstance(engine.distribution, DataParallel):
-        raise ValueError(
-            f"BackupAndRestore supports DataParallel runs, but model {model.name!r} trains under "
-            f"{type(engine.distribution).__name__}, whose optimizer state is sharded over the "
-            "processes, which a backup cannot hold yet. Use DataParallel for a resumable run, or "
-            "ModelCheckpoint to save whole models.")
+def optimizer_state(trainer) -> dict[str, Any]:
+    """The optimizer's `state_dict()` for a backup, which rank 0 writes: under FSDP and
+    ModelParallel every sharded slot gathered whole. Every process takes part in each gather;
+    the others keep None, so no process holds more than one whole slot beyond rank 0's."""
+    state = trainer.optimizer.state_dict()
+    engine = _engine(trainer)
+    if engine is None or not _is_sharded(engine):
+        return state
+    keep = process_index() == 0
+
+    def whole(value: Any) -> Any:
+        if not hasattr(value, "full_tensor"):
+            return value
+        gathered = value.full_tensor()
+        return gathered if keep else None
+
+    return tree.map_structure(whole, state)
+
+
+def load_optimizer_state(trainer, state: dict[str, Any]) -> None:
+    """Put back `optimizer_state()`'s whole slots, each split as its weight is (under FSDP and
+    ModelParallel); an optimizer not built yet gets them once the weights are sharded."""
+    optimizer = trainer.optimizer
+    engine = _engine(trainer)
+    if engine is None or not _is_sharded(engine):
+        optimizer.load_state_dict(state)
+    elif engine.module is None:
+        engine.pending_optimizer_state = state
+    else:
+        optimizer.load_state_dict(_sharded_like(state, optimizer.variables))
+
+
+def _is_sharded(engine: Engine) -> bool:
+    return not isinstance(engine.distribution, DataParallel)
+
+
+def _split_like(whole: torch.Tensor, sharded: torch.Tensor) -> torch.Tensor:
+    """`whole` split over the processes as the DTensor `sharded` is (rank 0's values sent, so
+    the processes agree whatever each read)."""
+    from torch.distributed.tensor import distribute_tensor
+
+    return distribute_tensor(whole.detach().to(sharded.dtype), sharded.device_mesh,
+                             sharded.placements)
+
+
+def _sharded_like(state: dict[str, Any], variables: list[torch.Tensor]) -> dict[str, Any]:
+    """An optimizer `state_dict()` of whole tensors with every per-weight slot split as its
+    weight (a DTensor) is; scalars (step counts) stay as they are."""
+
+    def like(value: Any, variable: torch.Tensor) -> Any:
+        if isinstance(value, torch.Tensor) and value.dim() and hasattr(variable, "placements") \
+                and not hasattr(value, "placements"):
+            if tuple(value.shape) != tuple(variable.shape):
+                raise ValueError(
+                    f"The backup's optimizer holds a slot of shape {tuple(value.shape)} for a "
+                    f"weight of shape {tuple(variable.shape)}: it was written for another model. "
+                    "Resume with the model that wrote it, or delete the backup directory.")
+            return _split_like(value, variable)
+        return value
+
+    torch_state = state["optimizer"]
+    if torch_state is not None:
+        slots = {index: {key: like(value, variables[index]) for key, value in entry.items()}
+                 for index, entry in torch_state["state"].items()}
+        torch_state = {**torch_state, "state": slots}
+    return {**state, "optimizer": torch_state,
+            **{name: [like(v, w) for v, w in zip(state[name], variables)]
+               for name in ("accumulators", "averages")}}
 
 
 def metric_state(trainer) -> dict[str, Any]:
@@ -422,5 +543,5 @@ def _concatenate(parts: list[Any]) -> Any:
     raise TypeError(f"predict returned {type(first).__name__}; expected arrays.")
 
 
-__all__ = ["Engine", "at_compile", "check_backup", "gather", "gathered", "load_metric_state", "metric_state",
-           "reduce", "shard", "wrap"]
+__all__ = ["Engine", "at_compile", "gather", "gathered", "load_metric_state", "load_optimizer_state",
+           "metric_state", "optimizer_state", "reduce", "shard", "shard_units", "wrap"]
