@@ -46,7 +46,7 @@ class Node:
         self.args = args          # with KerasTensors in place
         self.kwargs = kwargs
         self.outputs = outputs
-        self.inputs = [t for t in _flatten((args, kwargs)) if isinstance(t, KerasTensor)]
+        self.inputs = symbolic_leaves((args, kwargs))
 
 
 class KerasTensor:
@@ -128,6 +128,13 @@ for _name in ("__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__
     setattr(KerasTensor, _name, _operator(_name))
 
 
+def symbolic_leaves(structure: Any) -> list[KerasTensor]:
+    """The KerasTensors of a structure, dicts in insertion order: the order in which a node
+    lists its inputs, a layer numbers its outputs and a saved config names them (by index), so
+    files already written keep naming the same tensors."""
+    return [t for t in tree.flatten(structure, insertion_ordered=True) if isinstance(t, KerasTensor)]
+
+
 def make_probes(shape: Sequence[int | None], dtype: torch.dtype) -> tuple[Tensor, Tensor]:
     """Two probe tensors for a symbolic shape: free axes get different sizes in each. On the
     `meta` device, except inside a run that needs real tensors (`_run_probes`)."""
@@ -161,16 +168,6 @@ def _leaf_to_meta(value: Any) -> Any:
 def _to_meta(tensor: Tensor) -> Tensor:
     return tensor if tensor.is_meta else torch.empty_strided(
         tensor.shape, tensor.stride(), dtype=tensor.dtype, device="meta")
-
-
-def _flatten(value: Any) -> list:
-    # Dict values in insertion order, where lamina.tree sorts the keys: a node's inputs are
-    # listed in this order, and saved configs index tensors by it.
-    if isinstance(value, (list, tuple)):
-        return [x for v in value for x in _flatten(v)]
-    if isinstance(value, dict):
-        return [x for v in value.values() for x in _flatten(v)]
-    return [value]
 
 
 def _substitute(value: Any, which: int) -> Any:
@@ -210,22 +207,19 @@ def _wrap_outputs(out_a: Any, out_b: Any, node_factory: Callable[[list[KerasTens
     created: list[KerasTensor] = []
 
     def wrap(a: Any, b: Any) -> Any:
-        if isinstance(a, Tensor):
-            # Kept on meta: a graph holds no activations, whichever way its shapes were found.
-            tensor = KerasTensor(_symbolic_shape(a, b), a.dtype, (_to_meta(a), _to_meta(b)),
-                                 index=len(created), name=name)
-            mask_a, mask_b = getattr(a, "_keras_mask", None), getattr(b, "_keras_mask", None)
-            if mask_a is not None and mask_b is not None:
-                tensor.mask_probes = (_to_meta(mask_a), _to_meta(mask_b))
-            created.append(tensor)
-            return tensor
-        if isinstance(a, (list, tuple)):
-            return type(a)(wrap(x, y) for x, y in zip(a, b))
-        if isinstance(a, dict):
-            return {k: wrap(a[k], b[k]) for k in a}
-        return a
+        if not isinstance(a, Tensor):
+            return a
+        # Kept on meta: a graph holds no activations, whichever way its shapes were found.
+        tensor = KerasTensor(_symbolic_shape(a, b), a.dtype, (_to_meta(a), _to_meta(b)),
+                             index=len(created), name=name)
+        mask_a, mask_b = getattr(a, "_keras_mask", None), getattr(b, "_keras_mask", None)
+        if mask_a is not None and mask_b is not None:
+            tensor.mask_probes = (_to_meta(mask_a), _to_meta(mask_b))
+        created.append(tensor)
+        return tensor
 
-    outputs = wrap(out_a, out_b)
+    # Numbered in `symbolic_leaves`' order, which a saved config's tensor indices follow.
+    outputs = tree.map_structure(wrap, out_a, out_b, insertion_ordered=True)
     node = node_factory(created)
     for tensor in created:
         tensor.node = node
@@ -484,7 +478,7 @@ def symbolic_call(layer: nn.Module, args: tuple, kwargs: dict,
     except ShapeError as error:
         raise ShapeError(_symbolic_shapes_in(str(error), args, kwargs)) from error
     except Exception as error:  # a shape mismatch inside torch: say which layer and which shapes
-        shapes = [t.shape for t in _flatten((args, kwargs)) if isinstance(t, KerasTensor)]
+        shapes = [t.shape for t in symbolic_leaves((args, kwargs))]
         name = getattr(layer, "name", type(layer).__name__)
         raise ShapeError(
             f"Layer {name!r} ({type(layer).__name__}) cannot be called on inputs of shape "
@@ -496,10 +490,9 @@ def symbolic_call(layer: nn.Module, args: tuple, kwargs: dict,
 
 def _symbolic_shapes_in(message: str, args: tuple, kwargs: dict) -> str:
     """A layer's shape error names a probe's shape, (2, 5); the user wrote (None, 5)."""
-    for tensor in _flatten((args, kwargs)):
-        if isinstance(tensor, KerasTensor):
-            for probe in tensor.probes:
-                message = message.replace(str(tuple(probe.shape)), str(tensor.shape))
+    for tensor in symbolic_leaves((args, kwargs)):
+        for probe in tensor.probes:
+            message = message.replace(str(tuple(probe.shape)), str(tensor.shape))
     return message
 
 
@@ -517,7 +510,7 @@ _WRAP_MODULE_HINT = (
 
 def record_torch_op(func: Callable, args: tuple, kwargs: dict) -> Any:
     """Apply a torch function to symbolic tensors: a `TorchOp` node wraps it."""
-    if any(isinstance(v, nn.Parameter) for v in _flatten((args, list(kwargs.values())))):
+    if any(isinstance(v, nn.Parameter) for v in tree.flatten((args, kwargs))):
         # A module's weight would be baked into the graph as a constant: never trained or saved.
         raise TypeError(
             f"{getattr(func, '__name__', func)} was applied to a symbolic tensor and a trainable "

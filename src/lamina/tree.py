@@ -3,7 +3,9 @@
 The one walker over nested lists, tuples, namedtuples and dicts in Lamina. Leaves are everything
 else: tensors, numpy arrays, numbers, strings, `None` and `torch.Size` (a shape is one value).
 Dicts flatten in sorted-key order (an `OrderedDict` in its own order) and `pack_sequence_as`
-restores the template's own key order, as in Keras.
+restores the template's own key order, as in Keras. `flatten`, `map_structure` and
+`pack_sequence_as` take `insertion_ordered=True` to walk dicts in insertion order instead: the
+order in which Lamina's saved functional configs number tensors.
 
 >>> import lamina
 >>> lamina.tree.flatten({"b": [1, 2], "a": (3, None)})
@@ -27,6 +29,16 @@ __all__ = [
 
 # Classes registered here are nodes for lamina.tree only, never for other optree users.
 _NAMESPACE = "lamina"
+# The same nodes, dicts walked in insertion order. optree's switch is process-wide per
+# namespace, so it is turned on once, for a namespace of our own, and never toggled (toggling
+# it around each walk would race between threads).
+_INSERTION_NAMESPACE = "lamina.insertion_ordered"
+_INSERTION_ORDER = optree.dict_insertion_ordered(True, namespace=_INSERTION_NAMESPACE)
+_INSERTION_ORDER.__enter__()
+
+
+def _namespace(insertion_ordered: bool) -> str:
+    return _INSERTION_NAMESPACE if insertion_ordered else _NAMESPACE
 
 
 class MAP_TO_NONE:
@@ -35,6 +47,7 @@ class MAP_TO_NONE:
 
 def register_tree_node_class(cls: type) -> type:
     """Makes `cls` a node: it needs `tree_flatten()` and a classmethod `tree_unflatten`."""
+    optree.register_pytree_node_class(cls, namespace=_INSERTION_NAMESPACE)
     return optree.register_pytree_node_class(cls, namespace=_NAMESPACE)
 
 
@@ -88,9 +101,12 @@ def traverse(func: Callable[[Any], Any], structure: Any, top_down: bool = True) 
     return visit(structure)
 
 
-def flatten(structure: Any) -> list:
-    """The leaves of `structure` as a list; dicts in sorted-key order; `flatten(x) == [x]` for a leaf."""
-    return optree.tree_leaves(structure, none_is_leaf=True, namespace=_NAMESPACE)
+def flatten(structure: Any, *, insertion_ordered: bool = False) -> list:
+    """The leaves of `structure` as a list; dicts in sorted-key order (in insertion order with
+    `insertion_ordered=True`); `flatten(x) == [x]` for a leaf."""
+    return optree.tree_leaves(
+        structure, none_is_leaf=True, namespace=_namespace(insertion_ordered)
+    )
 
 
 def flatten_with_path(structure: Any) -> list[tuple[tuple, Any]]:
@@ -101,16 +117,19 @@ def flatten_with_path(structure: Any) -> list[tuple[tuple, Any]]:
     return list(zip(paths, leaves))
 
 
-def map_structure(func: Callable[..., Any], *structures: Any, none_is_leaf: bool = True) -> Any:
+def map_structure(func: Callable[..., Any], *structures: Any, none_is_leaf: bool = True,
+                  insertion_ordered: bool = False) -> Any:
     """Applies `func` leaf by leaf across `structures` of the same layout.
 
     With `none_is_leaf=False`, `None` is an empty node: `func` never sees it and it stays `None`.
+    `func` is called on the leaves in `flatten`'s order (`insertion_ordered` as there).
     """
     if not structures:
         raise ValueError("`map_structure` needs at least one structure. Received none.")
+    namespace = _namespace(insertion_ordered)
     if len(structures) == 1:
         return optree.tree_map(
-            func, structures[0], none_is_leaf=none_is_leaf, namespace=_NAMESPACE
+            func, structures[0], none_is_leaf=none_is_leaf, namespace=namespace
         )
 
     # optree would hand a whole sub-tree of a deeper structure to `func`; Keras refuses.
@@ -121,7 +140,7 @@ def map_structure(func: Callable[..., Any], *structures: Any, none_is_leaf: bool
         return func(*leaves)
 
     return optree.tree_map(
-        checked, *structures, none_is_leaf=none_is_leaf, namespace=_NAMESPACE
+        checked, *structures, none_is_leaf=none_is_leaf, namespace=namespace
     )
 
 
@@ -171,9 +190,12 @@ def assert_same_paths(a: Any, b: Any) -> None:
         )
 
 
-def pack_sequence_as(structure: Any, flat_sequence: Any) -> Any:
-    """Puts the leaves of `flat_sequence` into the layout of `structure` (inverse of `flatten`)."""
-    spec = optree.tree_structure(structure, none_is_leaf=True, namespace=_NAMESPACE)
+def pack_sequence_as(structure: Any, flat_sequence: Any, *, insertion_ordered: bool = False) -> Any:
+    """Puts the leaves of `flat_sequence` into the layout of `structure` (inverse of `flatten`,
+    `insertion_ordered` as there)."""
+    spec = optree.tree_structure(
+        structure, none_is_leaf=True, namespace=_namespace(insertion_ordered)
+    )
     flat_sequence = list(flat_sequence)
     if len(flat_sequence) != spec.num_leaves:
         raise ValueError(

@@ -16,12 +16,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lamina import activations, config
+from lamina import activations, config, tree
 from lamina import constraints as constraints_module
 from lamina import initializers as initializers_module
 from lamina import regularizers as regularizers_module
 from lamina._registry import register
-from lamina._symbolic import KerasTensor, _flatten
+from lamina._symbolic import KerasTensor, symbolic_leaves
 from lamina.errors import FileFormatError, ShapeError, UnsafeLoadError
 from lamina.layers.layer import Layer, check_input_rank, unique_name
 from lamina.ops._op import resolve, saved_name
@@ -561,23 +561,18 @@ class TorchOp(Layer):
     def _record(self) -> Any:
         # Called on its symbolic inputs like any layer: its shapes are inferred on meta, where a
         # load budget refuses `x.repeat(10**6, 10**6)` before anything is allocated.
-        return self([t for t in _flatten(self.template) if isinstance(t, KerasTensor)])
+        return self(symbolic_leaves(self.template))
+
+    def fill_template(self, inputs: Sequence[Any]) -> tuple[tuple, dict]:
+        """The call's `(args, kwargs)` with its symbolic tensors replaced by `inputs`, in the
+        order `_record` passes them (which a saved config's list of inputs follows)."""
+        position = iter(inputs)
+        leaves = [next(position) if isinstance(leaf, KerasTensor) else leaf
+                  for leaf in tree.flatten(self.template, insertion_ordered=True)]
+        return tree.pack_sequence_as(self.template, leaves, insertion_ordered=True)
 
     def call(self, inputs):
-        position = iter(inputs)
-
-        def fill(value: Any) -> Any:
-            if isinstance(value, KerasTensor):
-                return next(position)
-            if isinstance(value, list):
-                return [fill(v) for v in value]
-            if isinstance(value, tuple):
-                return tuple(fill(v) for v in value)
-            if isinstance(value, dict):
-                return {k: fill(v) for k, v in value.items()}
-            return value
-
-        args, kwargs = fill(self.template)
+        args, kwargs = self.fill_template(inputs)
         return self.function(*args, **kwargs)
 
     def get_config(self):

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lamina import _symbolic, config
+from lamina import _symbolic, config, tree
 from lamina import constraints as constraints_module
 from lamina import initializers as initializers_module
 from lamina import regularizers as regularizers_module
@@ -106,12 +106,17 @@ def clear_session() -> None:
 
 def shape_of(value: Any) -> Any:
     """The shape of a tensor (as a tuple), or the same structure of shapes for lists/dicts."""
-    if isinstance(value, (list, tuple)):
-        return [shape_of(v) for v in value]
-    if isinstance(value, dict):
-        return {k: shape_of(v) for k, v in value.items()}
-    shape = getattr(value, "shape", None)
-    return tuple(shape) if shape is not None else None
+
+    def shape(node: Any) -> Any:
+        if tree.is_nested(node):
+            # Several inputs' shapes come as a list: a tuple of shapes would read as the two
+            # arguments of a two-argument `build` (`_maybe_build`), and layers tell several
+            # inputs from one by the list.
+            return list(node) if isinstance(node, (list, tuple)) else None
+        found = getattr(node, "shape", None)
+        return tree.MAP_TO_NONE if found is None else tuple(found)
+
+    return tree.traverse(shape, value, top_down=False)
 
 
 class _CallContext(threading.local):
@@ -898,19 +903,24 @@ def _batch_input_shape_from_kwargs(kwargs: dict[str, Any]) -> tuple | None:
 
 
 def _to_tensor(value: Any, dtype: torch.dtype) -> Any:
-    """numpy arrays and Python numbers become tensors (floats in the layer's dtype)."""
-    if isinstance(value, Tensor) or value is None:
-        return value
-    if isinstance(value, (list, tuple)) and value and isinstance(value[0], (Tensor, np.ndarray)):
-        return type(value)(_to_tensor(v, dtype) for v in value)
-    if isinstance(value, dict):
-        return {k: _to_tensor(v, dtype) for k, v in value.items()}
-    array = np.asarray(value)
-    if array.dtype.kind == "f":
-        return torch.as_tensor(array, dtype=dtype)
-    if array.dtype.kind in "iub":
-        return torch.as_tensor(array)
-    return value
+    """numpy arrays and Python numbers become tensors (floats in the layer's dtype), also inside
+    dicts and inside lists and tuples of arrays or tensors; a list of numbers is one array."""
+
+    def convert(node: Any) -> Any:
+        if isinstance(node, Tensor):
+            return node
+        if node is None or isinstance(node, dict) or (
+                isinstance(node, (list, tuple)) and node
+                and isinstance(node[0], (Tensor, np.ndarray))):
+            return None  # look inside
+        array = np.asarray(node)
+        if array.dtype.kind == "f":
+            return torch.as_tensor(array, dtype=dtype)
+        if array.dtype.kind in "iub":
+            return torch.as_tensor(array)
+        return node
+
+    return tree.traverse(convert, value)
 
 
 def _attach_mask(outputs: Any, mask: Any) -> None:
@@ -918,11 +928,13 @@ def _attach_mask(outputs: Any, mask: Any) -> None:
         return
     if isinstance(outputs, Tensor):
         outputs._keras_mask = mask
-    elif isinstance(outputs, (list, tuple)):
-        masks = mask if isinstance(mask, (list, tuple)) else [mask] * len(outputs)
-        for output, m in zip(outputs, masks):
-            if isinstance(output, Tensor) and m is not None:
-                output._keras_mask = m
+        return
+    flat = tree.flatten(outputs)
+    # One mask for several outputs is the mask of each.
+    masks = tree.flatten(mask) if tree.is_nested(mask) else [mask] * len(flat)
+    for output, output_mask in zip(flat, masks):
+        if isinstance(output, Tensor) and output_mask is not None:
+            output._keras_mask = output_mask
 
 
 def check_input_rank(layer: Layer, input_shape: Sequence[Any], min_rank: int | None = None,

@@ -16,7 +16,8 @@ from torch import nn
 from lamina import config, tree
 from lamina._registry import register
 from lamina._strings import STRING, StringTensor, as_strings, is_string_array
-from lamina._symbolic import _BATCH_PROBES, _FREE_AXIS_PROBES, KerasTensor, Node, _flatten, make_probes
+from lamina._symbolic import (_BATCH_PROBES, _FREE_AXIS_PROBES, KerasTensor, Node, make_probes,
+                              symbolic_leaves)
 from lamina.layers.core import TorchOp
 from lamina.layers.layer import Layer, _to_tensor, module_key, unique_name
 from lamina.models.model import Model
@@ -168,8 +169,10 @@ class Functional(Model):
     def __init__(self, inputs: Any, outputs: Any, name: str | None = None, trainable: bool = True,
                  **kwargs: Any):
         super().__init__(name=name, trainable=trainable, **kwargs)
-        flat_inputs = [t for t in _flatten(inputs)]
-        flat_outputs = [t for t in _flatten(outputs)]
+        # Dicts in insertion order, as `inputs`, `outputs` and `layers` (so weights files) have
+        # always listed them; Keras lists them in sorted-key order (docs/tree.md).
+        flat_inputs = tree.flatten(inputs, insertion_ordered=True)
+        flat_outputs = tree.flatten(outputs, insertion_ordered=True)
         for tensor in flat_inputs + flat_outputs:
             if not isinstance(tensor, KerasTensor):
                 raise TypeError(
@@ -343,7 +346,8 @@ class Functional(Model):
             if len(output_ids) == 1 and isinstance(outputs, Tensor):
                 values[output_ids[0]] = outputs
             else:
-                for key, value in zip(output_ids, [o for o in _flatten(outputs) if isinstance(o, Tensor)]):
+                flat = tree.flatten(outputs, insertion_ordered=True)
+                for key, value in zip(output_ids, [o for o in flat if isinstance(o, Tensor)]):
                     values[key] = value
         return _map_structure(lambda t: values[id(t)], self._outputs_struct)
 
@@ -414,9 +418,7 @@ class Functional(Model):
                 pending.append((entry["name"], node_index, node))
 
         def lookup(name: str, node_index: int, tensor_index: int) -> KerasTensor:
-            outputs = produced[(name, node_index)]
-            flat = [t for t in _flatten(outputs) if isinstance(t, KerasTensor)]
-            return flat[tensor_index]
+            return symbolic_leaves(produced[(name, node_index)])[tensor_index]
 
         def resolve(value: Any) -> Any:
             triplet = _history(value)
@@ -513,26 +515,9 @@ def _standardize_strings(value: Any, input_tensor: KerasTensor) -> StringTensor:
 def _call_for_rebuild(layer: Any, args: Any, kwargs: Any) -> Any:
     if isinstance(layer, TorchOp):
         # A TorchOp node's only argument is the list of its symbolic inputs.
-        layer.template = _fill_placeholders(layer.template, args[0])
+        layer.template = layer.fill_template(args[0])
         return layer._record()
     return layer(*args, **kwargs)
-
-
-def _fill_placeholders(template: Any, inputs: list[KerasTensor]) -> Any:
-    position = iter(inputs)
-
-    def fill(value: Any) -> Any:
-        if isinstance(value, KerasTensor):
-            return next(position)
-        if isinstance(value, list):
-            return [fill(v) for v in value]
-        if isinstance(value, tuple):
-            return tuple(fill(v) for v in value)
-        if isinstance(value, dict):
-            return {k: fill(v) for k, v in value.items()}
-        return value
-
-    return fill(template)
 
 
 def _history(value: Any) -> list | None:
