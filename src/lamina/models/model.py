@@ -37,6 +37,15 @@ def _functional_subclass(cls: type, functional: type) -> type:
     return made
 
 
+def _sample_count(x: Any) -> int | None:
+    """The rows of the first array in `x` (a list or dict of inputs counts its samples, not its
+    entries); None when `x` holds no array."""
+    while isinstance(x, (list, tuple, dict)) and x:
+        x = next(iter(x.values())) if isinstance(x, dict) else x[0]
+    shape = getattr(x, "shape", None)
+    return int(shape[0]) if shape and shape[0] else None
+
+
 @register("Model")
 class Model(Layer):
     """A trainable model. Three ways to make one, as in Keras:
@@ -202,7 +211,8 @@ class Model(Layer):
                                              return_dict=return_dict)
 
     def predict_on_batch(self, x: Any):
-        return self.predict(x, batch_size=len(x) if hasattr(x, "__len__") else None, verbose=0)
+        """Outputs for `x` taken as one batch (one forward pass), as numpy arrays."""
+        return self.predict(x, batch_size=_sample_count(x), verbose=0)
 
     def find_learning_rate(self, x: Any = None, y: Any = None, start: float = 1e-7,
                            end: float = 10.0, steps: int = 100, **kwargs: Any):

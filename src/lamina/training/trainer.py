@@ -655,16 +655,25 @@ class Trainer:
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None, **kwargs):
         validation.check_count("batch_size", batch_size, allow_none=True)
         validation.check_count("steps", steps, allow_none=True)
+        verbosity = _verbosity(verbose)
         model = self.model
         device = _device_of(model)
         if self._precision is None:
             self._precision = Precision(self.autocast_dtype, device)
+        if not callbacks and not verbosity and self._distributed is None \
+                and distributed.distribution() is None:
+            # A serving loop's predict(sample): nothing observes the batches, so data that is
+            # one batch skips the adapter, the callbacks and the concatenation.
+            batch = data_adapters.single_batch(x, device, batch_size or 32)
+            if batch is not None:
+                with concurrency.inference(model), torch.no_grad():
+                    return _concatenate_outputs([model.predict_step(_step_data((batch,)))])
         adapter = data_adapters.make_adapter(x, None, None, batch_size=batch_size, shuffle=False,
                                              device=device, steps=steps, for_what="predict",
                                              strings=_reads_text(model, x))
         adapter = distributed.shard(self, adapter, training=False)
-        callbacks = CallbackList(callbacks, add_history=False, add_progbar=_verbosity(verbose) != 0,
-                                 model=model, verbose=_verbosity(verbose), epochs=1,
+        callbacks = CallbackList(callbacks, add_history=False, add_progbar=verbosity != 0,
+                                 model=model, verbose=verbosity, epochs=1,
                                  steps=adapter.num_batches, mode="predict")
         outputs: list[Any] = []
         callbacks.on_predict_begin()
@@ -882,6 +891,8 @@ def _concatenate_outputs(outputs: list[Any]) -> Any:
         raise DataError("predict received no data: the input produced no batches.")
     first = outputs[0]
     if isinstance(first, Tensor):
+        if len(outputs) == 1 and first.ndim:
+            return _to_numpy(first)
         return torch.cat([o.float() if o.dtype == torch.bfloat16 else o for o in outputs]).cpu().numpy()
     if isinstance(first, (list, tuple)):
         return [_concatenate_outputs([o[i] for o in outputs]) for i in range(len(first))]
@@ -889,3 +900,12 @@ def _concatenate_outputs(outputs: list[Any]) -> Any:
         return {k: _concatenate_outputs([o[k] for o in outputs]) for k in first}
     raise TypeError(f"predict_step returned {type(first).__name__}; expected tensors.")
 
+
+def _to_numpy(tensor: Tensor) -> np.ndarray:
+    """One batch's output as `torch.cat` of several returns it: a C-ordered numpy array of its
+    own (a CPU tensor's `.numpy()` shares memory, with the input itself for an identity model)."""
+    if tensor.dtype == torch.bfloat16:
+        tensor = tensor.float()
+    if tensor.is_cpu:
+        return tensor.numpy().copy()
+    return tensor.contiguous().cpu().numpy()
