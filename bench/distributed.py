@@ -6,11 +6,18 @@ In one invocation, for the sheet's MLP (784-256-256-10) and a small CNN (two 3x3
 
 - samples/s of `fit` in 1 process and in 2 processes (DataParallel over gloo, one thread per
   process, the processes forked from this one);
-- ms per step of `fit` under DataParallel against the hand-written DDP loop of the docs
+- time per step of `fit` under DataParallel against the hand-written DDP loop of the docs
   (the same Lamina model in `DistributedDataParallel`, index-sliced batches, `torch.optim.Adam`),
-  both in 2 processes, interleaved over rounds; the ratio is Lamina's overhead per step.
+  both in the same 2 processes, interleaved (their order alternating) over rounds. Each contender
+  runs a warm-up epoch and then `--epochs` timed ones; an epoch is timed from its start to its
+  end (fit: by a callback, so the time includes the epoch-end reduction of the logs), and
+  divided by its steps. `fit`'s once-per-call work (data checks, adapters, callbacks) is reported
+  apart, as ms per call. Wall time is rank 0's; CPU time is both processes' together (all their
+  threads), which moves less than wall time when other work shares the cores.
 
-Usage: python bench/distributed.py [--rounds 3] [--samples 8192]
+Each round gives a ratio fit/hand; the table prints the median ratio and its range over rounds.
+
+Usage: python bench/distributed.py [--rounds 5] [--samples 8192] [--epochs 2]
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 import lamina
-from lamina import distribution, layers
+from lamina import callbacks, distribution, layers
 
 BATCH = 128
 
@@ -55,20 +62,42 @@ def data(kind: str, samples: int):
     return rng.random(shape, dtype=np.float32), rng.integers(0, 10, samples).astype(np.int64)
 
 
-def time_fit(kind: str, samples: int) -> float:
-    """Seconds of one epoch of `fit` (after a warm-up epoch)."""
+def _clock() -> np.ndarray:
+    return np.array([time.perf_counter(), time.process_time()])
+
+
+class _EpochClock(callbacks.Callback):
+    """Wall and CPU seconds of each epoch after the first (the warm-up)."""
+
+    def __init__(self):
+        super().__init__()
+        self.total, self.started = np.zeros(2), None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = _clock() if epoch > 0 else None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.started is not None:
+            self.total += _clock() - self.started
+
+
+def time_fit(kind: str, samples: int, epochs: int) -> tuple[np.ndarray, float]:
+    """(wall, CPU) seconds of `epochs` epochs of `fit` after a warm-up epoch, and the wall
+    seconds of the rest of the call (its once-per-call work)."""
     model = build(kind)
     x, y = data(kind, samples)
-    model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)
+    clock = _EpochClock()
     if dist.is_initialized():
         dist.barrier()
     start = time.perf_counter()
-    model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)
-    return time.perf_counter() - start
+    model.fit(x, y, batch_size=BATCH, epochs=1 + epochs, verbose=0, callbacks=[clock])
+    whole = time.perf_counter() - start
+    return clock.total, whole - clock.total[0] * (1 + epochs) / epochs
 
 
-def time_hand_written(kind: str, samples: int) -> float:
-    """Seconds of one epoch of the docs' hand-written DDP loop (after a warm-up epoch)."""
+def time_hand_written(kind: str, samples: int, epochs: int) -> tuple[np.ndarray, float]:
+    """(wall, CPU) seconds of `epochs` epochs of the docs' hand-written DDP loop after a
+    warm-up epoch."""
     model = build(kind)
     x, y = (torch.from_numpy(a) for a in data(kind, samples))
     world, rank = dist.get_world_size(), dist.get_rank()
@@ -88,12 +117,15 @@ def time_hand_written(kind: str, samples: int) -> float:
 
     epoch()
     dist.barrier()
-    start = time.perf_counter()
-    epoch()
-    return time.perf_counter() - start
+    total = np.zeros(2)
+    for _ in range(epochs):
+        started = _clock()
+        epoch()
+        total += _clock() - started
+    return total, 0.0
 
 
-def _worker(rank: int, world: int, port: int, jobs: list, queue) -> None:
+def _worker(rank: int, world: int, port: int, jobs: list, epochs: int, queue) -> None:
     torch.set_num_threads(1)
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
@@ -102,59 +134,73 @@ def _worker(rank: int, world: int, port: int, jobs: list, queue) -> None:
     results = []
     for contender, kind, samples in jobs:
         if contender == "fit":
-            strategy = distribution.DataParallel() if world > 1 else None
-            distribution.set_distribution(strategy)
-            results.append(time_fit(kind, samples))
+            distribution.set_distribution(distribution.DataParallel() if world > 1 else None)
+            results.append(time_fit(kind, samples, epochs))
             distribution.set_distribution(None)
         else:
-            results.append(time_hand_written(kind, samples))
-    if rank == 0:
-        queue.put(results)
+            results.append(time_hand_written(kind, samples, epochs))
+    queue.put((rank, results))
     if world > 1:
         dist.destroy_process_group()
 
 
-def run(world: int, jobs: list) -> list[float]:
+def run(world: int, jobs: list, epochs: int) -> list[list]:
+    """Each rank's results of `jobs`, run in `world` processes forked from this one."""
     context = multiprocessing.get_context("fork")
     queue = context.Queue()
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    processes = [context.Process(target=_worker, args=(rank, world, port, jobs, queue))
+    processes = [context.Process(target=_worker, args=(rank, world, port, jobs, epochs, queue))
                  for rank in range(world)]
     for process in processes:
         process.start()
-    results = queue.get(timeout=1800)
+    results = dict(queue.get(timeout=3600) for _ in processes)
     for process in processes:
         process.join()
-    return results
+    return [results[rank] for rank in range(world)]
+
+
+def _spread(values: list[float]) -> str:
+    return f"{statistics.median(values):.3f} [{min(values):.3f}-{max(values):.3f}]"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--samples", type=int, default=8192)
+    parser.add_argument("--epochs", type=int, default=2, help="timed epochs per contender")
     args = parser.parse_args()
     kinds = {"mlp": args.samples, "cnn": args.samples // 4}
-    one, two, hand = {k: [] for k in kinds}, {k: [] for k in kinds}, {k: [] for k in kinds}
-    for _ in range(args.rounds):
+    one, two, hand, calls = ({k: [] for k in kinds} for _ in range(4))
+    for round_ in range(args.rounds):
         jobs = [("fit", kind, n) for kind, n in kinds.items()]
-        for kind, seconds in zip(kinds, run(1, jobs)):
+        for kind, (seconds, _) in zip(kinds, run(1, jobs, args.epochs)[0]):
             one[kind].append(seconds)
-        jobs = [(contender, kind, n) for kind, n in kinds.items() for contender in ("fit", "hand")]
-        times = iter(run(2, jobs))
-        for kind in kinds:
-            two[kind].append(next(times))
-            hand[kind].append(next(times))
+        # Alternate which contender goes first, so neither always runs on a warmer machine.
+        order = ("fit", "hand") if round_ % 2 == 0 else ("hand", "fit")
+        jobs = [(contender, kind, n) for kind, n in kinds.items() for contender in order]
+        ranks = run(2, jobs, args.epochs)
+        for index, (contender, kind, _) in enumerate(jobs):
+            # Rank 0's wall time; both processes' CPU time.
+            wall = ranks[0][index][0][0]
+            cpu = sum(rank[index][0][1] for rank in ranks)
+            (two if contender == "fit" else hand)[kind].append(np.array([wall, cpu]))
+            if contender == "fit":
+                calls[kind].append(ranks[0][index][1])
     print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, global batch {BATCH}, "
-          f"median of {args.rounds} rounds")
-    print(f"{'model':6} {'1 proc samples/s':>17} {'2 proc samples/s':>17} {'2/1':>6} "
-          f"{'fit ms/step':>12} {'hand DDP ms/step':>17} {'fit/hand':>9}")
+          f"{args.epochs} timed epochs per contender, {args.rounds} rounds: median [min-max]")
+    print(f"{'model':6} {'1 proc samples/s':>17} {'2 proc samples/s':>17} {'fit ms/step':>12} "
+          f"{'hand ms/step':>13} {'fit/hand wall':>22} {'fit/hand CPU':>22} {'fit call ms':>12}")
     for kind, samples in kinds.items():
-        steps = -(-samples // BATCH)
-        t1, t2, th = (statistics.median(v[kind]) for v in (one, two, hand))
-        print(f"{kind:6} {samples / t1:17,.0f} {samples / t2:17,.0f} {t1 / t2:6.2f} "
-              f"{1000 * t2 / steps:12.2f} {1000 * th / steps:17.2f} {t2 / th:9.3f}")
+        steps = -(-samples // BATCH) * args.epochs
+        t1 = statistics.median(s[0] for s in one[kind])
+        fit, ours = np.median(two[kind], axis=0), np.median(hand[kind], axis=0)
+        wall = [f[0] / h[0] for f, h in zip(two[kind], hand[kind])]
+        cpu = [f[1] / h[1] for f, h in zip(two[kind], hand[kind])]
+        print(f"{kind:6} {samples * args.epochs / t1:17,.0f} {samples * args.epochs / fit[0]:17,.0f} "
+              f"{1000 * fit[0] / steps:12.2f} {1000 * ours[0] / steps:13.2f} {_spread(wall):>22} "
+              f"{_spread(cpu):>22} {1000 * statistics.median(calls[kind]):12.1f}")
 
 
 if __name__ == "__main__":

@@ -38,18 +38,20 @@ def fit(model, backup: Path, crash: bool) -> dict[str, Any]:
     return history.history
 
 
-def resume(out: Path, tag: str) -> dict[str, Any]:
-    """Uninterrupted, then interrupted and rerun with a fresh model: both end saved to .keras
-    files (whole weights and optimizer slots). The rerun's model starts from other weights, and
-    each process is seeded differently: only the backup can put the resumed run on track."""
+def resume(out: Path, tag: str, same_model: bool = False) -> dict[str, Any]:
+    """Uninterrupted, then interrupted and rerun: both end saved to .keras files (whole weights
+    and optimizer slots). The rerun's model is a fresh one, from other weights (each process
+    seeded differently), or with `same_model` the interrupted one, already sharded, whose
+    weights and optimizer moved on after the backup: only the backup puts either on track."""
     rank = distribution.process_index()
     whole = scenarios.mlp(seed=100 * rank)
     uninterrupted = fit(whole, out / f"{tag}-whole", crash=False)
     whole.save(str(out / f"{tag}-uninterrupted.keras"))
 
     backup = out / f"{tag}-backup"
+    interrupted = scenarios.mlp(seed=100 * rank)
     try:
-        fit(scenarios.mlp(seed=100 * rank), backup, crash=True)
+        fit(interrupted, backup, crash=True)
         raise AssertionError("the crashing callback did not interrupt fit")
     except RuntimeError as error:
         assert str(error) == "interrupted", error
@@ -58,7 +60,7 @@ def resume(out: Path, tag: str) -> dict[str, Any]:
         # that resumes it with another number of processes.
         shutil.copytree(backup, out / f"{tag}-left")
     torch.distributed.barrier()
-    resumed = scenarios.mlp(seed=1 + 100 * rank)
+    resumed = interrupted if same_model else scenarios.mlp(seed=1 + 100 * rank)
     history = fit(resumed, backup, crash=False)
     resumed.save(str(out / f"{tag}-resumed.keras"))
     return {"uninterrupted": uninterrupted, "resumed": history, "backup_left": backup.exists()}
@@ -100,7 +102,8 @@ def model_parallel_units() -> distribution.ModelParallel:
 
 scenarios.SCENARIOS.update({
     "fsdp_resume": (resume, distribution.FSDP),
-    "model_parallel_resume": (resume, model_parallel_units),
+    "model_parallel_resume": (lambda out, tag: resume(out, tag, same_model=True),
+                              model_parallel_units),
     "fsdp_units": (gathered_while_running, lambda: distribution.FSDP(min_unit_size=100)),
     "fsdp_one_unit": (gathered_while_running, distribution.FSDP),
 })
