@@ -223,3 +223,66 @@ def test_registered_classes_are_nodes_for_lamina_only():
     assert tree.flatten(Box({"b": 1, "a": 2}, "x")) == [2, 1]
     # Registered in lamina's optree namespace: optree's default walk still sees one leaf.
     assert len(optree.tree_leaves([Box([1, 2], "x")])) == 1
+
+
+def insertion_order_leaves(value):
+    """Python's own dict order, walked by hand: the oracle for `insertion_ordered=True`."""
+    if isinstance(value, (list, tuple)) and not isinstance(value, torch.Size):
+        return [leaf for item in value for leaf in insertion_order_leaves(item)]
+    if isinstance(value, dict):
+        return [leaf for item in value.values() for leaf in insertion_order_leaves(item)]
+    return [value]
+
+
+@pytest.mark.parametrize("structure", STRUCTURES.values(), ids=IDS)
+def test_insertion_ordered_walks_follow_dict_order(structure):
+    leaves = tree.flatten(structure, insertion_ordered=True)
+    assert same(leaves, insertion_order_leaves(structure))
+    # Packing is flattening's inverse, and a map visits the leaves in the same order.
+    assert same(tree.pack_sequence_as(structure, leaves, insertion_ordered=True), structure)
+    visited = []
+    mapped = tree.map_structure(lambda leaf: visited.append(leaf) or leaf, structure,
+                                insertion_ordered=True)
+    assert same(mapped, structure) and same(visited, leaves)
+    # The sorted walk is untouched by the insertion-ordered one.
+    assert same(tree.flatten(structure), keras.tree.flatten(structure))
+
+
+def test_insertion_ordered_numbering_on_a_functional_config_shape():
+    nested = {"zeta": [1, {"y": 2, "x": 3}], "alpha": (4, None)}
+    assert tree.flatten(nested, insertion_ordered=True) == [1, 2, 3, 4, None]
+    assert tree.flatten(nested) == [4, None, 1, 3, 2]
+    packed = tree.pack_sequence_as(nested, list("abcde"), insertion_ordered=True)
+    assert packed == {"zeta": ["a", {"y": "b", "x": "c"}], "alpha": ("d", "e")}
+    assert list(packed) == ["zeta", "alpha"]
+    mapped = tree.map_structure(lambda a, b: (a, b), nested, packed, insertion_ordered=True)
+    assert mapped["zeta"][1] == {"y": (2, "b"), "x": (3, "c")}
+
+
+def test_registered_classes_are_nodes_in_insertion_order_too():
+    assert tree.flatten(Box({"b": 1, "a": 2}, "x"), insertion_ordered=True) == [1, 2]
+    packed = tree.pack_sequence_as(Box({"b": 1, "a": 2}, "x"), [5, 6], insertion_ordered=True)
+    assert isinstance(packed, Box) and packed.content == {"b": 5, "a": 6}
+
+
+def test_insertion_order_holds_across_threads():
+    # optree's ordering switch is process-wide: toggling it per walk would let one thread's
+    # sorted walk see another's insertion-ordered one (and back).
+    import threading
+
+    structure = {"b": 1, "a": 2}
+    failures = []
+
+    def walk(insertion_ordered: bool, expected: list) -> None:
+        for _ in range(2000):
+            if tree.flatten(structure, insertion_ordered=insertion_ordered) != expected:
+                failures.append(insertion_ordered)
+                return
+
+    threads = [threading.Thread(target=walk, args=(flag, [1, 2] if flag else [2, 1]))
+               for flag in (True, False, True, False)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures
