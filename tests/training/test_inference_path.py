@@ -106,3 +106,161 @@ def test_predict_keeps_a_numpy_string_array_as_text():
     model = lamina.Sequential([layers.StringLookup(vocabulary=["a", "b", "c"])])
     out = model.predict(np.array([["a"], ["c"], ["zz"]]), verbose=0)
     np.testing.assert_array_equal(out, [[1], [3], [0]])
+
+
+# ---------------------------------------------------------------- the one-batch fast path
+# predict(x, verbose=0) on data that is one batch skips the adapter and the callbacks; a
+# callback (even one that does nothing) sends the same call down the general path, so every
+# fast-path result below is checked against the general path and against torch itself.
+
+
+def _general(model, x, **kwargs):
+    return model.predict(x, verbose=0, callbacks=[callbacks_module.Callback()], **kwargs)
+
+
+class _Counter:
+    """Counts calls of a function it stands in for (the work a fast path must not do)."""
+
+    def __init__(self, function):
+        self.function, self.calls = function, 0
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        return self.function(*args, **kwargs)
+
+
+def _count_general_path(monkeypatch) -> tuple[_Counter, _Counter]:
+    from lamina.training import trainer as trainer_module
+
+    adapters = _Counter(trainer_module.data_adapters.make_adapter)
+    callback_lists = _Counter(trainer_module.CallbackList)
+    monkeypatch.setattr(trainer_module.data_adapters, "make_adapter", adapters)
+    monkeypatch.setattr(trainer_module, "CallbackList", callback_lists)
+    return adapters, callback_lists
+
+
+def test_one_sample_predict_skips_the_adapter_and_callbacks_and_matches_torch(monkeypatch):
+    model = _mlp()
+    model.train()  # Dropout must be off in predict all the same
+    x = np.random.default_rng(3).random((1, 4), dtype=np.float32)
+    expected = _reference(model, x)
+    model.train()
+    adapters, callback_lists = _count_general_path(monkeypatch)
+    for call in (lambda: model.predict(x, verbose=0), lambda: model.predict_on_batch(x),
+                 lambda: model.predict(torch.from_numpy(x), verbose=0),
+                 lambda: model.predict(x.astype(np.float64), verbose=0)):
+        out = call()
+        assert out.dtype == np.float32 and out.shape == (1, 3) and out.flags.c_contiguous
+        np.testing.assert_allclose(out, expected, rtol=1e-6)
+    assert adapters.calls == callback_lists.calls == 0
+    assert model.training and model.layers[1].training  # the caller's mode is kept
+    # Anything that observes batches, or data of several batches, takes the general path.
+    model.predict(x, verbose=1)
+    _general(model, x)
+    model.predict(np.repeat(x, 33, axis=0), verbose=0)
+    model.predict(np.repeat(x, 3, axis=0), batch_size=2, verbose=0)
+    assert adapters.calls == callback_lists.calls == 4
+
+
+def test_fast_path_matches_the_general_path_on_multi_input_and_multi_output_models():
+    torch.manual_seed(1)
+    left, right = lamina.Input(shape=(3,), name="left"), lamina.Input(shape=(2,), name="right")
+    joined = layers.Concatenate()([layers.Dense(4)(left), layers.Dense(4)(right)])
+    two_outputs = lamina.Model([left, right], [layers.Dense(2)(joined), layers.Dense(1)(joined)])
+    named = lamina.Model({"left": left, "right": right},
+                         {"score": layers.Dense(1, name="score")(joined),
+                          "codes": layers.Dense(3, name="codes")(joined)})
+    rng = np.random.default_rng(4)
+    a, b = rng.random((5, 3), dtype=np.float32), rng.random((5, 2), dtype=np.float32)
+    for model, x in ((two_outputs, [a, b]), (two_outputs, (torch.from_numpy(a), b)),
+                     (named, {"left": a, "right": b})):
+        fast, general = model.predict(x, verbose=0), _general(model, x, batch_size=2)
+        with torch.no_grad():
+            ordered = [x["left"], x["right"]] if isinstance(x, dict) else list(x)
+            expected = model([torch.as_tensor(v) for v in ordered] if not isinstance(x, dict)
+                             else {k: torch.as_tensor(v) for k, v in x.items()})
+        assert type(fast) is type(general) is (dict if isinstance(x, dict) else list)
+        keys = list(general) if isinstance(general, dict) else range(len(general))
+        assert (list(fast) if isinstance(fast, dict) else len(fast)) == \
+            (list(general) if isinstance(general, dict) else len(general))
+        for key in keys:
+            assert fast[key].dtype == general[key].dtype == np.float32
+            np.testing.assert_allclose(fast[key], general[key], rtol=1e-6)
+            np.testing.assert_allclose(fast[key], expected[key].numpy(), rtol=1e-6)
+        assert model.predict_on_batch(x)[keys[0] if isinstance(x, dict) else 0].shape[0] == 5
+
+
+def test_predict_on_batch_runs_a_dict_of_inputs_as_one_batch_of_its_samples():
+    inputs = {"a": lamina.Input(shape=(2,), name="a"), "b": lamina.Input(shape=(2,), name="b")}
+    model = lamina.Model(inputs, layers.Dense(1)(layers.Add()([inputs["a"], inputs["b"]])))
+    calls = []
+    model.layers[-1].register_forward_hook(lambda module, args, out: calls.append(len(out)))
+    rng = np.random.default_rng(6)
+    x = {"a": rng.random((40, 2), dtype=np.float32), "b": rng.random((40, 2), dtype=np.float32)}
+    out = model.predict_on_batch(x)
+    assert calls == [40]  # one forward pass over the 40 samples, not batches of 2 (the keys)
+    dense = model.layers[-1]
+    expected = torch.nn.functional.linear(torch.from_numpy(x["a"] + x["b"]),
+                                          dense.kernel.detach().t(), dense.bias.detach())
+    np.testing.assert_allclose(out, expected.numpy(), rtol=1e-5)
+
+
+def test_fast_path_integer_and_bfloat16_outputs_come_back_as_the_general_path_makes_them():
+    class Ranked(lamina.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = layers.Dense(3)
+
+        def call(self, inputs):
+            return self.dense(inputs)
+
+        def predict_step(self, data):
+            scores = self(data, training=False)
+            return {"top": scores.argmax(-1), "scores": scores.to(torch.bfloat16)}
+
+    torch.manual_seed(2)
+    model = Ranked()
+    x = np.random.default_rng(5).random((4, 2), dtype=np.float32)
+    fast, general = model.predict(x, verbose=0), _general(model, x, batch_size=3)
+    with torch.no_grad():
+        scores = model(torch.from_numpy(x))
+    assert fast["top"].dtype == general["top"].dtype == np.int64
+    np.testing.assert_array_equal(fast["top"], scores.argmax(-1).numpy())
+    assert fast["scores"].dtype == general["scores"].dtype == np.float32
+    np.testing.assert_array_equal(fast["scores"], scores.to(torch.bfloat16).float().numpy())
+    np.testing.assert_array_equal(fast["scores"], general["scores"])
+
+
+def test_fast_path_masks_apply_as_in_the_general_path():
+    torch.manual_seed(3)
+    model = lamina.Sequential([layers.Embedding(6, 4, mask_zero=True, input_shape=(5,)),
+                               layers.LSTM(3)])
+    x = np.array([[1, 2, 0, 0, 0], [3, 4, 5, 1, 0]])
+    fast = model.predict(x, verbose=0)
+    np.testing.assert_allclose(fast, _general(model, x, batch_size=1), rtol=1e-6)
+    # The mask drops the padding: the first row equals the same tokens without it.
+    np.testing.assert_allclose(fast[0], model.predict(x[:1, :2], verbose=0)[0], rtol=1e-5)
+
+
+def _error_of(call) -> tuple[type, str]:
+    try:
+        call()
+    except Exception as error:  # noqa: BLE001 (the error is the result under test)
+        return type(error), str(error)
+    raise AssertionError("no error was raised")
+
+
+def test_fast_path_refuses_bad_input_with_the_general_paths_errors():
+    model = _mlp()
+    bad_inputs = [
+        np.ones((1, 5), np.float32),                        # wrong feature size
+        np.full((1, 4), "x"),                               # text for a numeric model
+        np.ones((1, 4), np.complex64),                      # complex numbers
+        np.ones((0, 4), np.float32),                        # no samples
+        np.float32(1.0),                                    # a scalar
+        [np.ones((2, 4), np.float32), np.ones((3, 4), np.float32)],  # ragged inputs
+    ]
+    for x in bad_inputs:
+        fast = _error_of(lambda: model.predict(x, verbose=0))
+        assert fast == _error_of(lambda: _general(model, x)), x
+        assert issubclass(fast[0], (ValueError, TypeError)) and fast[1]
