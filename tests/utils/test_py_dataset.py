@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import collections
+import gc
 import itertools
 import os
 import threading
 import time
+from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 import pytest
+import torch
 
 from lamina.utils import PyDataset, Sequence, iterate_batches
 
@@ -213,3 +217,242 @@ def test_sequence_is_the_keras_2_name():
 def test_bad_arguments(kwargs, error, message):
     with pytest.raises(error, match=message):
         PyDataset(**kwargs)
+
+
+# Worker processes hand batches back through shared memory. These share one pool (spawning
+# workers costs seconds): the dataset is re-pickled to the workers every epoch, so the settings
+# changed between epochs below reach them.
+
+Point = collections.namedtuple("Point", ["x", "y"])
+
+
+def batch_of_every_kind(index, tensor=True):
+    """Leaves of every kind a batch may hold, big (shared memory) and small (pickled)."""
+    rng = np.random.default_rng(index)
+    images = rng.random((32, 24, 24, 3), dtype=np.float32)  # 221 KiB
+    record = np.dtype([("weight", "<f4"), ("label", "<i2"), ("tag", "S3")])
+    records = np.zeros(8192, record)
+    records["weight"], records["label"] = rng.random(8192), rng.integers(-99, 99, 8192)
+    records["tag"] = b"ab"
+    batch = {
+        "images": images,
+        "half": images.astype(np.float16),
+        "mask": images > 0.5,
+        "uint16": rng.integers(0, 65535, (300, 400), dtype=np.uint16),
+        "big_endian": rng.random((100, 100)).astype(">f8"),
+        "fortran": np.asfortranarray(rng.random((150, 120))),
+        "strided": images[:, ::2, ::-1],
+        "records": records,
+        "nan": np.where(images > 0.9, np.nan, images),
+        "labels": rng.integers(0, 10, 32),
+        "scalar": np.float64(index),
+        "zero_d": np.array(index, dtype=np.int8),
+        "empty": np.zeros((0, 5), np.float32),
+        "text": np.array(["a", "bc", str(index)]),
+        "objects": np.array([{"id": index}, None, "x"], dtype=object),
+        "masked": np.ma.masked_greater(images, 0.5),
+        "tensor": torch.from_numpy(images[:2].copy()),
+        "nested": [Point(images[:4], index), (None, "text", 3.5)],
+    }
+    if not tensor:  # torch's own reductions pass tensors, each holding a descriptor while alive
+        del batch["tensor"]
+    return batch
+
+
+def assert_identical(received, expected, path="batch"):
+    assert type(received) is type(expected), path
+    if isinstance(expected, np.ndarray):
+        assert (received.dtype, received.shape) == (expected.dtype, expected.shape), path
+        if isinstance(expected, np.ma.MaskedArray):
+            assert np.array_equal(received.mask, expected.mask), path
+        equal_nan = expected.dtype.kind == "f"
+        assert np.array_equal(received, expected, equal_nan=equal_nan), path
+    elif isinstance(expected, torch.Tensor):
+        assert received.dtype == expected.dtype and torch.equal(received, expected), path
+    elif isinstance(expected, dict):
+        assert list(received) == list(expected), path
+        for key in expected:
+            assert_identical(received[key], expected[key], f"{path}[{key!r}]")
+    elif isinstance(expected, (list, tuple)):
+        assert len(received) == len(expected), path
+        for position, (left, right) in enumerate(zip(received, expected)):
+            assert_identical(left, right, f"{path}[{position}]")
+    else:
+        assert received == expected, path
+
+
+def memory_mapping(array):
+    """The line of /proc/self/maps holding the array's first byte."""
+    address = array.__array_interface__["data"][0]
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            start, end = (int(bound, 16) for bound in line.split()[0].split("-"))
+            if start <= address < end:
+                return line
+    raise AssertionError(f"address {address:#x} is in no mapping")
+
+
+class EveryKind(PyDataset):
+    """Module-level so spawned workers can unpickle it; what it does is set between epochs."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.count = 4
+        self.delays = {}
+        self.failure = None  # (index, how)
+        self.record_folder = None
+        self.tensor = True
+
+    def __len__(self):
+        return self.count
+
+    def __getitem__(self, index):
+        if self.record_folder is not None:
+            open(os.path.join(self.record_folder, str(index)), "w").close()
+        time.sleep(self.delays.get(index, 0))
+        if self.failure is not None and self.failure[0] == index:
+            fail(self.failure[1], index)
+        return batch_of_every_kind(index, self.tensor), os.getpid()
+
+
+class NeedsTwoArguments(Exception):
+    def __init__(self, first, second):
+        super().__init__(f"{first} and {second}")
+
+
+def fail(how, index):
+    if how == "value":
+        raise ValueError(f"unreadable image in batch {index}")
+    if how == "unpicklable":
+        raise NeedsTwoArguments("left", "right")
+    os._exit(3)  # a worker killed outright, as by the OS for memory
+
+
+@pytest.fixture(scope="module")
+def processes():
+    dataset = EveryKind(workers=2, use_multiprocessing=True, max_queue_size=4)
+    yield dataset
+    del dataset
+    gc.collect()
+
+
+def epoch(dataset, **settings):
+    for name, value in {"count": 4, "delays": {}, "failure": None, "record_folder": None,
+                        **settings}.items():
+        setattr(dataset, name, value)
+    return list(iterate_batches(dataset))
+
+
+def test_worker_processes_return_the_batches_of_the_calling_thread(processes):
+    in_caller = EveryKind(workers=0)
+    batches = epoch(processes)
+    assert len(batches) == 4
+    for index, (batch, pid) in enumerate(batches):
+        assert pid != os.getpid()
+        assert_identical(batch, in_caller[index][0])
+        assert_identical(batch, batch_of_every_kind(index))
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="reads Linux's /proc")
+def test_big_arrays_come_back_in_shared_memory_and_stay_writable(processes):
+    (batch, _), *_ = epoch(processes, count=1)
+    for name in ("images", "half", "uint16", "records", "strided"):
+        # A mapping's permissions end in "s" when it is shared and "p" when private.
+        assert memory_mapping(batch[name]).split()[1].endswith("s"), name
+    assert memory_mapping(batch["labels"]).split()[1].endswith("p")  # 256 bytes: pickled
+    batch["images"][0, 0, 0] = 7.0
+    assert batch["images"][0, 0, 0, 0] == 7.0
+
+
+def test_worker_processes_keep_order_when_later_batches_finish_first(processes):
+    batches = epoch(processes, count=5, delays={0: 0.3, 1: 0.15})
+    for index, (batch, _) in enumerate(batches):
+        assert batch["scalar"] == index
+
+
+def test_worker_processes_load_at_most_max_queue_size_ahead(processes, tmp_path):
+    requested = lambda: {int(name) for name in os.listdir(tmp_path)}  # noqa: E731
+    processes.count, processes.record_folder = 16, str(tmp_path)
+    for consumed, _ in enumerate(iterate_batches(processes), start=1):
+        time.sleep(0.05)  # time for the workers to run ahead as far as they are allowed
+        assert max(requested()) < consumed + processes.max_queue_size
+    assert requested() == set(range(16))
+
+
+def test_an_epoch_stopped_early_leaves_nothing_behind_for_the_next(processes):
+    processes.count, processes.delays = 12, {index: 0.02 for index in range(12)}
+    for index, _ in enumerate(iterate_batches(processes)):
+        if index == 2:
+            break
+    batches = epoch(processes, count=6)
+    assert [batch["scalar"] for batch, _ in batches] == [0, 1, 2, 3, 4, 5]
+
+
+def test_an_error_in_a_worker_is_raised_with_the_workers_traceback(processes):
+    with pytest.raises(ValueError, match="unreadable image in batch 2") as raised:
+        epoch(processes, failure=(2, "value"))
+    remote = str(raised.value.__cause__)
+    assert "in __getitem__" in remote and "fail(self.failure[1], index)" in remote
+    # The pool survives a user error: the next epoch runs on the same processes.
+    assert len({pid for _, pid in epoch(processes)}) <= 2
+
+
+def test_an_exception_that_cannot_be_pickled_comes_back_as_a_runtime_error(processes):
+    with pytest.raises(RuntimeError, match=r"__getitem__\(1\) raised .*NeedsTwoArguments: left and "
+                       r"right \(re-raised as a RuntimeError because that exception cannot be "
+                       r"pickled") as raised:
+        epoch(processes, failure=(1, "unpicklable"))
+    assert "NeedsTwoArguments" in str(raised.value.__cause__)
+    assert [batch["scalar"] for batch, _ in epoch(processes)] == [0, 1, 2, 3]
+
+
+def test_a_worker_that_dies_breaks_only_its_epoch(processes):
+    before = {pid for _, pid in epoch(processes)}
+    with pytest.raises(BrokenProcessPool):
+        epoch(processes, failure=(0, "exit"))
+    batches = epoch(processes)
+    assert [batch["scalar"] for batch, _ in batches] == [0, 1, 2, 3]
+    assert not before & {pid for _, pid in batches}  # a fresh pool
+
+
+def shared_mappings():
+    with open("/proc/self/maps") as maps:
+        return sum("/dev/shm/" in line for line in maps)
+
+
+def open_descriptors():
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/fd"), reason="reads Linux's /proc")
+def test_worker_processes_shut_down_without_leaking_processes_memory_or_descriptors():
+    shared_before, mapped_before = set(os.listdir("/dev/shm")), shared_mappings()
+    dataset = EveryKind(workers=2, use_multiprocessing=True)
+    dataset.tensor = False
+    kept = epoch(dataset)
+    descriptors = open_descriptors()
+    # Batches kept by the caller hold no file descriptor (a DataLoader's tensors each hold one).
+    kept += epoch(dataset) + epoch(dataset) + epoch(dataset)
+    for index, _ in enumerate(iterate_batches(dataset)):  # an abandoned epoch too
+        if index == 1:
+            break
+    assert open_descriptors() <= descriptors
+    folder = processes_folder(dataset)
+    del dataset
+    gc.collect()
+    for pid in {pid for _, pid in kept}:
+        assert not os.path.exists(f"/proc/{pid}"), f"worker {pid} still exists"
+    assert not os.path.exists(folder)
+    assert set(os.listdir("/dev/shm")) <= shared_before
+    # Batches kept by the caller outlive the workers that made them.
+    for position, (batch, _) in enumerate(kept):
+        assert_identical(batch, batch_of_every_kind(position % 4, tensor=False))
+    del kept, batch
+    gc.collect()
+    assert shared_mappings() <= mapped_before  # each segment unmapped with its last array
+
+
+def processes_folder(dataset):
+    from lamina.utils.py_dataset import _POOLS
+
+    return _POOLS[id(dataset)].folder

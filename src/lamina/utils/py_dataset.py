@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import collections
+import ctypes
 import functools
 import itertools
+import mmap
 import multiprocessing
+import multiprocessing.forkserver
+import multiprocessing.reduction
 import os
 import pickle
 import shutil
@@ -17,7 +21,6 @@ from typing import Any, Iterator
 
 import numpy as np
 import torch
-import torch.multiprocessing  # registers torch's shared-memory reductions with multiprocessing
 
 from lamina import tree
 
@@ -163,50 +166,97 @@ _SHARED_MEMORY_MIN_BYTES = 1 << 16
 class _SharedArray:
     """A NumPy array on its way to the parent process in a shared-memory segment.
 
-    The worker copies the array once into a fresh segment; pickling passes the segment's file
-    descriptor (torch's reductions, as a DataLoader's workers do) and unpickling maps the segment
-    as the parent's array, instead of copying the bytes through a pipe several times."""
+    The worker copies the array once into a fresh segment (unlinked at once, so nothing is left
+    in /dev/shm whatever happens); pickling passes the segment's file descriptor as a
+    DataLoader's workers do, and the parent maps the segment as its array instead of copying
+    the bytes through a pipe several times."""
 
-    __slots__ = ("buffer", "dtype", "shape")
+    __slots__ = ("storage", "dtype", "shape")
 
-    def __init__(self, buffer: torch.Tensor, dtype: np.dtype, shape: tuple[int, ...]) -> None:
-        self.buffer, self.dtype, self.shape = buffer, dtype, shape
+    def __init__(self, storage: torch.UntypedStorage, dtype: np.dtype,
+                 shape: tuple[int, ...]) -> None:
+        self.storage, self.dtype, self.shape = storage, dtype, shape
 
     def __reduce__(self) -> tuple:
-        return _array_from_shared_memory, (self.buffer, self.dtype, self.shape)
-
-
-def _array_from_shared_memory(buffer: torch.Tensor, dtype: np.dtype,
-                              shape: tuple[int, ...]) -> np.ndarray:
-    # The array's base holds the tensor, which holds the mapping: it lives as long as the array.
-    return buffer.numpy().view(dtype).reshape(shape)
+        descriptor, size = self.storage._share_fd_cpu_()
+        return _map_shared_array, (multiprocessing.reduction.DupFd(descriptor), size,
+                                   self.dtype, self.shape)
 
 
 def _to_shared_memory(leaf: Any) -> Any:
-    # Subclasses (masked arrays, memmaps) and object arrays keep their own pickling.
-    if type(leaf) is not np.ndarray or leaf.dtype.hasobject \
+    # Subclasses (masked arrays, memmaps) and object arrays keep their own pickling; Windows
+    # cannot pass descriptors this way.
+    if type(leaf) is not np.ndarray or leaf.dtype.hasobject or os.name != "posix" \
             or leaf.nbytes < _SHARED_MEMORY_MIN_BYTES:
         return leaf
     try:
-        storage = torch.UntypedStorage._new_shared(leaf.nbytes)
+        storage = torch.UntypedStorage._new_using_fd_cpu(leaf.nbytes)
     except RuntimeError:  # /dev/shm full (torch reserves the pages up front): pickle instead
         return leaf
-    buffer = torch.empty(0, dtype=torch.uint8).set_(storage)
-    np.copyto(buffer.numpy().view(leaf.dtype).reshape(leaf.shape), leaf)
-    return _SharedArray(buffer, leaf.dtype, leaf.shape)
+    segment = torch.empty(0, dtype=torch.uint8).set_(storage).numpy()
+    np.copyto(segment.view(leaf.dtype).reshape(leaf.shape), leaf)
+    return _SharedArray(storage, leaf.dtype, leaf.shape)
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                          ctypes.c_int, ctypes.c_long]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    return libc
+
+
+def _map_shared_array(descriptor: Any, size: int, dtype: np.dtype,
+                      shape: tuple[int, ...]) -> np.ndarray:
+    """In the parent: the worker's segment mapped as an array, unmapped when the last view of
+    it is collected.
+
+    mmap is called directly because a torch storage or Python's `mmap` would keep a file
+    descriptor open for as long as the array lives: a caller keeping a few thousand batches
+    would run out of descriptors ("Too many open files")."""
+    libc = _libc()
+    fd = descriptor.detach()
+    try:
+        address = libc.mmap(None, size, mmap.PROT_READ | mmap.PROT_WRITE, mmap.MAP_SHARED, fd, 0)
+    finally:
+        os.close(fd)
+    if address is None or address == ctypes.c_void_p(-1).value:
+        error = ctypes.get_errno()
+        raise OSError(error, f"Could not map a {size}-byte batch array sent by a PyDataset "
+                             f"worker process: {os.strerror(error)}.")
+    buffer = (ctypes.c_char * size).from_address(address)
+    weakref.finalize(buffer, libc.munmap, address, size)
+    return np.frombuffer(buffer, dtype=dtype).reshape(shape)
+
+
+def _worker_context() -> multiprocessing.context.BaseContext:
+    """forkserver where the platform has it, else spawn; never plain fork, since forking a
+    process that already runs torch's or our own threads can deadlock the child.
+
+    A spawned worker imports torch and Lamina afresh (seconds under load); forkserver's server
+    imports them once, with this module preloaded, and forks each worker from it in
+    milliseconds, so every new dataset's pool (validation data, a second model) starts fast."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    # The preload list is process-wide: add to it rather than replace what others asked for.
+    preload = list(getattr(multiprocessing.forkserver._forkserver, "_preload_modules",
+                           ["__main__"]))
+    if __name__ not in preload:
+        context.set_forkserver_preload([*preload, __name__])
+    return context
 
 
 class _ProcessPool:
-    """Worker processes kept for the life of one dataset. Spawning a process imports torch
-    (seconds): a pool made per epoch ran at 0.03x a DataLoader with persistent workers on a
-    JPEG folder (bench/input_pipeline.py). Each epoch the dataset is pickled once to a file
-    that every worker reads once, so changes made in `on_epoch_end` reach the workers."""
+    """Worker processes kept for the life of one dataset. Starting a worker imports torch: a
+    pool made per epoch ran at 0.03x a DataLoader with persistent workers on a JPEG folder
+    (bench/input_pipeline.py). Each epoch the dataset is pickled once to a file that every
+    worker reads once, so changes made in `on_epoch_end` reach the workers."""
 
     def __init__(self, workers: int) -> None:
-        # spawn, not fork: forking a process that already runs torch's or our own threads can
-        # deadlock the child (and Python >= 3.12 warns about it).
-        self.executor = ProcessPoolExecutor(max_workers=workers,
-                                            mp_context=multiprocessing.get_context("spawn"))
+        self.executor = ProcessPoolExecutor(max_workers=workers, mp_context=_worker_context())
         self.workers = workers
         self.folder = tempfile.mkdtemp(prefix="lamina-pydataset-")
         self.epochs = 0
