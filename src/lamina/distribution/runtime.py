@@ -61,7 +61,10 @@ class Engine:
             elif isinstance(distribution, DataParallel):
                 device = next(model.parameters()).device
                 ids = [device.index] if device.type == "cuda" else None
-                self.module = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+                # Gradients as views of DDP's buckets: the all-reduced bucket is the gradient,
+                # not copied back into a separate one after every backward.
+                self.module = nn.parallel.DistributedDataParallel(
+                    model, device_ids=ids, gradient_as_bucket_view=True)
             else:
                 self.module = _fully_sharded(model, distribution)
                 if self.pending_optimizer_state is not None:
