@@ -63,6 +63,10 @@ class _StepLogs(Mapping):
     def __len__(self) -> int:
         return len(self._metrics())
 
+    def items(self):
+        # One walk over the metrics for all the values (the Mapping default walks once per key).
+        return {name: metric.result() for name, metric in self._metrics().items()}.items()
+
 
 class StepLossMean(metrics_module.Metric):
     """The epoch's mean loss, `sum(loss_i * batch_size_i) / sum(batch_size_i)`, tracked without a
@@ -250,8 +254,7 @@ class Trainer:
     def _place(self) -> torch.device:
         """Put the model on its device: compile(device=) if given, else CUDA when available and
         the model is still on the CPU, else where the user put it."""
-        parameter = next(self.model.parameters(), None)
-        current = parameter.device if parameter is not None else torch.device("cpu")
+        current = _device_of(self.model)
         target = self.device or (config.default_device() if current.type == "cpu" else current)
         if target != current:
             self.model.to(target)
@@ -469,7 +472,10 @@ class Trainer:
         with self._precision.autocast():
             y_pred = self.model(x, training=False)
             loss = self._loss_of_step(x, y, y_pred, sample_weight, False)
-        self.loss_tracker.update_state(loss.detach(), sample_weight=_batch_size(y_pred))
+        if loss.ndim:  # a custom compute_loss's per-sample losses
+            self.loss_tracker.update_state(loss.detach(), sample_weight=_batch_size(y_pred))
+        else:  # kept, not added: the tracker sums the batches' losses in one kernel later
+            self.loss_tracker.record(loss.detach(), _batch_size(y_pred))
         return self.compute_metrics(x, y, y_pred, sample_weight)
 
     def default_predict_step(self, data: Any) -> Any:

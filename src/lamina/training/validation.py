@@ -250,11 +250,13 @@ def check_against_model(model: Any, x: Any, y: Any, ranges: dict[str, tuple], sp
             f"sample {first} has a fractional label. For one-hot or soft labels use "
             "'categorical_crossentropy'."
         )
+    if 0 <= low and high < width:  # the range from the finiteness pass settles it
+        return
     ignore = getattr(sparse_loss, "ignore_class", None)
     bad = (y < 0) | (y >= width)
     if ignore is not None:
         bad &= y != ignore
-    if (low < 0 or high >= width) and bool(bad.any()):
+    if bool(bad.any()):
         first = _first_bad_sample(bad)
         value = y.reshape(y.shape[0], -1)[first][bad.reshape(y.shape[0], -1)[first]][0].item()
         raise DataError(
