@@ -66,6 +66,20 @@ def resume(out: Path, tag: str, same_model: bool = False) -> dict[str, Any]:
     return {"uninterrupted": uninterrupted, "resumed": history, "backup_left": backup.exists()}
 
 
+def unshared_backup(out: Path, tag: str) -> dict[str, Any]:
+    """Each process's backup_dir on its own disk: rank 0's holds fsdp_resume's backup, rank
+    1's none. The error each process raises."""
+    rank = distribution.process_index()
+    backup = out / f"{tag}-{rank}"
+    if rank == 0:
+        shutil.copytree(out / "fsdp_resume.dist-left", backup)
+    try:
+        fit(scenarios.mlp(), backup, crash=False)
+    except ValueError as error:
+        return {"error": str(error), "backup": str(backup)}
+    return {"error": None}
+
+
 def gathered_while_running(out: Path, tag: str) -> dict[str, Any]:
     """Train (per-layer units for layers of >= 100 weights: the first Dense, 144; the second,
     51, stays with the root), then run the sharded model once, recording at each Dense layer's
@@ -104,9 +118,11 @@ scenarios.SCENARIOS.update({
     "fsdp_resume": (resume, distribution.FSDP),
     "model_parallel_resume": (lambda out, tag: resume(out, tag, same_model=True),
                               model_parallel_units),
+    "unshared_backup": (unshared_backup, distribution.FSDP),
     "fsdp_units": (gathered_while_running, lambda: distribution.FSDP(min_unit_size=100)),
     "fsdp_one_unit": (gathered_while_running, distribution.FSDP),
 })
 
-NAMES = ["fsdp_resume", "model_parallel_resume", "fsdp_units", "fsdp_one_unit"]
+NAMES = ["fsdp_resume", "model_parallel_resume", "unshared_backup", "fsdp_units",
+         "fsdp_one_unit"]
 

@@ -78,6 +78,14 @@ def test_backup_of_two_processes_is_refused_in_one(ranks):
         "afresh.")
 
 
+def test_processes_that_see_different_backups_all_fail(ranks):
+    for result in (r["unshared_backup"] for r in ranks[1]):
+        assert result["error"] == (
+            f"The processes of this run found different backups in {result['backup']!r} "
+            "(process 0: latest; process 1: none). Every process reads the backup directory: "
+            "put it on storage all machines share.")
+
+
 def test_each_large_layer_is_gathered_only_while_it_runs(ranks, one_process):
     _, results = ranks
     for result in results:

@@ -101,12 +101,20 @@ class BackupAndRestore(Callback):
         self._since_backup, self._due_at_epoch_end, self._preempted = 0, False, False
         if self.save_before_preemption:
             self._install_handler()
+        trainer = _trainer(self.model)
+        present = [name for name in ("latest", "previous") if os.path.isdir(self._folder(name))]
+        # Processes that see different backups (a directory on each machine's own disk) would
+        # resume different runs: fail on all of them, before any reads a backup.
+        distributed.check_agreement(trainer, " and ".join(present) or "none", self.backup_dir)
         state = self._read_backup()
+        distributed.check_agreement(trainer, "none" if state is None else
+                                    f"epoch {state['epoch']}, batch {state['step']}",
+                                    self.backup_dir)
         if state is None:
             return
         _check_processes(state, self.backup_dir)
         # Runs after every other callback's on_train_begin, so nothing resets what it restores.
-        distributed.load_optimizer_state(_trainer(self.model), state["optimizer"])
+        distributed.load_optimizer_state(trainer, state["optimizer"])
         self._load_callbacks(state["callbacks"])
         _rng_state.restore(state["rng"], self.model, generators=None)
         self.resume_epoch = self.params.get("epochs", 1) if state["stopped"] else state["epoch"]

@@ -423,6 +423,22 @@ def load_optimizer_state(trainer, state: dict[str, Any]) -> None:
         optimizer.load_state_dict(_sharded_like(state, optimizer.variables))
 
 
+def check_agreement(trainer, found: str, where: str) -> None:
+    """Raise on every process when the processes found different backups in `where` (`found`
+    describes this process's): each would resume another run, and their collectives would
+    mismatch."""
+    engine = _engine(trainer)
+    if engine is None:
+        return
+    everyone: list[Any] = [None] * engine.processes
+    dist.all_gather_object(everyone, found)
+    if len(set(everyone)) > 1:
+        seen = "; ".join(f"process {rank}: {value}" for rank, value in enumerate(everyone))
+        raise ValueError(
+            f"The processes of this run found different backups in {where!r} ({seen}). "
+            "Every process reads the backup directory: put it on storage all machines share.")
+
+
 def _is_sharded(engine: Engine) -> bool:
     return not isinstance(engine.distribution, DataParallel)
 
@@ -546,5 +562,5 @@ def _concatenate(parts: list[Any]) -> Any:
     raise TypeError(f"predict returned {type(first).__name__}; expected arrays.")
 
 
-__all__ = ["Engine", "at_compile", "gather", "gathered", "load_metric_state", "load_optimizer_state",
+__all__ = ["Engine", "at_compile", "check_agreement", "gather", "gathered", "load_metric_state", "load_optimizer_state",
            "metric_state", "optimizer_state", "reduce", "shard", "shard_units", "wrap"]
