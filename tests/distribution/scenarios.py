@@ -14,6 +14,7 @@ import multiprocessing
 import os
 import socket
 import traceback
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -254,6 +255,60 @@ def uneven_layout(out: Path, tag: str) -> dict[str, Any]:
     return {"error": None}
 
 
+def conv_unit_axes(out: Path, tag: str) -> dict[str, Any]:
+    """Convolution kernels with unit axes (1 input channel, depthwise, 1x1) in channels_last:
+    the strides of each kernel and of the gradient torch's convolution hands it (one backward
+    outside DDP), then a fit with every warning recorded."""
+    lamina.set_random_seed(0)
+    model = lamina.Sequential([lamina.Input((8, 8, 1)), layers.Conv2D(4, 3, activation="relu"),
+                               layers.DepthwiseConv2D(3), layers.Conv2D(3, 1),
+                               layers.GlobalAveragePooling2D()])
+    model.compile(optimizer=optimizers.Adam(0.02),
+                  loss=losses.SparseCategoricalCrossentropy(from_logits=True))
+    rng = np.random.RandomState(0)
+    x = rng.normal(size=(32, 8, 8, 1)).astype("float32")
+    y = rng.randint(0, 3, 32).astype("int64")
+    kernels = [p for p in model.parameters() if p.dim() == 4]
+    arrived: list[list[int]] = []
+    hooks = [k.register_hook(lambda g: arrived.append(list(g.stride()))) for k in kernels]
+    model(torch.from_numpy(x[:4])).sum().backward()
+    for hook in hooks:
+        hook.remove()
+    model.zero_grad()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        history = model.fit(x, y, batch_size=16, epochs=2, verbose=0)
+    return {"kernel_strides": [list(k.stride()) for k in kernels],
+            # Autograd reaches the last layer first.
+            "gradient_strides": arrived[::-1],
+            "warnings": [f"{w.category.__name__}: {w.message}" for w in caught],
+            "history": history.history, "weights": model.get_weights()}
+
+
+def load_on_chief(out: Path, tag: str) -> dict[str, Any]:
+    """Weights loaded by rank 0 alone: between two fits (then evaluate and predict), and by a
+    callback at the end of the first of two epochs."""
+    x, y = data(48)
+    xv, yv = data(23, seed=1)
+    path = str(out / f"{tag}-other.weights.h5")
+    mlp(seed=5).save_weights(path)
+    model = mlp()
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    if distribution.process_index() == 0:
+        model.load_weights(path)
+    evaluated = model.evaluate(xv, yv, batch_size=5, verbose=0, return_dict=True)
+    predicted = model.predict(xv, batch_size=4, verbose=0)
+
+    class LoadOnChief(callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 0 and distribution.process_index() == 0:
+                self.model.load_weights(path)
+
+    history = model.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[LoadOnChief()])
+    return {"evaluate": evaluated, "predict": predicted, "history": history.history,
+            "weights": model.get_weights()}
+
+
 def uneven_model_parallel() -> distribution.ModelParallel:
     mesh = distribution.DeviceMesh((1, 2), ["batch", "model"])
     layout_map = distribution.LayoutMap(mesh)
@@ -272,6 +327,8 @@ SCENARIOS: dict[str, tuple[Callable[[Path, str], dict], Callable[[], Any]]] = {
     "custom": (fit_custom, distribution.DataParallel),
     "first_use": (first_use, distribution.DataParallel),
     "stream_inference": (stream_inference, distribution.DataParallel),
+    "conv_unit_axes": (conv_unit_axes, distribution.DataParallel),
+    "load_on_chief": (load_on_chief, distribution.DataParallel),
 }
 
 

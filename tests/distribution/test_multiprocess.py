@@ -20,7 +20,7 @@ import scenarios  # noqa: E402
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="forks rank processes")
 
 NAMES = ["arrays", "module", "generator", "custom", "fsdp", "model_parallel", "uneven_layout",
-         "loader", "first_use", "stream_inference"]
+         "loader", "first_use", "stream_inference", "conv_unit_axes", "load_on_chief"]
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def reference(tmp_path_factory):
     out = tmp_path_factory.mktemp("one")
     return out, {name: scenarios.run(name, out, f"{name}.one", False)
                  for name in ("arrays", "module", "generator", "custom", "fsdp", "first_use",
-                              "stream_inference")}
+                              "stream_inference", "conv_unit_axes", "load_on_chief")}
 
 
 def _keras_file_arrays(path: Path) -> dict[str, np.ndarray]:
@@ -102,7 +102,8 @@ def test_only_rank_zero_writes_and_its_checkpoint_loads_in_one_process(ranks, re
     out, _ = ranks
     written = sorted(p.name for p in out.iterdir() if p.suffix in (".csv", ".keras", ".h5"))
     assert written == ["arrays.dist.csv", "arrays.dist.keras", "first_use.dist.keras", "fsdp.dist.keras",
-                       "model_parallel.dist.keras", "module.dist.csv", "module.dist.weights.h5"]
+                       "load_on_chief.dist-other.weights.h5", "model_parallel.dist.keras",
+                       "module.dist.csv", "module.dist.weights.h5"]
     rows = (out / "arrays.dist.csv").read_text().splitlines()
     assert len(rows) == 4  # a header and one row per epoch, written once
     model = lamina.saving.load_model(str(out / "arrays.dist.keras"))
@@ -203,3 +204,30 @@ def test_stream_evaluation_is_split_and_reduced(ranks, reference):
         f"The stream's batches (of {rows} rows on this process) are split over 2 processes, and "
         "some process received no rows at all. Make some batch hold at least 2 samples, or "
         "evaluate or predict in one process." for rows in ([0], [1])]
+
+
+def test_conv_kernels_with_unit_axes_take_gradients_as_they_come_and_ddp_does_not_warn(ranks, reference):
+    expected = reference[1]["conv_unit_axes"]
+    # Torch's convolutions decide the gradients' strides: each kernel is stored with them.
+    assert expected["kernel_strides"] == expected["gradient_strides"]
+    assert expected["kernel_strides"][0] == [9, 1, 3, 1]  # (4, 1, 3, 3): channels_last
+    for result in (r["conv_unit_axes"] for r in ranks[1]):
+        assert result["warnings"] == []
+        assert result["kernel_strides"] == expected["kernel_strides"]
+        for key, values in expected["history"].items():
+            _close(result["history"][key], values)
+        for mine, theirs in zip(result["weights"], expected["weights"]):
+            _close(mine, theirs)
+
+
+def test_weights_loaded_on_rank_zero_alone_reach_every_process(ranks, reference):
+    # The one process loads where rank 0 does; every rank must end as it does.
+    expected = reference[1]["load_on_chief"]
+    for result in (r["load_on_chief"] for r in ranks[1]):
+        for key, value in expected["evaluate"].items():
+            _close(result["evaluate"][key], value)
+        _close(result["predict"], expected["predict"])
+        for key, values in expected["history"].items():
+            _close(result["history"][key], values)
+        for mine, theirs in zip(result["weights"], expected["weights"]):
+            _close(mine, theirs)

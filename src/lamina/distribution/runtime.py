@@ -119,9 +119,18 @@ class Engine:
             self._after_build.remove()
             self._after_build = None
         self.shared = True
-        with torch.no_grad():
-            for tensor in [*model.parameters(), *model.buffers()]:
-                tensor.copy_(sharding.broadcast(tensor))
+        sharding.broadcast_all([*model.parameters(), *model.buffers()])
+
+    def agree_on_weights(self, model: nn.Module) -> None:
+        """Rank 0's weights (parameters and buffers) on every process again if the processes'
+        parameters differ: weights loaded or set on some processes only (`load_weights` in a
+        callback on the chief, a restore) reach the others, as the first use's did. Run by
+        every process at each training epoch's start and at each evaluate and predict; under
+        DataParallel only (the sharded strategies' processes hold different shards)."""
+        if not self.shared or not isinstance(self.distribution, DataParallel):
+            return
+        if sharding.differ(list(model.parameters())):
+            sharding.broadcast_all([*model.parameters(), *model.buffers()])
 
     def _share_after_build(self, model: nn.Module, args: tuple, kwargs: dict, output: Any) -> Any:
         self.share_weights(model, now=True)
@@ -329,7 +338,8 @@ def shard(trainer, adapter: Any, training: bool) -> Any:
     if engine is None or adapter is None:
         return adapter
     if training:
-        return sharding.for_training(adapter, engine.parts, engine.index, engine.share)
+        return sharding.for_training(adapter, engine.parts, engine.index, engine.share,
+                                     lambda: engine.agree_on_weights(trainer.model))
     return sharding.for_inference(adapter, engine.parts, engine.index)
 
 
@@ -343,11 +353,13 @@ def wrap(trainer) -> None:
 def gathered(trainer) -> contextlib.AbstractContextManager:
     """Whole weights for evaluation and prediction, which call the model directly (a shared
     no-op context in a single process: predict at batch 1 should not pay for a generator);
-    before any training, rank 0's weights on every process."""
+    rank 0's weights on every process before any training, and again whenever the processes'
+    weights differ."""
     engine = _engine(trainer)
     if engine is None:
         return _NOTHING
     engine.share_weights(trainer.model)
+    engine.agree_on_weights(trainer.model)
     return engine.full_weights()
 
 

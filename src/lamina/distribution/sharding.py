@@ -13,7 +13,7 @@ order are the whole result, with no sample twice.
 from __future__ import annotations
 
 import math
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.distributed as dist
@@ -56,6 +56,39 @@ def broadcast(tensor: torch.Tensor) -> torch.Tensor:
     return collective(lambda t: dist.broadcast(t, 0), tensor)
 
 
+def broadcast_all(tensors: list[torch.Tensor], chunk_bytes: int = 64 << 20) -> None:
+    """Rank 0's values of every tensor of `tensors`, in place: tensors of one dtype and device
+    go together, one broadcast per `chunk_bytes`, instead of one collective per tensor."""
+    groups: dict[tuple, list[list[torch.Tensor]]] = {}
+    for tensor in tensors:
+        chunks = groups.setdefault((tensor.dtype, tensor.device), [[]])
+        if chunks[-1] and sum(t.numel() for t in chunks[-1]) * tensor.element_size() >= chunk_bytes:
+            chunks.append([])
+        chunks[-1].append(tensor)
+    with torch.no_grad():
+        for chunks in groups.values():
+            for chunk in chunks:
+                flat = broadcast(torch.cat([t.detach().reshape(-1) for t in chunk]))
+                for tensor, value in zip(chunk, flat.split([t.numel() for t in chunk])):
+                    tensor.copy_(value.view(tensor.shape))
+
+
+def differ(tensors: list[torch.Tensor]) -> bool:
+    """Whether any process holds other values in `tensors` than the others (the same answer
+    on every process): each tensor's sum and norm, compared in one all-reduce."""
+    if not tensors:
+        return False
+    with torch.no_grad():
+        fingerprint = torch.stack([value for t in tensors for value in (
+            t.detach().sum(dtype=torch.float64),
+            torch.linalg.vector_norm(t.detach(), dtype=torch.float64))])
+    # The largest of each entry and the largest of its negation (minus the smallest) at once.
+    ends = collective(lambda t: dist.all_reduce(t, op=dist.ReduceOp.MAX),
+                      torch.cat([fingerprint, -fingerprint]))
+    largest, smallest = ends[:len(fingerprint)], -ends[len(fingerprint):]
+    return not torch.equal(largest, smallest)
+
+
 def agreed_seed() -> int:
     """A seed drawn from torch's global RNG on rank 0 (so a seeded run repeats it), shared."""
     return int(broadcast(torch.randint(0, 2**62, (1,)))[0])
@@ -66,8 +99,10 @@ class ShardedArrays:
 
     resumable = True
 
-    def __init__(self, adapter: ArrayAdapter, parts: int, index: int, share: StepShare):
+    def __init__(self, adapter: ArrayAdapter, parts: int, index: int, share: StepShare,
+                 start_epoch: Callable[[], None] = lambda: None):
         self.adapter, self.parts, self.index, self.share = adapter, parts, index, share
+        self.start_epoch = start_epoch
         self.num_batches = adapter.num_batches
         self.num_samples = adapter.num_samples
         last = adapter.num_samples - (adapter.num_batches - 1) * adapter.batch_size
@@ -83,6 +118,7 @@ class ShardedArrays:
         return []
 
     def batches(self, skip: int = 0) -> Iterator[tuple]:
+        self.start_epoch()
         adapter = self.adapter
         indices = adapter.indices(skip)
         if indices and isinstance(indices[0], torch.Tensor):
@@ -113,14 +149,17 @@ class ShardedBatches:
 
     resumable = property(lambda self: self.adapter.resumable)
 
-    def __init__(self, adapter: IterableAdapter, parts: int, index: int, share: StepShare):
+    def __init__(self, adapter: IterableAdapter, parts: int, index: int, share: StepShare,
+                 start_epoch: Callable[[], None] = lambda: None):
         self.adapter, self.parts, self.index, self.share = adapter, parts, index, share
+        self.start_epoch = start_epoch
         self.num_batches = adapter.num_batches
 
     def generators(self) -> list[torch.Generator]:
         return self.adapter.generators()
 
     def batches(self, skip: int = 0) -> Iterator[Any]:
+        self.start_epoch()
         for batch in self.adapter.batches(skip):
             size = len(tree.flatten(batch)[0])
             start, stop = split(size, self.parts, self.index)
@@ -139,7 +178,8 @@ class ShardedLoader:
 
     resumable = True
 
-    def __init__(self, adapter: IterableAdapter, parts: int, index: int, share: StepShare):
+    def __init__(self, adapter: IterableAdapter, parts: int, index: int, share: StepShare,
+                 start_epoch: Callable[[], None] = lambda: None):
         loader: DataLoader = adapter.data
         if loader.batch_size is None or loader.batch_size % parts:
             raise ValueError(
@@ -151,12 +191,13 @@ class ShardedLoader:
         self.adapter = IterableAdapter(_rebuilt(loader, self.sampler, loader.batch_size // parts),
                                        adapter.device, adapter.steps)
         self.num_batches = self.adapter.num_batches
-        self.share = share
+        self.share, self.start_epoch = share, start_epoch
 
     def generators(self) -> list[torch.Generator]:
         return []
 
     def batches(self, skip: int = 0) -> Iterator[Any]:
+        self.start_epoch()
         # A new order each epoch, drawn from the global RNG as a single process would draw it.
         self.sampler.set_epoch(agreed_seed())
         self.share.fraction = 1 / self.sampler.num_replicas
@@ -171,12 +212,15 @@ def _rebuilt(loader: DataLoader, sampler: Any, batch_size: int) -> DataLoader:
                       persistent_workers=loader.persistent_workers if loader.num_workers else False)
 
 
-def for_training(adapter: Any, parts: int, index: int, share: StepShare) -> Any:
+def for_training(adapter: Any, parts: int, index: int, share: StepShare,
+                 start_epoch: Callable[[], None] = lambda: None) -> Any:
+    """This process's part of `fit`'s data; `start_epoch()` runs on every process as each
+    epoch's batches begin, before the first step."""
     if isinstance(adapter, ArrayAdapter):
-        return ShardedArrays(adapter, parts, index, share)
+        return ShardedArrays(adapter, parts, index, share, start_epoch)
     if isinstance(adapter.data, DataLoader) and not _iterable_dataset(adapter.data):
-        return ShardedLoader(adapter, parts, index, share)
-    return ShardedBatches(adapter, parts, index, share)
+        return ShardedLoader(adapter, parts, index, share, start_epoch)
+    return ShardedBatches(adapter, parts, index, share, start_epoch)
 
 
 class InferenceSlices:
