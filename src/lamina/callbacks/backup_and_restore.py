@@ -17,6 +17,7 @@ from lamina.distribution import runtime as distributed
 from lamina.distribution.files import restoring, writing
 from lamina.errors import FileFormatError
 from lamina.saving import state_file
+from lamina.training.logs import trainer_of
 
 _WEIGHTS = "model.weights.h5"
 _STATE = "training.state.h5"
@@ -101,7 +102,7 @@ class BackupAndRestore(Callback):
         self._since_backup, self._due_at_epoch_end, self._preempted = 0, False, False
         if self.save_before_preemption:
             self._install_handler()
-        trainer = _trainer(self.model)
+        trainer = trainer_of(self.model)
         present = [name for name in ("latest", "previous") if os.path.isdir(self._folder(name))]
         # Processes that see different backups (a directory on each machine's own disk) would
         # resume different runs: fail on all of them, before any reads a backup.
@@ -140,9 +141,9 @@ class BackupAndRestore(Callback):
             start = int(resume["step"])
             _rng_state.restore(resume["epoch_rng"], self.model, generators)
             batches = data.batches(start)
-            distributed.load_optimizer_state(_trainer(self.model), resume["optimizer"])
+            distributed.load_optimizer_state(trainer_of(self.model), resume["optimizer"])
             self._load_callbacks(resume["callbacks"])
-            distributed.load_metric_state(_trainer(self.model), resume["metrics"])
+            distributed.load_metric_state(trainer_of(self.model), resume["metrics"])
             _rng_state.restore(resume["rng"], self.model, generators)
             self._epoch_rng = resume["epoch_rng"]  # later backups of this epoch need it too
             self._done_in_epoch = start
@@ -190,10 +191,10 @@ class BackupAndRestore(Callback):
             "epoch": epoch,
             "step": step,
             "stopped": bool(model.stop_training) and step == 0,
-            "optimizer": distributed.optimizer_state(_trainer(model)),
+            "optimizer": distributed.optimizer_state(trainer_of(model)),
             "rng": _rng_state.capture(model, self._generators),
             "epoch_rng": self._epoch_rng if step else None,
-            "metrics": distributed.metric_state(_trainer(model)) if step else None,
+            "metrics": distributed.metric_state(trainer_of(model)) if step else None,
             "callbacks": {key: c.state_dict() for key, c in _keyed(self._callbacks, self)},
             "processes": process_count(),
         }
@@ -283,7 +284,7 @@ class BackupAndRestore(Callback):
     def _on_sigterm(self, signum, frame) -> None:
         # Outside the training loop (fit raised and never reached on_train_end, say) no batch
         # end will come to write the backup: terminate now rather than swallow the signal.
-        if self._preempted or not _in_training_loop(frame):
+        if self._preempted or not _in_training_loop(frame, self.model):
             self._terminate()
         self._preempted = True
 
@@ -310,16 +311,10 @@ def _check_processes(state: dict[str, Any], backup_dir: str) -> None:
             "directory to start training afresh.")
 
 
-def _trainer(model):
-    from lamina.training.trainer import trainer_of
-
-    return trainer_of(model)
-
-
-def _in_training_loop(frame) -> bool:
-    from lamina.training.trainer import Trainer
-
-    loop = Trainer._run_epochs.__code__
+def _in_training_loop(frame, model) -> bool:
+    # The loop is found through the model's trainer, not an import of the engine (which imports
+    # the callbacks).
+    loop = type(trainer_of(model))._run_epochs.__code__
     while frame is not None:
         if frame.f_code is loop:
             return True

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from lamina._registry import register
+from lamina.evaluation.plots import plot_history
 
 
 class Callback:
@@ -77,8 +78,6 @@ class History(Callback):
     def plot(self, metrics: list[str] | str | None = None) -> Any:
         """The learning curves as a matplotlib `Figure`: a panel per metric with its `val_` pair,
         and the learning rate when a callback logged it; `metrics=` picks the panels."""
-        from lamina.evaluation.plots import plot_history
-
         return plot_history(self, metrics)
 
     def state_dict(self):

@@ -8,6 +8,7 @@ from lamina._registry import register
 from lamina.callbacks.callback import Callback
 from lamina.callbacks.monitor import Monitor
 from lamina.distribution import is_chief
+from lamina.training.logs import logs_to_floats
 
 
 @register("ModelCheckpoint")
@@ -57,8 +58,6 @@ class ModelCheckpoint(Callback):
             return
         self._batches_seen += 1
         if self._batches_seen % self.save_freq == 0:
-            from lamina.training.trainer import logs_to_floats
-
             self._save(self._epoch, logs_to_floats(logs), batch=batch)
 
     def on_epoch_end(self, epoch, logs=None):

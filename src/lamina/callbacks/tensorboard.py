@@ -14,6 +14,7 @@ from lamina import config, tree
 from lamina._registry import register
 from lamina.callbacks.callback import Callback
 from lamina.layers.core import Embedding
+from lamina.training.logs import logs_to_floats
 
 
 @register("TensorBoard")
@@ -96,8 +97,6 @@ class TensorBoard(Callback):
             self._writer("train").add_scalar("batch_steps_per_second", 1.0 / max(elapsed, 1e-9),
                                              self._step)
         if self.update_freq != "epoch" and self._step % self.update_freq == 0 and logs:
-            from lamina.training.trainer import logs_to_floats
-
             for key, value in logs_to_floats(logs).items():
                 self._writer("train").add_scalar(f"batch_{key}", value, self._step)
         if self._profiler is not None:

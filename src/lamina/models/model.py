@@ -146,7 +146,7 @@ class Model(Layer):
                       auto_scale_loss=auto_scale_loss, **kwargs)
 
     def _trainer(self):
-        from lamina.training.trainer import trainer_of
+        from lamina.training.logs import trainer_of
 
         return trainer_of(self)
 

@@ -13,6 +13,7 @@ from lamina import metrics as metrics_module
 from lamina import optimizers as optimizers_module
 from lamina import tree
 from lamina.saving.serialization import deserialize, serialize
+from lamina.training.trainer import Trainer
 
 _KNOWN_EXTRA = ("device", "mixed_precision")
 
@@ -33,7 +34,6 @@ def compile_model(model, optimizer: Any = "rmsprop", loss: Any = None, loss_weig
             f"Received: steps_per_execution={steps_per_execution!r}."
         )
     resolved_jit_compile = _resolve_jit_compile(jit_compile, run_eagerly)
-    from lamina.training.trainer import Trainer
 
     # Resolve names now: a typo in a loss or metric name would otherwise surface only at the
     # first training step (UnknownNameError lists the close valid names).

@@ -19,7 +19,11 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset
 from lamina import config, tree
 from lamina._strings import StringTensor, as_strings, is_string_array
 from lamina.errors import DataError
+from lamina.layers.preprocessing.hashing import Hashing
+from lamina.layers.preprocessing.lookup import StringLookup
+from lamina.layers.preprocessing.text_vectorization import TextVectorization
 from lamina.training.validation import check_array_dtype
+from lamina.utils.py_dataset import PyDataset, iterate_batches
 
 Tensor = torch.Tensor
 
@@ -109,10 +113,6 @@ def batch_to_device(batch: Any, device: torch.device, strings: bool = False) -> 
 def takes_strings(model: Any) -> bool:
     """Whether a model reads text: a `dtype="string"` Input, or a StringLookup,
     TextVectorization or Hashing layer inside (Sequential and subclassed models)."""
-    from lamina.layers.preprocessing.hashing import Hashing
-    from lamina.layers.preprocessing.lookup import StringLookup
-    from lamina.layers.preprocessing.text_vectorization import TextVectorization
-
     inputs = getattr(model, "_flat_inputs", None) or []
     return any(getattr(t, "dtype", None) == "string" for t in inputs) or any(
         isinstance(m, (StringLookup, TextVectorization, Hashing)) for m in model.modules())
@@ -279,11 +279,7 @@ class IterableAdapter:
             self.num_batches = None
 
     def _source(self) -> Iterator:
-        from lamina.utils import PyDataset
-
         if isinstance(self.data, PyDataset):
-            from lamina.utils import iterate_batches
-
             return iterate_batches(self.data)
         if self._one_shot:
             return self.data
@@ -385,10 +381,6 @@ def make_adapter(x: Any, y: Any = None, sample_weight: Any = None, batch_size: i
 
 
 def _is_py_dataset(x: Any) -> bool:
-    try:
-        from lamina.utils import PyDataset
-    except ImportError:
-        return False
     return isinstance(x, PyDataset)
 
 

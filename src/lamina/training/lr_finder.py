@@ -21,6 +21,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from lamina.callbacks import _rng_state
+from lamina.training import data_adapters
+from lamina.training.logs import logs_to_floats, trainer_of
+
 
 @dataclass
 class LRFinderResult:
@@ -95,10 +99,6 @@ def find_learning_rate(model: Any, x: Any = None, y: Any = None, start: float = 
                        end: float = 10.0, steps: int = 100, *, batch_size: int | None = None,
                        smoothing: float = 0.98, diverge: float = 4.0) -> LRFinderResult:
     """Run the range test on a compiled model and restore it; see the module docstring."""
-    from lamina.callbacks import _rng_state
-    from lamina.training import data_adapters
-    from lamina.training.trainer import logs_to_floats, trainer_of
-
     _check("start", start)
     _check("end", end)
     _check("diverge", diverge)

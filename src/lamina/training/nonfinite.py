@@ -27,6 +27,8 @@ from typing import Any
 import torch
 
 from lamina.errors import NonFiniteError
+from lamina.training.data_adapters import unpack_x_y_sample_weight
+from lamina.training.validation import named_leaves
 
 Tensor = torch.Tensor
 
@@ -253,9 +255,6 @@ def _loss_finite(loss: Tensor) -> bool:
 
 def _describe_batch(batch: Any) -> str:
     """What is wrong in the batch itself, when something is (read only on the failure path)."""
-    from lamina.training.data_adapters import unpack_x_y_sample_weight
-    from lamina.training.validation import named_leaves
-
     notes = []
     x, y, sample_weight = unpack_x_y_sample_weight(batch)
     for part, structure in (("x", x), ("y", y), ("sample_weight", sample_weight)):

@@ -26,20 +26,11 @@ from lamina.errors import DataError, NonFiniteError, NotCompiledError
 from lamina.metrics.metric import divide_no_nan
 from lamina.training import concurrency, data_adapters, fusion, validation
 from lamina.training.data_adapters import flatten, map_structure, unpack_x_y_sample_weight
+from lamina.training.logs import logs_to_floats
 from lamina.training.nonfinite import NonFiniteGuard
 from lamina.training.precision import Precision, resolve_autocast_dtype, scaled_step
 
 Tensor = torch.Tensor
-
-
-def trainer_of(model) -> "Trainer":
-    trainer = model.__dict__.get("_lamina_trainer")
-    if trainer is None:
-        raise NotCompiledError(
-            f"You must call compile() before using model {model.name!r} for training or "
-            "evaluation, e.g. model.compile(optimizer='adam', loss='mse')."
-        )
-    return trainer
 
 
 class _StepLogs(Mapping):
@@ -139,18 +130,6 @@ class CompileMetrics(metrics_module.Metric):
     def reset_state(self) -> None:
         for metric in self._trainer._compiled_metrics:
             metric.reset_state()
-
-
-def logs_to_floats(logs: Mapping | None) -> dict[str, float]:
-    """Read logs back to the host once (the only sync of an epoch)."""
-    if not logs:
-        return {}
-    values = dict(logs.items())
-    tensors = [(k, v) for k, v in values.items() if isinstance(v, Tensor) and v.numel() == 1]
-    if tensors:
-        stacked = torch.stack([v.detach().float().reshape(()) for _, v in tensors]).cpu().tolist()
-        values.update({k: x for (k, _), x in zip(tensors, stacked)})
-    return {k: (float(v) if isinstance(v, (int, float, np.floating)) else v) for k, v in values.items()}
 
 
 class Trainer:
