@@ -23,6 +23,7 @@ import optree
 
 __all__ = [
     "MAP_TO_NONE", "assert_same_paths", "assert_same_structure", "flatten", "flatten_with_path",
+    "flatten_with_spec",
     "is_nested", "lists_to_tuples", "map_shape_structure", "map_structure", "map_structure_up_to",
     "pack_sequence_as", "register_tree_node_class", "traverse",
 ]
@@ -105,6 +106,14 @@ def flatten(structure: Any, *, insertion_ordered: bool = False) -> list:
     """The leaves of `structure` as a list; dicts in sorted-key order (in insertion order with
     `insertion_ordered=True`); `flatten(x) == [x]` for a leaf."""
     return optree.tree_leaves(
+        structure, none_is_leaf=True, namespace=_namespace(insertion_ordered)
+    )
+
+
+def flatten_with_spec(structure: Any, *, insertion_ordered: bool = False) -> tuple[list, Any]:
+    """`flatten`'s leaves and the layout as an optree `PyTreeSpec`, whose `unflatten(leaves)`
+    packs new leaves into it without walking `structure` again (Lamina's addition to Keras)."""
+    return optree.tree_flatten(
         structure, none_is_leaf=True, namespace=_namespace(insertion_ordered)
     )
 

@@ -21,7 +21,7 @@ from lamina import constraints as constraints_module
 from lamina import initializers as initializers_module
 from lamina import regularizers as regularizers_module
 from lamina._registry import register
-from lamina._symbolic import KerasTensor, symbolic_leaves
+from lamina._symbolic import KerasTensor
 from lamina.errors import FileFormatError, ShapeError, UnsafeLoadError
 from lamina.layers.layer import Layer, check_input_rank, unique_name
 from lamina.ops._op import resolve, saved_name
@@ -558,18 +558,36 @@ class TorchOp(Layer):
         self.template = (args, kwargs)
         self.built = True
 
+    @property
+    def template(self) -> tuple[tuple, dict]:
+        """The call's `(args, kwargs)`, KerasTensors where its symbolic inputs go."""
+        return self._template
+
+    @template.setter
+    def template(self, template: tuple[tuple, dict]) -> None:
+        self._template = template
+        # Split once, so that a call only drops its inputs into their slots. Dicts in insertion
+        # order, which `symbolic_leaves` and so a saved config's list of inputs follow.
+        self._leaves, self._spec = tree.flatten_with_spec(template, insertion_ordered=True)
+        self._slots = [i for i, leaf in enumerate(self._leaves) if isinstance(leaf, KerasTensor)]
+
     def _record(self) -> Any:
         # Called on its symbolic inputs like any layer: its shapes are inferred on meta, where a
         # load budget refuses `x.repeat(10**6, 10**6)` before anything is allocated.
-        return self(symbolic_leaves(self.template))
+        return self([self._leaves[slot] for slot in self._slots])
 
     def fill_template(self, inputs: Sequence[Any]) -> tuple[tuple, dict]:
         """The call's `(args, kwargs)` with its symbolic tensors replaced by `inputs`, in the
-        order `_record` passes them (which a saved config's list of inputs follows)."""
-        position = iter(inputs)
-        leaves = [next(position) if isinstance(leaf, KerasTensor) else leaf
-                  for leaf in tree.flatten(self.template, insertion_ordered=True)]
-        return tree.pack_sequence_as(self.template, leaves, insertion_ordered=True)
+        order `_record` passes them."""
+        if len(inputs) < len(self._slots):
+            raise ValueError(
+                f"The torch operation {self.name!r} takes {len(self._slots)} symbolic inputs. "
+                f"Received {len(inputs)}. Call it on the inputs it was recorded with."
+            )
+        leaves = list(self._leaves)
+        for slot, value in zip(self._slots, inputs):
+            leaves[slot] = value
+        return self._spec.unflatten(leaves)
 
     def call(self, inputs):
         args, kwargs = self.fill_template(inputs)
