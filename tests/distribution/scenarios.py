@@ -309,6 +309,24 @@ def load_on_chief(out: Path, tag: str) -> dict[str, Any]:
             "weights": model.get_weights()}
 
 
+def mixed_tensors(seed: int) -> list[torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    return [torch.randn(30, generator=generator), torch.randn(7, 3, generator=generator),
+            torch.randint(0, 1000, (5,), generator=generator),
+            torch.randn(4, dtype=torch.float64, generator=generator),
+            torch.randn(2, 3, generator=generator).t()]
+
+
+def broadcast_chunks(out: Path, tag: str) -> dict[str, Any]:
+    """Tensors of several dtypes and a transposed view, different on each process, broadcast in
+    chunks of 64 bytes (several per dtype)."""
+    from lamina.distribution import sharding
+
+    tensors = mixed_tensors(distribution.process_index())
+    sharding.broadcast_all(tensors, chunk_bytes=64)
+    return {f"tensor{i}": t.numpy() for i, t in enumerate(tensors)}
+
+
 def uneven_model_parallel() -> distribution.ModelParallel:
     mesh = distribution.DeviceMesh((1, 2), ["batch", "model"])
     layout_map = distribution.LayoutMap(mesh)
@@ -329,6 +347,7 @@ SCENARIOS: dict[str, tuple[Callable[[Path, str], dict], Callable[[], Any]]] = {
     "stream_inference": (stream_inference, distribution.DataParallel),
     "conv_unit_axes": (conv_unit_axes, distribution.DataParallel),
     "load_on_chief": (load_on_chief, distribution.DataParallel),
+    "broadcast_chunks": (broadcast_chunks, distribution.DataParallel),
 }
 
 

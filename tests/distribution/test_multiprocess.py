@@ -20,7 +20,8 @@ import scenarios  # noqa: E402
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="forks rank processes")
 
 NAMES = ["arrays", "module", "generator", "custom", "fsdp", "model_parallel", "uneven_layout",
-         "loader", "first_use", "stream_inference", "conv_unit_axes", "load_on_chief"]
+         "loader", "first_use", "stream_inference", "conv_unit_axes", "load_on_chief",
+         "broadcast_chunks"]
 
 
 @pytest.fixture(scope="module")
@@ -231,3 +232,10 @@ def test_weights_loaded_on_rank_zero_alone_reach_every_process(ranks, reference)
             _close(result["history"][key], values)
         for mine, theirs in zip(result["weights"], expected["weights"]):
             _close(mine, theirs)
+
+
+def test_weights_are_broadcast_in_chunks_of_each_dtype(ranks):
+    expected = scenarios.mixed_tensors(0)  # rank 0's
+    for result in (r["broadcast_chunks"] for r in ranks[1]):
+        for index, tensor in enumerate(expected):
+            np.testing.assert_array_equal(result[f"tensor{index}"], tensor.numpy())
