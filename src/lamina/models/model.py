@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any, Callable
 
+import torch
 from torch import nn
 
 from lamina._registry import register
@@ -192,13 +193,16 @@ class Model(Layer):
     def predict(self, x: Any, batch_size: int | None = None, verbose: Any = "auto",
                 steps: int | None = None, callbacks: Any = None, **kwargs: Any):
         """Outputs for the inputs, batched, as numpy arrays (no compile needed)."""
-        if self.__dict__.get("_lamina_trainer") is None:
+        # The compiled trainer, else the bare one an earlier uncompiled predict made: looked up
+        # here, as a serving loop calls this per sample.
+        trainer = self.__dict__.get("_lamina_trainer") or self.__dict__.get("_lamina_predictor")
+        if trainer is None:
             from lamina.training.trainer import predict_without_compile
 
             return predict_without_compile(self, x, batch_size=batch_size, verbose=verbose,
                                            steps=steps, callbacks=callbacks)
-        return self._trainer().predict(x, batch_size=batch_size, verbose=verbose, steps=steps,
-                                       callbacks=callbacks, **kwargs)
+        return trainer.predict(x, batch_size=batch_size, verbose=verbose, steps=steps,
+                               callbacks=callbacks, **kwargs)
 
     def train_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None,
                        class_weight: Any = None, return_dict: bool = False):
@@ -245,6 +249,8 @@ class Model(Layer):
         trainer = self.__dict__.get("_lamina_trainer")
         if trainer is None:
             # predict() needs no compile (as in Keras); an uncompiled model just runs forward.
+            if isinstance(data, torch.Tensor):  # one input: nothing to unpack
+                return self(data, training=False)
             from lamina.training.data_adapters import unpack_x_y_sample_weight
 
             x, _, _ = unpack_x_y_sample_weight(data)
