@@ -264,3 +264,28 @@ def test_fast_path_refuses_bad_input_with_the_general_paths_errors():
         fast = _error_of(lambda: model.predict(x, verbose=0))
         assert fast == _error_of(lambda: _general(model, x)), x
         assert issubclass(fast[0], (ValueError, TypeError)) and fast[1]
+
+
+def test_evaluate_records_each_step_loss_and_weights_the_batches_by_size(monkeypatch):
+    from lamina.training.trainer import StepLossMean
+
+    folds = []
+    update_state = StepLossMean.update_state
+
+    def counting(self, *args, **kwargs):  # the per-step path: four kernels a step
+        folds.append(args)
+        return update_state(self, *args, **kwargs)
+
+    monkeypatch.setattr(StepLossMean, "update_state", counting)
+    model = _mlp()
+    model.compile(optimizer="sgd", loss=lamina.losses.SparseCategoricalCrossentropy(
+        from_logits=True), metrics=["accuracy"])
+    rng = np.random.default_rng(7)
+    x, y = rng.random((10, 4), dtype=np.float32), rng.integers(0, 3, 10)
+    logits = torch.from_numpy(_reference(model, x))
+    # Batches of 3, 3, 3 and 1: the mean over samples, not over batches.
+    expected = torch.nn.functional.cross_entropy(logits, torch.from_numpy(y)).item()
+    logs = model.evaluate(x, y, batch_size=3, verbose=0, return_dict=True)
+    np.testing.assert_allclose(logs["loss"], expected, rtol=1e-5)
+    np.testing.assert_allclose(logs["accuracy"], (logits.argmax(1).numpy() == y).mean())
+    assert folds == []
