@@ -286,3 +286,13 @@ def test_insertion_order_holds_across_threads():
     for thread in threads:
         thread.join()
     assert not failures
+
+
+@pytest.mark.parametrize("insertion_ordered", [False, True])
+@pytest.mark.parametrize("structure", STRUCTURES.values(), ids=IDS)
+def test_flatten_with_spec_refills_the_layout(structure, insertion_ordered):
+    leaves, spec = tree.flatten_with_spec(structure, insertion_ordered=insertion_ordered)
+    assert same(leaves, tree.flatten(structure, insertion_ordered=insertion_ordered))
+    numbered = list(range(len(leaves)))
+    assert same(spec.unflatten(numbered), tree.pack_sequence_as(
+        structure, numbered, insertion_ordered=insertion_ordered))
