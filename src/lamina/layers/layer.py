@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lamina import _symbolic, config, tree
+from lamina import _symbolic, config, mixed_precision, tree
 from lamina import constraints as constraints_module
 from lamina import initializers as initializers_module
 from lamina import regularizers as regularizers_module
@@ -228,6 +228,9 @@ class Layer(nn.Module):
             raise TypeError(f"`name` must be a string. Received: name={name!r}.")
         self.name = name or unique_name(to_snake_case(type(self).__name__))
         self._trainable = bool(trainable)
+        # Keras's semantics: the global policy (or `dtype=`, which may name a mixed policy) at
+        # creation is the layer's for good.
+        self._autocast_policy, dtype = mixed_precision.layer_policy(dtype)
         self._dtype = config.torch_dtype(dtype)
         self.autocast = autocast
         self.activity_regularizer = regularizers_module.get(activity_regularizer)
@@ -267,7 +270,7 @@ class Layer(nn.Module):
         config_dict: dict[str, Any] = {
             "name": self.name,
             "trainable": self.trainable,
-            "dtype": config.dtype_name(self._dtype),
+            "dtype": self.__dict__.get("_autocast_policy") or config.dtype_name(self._dtype),
         }
         if self._batch_input_shape is not None:
             config_dict["batch_input_shape"] = list(self._batch_input_shape)
@@ -606,7 +609,16 @@ class Layer(nn.Module):
         return config.dtype_name(self._dtype)
 
     @property
+    def dtype_policy(self) -> mixed_precision.DTypePolicy:
+        """The layer's policy, fixed at creation: `mixed_bfloat16`, or its variables' dtype."""
+        return mixed_precision.DTypePolicy(self.__dict__.get("_autocast_policy") or self.dtype)
+
+    @property
     def compute_dtype(self) -> str:
+        return self.dtype_policy.compute_dtype
+
+    @property
+    def variable_dtype(self) -> str:
         return self.dtype
 
     @property

@@ -1,16 +1,22 @@
 """Mixed precision: Keras's policy names over `torch.autocast`.
 
-`lamina.mixed_precision.set_global_policy("mixed_bfloat16")` (or `compile(...,
-mixed_precision="bfloat16")`) runs the forward pass and loss under autocast while weights stay
-float32, as Keras's mixed policies do. float16 on CUDA adds loss scaling with a `GradScaler`
-unless `compile(auto_scale_loss=False)`; bfloat16 needs none.
+`lamina.mixed_precision.set_global_policy("mixed_bfloat16")` before building a model (or
+`compile(..., mixed_precision="bfloat16")`) runs the forward pass and loss under autocast while
+weights stay float32, as Keras's mixed policies do. float16 on CUDA adds loss scaling with a
+`GradScaler` unless `compile(auto_scale_loss=False)`; bfloat16 needs none.
 
-Per-layer fallback. On CPUs, bf16 wins on large GEMMs, convolutions and LSTMs (measured on an
-AVX512-BF16 CPU without AMX: 1.5x a small CNN, 1.7x an LSTM(128), 1.3x a 784x128 Dense) but
-loses on small GEMMs, where converting to bf16 and back costs more than the product saves (a
-128x10 Dense ran at 0.48x). So under bf16 on the CPU a `Dense` with fewer than
-`CPU_BF16_MIN_DENSE_WEIGHTS` kernel entries runs in float32 (its inputs cast up, autocast off
-inside it). `layer_compute_dtypes(model)` says which layers run in which dtype.
+Per-layer fallback to float32 ("islands": autocast off inside the layer, its low-precision
+inputs cast up), in three cases:
+- a layer whose own policy is not mixed inside a model that has mixed ones (created before
+  `set_global_policy`, or `dtype="float32"`, Keras's way to keep an output layer in float32);
+- under bf16 on a CPU without bf16 units (no `avx512_bf16` or `amx_bf16`), where oneDNN
+  emulates bf16 and is slower than float32: every layer with weights;
+- under bf16 on a CPU with bf16 units, a `Dense` call whose GEMM is too small to repay the
+  conversions: bf16 runs only when rows x input_dim x units >= `CPU_BF16_MIN_DENSE_MACS`,
+  decided per call from the input's rows (so `predict` on one sample runs float32 while
+  `fit` at batch 512 runs bf16). bench/gemm.py's Dense table measures the rule's threshold;
+  convolutions and recurrent layers stay bf16 (2.5x a small CNN, 1.2-1.6x an LSTM(128)).
+`layer_compute_dtypes(model)` says which layers run in which dtype.
 """
 
 from __future__ import annotations
@@ -22,55 +28,16 @@ from typing import Any
 
 import torch
 
-_POLICIES = {
-    "float32": None,
-    "mixed_float16": torch.float16,
-    "mixed_bfloat16": torch.bfloat16,
-    "float16": torch.float16,
-    "bfloat16": torch.bfloat16,
-}
-_GLOBAL_POLICY = "float32"
+from lamina import mixed_precision as policies
+from lamina.mixed_precision import _POLICIES
 
-
-class DTypePolicy:
-    """A named precision policy: `compute_dtype` under autocast, variables in float32."""
-
-    def __init__(self, name: str):
-        if name not in _POLICIES:
-            raise ValueError(
-                f"Unknown dtype policy {name!r}. Valid policies are: {', '.join(_POLICIES)}."
-            )
-        self.name = name
-
-    @property
-    def compute_dtype(self) -> str:
-        dtype = _POLICIES[self.name]
-        return "float32" if dtype is None else str(dtype).removeprefix("torch.")
-
-    @property
-    def variable_dtype(self) -> str:
-        return "float32"
-
-    def __repr__(self) -> str:
-        return f'<DTypePolicy "{self.name}">'
-
-
-def set_global_policy(policy: str | DTypePolicy) -> None:
-    """Set the precision every model compiled afterwards trains with."""
-    global _GLOBAL_POLICY
-    name = policy.name if isinstance(policy, DTypePolicy) else str(policy)
-    DTypePolicy(name)
-    _GLOBAL_POLICY = name
-
-
-def global_policy() -> DTypePolicy:
-    return DTypePolicy(_GLOBAL_POLICY)
-
-
-def resolve_autocast_dtype(mixed_precision: Any) -> torch.dtype | None:
-    """The autocast dtype for a compile argument (None: the global policy)."""
+def resolve_autocast_dtype(mixed_precision: Any,
+                           model: torch.nn.Module | None = None) -> torch.dtype | None:
+    """The autocast dtype for a compile argument. None: the policy of the model's layers,
+    fixed when each was created (Keras's semantics); a model without Lamina layers (a plain
+    `nn.Module`) takes the global policy in force at compile time."""
     if mixed_precision is None:
-        return _POLICIES[_GLOBAL_POLICY]
+        return _policy_dtype(model)
     if mixed_precision is False:
         return None
     key = mixed_precision if isinstance(mixed_precision, str) else str(mixed_precision).removeprefix("torch.")
@@ -109,67 +76,152 @@ class Precision:
         return torch.autocast(self.device_type, dtype=self.dtype)
 
     def fall_back(self, model: torch.nn.Module) -> None:
-        """Run the layers where this precision loses (`float32_layers`) in float32: hooks
-        around each turn autocast off and cast its floating inputs to float32. Called again
-        (after layers were added or built, or by a recompiled model's new trainer), it
-        replaces the hooks placed before."""
+        """Place the float32 islands of `model` (see the module docstring): hooks around each
+        island layer, and around each `Dense` that bf16 on the CPU runs by its GEMM's size.
+        Called again (after layers were added or built, or by a recompiled model's new
+        trainer), it replaces the hooks placed before."""
         handles = model.__dict__.setdefault("_lamina_float32_hooks", [])
         for handle in handles:
             handle.remove()
         handles.clear()
-        for layer in float32_layers(model, self.dtype, self.device_type):
-            enter = functools.partial(_enter_float32, self.device_type)
+        fixed, sized = _islands(model, self.dtype, self.device_type)
+        for layer in fixed + sized:
+            check = _kernel_macs(layer) if layer in sized else None
+            enter = functools.partial(_enter_float32, self.device_type, check)
             handles.append(layer.register_forward_pre_hook(enter))
             handles.append(layer.register_forward_hook(_exit_float32, always_call=True))
 
 
-# Below this many kernel entries a Dense loses to bf16's conversions on the CPU (see above).
-CPU_BF16_MIN_DENSE_WEIGHTS = 16384
+# A Dense runs in bf16 on a CPU with bf16 units only when its GEMM does at least this many
+# multiply-adds (rows x input_dim x units): below it, casting the input, the kernel and the
+# gradients costs more than the faster product saves. Measured on a Zen 4 CPU (avx512_bf16,
+# no AMX), forward + backward, bench/gemm.py: 128x784->128 (12.8M) 1.05x float32's speed,
+# 128x128->128 (2.1M) 0.62x, 128x2048->64 and 1024x128->128 (16.8M) 1.23-1.25x, 512x784->128
+# (51M) 1.58x. AMX makes the product faster still and the casts no cheaper, so where bf16 wins
+# on Zen 4 it wins there too.
+CPU_BF16_MIN_DENSE_MACS = 1 << 24
 
 
-def float32_layers(model: torch.nn.Module, dtype: torch.dtype | None,
-                   device_type: str) -> list[torch.nn.Module]:
-    """The layers that `dtype` autocast on `device_type` leaves in float32 (see the module
-    docstring): small built `Dense` layers under bf16 on the CPU."""
-    if dtype != torch.bfloat16 or device_type != "cpu":
-        return []
+@functools.cache
+def cpu_has_bf16_units() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16, AMX-BF16, Arm's BF16), as the
+    Linux kernel lists its features; False where they cannot be read."""
+    try:
+        with open("/proc/cpuinfo") as file:
+            text = file.read()
+    except OSError:
+        return False
+    flags = set()
+    for line in text.splitlines():
+        if line.startswith(("flags", "Features")):
+            flags.update(line.partition(":")[2].split())
+    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
+
+
+def _islands(model: torch.nn.Module, dtype: torch.dtype | None, device_type: str
+             ) -> tuple[list[torch.nn.Module], list[torch.nn.Module]]:
+    """(the layers that always run in float32, the `Dense` layers that run in float32 when
+    their GEMM is small) under `dtype` autocast on `device_type`."""
+    if dtype is None:
+        return [], []
     from lamina.layers.core import Dense
+    from lamina.layers.layer import Layer
+    from lamina.models.model import Model
 
-    return [m for m in model.modules() if isinstance(m, Dense) and m.built
-            and m.kernel.numel() < CPU_BF16_MIN_DENSE_WEIGHTS]
+    leaves = [m for m in model.modules() if isinstance(m, Layer) and not isinstance(m, Model)]
+    fixed: list[torch.nn.Module] = []
+    if any(m.__dict__.get("_autocast_policy") is not None for m in leaves):
+        fixed = [m for m in leaves if m.__dict__.get("_autocast_policy") is None]
+    if dtype != torch.bfloat16 or device_type != "cpu":
+        return fixed, []
+    if not cpu_has_bf16_units():
+        return fixed + [m for m in leaves if m not in fixed
+                        and next(m.parameters(), None) is not None], []
+    return fixed, [m for m in leaves if isinstance(m, Dense) and m.built and m not in fixed]
+
+
+def _kernel_macs(layer: torch.nn.Module) -> int:
+    """input_dim x units of a Dense: its GEMM's multiply-adds per input row."""
+    return layer.kernel.numel()
 
 
 def layer_compute_dtypes(model: torch.nn.Module) -> dict[str, str]:
     """`{layer name: dtype}` for each layer with weights: the dtype its matmuls and
-    convolutions run in under the model's compiled precision (or the global policy)."""
+    convolutions run in under the model's compiled precision (or its layers' policies). A
+    `Dense` that bf16 runs by its GEMM's size reports the dtype of its last call (before any,
+    the one a batch of 32, Keras's default batch size, would get)."""
     from lamina.layers.layer import Layer
     from lamina.models.model import Model
 
     trainer = model.__dict__.get("_lamina_trainer")
-    dtype = trainer.autocast_dtype if trainer is not None else _POLICIES[_GLOBAL_POLICY]
+    dtype = trainer.autocast_dtype if trainer is not None else _policy_dtype(model)
     parameter = next(model.parameters(), None)
     device_type = parameter.device.type if parameter is not None else "cpu"
-    islands = {id(m) for m in float32_layers(model, dtype, device_type)}
+    fixed, sized = _islands(model, dtype, device_type)
     name = "float32" if dtype is None else str(dtype).removeprefix("torch.")
-    return {m.name: ("float32" if id(m) in islands else name)
-            for m in model.modules() if isinstance(m, Layer) and not isinstance(m, Model)
+
+    def runs(layer: torch.nn.Module) -> str:
+        if layer in fixed:
+            return layer.variable_dtype if isinstance(layer, Layer) else "float32"
+        if layer in sized:
+            ran_float32 = layer.__dict__.get("_lamina_ran_float32")
+            if ran_float32 is None:
+                ran_float32 = 32 * _kernel_macs(layer) < CPU_BF16_MIN_DENSE_MACS
+            return "float32" if ran_float32 else name
+        return name
+
+    return {m.name: runs(m) for m in model.modules()
+            if isinstance(m, Layer) and not isinstance(m, Model)
             and next(m.parameters(), None) is not None}
+
+
+def _policy_dtype(model: torch.nn.Module | None) -> torch.dtype | None:
+    """The autocast dtype of a model's layers' policies: the mixed one any of them has; the
+    global policy's for a model without Lamina layers (or no model)."""
+    from lamina.layers.layer import Layer
+
+    layers = [m for m in model.modules() if isinstance(m, Layer)] if model is not None else []
+    if not layers:
+        return _POLICIES[policies._GLOBAL_POLICY]
+    for layer in layers:
+        found = policies.autocast_dtype(layer.__dict__.get("_autocast_policy"))
+        if found is not None:
+            return found
+    return None
 
 
 # The autocast contexts the fallback hooks entered, per thread (predict may run in several).
 _ISLANDS = threading.local()
 
 
-def _enter_float32(device_type: str, module: torch.nn.Module, args: tuple) -> tuple:
+def _enter_float32(device_type: str, kernel_macs: int | None, module: torch.nn.Module,
+                   args: tuple) -> tuple | None:
+    """Enter a float32 island: always (`kernel_macs` None), or for a Dense whose GEMM on this
+    input (rows x `kernel_macs` multiply-adds) is below `CPU_BF16_MIN_DENSE_MACS`."""
+    stack = _ISLANDS.__dict__.setdefault("stack", [])
+    if kernel_macs is not None:
+        first = args[0] if args else None
+        rows = first.numel() // max(first.shape[-1], 1) if isinstance(first, torch.Tensor) \
+            and first.ndim else 0
+        small = rows * kernel_macs < CPU_BF16_MIN_DENSE_MACS
+        module.__dict__["_lamina_ran_float32"] = small
+        if not small:
+            stack.append(None)
+            return None
     context = torch.autocast(device_type, enabled=False)
     context.__enter__()
-    _ISLANDS.__dict__.setdefault("stack", []).append(context)
-    return tuple(a.float() if isinstance(a, torch.Tensor) and a.dtype == torch.bfloat16 else a
+    stack.append(context)
+    return tuple(a.float() if isinstance(a, torch.Tensor) and a.dtype in _LOW else a
                  for a in args)
 
 
+_LOW = (torch.bfloat16, torch.float16)
+
+
 def _exit_float32(module: torch.nn.Module, args: tuple, output: Any) -> None:
-    _ISLANDS.stack.pop().__exit__(None, None, None)
+    context = _ISLANDS.stack.pop()
+    if context is not None:
+        context.__exit__(None, None, None)
 
 
 class _ScalerView:
