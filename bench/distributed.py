@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import queue as queue_module
 import socket
 import statistics
 import time
@@ -155,7 +156,18 @@ def run(world: int, jobs: list, epochs: int) -> list[list]:
                  for rank in range(world)]
     for process in processes:
         process.start()
-    results = dict(queue.get(timeout=3600) for _ in processes)
+    results: dict[int, list] = {}
+    while len(results) < world:
+        try:
+            rank, result = queue.get(timeout=5)
+            results[rank] = result
+        except queue_module.Empty:
+            # A rank that died (its traceback is above) would leave the others waiting.
+            failed = [p.exitcode for p in processes if p.exitcode not in (None, 0)]
+            if failed:
+                for process in processes:
+                    process.kill()
+                raise RuntimeError(f"a benchmark process failed (exit codes {failed})")
     for process in processes:
         process.join()
     return [results[rank] for rank in range(world)]
