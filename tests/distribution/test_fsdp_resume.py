@@ -148,3 +148,17 @@ def test_min_unit_size_must_be_a_positive_count(value):
             "`min_unit_size` must be a positive number of weight elements (a layer with at least "
             f"that many is gathered on its own). Received: min_unit_size={value!r}. Use e.g. "
             "1_000_000.")
+
+
+def test_a_new_tensor_with_a_freed_weights_id_is_not_that_weight():
+    # FSDP sets sharded and gathered copies of each weight on its layer (setattr), freeing the
+    # ones before: a new tensor may take a freed weight's id (its address). Setting it as the
+    # bias must not rename the kernel, which made `Dense.kernel` vanish mid-training.
+    layer = layers.Dense(3)
+    layer.build((None, 4))
+    kernel = layer.kernel
+    stand_in = torch.nn.Parameter(torch.zeros(3))
+    layer._weight_attr_by_id[id(stand_in)] = "kernel"  # as if the kernel's id were reused
+    layer.bias = stand_in
+    assert layer.kernel is kernel and layer.bias is stand_in
+    assert dict(layer.named_parameters()) == {"kernel": kernel, "bias": stand_in}

@@ -473,6 +473,10 @@ class Layer(nn.Module):
         weight_attrs = self.__dict__.get("_weight_attr_by_id")
         if weight_attrs and isinstance(value, Tensor):
             old = weight_attrs.get(id(value))
+            if old is not None and self._parameters.get(old, self._buffers.get(old)) is not value:
+                # An id outlives its tensor: FSDP sets new (sharded, gathered) tensors on the
+                # layer, and one may reuse a freed weight's id without being that weight.
+                old = None
             if old is not None and old != name:
                 self._rename_weight(old, name, value)
                 return
