@@ -207,8 +207,8 @@ class BackupAndRestore(Callback):
 
     def _write_backup(self, state: dict[str, Any]) -> None:
         # Every process of a distributed run takes part (a sharded model gathers its weights);
-        # rank 0 writes.
-        with writing(self.model) as writer:
+        # rank 0 writes. The optimizer's slots are in `state`, gathered already.
+        with writing(self.model, slots=False) as writer:
             if writer:
                 self._write_files(state)
 

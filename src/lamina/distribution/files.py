@@ -15,9 +15,10 @@ _depth = [0]
 
 
 @contextlib.contextmanager
-def writing(model: Any) -> Iterator[bool]:
+def writing(model: Any, slots: bool = True) -> Iterator[bool]:
     """Around a save: the block runs where this yields True (rank 0); every process takes part
-    in gathering sharded weights, and the others wait until the file is written."""
+    in gathering sharded weights (and with `slots`, optimizer slots), and the others wait until
+    the file is written."""
     trainer = getattr(model, "__dict__", {}).get("_lamina_trainer")
     engine = getattr(trainer, "_distributed", None)
     if engine is None or not engine.active or _depth[0]:
@@ -26,7 +27,7 @@ def writing(model: Any) -> Iterator[bool]:
         return
     _depth[0] += 1
     try:
-        with engine.full_weights():
+        with engine.full_weights(slots=slots):
             yield process_index() == 0
     finally:
         _depth[0] -= 1

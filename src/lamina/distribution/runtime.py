@@ -137,10 +137,10 @@ class Engine:
         return model(*args, **kwargs)
 
     @contextlib.contextmanager
-    def full_weights(self, write_back: bool = False) -> Iterator[None]:
-        """Whole weights (and optimizer slots) on the model for the block: DDP has them; FSDP's
-        shards are gathered into fresh tensors, and the sharded ones put back after (with
-        `write_back`, holding the whole weights' values as the block left them: a load)."""
+    def full_weights(self, write_back: bool = False, slots: bool = True) -> Iterator[None]:
+        """Whole weights (and with `slots`, optimizer slots) on the model for the block: DDP has
+        them; FSDP's shards are gathered into fresh tensors, and the sharded ones put back after
+        (with `write_back`, holding the whole weights' values as the block left them: a load)."""
         module = self.module
         if module is None or isinstance(module, nn.parallel.DistributedDataParallel):
             yield
@@ -153,7 +153,7 @@ class Engine:
                     owner._parameters[name] = whole
                     swapped.append((owner, name, parameter, whole))
         optimizer = getattr(self._trainer, "optimizer", None)
-        built = optimizer is not None and optimizer.built and not write_back
+        built = optimizer is not None and optimizer.built and slots and not write_back
         if built:
             # The optimizer saves its slots by variable: point it at the whole weights, with
             # whole slots, for the block.
