@@ -289,3 +289,17 @@ def test_evaluate_records_each_step_loss_and_weights_the_batches_by_size(monkeyp
     np.testing.assert_allclose(logs["loss"], expected, rtol=1e-5)
     np.testing.assert_allclose(logs["accuracy"], (logits.argmax(1).numpy() == y).mean())
     assert folds == []
+
+
+def test_reversed_and_big_endian_arrays_are_read_as_numpy_reads_them():
+    # torch.from_numpy/as_tensor refuse both (negative strides, non-native byte order).
+    model = _mlp()
+    model.compile(optimizer="sgd", loss="mse")
+    rng = np.random.default_rng(8)
+    x, y = rng.random((6, 4), dtype=np.float32), rng.random((6, 3), dtype=np.float32)
+    for view in (x[::-1], x.astype(">f4"), x[:, ::-1]):
+        expected = _reference(model, np.ascontiguousarray(view, dtype=np.float32))
+        np.testing.assert_allclose(model.predict(view, verbose=0), expected, rtol=1e-6)
+        np.testing.assert_allclose(_general(model, view, batch_size=4), expected, rtol=1e-6)
+        mse = ((expected - y[::-1]) ** 2).mean()
+        np.testing.assert_allclose(model.evaluate(view, y[::-1], verbose=0), mse, rtol=1e-5)

@@ -86,9 +86,12 @@ def to_tensor(value: Any, device: torch.device | None = None, non_blocking: bool
         if strings and is_string_array(array):
             return as_strings(array)
         check_array_dtype(array, what)
+        if not array.dtype.isnative or min(array.strides, default=0) < 0:
+            # torch takes neither a reversed view (x[::-1]) nor big-endian data: a copy it takes.
+            array = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("="))
         if array.dtype.kind == "f":
             dtype = config.torch_dtype(None)
-            if array.dtype.itemsize in (2, 4, 8) and array.dtype.isnative:
+            if array.dtype.itemsize in (2, 4, 8):
                 # from_numpy, then a cast only when needed: a third of as_tensor's cost, which
                 # is a tenth of predict's at batch 1.
                 tensor = torch.from_numpy(array)
