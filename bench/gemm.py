@@ -11,8 +11,14 @@ forward, its two backward GEMMs and a 3x3 Conv2d, and its error is measured agai
 a path whose relative error is far above float32's (~1e-6) is only a fit for mixed precision,
 where the user chose lower precision, not for a float32 model.
 
-Run: `python bench/gemm.py [--rounds N]`. Prints a table of GFLOP/s ratios to `fp32` and
-relative errors; docs/benchmarks.md records the figures and the decision.
+A second table answers where `mixed_bfloat16` should keep a Dense in bf16 on the CPU: one
+Dense forward + backward from float32 inputs, under bf16 autocast (the casts of the input, the
+kernel and the gradients included) against float32, over GEMM shapes rows x input_dim -> units.
+Lamina's rule (`CPU_BF16_MIN_DENSE_MACS` in lamina/training/precision.py) keeps bf16 where
+rows x input_dim x units reaches 2^24; the column "rule" says what it picks.
+
+Run: `python bench/gemm.py [--rounds N]`. Prints tables of speed ratios to `fp32` and relative
+errors; docs/benchmarks.md records the figures and the decisions.
 """
 
 from __future__ import annotations
@@ -83,15 +89,75 @@ def measure(name: str, flops: float, op, a: torch.Tensor, b: torch.Tensor, round
     print(f"| {name:36s} | {flops / base / 1e9:7.1f} | " + " | ".join(cells) + " |")
 
 
+# (rows, input_dim, units): the MLP's layers at batch 128 and around the rule's threshold.
+DENSE_STEPS = (
+    (128, 784, 128), (128, 128, 10), (128, 128, 128), (128, 64, 256), (32, 512, 512),
+    (128, 256, 256), (512, 128, 128), (128, 2048, 64), (1024, 128, 128), (512, 256, 256),
+    (512, 784, 128), (128, 1024, 1024),
+)
+
+
+def dense_step(rows: int, inputs: int, units: int, bf16: bool) -> Callable[[], None]:
+    """One Dense forward + backward from a float32 input, under bf16 autocast or not."""
+    x = torch.randn(rows, inputs)
+    kernel = torch.randn(units, inputs, requires_grad=True)
+    bias = torch.zeros(units, requires_grad=True)
+    upstream = torch.randn(rows, units)
+
+    def step() -> None:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            y = F.linear(x, kernel, bias)
+        y.float().backward(upstream)
+        kernel.grad = bias.grad = None
+
+    return step
+
+
+def measure_dense(rounds: int, clock: Callable[[], float] = time.perf_counter) -> None:
+    from lamina.training.precision import CPU_BF16_MIN_DENSE_MACS
+
+    print("\n| Dense step rows x in -> units | MACs | fp32 us | bf16 speed (min-max) | rule |")
+    print("|---|---:|---:|---|---|")
+    for rows, inputs, units in DENSE_STEPS:
+        runs = {False: dense_step(rows, inputs, units, False),
+                True: dense_step(rows, inputs, units, True)}
+        macs = rows * inputs * units
+        calls = max(3, int(5e7 / macs))
+        times: dict[bool, list[float]] = {False: [], True: []}
+        for run in runs.values():
+            run()
+        for _ in range(rounds):
+            for key, run in runs.items():
+                start = clock()
+                for _ in range(calls):
+                    run()
+                times[key].append((clock() - start) / calls)
+        speeds = sorted(a / b for a, b in zip(times[False], times[True]))
+        base = statistics.median(times[False])
+        rule = "bf16" if macs >= CPU_BF16_MIN_DENSE_MACS else "fp32"
+        print(f"| {rows}x{inputs}->{units} | {macs / 1e6:.1f}M | {base * 1e6:.0f} | "
+              f"{base / statistics.median(times[True]):.2f}x ({speeds[0]:.2f}-{speeds[-1]:.2f}) "
+              f"| {rule} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--dense-only", action="store_true",
+                        help="only the Dense step table (the bf16 fallback rule)")
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                        help="cpu: the Dense table counts this process's CPU seconds (a "
+                             "machine shared with other jobs)")
     args = parser.parse_args()
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
     torch.manual_seed(0)
     flags = open("/proc/cpuinfo").read() if platform.system() == "Linux" else ""
     units = [flag for flag in ("avx512_bf16", "amx_bf16", "avx512f", "avx2") if f" {flag}" in flags]
     print(f"CPU: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
           f"flags {' '.join(units)}; torch {torch.__version__}")
+    if args.dense_only:
+        measure_dense(args.rounds, clock)
+        return
     print("| GEMM | fp32 GFLOP/s | fp32 | fp32->bf16 | bf16 |")
     print("|---|---|---|---|---|")
     for name, m, k, n in MATMULS:
@@ -101,6 +167,7 @@ def main() -> None:
     flops = 2.0 * image[0] * kernel[0] * kernel[1] * kernel[2] * kernel[3] * image[2] * image[3]
     measure(name, flops, lambda x, w: F.conv2d(x, w, padding=1), torch.randn(image),
             torch.randn(kernel) / (kernel[1] * 9) ** 0.5, args.rounds)
+    measure_dense(args.rounds, clock)
 
 
 if __name__ == "__main__":
