@@ -17,6 +17,8 @@ One epoch is one full pass; rounds are interleaved and the median epoch time of 
 as throughput relative to the DataLoader (target >= 0.9x).
 
 Usage: python bench/input_pipeline.py [--images 400] [--rounds 5] [--workers 2] [--size 64]
+       python bench/input_pipeline.py --transport [--size 64] (no decoding: what moving batches
+       back from the worker processes costs, shared memory against pickling)
 (a larger --size makes batches bigger for the same decoding work, so moving them back from
 the workers weighs more)
 """
@@ -120,12 +122,12 @@ def tree_cpu_seconds() -> float:
                 continue
             parents[int(entry)] = int(fields[1])
             ticks[int(entry)] = int(fields[11]) + int(fields[12])
-    family, total = {os.getpid()}, 0
-    for pid in sorted(parents):  # a child's pid is almost always above its parent's
-        if pid in family or parents[pid] in family:
-            family.add(pid)
-            total += ticks[pid]
-    return total / os.sysconf("SC_CLK_TCK")
+    family, grown = {os.getpid()}, True
+    while grown:  # to a fixed point: worker processes are grandchildren (via the forkserver)
+        before = len(family)
+        family |= {pid for pid, parent in parents.items() if parent in family}
+        grown = len(family) > before
+    return sum(ticks[pid] for pid in family if pid in ticks) / os.sysconf("SC_CLK_TCK")
 
 
 def epoch_time(batches) -> tuple[float, float]:
@@ -136,15 +138,68 @@ def epoch_time(batches) -> tuple[float, float]:
     return time.perf_counter() - start, tree_cpu_seconds() - cpu_start
 
 
+class Payload(PyDataset):
+    """The same decoded batch every time, so that moving it back from the workers is the work."""
+
+    def __init__(self, size: tuple[int, int], pickled: bool, **kwargs):
+        super().__init__(**kwargs)
+        self.size, self.pickled, self.images = size, pickled, None
+
+    def __len__(self) -> int:
+        return 64
+
+    def __getitem__(self, index: int):
+        if self.images is None:  # made in each worker, once an epoch
+            self.images = np.random.default_rng(0).random((BATCH, *self.size, 3), np.float32)
+        images = self.images.view(PickledArray) if self.pickled else self.images
+        return images, np.arange(BATCH)
+
+
+def transport(args: argparse.Namespace, size: tuple[int, int]) -> None:
+    """Milliseconds per batch that moving batches back costs, shared memory against pickling."""
+    from lamina.utils import iterate_batches
+
+    contenders = {
+        "shared memory": Payload(size, False, workers=args.workers, use_multiprocessing=True),
+        "pickled (before #15)": Payload(size, True, workers=args.workers,
+                                        use_multiprocessing=True),
+    }
+    costs: dict[str, list[tuple[float, float, float]]] = {name: [] for name in contenders}
+    for round_ in range(args.rounds + 1):  # round 0 is the warm-up
+        for name, dataset in contenders.items():
+            wall, parent, every = time.perf_counter(), time.process_time(), tree_cpu_seconds()
+            for images, _ in iterate_batches(dataset):
+                float(images.sum())  # the consumer reads every byte, as training does
+            wall, parent = time.perf_counter() - wall, time.process_time() - parent
+            workers = tree_cpu_seconds() - every - parent
+            if round_:
+                costs[name].append(tuple(1e3 * value / len(dataset)
+                                         for value in (wall, parent, workers)))
+    megabytes = BATCH * size[0] * size[1] * 3 * 4 / 2**20
+    print(f"Moving {megabytes:.1f} MiB batches back from {args.workers} workers; ms per batch, "
+          f"median [range] of {args.rounds} interleaved epochs; {os.cpu_count()} CPUs")
+    for name, samples in costs.items():
+        columns = []
+        for label, values in zip(("wall", "parent CPU", "workers CPU"), zip(*samples)):
+            columns.append(f"{label} {statistics.median(values):5.2f} "
+                           f"[{min(values):.2f}-{max(values):.2f}]")
+        print(f"  {name:<22} " + "   ".join(columns))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=400)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--size", type=int, default=64, help="height and width of the images")
+    parser.add_argument("--transport", action="store_true",
+                        help="measure only moving batches back from worker processes")
     args = parser.parse_args()
     size = (args.size, args.size)
     torch.set_num_threads(1)
+    if args.transport:
+        transport(args, size)
+        return
     from lamina.utils import iterate_batches
 
     with tempfile.TemporaryDirectory() as root:

@@ -227,7 +227,9 @@ def _map_shared_array(descriptor: Any, size: int, dtype: np.dtype,
         raise OSError(error, f"Could not map a {size}-byte batch array sent by a PyDataset "
                              f"worker process: {os.strerror(error)}.")
     buffer = (ctypes.c_char * size).from_address(address)
-    weakref.finalize(buffer, libc.munmap, address, size)
+    # Not at exit: an array still referenced then would point at unmapped memory while the
+    # interpreter tears down; the kernel unmaps everything when the process ends anyway.
+    weakref.finalize(buffer, libc.munmap, address, size).atexit = False
     return np.frombuffer(buffer, dtype=dtype).reshape(shape)
 
 
