@@ -125,6 +125,30 @@ def test_units_are_large_layers_innermost_first_by_not_yet_taken_weights():
     assert shard_units(model, 10**6) == []
 
 
+def test_units_inside_a_wrapped_torch_module_are_found_through_its_containers():
+    blocks = torch.nn.ModuleList([torch.nn.Linear(16, 16) for _ in range(2)])  # 272 each
+
+    class Blocks(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem, self.blocks = torch.nn.Linear(8, 16), blocks  # stem: 144
+
+        def forward(self, x):
+            x = self.stem(x)
+            for block in self.blocks:
+                x = block(x)
+            return x
+
+    model = lamina.wrap(torch.nn.Sequential(Blocks(), torch.nn.Linear(16, 3)))  # head: 51
+    # A plain module (Blocks) is not looked into: its own forward calls its sublayers.
+    assert shard_units(model, 100) == [model.module[0]]
+    assert shard_units(model, 10) == [model.module[0], model.module[1]]
+    wrapped = lamina.wrap(torch.nn.Sequential(torch.nn.Linear(8, 16), blocks))
+    assert shard_units(wrapped, 200) == [blocks[0], blocks[1]]
+    assert shard_units(wrapped, 100) == [wrapped.module[0], blocks[0], blocks[1]]
+    assert shard_units(wrapped, 600) == [wrapped.module]
+
+
 def test_a_layer_sharing_a_weight_outside_it_is_not_a_unit():
     model = _nested()
     head = model.layers[-1]

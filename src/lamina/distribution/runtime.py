@@ -246,12 +246,14 @@ def _fully_sharded(model: nn.Module, distribution: Distribution) -> nn.Module:
 
 def shard_units(model: nn.Module, min_unit_size: int) -> list[nn.Module]:
     """The layers that become their own FSDP unit, innermost first: each of the model's layers
-    (recursing into nested models) whose weights not yet in a unit hold at least
-    `min_unit_size` elements, the rule of FSDP1's `size_based_auto_wrap_policy`.
+    (recursing into nested models and torch containers) whose weights not yet in a unit hold at
+    least `min_unit_size` elements, the rule of FSDP1's `size_based_auto_wrap_policy`.
 
-    Only layers the model calls once per step qualify (a nested model's layers, not the cell an
-    RNN layer calls per time step, which its layer's unit holds), and none that shares a weight
-    with a layer outside it (tied embeddings): its unit would free that weight under the other.
+    Candidates are the layers of the model, of nested models and of torch containers
+    (`nn.Sequential`, `nn.ModuleList`, `nn.ModuleDict`: a transformer's list of blocks), not
+    the sublayers a layer calls itself (the cell an RNN layer calls per time step stays in its
+    layer's unit), and none that shares a weight with a layer outside it (tied embeddings): its
+    unit would free that weight under the other.
     """
     from lamina.models.model import Model
 
@@ -266,6 +268,9 @@ def shard_units(model: nn.Module, min_unit_size: int) -> list[nn.Module]:
     def visit(layer: nn.Module) -> None:
         if isinstance(layer, Model):
             for inner in layer.layers:
+                visit(inner)
+        elif isinstance(layer, (nn.Sequential, nn.ModuleList, nn.ModuleDict)):
+            for inner in layer.children():
                 visit(inner)
         inside = {id(m) for m in layer.modules()}
         free = [p for p in layer.parameters() if id(p) not in taken]
