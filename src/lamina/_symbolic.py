@@ -427,9 +427,9 @@ def _run_probes(fn: Callable[[int], Any], module: nn.Module | None) -> tuple[Any
     its operations needs data (`.item()`, a Python `if` on a tensor, `nonzero`), has no meta
     kernel, or writes into a real tensor; or the call is wrong, and the real run reports the
     layer's own error. Of Lamina's layers (tests/layers/test_meta_shapes.py lists them all):
-    LSTM, SimpleRNN and an RNN over their cells, since torch's fused `lstm`/`rnn_tanh` kernels
-    check that the weights sit on the input's device before any operation reaches the meta
-    mode; and CategoryEncoding, which checks the token ids' values.
+    CategoryEncoding, which checks the token ids' values. (torch's fused `lstm`/`rnn_tanh`
+    kernels refuse real weights with a meta input before the meta mode sees the call, so the
+    recurrent layers answer a probe from their configuration: `_BaseRNN._meta_outputs`.)
     """
     modes = []
     if module is not None:

@@ -352,7 +352,7 @@ class _BaseRNN(Layer):
                 f"{tuple(inputs.shape)}. Feed batches of exactly {self._state_batch_size} samples."
             )
         if initial_state is not None:
-            states = self._check_initial_state(initial_state)
+            states = self._check_initial_state(initial_state, inputs.shape[0])
         elif self.stateful:
             states = pack_states(self._state_structure,
                                  iter(getattr(self, n) for n in self._state_names))
@@ -366,6 +366,11 @@ class _BaseRNN(Layer):
                     "must be (batch, timesteps)."
                 )
             mask = mask.bool()
+        if inputs.is_meta and is_probing() and self._shapes_follow(inputs):
+            # A shape probe (functional API, Sequential): the shapes follow from the config
+            # alone. Running the recurrence on meta is no option: torch's fused kernels refuse
+            # real weights with a meta input before the meta mode sees the call.
+            return self._meta_outputs(inputs)
         if self.go_backwards:
             inputs = inputs.flip(1)
             mask = None if mask is None else mask.flip(1)
@@ -377,7 +382,7 @@ class _BaseRNN(Layer):
         output = outputs if self.return_sequences else last
         return [output, *states] if self.return_state else output
 
-    def _check_initial_state(self, initial_state: Any) -> list[Any]:
+    def _check_initial_state(self, initial_state: Any, batch_size: int) -> list[Any]:
         states = list(initial_state) if isinstance(initial_state, (list, tuple)) \
             else [initial_state]
         if len(states) != len(self.state_size):
@@ -386,6 +391,21 @@ class _BaseRNN(Layer):
                 f"state(s) of sizes {self.state_size}, but received {len(states)} initial "
                 "state(s). Pass one tensor of shape (batch, size) per state."
             )
+        if self._builtin_cells is not None:
+            # torch's fused LSTM kernel takes states of another size without a word and
+            # returns outputs of that size; a custom cell's states may have any shape.
+            expected = [(batch_size, size) for size in flatten_states(self.state_size)]
+            received = [tuple(s.shape) for s in flatten_states(states)]
+            if received != expected:
+                # A probe's batch size is the symbolic batch axis (the states' shapes are
+                # renamed so in the message).
+                shown = [(None if is_probing() else batch_size, size) for _, size in expected]
+                raise ShapeError(
+                    f"Layer {self.name!r} ({type(self).__name__}) has state(s) of sizes "
+                    f"{self.state_size}, so its initial states must have shapes {shown}, "
+                    f"but received shapes {received}. Pass one tensor of shape (batch, size) "
+                    "per state."
+                )
         return states
 
     def _run(self, inputs: Tensor, states: list[Any], mask: Tensor | None,
@@ -504,6 +524,23 @@ class _BaseRNN(Layer):
             return (batch, size)
 
         return [output_shape] + [state_shapes(s) for s in self.state_size]
+
+    def _shapes_follow(self, inputs: Tensor) -> bool:
+        """Whether the outputs' shapes follow from the config (the inputs, mask and initial
+        states are checked by then): built-in cells (a custom cell runs on meta as it is) given
+        inputs of their dtype. Anything else runs, so a probe reports the error a real call
+        would."""
+        return self._builtin_cells is not None and \
+            inputs.dtype == self._builtin_cells[0].kernel.dtype
+
+    def _meta_outputs(self, inputs: Tensor) -> Any:
+        """Empty meta tensors shaped as `call` would return for `inputs` (meta, concrete)."""
+        def empty(shape: Any) -> Any:
+            if isinstance(shape, list):
+                return [empty(s) for s in shape]
+            return inputs.new_empty(shape)
+
+        return empty(self.compute_output_shape(tuple(inputs.shape)))
 
     def compute_mask(self, inputs, mask=None):
         output_mask = mask if self.return_sequences else None
