@@ -11,17 +11,14 @@ import lamina
 from lamina import layers
 from lamina.errors import ShapeError
 
-from .rnn_harness import (
-    as_list,
+from support.layer_test import as_list, padded_batch, random_input, randomize, to_numpy
+
+from .recurrent_references import (
+    gru_step,
     keras_recurrence,
     lstm_step,
-    gru_step,
-    padded_batch,
-    random_input,
-    randomize_weights,
     reference_call,
     simple_rnn_step,
-    to_numpy,
 )
 
 X_SHAPE = (3, 5, 4)
@@ -29,7 +26,7 @@ X_SHAPE = (3, 5, 4)
 
 def built(layer, shape=X_SHAPE, seed=0):
     layer(random_input(shape))
-    randomize_weights(layer, seed)
+    randomize(layer, seed)
     return layer
 
 
@@ -280,7 +277,7 @@ def test_cells_alone_follow_their_equations() -> None:
     ]:
         states = [random_input((2, 3), seed=6 + i) for i in range(count)]
         cell(x, states)
-        randomize_weights(cell)
+        randomize(cell)
         output, new_states = cell(x, states)
         want_output, want_states = step(cell.get_weights(), **cell.get_config())(
             x.numpy(), [s.numpy() for s in states])

@@ -9,10 +9,12 @@ through `get_weights()`, in Keras's layout. The checks below iterate the rows:
     `gradcheck` in float64, parameter count, config round trip, save/load inside a Sequential,
     and bad inputs with the message expected.
 
-Every layer family's table runs through this one harness: single-tensor rows here
-(`LayerCase`, or `class_case` for a class and its arguments), rows that take several tensors or
-call arguments (attention, transformer blocks) in `CallCase` below. The references are oracles
-and live beside their tests (tests/layers/conv_references.py, attention_references.py).
+Every layer family's table runs through this one harness: rows taking one tensor here
+(`LayerCase`, or `class_case` for a class and its arguments; a row may return several tensors,
+as a recurrent layer's `[output, *states]`), rows that take several tensors or call arguments
+(attention, transformer blocks) in `CallCase` below. The references are oracles and live beside
+their tests (tests/layers/conv_references.py, attention_references.py,
+recurrent_references.py). Sequence helpers (`padded_batch`) are at the end.
 """
 
 from __future__ import annotations
@@ -41,10 +43,12 @@ class LayerCase:
     id: str
     make: Callable[..., Any]  # make(**base_kwargs) -> a fresh, unbuilt layer
     input_shape: tuple[int, ...]
-    output_shape: tuple[int, ...]
+    # A list of shapes for a layer returning several tensors.
+    output_shape: tuple[int, ...] | list[tuple[int, ...]]
     params: int = 0
-    # reference(layer, x) -> the expected output, from the layer's Keras-layout weights.
-    reference: Callable[[Any, Tensor], Tensor] | None = None
+    # reference(layer, x) -> the expected output (or list of outputs), from the layer's
+    # Keras-layout weights.
+    reference: Callable[[Any, Tensor], Any] | None = None
     # Integer inputs (token ids) drawn from [low, high); None for float inputs.
     int_range: tuple[int, int] | None = None
     gradcheck: bool = True
@@ -56,6 +60,9 @@ class LayerCase:
     safe_mode: bool = True
     # (input shape, error type, regex the message must match), each a bad call of the layer.
     bad_inputs: list[tuple[tuple[int, ...], type, str]] = dataclasses.field(default_factory=list)
+    # Every weight random (`randomize`), for layers whose biases are not 1-D (a GRU's (2, 3u))
+    # or whose reference must see every term; otherwise `distinct_weights`.
+    random_weights: bool = False
 
     def __str__(self) -> str:
         return self.id
@@ -79,10 +86,15 @@ def make_input(case: LayerCase, shape: tuple[int, ...] | None = None, seed: int 
                dtype: torch.dtype = torch.float32) -> Tensor:
     """A seeded input for the case: normal floats, or token ids in `int_range`."""
     shape = shape or case.input_shape
-    generator = torch.Generator().manual_seed(seed)
     if case.int_range is not None:
-        return torch.randint(*case.int_range, shape, generator=generator)
-    return torch.randn(shape, generator=generator, dtype=dtype)
+        return torch.randint(*case.int_range, shape, generator=generator(seed))
+    return random_input(shape, seed, dtype)
+
+
+def random_input(shape: tuple[int, ...], seed: int = 0, dtype: torch.dtype = torch.float64
+                 ) -> Tensor:
+    """Seeded standard normal values (float64 by default, the references' precision)."""
+    return torch.randn(shape, generator=generator(seed), dtype=dtype)
 
 
 def distinct_weights(weights: list[np.ndarray], seed: int = 0) -> list[np.ndarray]:
@@ -94,13 +106,17 @@ def distinct_weights(weights: list[np.ndarray], seed: int = 0) -> list[np.ndarra
     return [w if w.ndim != 1 else rng.uniform(0.5, 1.5, w.shape).astype(w.dtype) for w in weights]
 
 
-def built_layer(case: LayerCase, dtype: str = "float64", shape: tuple[int, ...] | None = None
-                ) -> Any:
-    """The case's layer built in `dtype` (on inputs of `shape`, by default the case's), with
-    `distinct_weights`."""
-    layer = case.make(dtype=dtype)
+def built_layer(case: LayerCase, dtype: str = "float64", shape: tuple[int, ...] | None = None,
+                **overrides: Any) -> Any:
+    """The case's layer (its arguments updated by `overrides`) built in `dtype` on inputs of
+    `shape` (by default the case's), with `distinct_weights` or, for `random_weights` rows,
+    `randomize`."""
+    layer = case.make(dtype=dtype, **overrides)
     layer(make_input(case, shape=shape, dtype=getattr(torch, dtype)))
-    layer.set_weights(distinct_weights(layer.get_weights()))
+    if case.random_weights:
+        randomize(layer)
+    else:
+        layer.set_weights(distinct_weights(layer.get_weights()))
     return layer
 
 
@@ -119,25 +135,32 @@ def single_thread():
 
 def check_output_shape(case: LayerCase) -> None:
     """Eager, symbolic (functional API) and declared shapes all equal Keras's."""
+    several = isinstance(case.output_shape, list)
+    expected = case.output_shape if several else [case.output_shape]
     layer = case.make()
-    out = layer(make_input(case))
-    assert tuple(out.shape) == case.output_shape
-    assert out.dtype == torch.float32
-    symbolic_shape = (None,) + case.output_shape[1:]
+    outputs = layer(make_input(case))
+    assert isinstance(outputs, list) == several
+    assert [tuple(o.shape) for o in as_list(outputs)] == expected
+    assert all(o.dtype == torch.float32 for o in as_list(outputs))
+    symbolic_shapes = [(None,) + shape[1:] for shape in expected]
     declared = layer.compute_output_shape((None,) + case.input_shape[1:])
-    assert tuple(declared) == symbolic_shape
+    assert [tuple(d) for d in (declared if several else [declared])] == symbolic_shapes
     dtype = "int64" if case.int_range is not None else None
     inputs = lamina.Input(shape=case.input_shape[1:], dtype=dtype)
-    assert tuple(case.make()(inputs).shape) == symbolic_shape
+    assert [tuple(t.shape) for t in as_list(case.make()(inputs))] == symbolic_shapes
 
 
 def check_reference(case: LayerCase, atol: float = 1e-10, rtol: float = 1e-9) -> None:
+    """The float64 outputs (each of them, for a layer returning several) equal the reference's
+    on a fresh seeded input."""
     layer = built_layer(case)
     x = make_input(case, seed=1, dtype=torch.float64)
-    expected = case.reference(layer, x)
-    got = layer(x)
-    assert got.shape == expected.shape
-    torch.testing.assert_close(got, expected, atol=atol, rtol=rtol)
+    expected = as_list(case.reference(layer, x))
+    got = as_list(layer(x))
+    assert len(got) == len(expected)
+    for g, e in zip(got, expected):
+        assert g.shape == e.shape
+        torch.testing.assert_close(g, e, atol=atol, rtol=rtol)
 
 
 def check_gradcheck(case: LayerCase) -> None:
@@ -286,6 +309,13 @@ def randomize(layer: Layer, seed: int = 0) -> None:
 
 def as_list(outputs: Any) -> list[Tensor]:
     return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+
+
+def to_numpy(value: Any) -> Any:
+    """A tensor, or a list of them, as NumPy arrays."""
+    if isinstance(value, (list, tuple)):
+        return [to_numpy(v) for v in value]
+    return value.detach().cpu().numpy()
 
 
 def _map(value: Any, fn: Callable[[Tensor], Any]) -> Any:
@@ -484,3 +514,21 @@ def call_layer_tests(cases: list[CallCase]) -> dict[str, Callable[..., None]]:
     return {f.__name__: f for f in (test_output_shapes, test_matches_reference,
                                     test_parameter_count, test_gradcheck, test_training_step,
                                     test_config_round_trip, test_save_load)}
+
+
+# ------------------------------------------------------------------------------ sequences
+
+
+def padded_batch(lengths: list[int], steps: int, features: int, padding: str, seed: int = 0
+                 ) -> tuple[Tensor, Tensor, list[Tensor]]:
+    """float64 sequences of the given lengths, padded with zeros 'pre' or 'post' to `steps`.
+    Returns (batch, mask, the unpadded sequences), to check a masked batch against each
+    sequence alone."""
+    sequences = [random_input((1, n, features), seed=seed + i) for i, n in enumerate(lengths)]
+    batch = torch.zeros(len(lengths), steps, features, dtype=torch.float64)
+    mask = torch.zeros(len(lengths), steps, dtype=torch.bool)
+    for i, (sequence, n) in enumerate(zip(sequences, lengths)):
+        where = slice(0, n) if padding == "post" else slice(steps - n, steps)
+        batch[i, where] = sequence[0]
+        mask[i, where] = True
+    return batch, mask, sequences

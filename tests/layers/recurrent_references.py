@@ -1,4 +1,4 @@
-"""Oracles and the case table shared by the recurrent layer tests.
+"""Oracles for the recurrent layer tests (tests/support/layer_test.py runs their table).
 
 The references below are Keras's equations written in numpy (float64) from the weights the layer
 returns through `get_weights()`, i.e. in Keras's layouts and gate orders (LSTM i, f, c, o; GRU
@@ -9,13 +9,10 @@ repeats the previous output (zeros before the first real step, or zeros when
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Callable
 
 import numpy as np
 import torch
-
-from lamina import layers
 
 Array = np.ndarray
 
@@ -121,101 +118,8 @@ def reference_call(layer: Any, x: Array, mask: Array | None = None,
     return [output, *states] if layer.return_state else output
 
 
-def random_input(shape: tuple[int, ...], seed: int = 0, dtype: torch.dtype = torch.float64
-                 ) -> torch.Tensor:
-    return torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
-
-
-def randomize_weights(layer: Any, seed: int = 0, scale: float = 0.5) -> None:
-    """Random weights everywhere, biases included, so a reference that drops a term fails."""
-    rng = np.random.default_rng(seed)
-    layer.set_weights([rng.normal(0.0, scale, w.shape) for w in layer.get_weights()])
-
-
-def as_list(value: Any) -> list[Any]:
-    return list(value) if isinstance(value, (list, tuple)) else [value]
-
-
-def to_numpy(value: Any) -> Any:
-    if isinstance(value, (list, tuple)):
-        return [to_numpy(v) for v in value]
-    return value.detach().cpu().numpy()
-
-
-@dataclasses.dataclass
-class RecurrentCase:
-    """One configuration of a built-in recurrent layer (input `(batch, time, features)`)."""
-
-    id: str
-    cls: type
-    kwargs: dict[str, Any]
-    fused: bool = True
-
-    def make(self, **overrides: Any) -> Any:
-        return self.cls(**{**self.kwargs, **overrides})
-
-
-CASES = [
-    RecurrentCase("simple_rnn", layers.SimpleRNN, {"units": 5}),
-    RecurrentCase("simple_rnn_relu_sequences", layers.SimpleRNN,
-                  {"units": 5, "activation": "relu", "return_sequences": True}),
-    RecurrentCase("simple_rnn_softsign_state_backwards", layers.SimpleRNN,
-                  {"units": 4, "activation": "softsign", "return_state": True,
-                   "go_backwards": True}, fused=False),
-    RecurrentCase("simple_rnn_no_bias", layers.SimpleRNN,
-                  {"units": 3, "use_bias": False, "return_sequences": True}),
-    RecurrentCase("lstm", layers.LSTM, {"units": 5}),
-    RecurrentCase("lstm_sequences_state", layers.LSTM,
-                  {"units": 4, "return_sequences": True, "return_state": True}),
-    RecurrentCase("lstm_backwards_state", layers.LSTM,
-                  {"units": 4, "go_backwards": True, "return_state": True}),
-    RecurrentCase("lstm_backwards_sequences", layers.LSTM,
-                  {"units": 3, "go_backwards": True, "return_sequences": True}),
-    RecurrentCase("lstm_hard_sigmoid", layers.LSTM,
-                  {"units": 4, "recurrent_activation": "hard_sigmoid", "return_sequences": True},
-                  fused=False),
-    RecurrentCase("lstm_no_bias", layers.LSTM, {"units": 3, "use_bias": False}),
-    RecurrentCase("gru", layers.GRU, {"units": 5}),
-    RecurrentCase("gru_sequences_state_backwards", layers.GRU,
-                  {"units": 4, "return_sequences": True, "return_state": True,
-                   "go_backwards": True}),
-    RecurrentCase("gru_reset_before", layers.GRU, {"units": 4, "reset_after": False}, fused=False),
-    RecurrentCase("gru_reset_before_sequences_state", layers.GRU,
-                  {"units": 3, "reset_after": False, "return_sequences": True,
-                   "return_state": True, "go_backwards": True}, fused=False),
-    RecurrentCase("gru_no_bias", layers.GRU, {"units": 3, "use_bias": False,
-                                              "return_sequences": True}),
-    RecurrentCase("gru_linear", layers.GRU, {"units": 3, "activation": "linear"}, fused=False),
-]
-
-INPUT_SHAPE = (3, 6, 4)
-
-
-def built_case(case: RecurrentCase, seed: int = 0, **overrides: Any) -> Any:
-    """A float64 layer of the case, built on INPUT_SHAPE, with random weights."""
-    layer = case.make(dtype="float64", **overrides)
-    layer(random_input(INPUT_SHAPE))
-    randomize_weights(layer, seed)
-    return layer
-
-
-def step_loop_twin(layer: Any) -> Any:
-    """The same layer with the same weights, forced onto the Python step loop."""
-    twin = type(layer).from_config({**layer.get_config(), "use_cudnn": False})
-    twin(random_input((1, 2, layer._input_dim), dtype=layer.cell.kernel.dtype))
-    twin.set_weights(layer.get_weights())
-    return twin
-
-
-def padded_batch(lengths: list[int], steps: int, features: int, padding: str, seed: int = 0
-                 ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
-    """Sequences of the given lengths, padded with zeros 'pre' or 'post' to `steps`.
-    Returns (batch, mask, the unpadded sequences)."""
-    sequences = [random_input((1, n, features), seed=seed + i) for i, n in enumerate(lengths)]
-    batch = torch.zeros(len(lengths), steps, features, dtype=torch.float64)
-    mask = torch.zeros(len(lengths), steps, dtype=torch.bool)
-    for i, (sequence, n) in enumerate(zip(sequences, lengths)):
-        where = slice(0, n) if padding == "post" else slice(steps - n, steps)
-        batch[i, where] = sequence[0]
-        mask[i, where] = True
-    return batch, mask, sequences
+def keras_reference(layer: Any, x: torch.Tensor) -> list[torch.Tensor]:
+    """`reference_call` as a layer table's reference: tensors in, tensors out."""
+    expected = reference_call(layer, x.numpy())
+    return [torch.from_numpy(np.ascontiguousarray(e)) for e in
+            (expected if isinstance(expected, list) else [expected])]
