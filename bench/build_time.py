@@ -2,8 +2,10 @@
 
 Construction runs every layer once to infer shapes; that should cost next to nothing beside
 creating the weights (target: any zoo model < 1 s plus weight-init time). Measured for
-ResNet50, VGG16 (ImageNet size, 1000 classes), a 50-layer Sequential MLP and a Sequential of
-16 Conv2D(32) on 224x224 images, whose cost used to grow with the square of its depth. The
+ResNet50, VGG16 (ImageNet size, 1000 classes), a 50-layer Sequential MLP, a Sequential of
+16 Conv2D(32) on 224x224 images, whose cost used to grow with the square of its depth, and a
+functional model of 4 stacked LSTM(256) over 100 steps (recurrent layers find their shapes from
+their configuration; they used to run the recurrence on real probe tensors). The
 time spent in `add_weight` (initialiser and layout) is measured by wrapping it, so "shapes and
 graph" is the construction time less the weights' (median of the per-round differences).
 """
@@ -40,6 +42,14 @@ def sequential_16_conv() -> Any:
     return lamina.Sequential(
         [layers.Conv2D(32, 3, padding="same", activation="relu", input_shape=(224, 224, 3))]
         + [layers.Conv2D(32, 3, padding="same", activation="relu") for _ in range(15)])
+
+
+def functional_4_lstm() -> Any:
+    inputs = lamina.Input((100, 64))
+    x = inputs
+    for _ in range(3):
+        x = layers.LSTM(256, return_sequences=True)(x)
+    return lamina.Model(inputs, layers.LSTM(256)(x))
 
 
 class _WeightTimer:
@@ -93,7 +103,8 @@ def main() -> None:
     print(f"{'model':<34}{'build s':>9}{'weights s':>10}{'shapes+graph s':>16}")
     for name, build in (("ResNet50", resnet50), ("VGG16", vgg16),
                         ("Sequential, 50 Dense(256)", sequential_50_dense),
-                        ("Sequential, 16 Conv2D(32) 224x224", sequential_16_conv)):
+                        ("Sequential, 16 Conv2D(32) 224x224", sequential_16_conv),
+                        ("Functional, 4 LSTM(256) x 100 steps", functional_4_lstm)):
         total, shapes = measure(build)
         print(f"{name:<34}{total:9.2f}{total - shapes:10.2f}{shapes:16.2f}")
 
