@@ -86,23 +86,19 @@ def to_tensor(value: Any, device: torch.device | None = None, non_blocking: bool
         if strings and is_string_array(array):
             return as_strings(array)
         check_array_dtype(array, what)
-        if not array.dtype.isnative or min(array.strides, default=0) < 0:
-            # torch takes neither a reversed view (x[::-1]) nor big-endian data: a copy it takes.
-            array = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("="))
-        if array.dtype.kind == "f":
+        if array.dtype.kind == "u" and array.dtype != np.uint8:
+            array = array.astype(np.int64)
+        # from_numpy, then a cast only when needed: as_tensor(array, dtype) cost a tenth of
+        # predict at batch 1.
+        try:
+            tensor = torch.from_numpy(array)
+        except ValueError:  # a reversed view (x[::-1]) or big-endian data: torch takes a copy
+            tensor = torch.from_numpy(
+                np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("=")))
+        if tensor.is_floating_point():
             dtype = config.torch_dtype(None)
-            if array.dtype.itemsize in (2, 4, 8):
-                # from_numpy, then a cast only when needed: a third of as_tensor's cost, which
-                # is a tenth of predict's at batch 1.
-                tensor = torch.from_numpy(array)
-                if tensor.dtype != dtype:
-                    tensor = tensor.to(dtype)
-            else:
-                tensor = torch.as_tensor(array, dtype=dtype)
-        elif array.dtype.kind == "u" and array.dtype != np.uint8:
-            tensor = torch.as_tensor(array.astype(np.int64))
-        else:
-            tensor = torch.as_tensor(array)
+            if tensor.dtype != dtype:
+                tensor = tensor.to(dtype)
     if device is not None and tensor.device != device:
         tensor = tensor.to(device, non_blocking=non_blocking)
     return tensor
