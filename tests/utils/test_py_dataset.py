@@ -336,11 +336,16 @@ def processes():
     gc.collect()
 
 
-def epoch(dataset, **settings):
+def configure(dataset, **settings):
+    """Sets every setting, so that nothing carries over from a test that ran before."""
     for name, value in {"count": 4, "delays": {}, "failure": None, "record_folder": None,
                         **settings}.items():
         setattr(dataset, name, value)
-    return list(iterate_batches(dataset))
+    return dataset
+
+
+def epoch(dataset, **settings):
+    return list(iterate_batches(configure(dataset, **settings)))
 
 
 def test_worker_processes_return_the_batches_of_the_calling_thread(processes):
@@ -372,7 +377,7 @@ def test_worker_processes_keep_order_when_later_batches_finish_first(processes):
 
 def test_worker_processes_load_at_most_max_queue_size_ahead(processes, tmp_path):
     requested = lambda: {int(name) for name in os.listdir(tmp_path)}  # noqa: E731
-    processes.count, processes.record_folder = 16, str(tmp_path)
+    configure(processes, count=16, record_folder=str(tmp_path))
     for consumed, _ in enumerate(iterate_batches(processes), start=1):
         time.sleep(0.05)  # time for the workers to run ahead as far as they are allowed
         assert max(requested()) < consumed + processes.max_queue_size
@@ -380,7 +385,7 @@ def test_worker_processes_load_at_most_max_queue_size_ahead(processes, tmp_path)
 
 
 def test_an_epoch_stopped_early_leaves_nothing_behind_for_the_next(processes):
-    processes.count, processes.delays = 12, {index: 0.02 for index in range(12)}
+    configure(processes, count=12, delays={index: 0.02 for index in range(12)})
     for index, _ in enumerate(iterate_batches(processes)):
         if index == 2:
             break
