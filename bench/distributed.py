@@ -68,23 +68,26 @@ def _clock() -> np.ndarray:
 
 
 class _EpochClock(callbacks.Callback):
-    """Wall and CPU seconds of each epoch after the first (the warm-up)."""
+    """Wall and CPU seconds of the epochs after the first (the warm-up), and wall seconds of
+    all epochs."""
 
     def __init__(self):
         super().__init__()
-        self.total, self.started = np.zeros(2), None
+        self.total, self.every, self.started = np.zeros(2), 0.0, np.zeros(2)
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.started = _clock() if epoch > 0 else None
+        self.started = _clock()
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.started is not None:
-            self.total += _clock() - self.started
+        elapsed = _clock() - self.started
+        self.every += elapsed[0]
+        if epoch > 0:
+            self.total += elapsed
 
 
 def time_fit(kind: str, samples: int, epochs: int) -> tuple[np.ndarray, float]:
     """(wall, CPU) seconds of `epochs` epochs of `fit` after a warm-up epoch, and the wall
-    seconds of the rest of the call (its once-per-call work)."""
+    seconds of the call outside its epochs (its once-per-call work)."""
     model = build(kind)
     x, y = data(kind, samples)
     clock = _EpochClock()
@@ -93,7 +96,7 @@ def time_fit(kind: str, samples: int, epochs: int) -> tuple[np.ndarray, float]:
     start = time.perf_counter()
     model.fit(x, y, batch_size=BATCH, epochs=1 + epochs, verbose=0, callbacks=[clock])
     whole = time.perf_counter() - start
-    return clock.total, whole - clock.total[0] * (1 + epochs) / epochs
+    return clock.total, whole - clock.every
 
 
 def time_hand_written(kind: str, samples: int, epochs: int) -> tuple[np.ndarray, float]:
