@@ -135,6 +135,9 @@ def test_functional_and_sequential_builds_run_no_recurrence(monkeypatch) -> None
         sequential = lamina.Sequential([lamina.Input((7, 4)),
                                         layers.SimpleRNN(3, return_sequences=True),
                                         layers.LSTM(2)])
+        wide = layers.GRU(2, return_state=True, dtype="float64")(
+            lamina.Input((4, 3), dtype="float64"))
+    assert [t.dtype for t in wide] == [torch.float64, torch.float64]
     assert [t.shape for t in model.outputs] == [(None, 3), (None, 5), (None, 3)]
     assert sequential.output_shape == (None, 2)
     outputs = model(torch.tensor([[3, 1, 0], [2, 0, 0]]))
