@@ -129,20 +129,20 @@ class NonFiniteGuard:
     def reject(self, loss: Tensor, check_gradients: bool = True) -> bool:
         """After backward, before the update: True when the update must be skipped."""
         found = self._found
+        if self.exact:
+            # The loss and the changed statistics only: scanning every gradient each step
+            # costs a measurable share of a small step (docs/provenance.md). A gradient that is
+            # non-finite under a finite loss corrupts the weights, which the next step's loss or
+            # the epoch-end check sees; the rollback then goes to the last snapshot instead.
+            if not self.forward_state:
+                # One read of the scalar instead of isfinite's four kernels and a read, and no
+                # grad-mode switch: it builds no graph (cheaper per step: docs/provenance.md).
+                if _loss_finite(loss):
+                    self._applied = True
+                    return False
+                return self._bad_step(loss)
+            check_gradients = False
         with torch.no_grad():
-            if self.exact:
-                # The loss and the changed statistics only: scanning every gradient each step
-                # costs a measurable share of a small step (docs/provenance.md). A gradient that is non-finite under a
-                # finite loss corrupts the weights, which the next step's loss or the epoch-end
-                # check sees; the rollback then goes to the last snapshot instead.
-                if not self.forward_state:
-                    # One read of the scalar instead of isfinite's four kernels and a read
-                    # (cheaper per step: docs/provenance.md).
-                    if _loss_finite(loss):
-                        self._applied = True
-                        return False
-                    return self._bad_step(loss)
-                check_gradients = False
             found.zero_()
             tensors = list(self.forward_state)
             if check_gradients:
@@ -247,7 +247,7 @@ class NonFiniteGuard:
 
 
 def _loss_finite(loss: Tensor) -> bool:
-    loss = loss.detach()
+    # Neither reads records anything for autograd, so the loss needs no detach.
     if loss.numel() == 1:
         return math.isfinite(loss.item())
     return bool(torch.isfinite(loss).all())

@@ -414,14 +414,15 @@ class Trainer:
                 y_pred = fused.forward(forward, x)  # the logits
                 loss = self._compute_loss(y, y_pred, sample_weight, fused.loss)
         self._backward_and_step(loss, data)
+        # The detached loss builds no graph, so only the metrics need grad mode off.
+        self.loss_tracker.record(loss.detach(), _batch_size(y_pred))
+        if not self._metric_routes:
+            return _StepLogs(self)
         with torch.no_grad():
-            self.loss_tracker.record(loss.detach(), _batch_size(y_pred))
-            if self._metric_routes:
-                y_pred = map_structure(lambda t: t.detach(), y_pred)
-                if fused is not None:
-                    y_pred = fused.metric_outputs(y_pred, self._compiled_metrics)
-                return self.compute_metrics(x, y, y_pred, sample_weight)
-        return _StepLogs(self)
+            y_pred = map_structure(lambda t: t.detach(), y_pred)
+            if fused is not None:
+                y_pred = fused.metric_outputs(y_pred, self._compiled_metrics)
+            return self.compute_metrics(x, y, y_pred, sample_weight)
 
     def _backward_and_step(self, loss: Tensor, data: Any = None) -> None:
         precision, guard = self._precision, self._guard
