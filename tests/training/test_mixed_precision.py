@@ -220,6 +220,25 @@ def test_a_cpu_without_bf16_units_runs_every_layer_in_float32(monkeypatch):
     assert set(keras.mixed_precision.layer_compute_dtypes(model).values()) == {"float32"}
 
 
+@pytest.mark.parametrize("line, native", [
+    # Zen 4 (this project's machine) and Sapphire Rapids (AMX) compute bf16 natively.
+    ("flags\t\t: fpu avx2 avx512f avx512bw avx512_bf16 avx512_vnni", True),
+    ("flags\t\t: fpu avx2 avx512f avx512_vnni amx_bf16 amx_tile amx_int8", True),
+    # Skylake-X and Ice Lake have AVX-512 but no bf16 instructions: oneDNN emulates them.
+    ("flags\t\t: fpu avx2 avx512f avx512bw avx512vl avx512_vnni avx512_bf16x", False),
+    ("flags\t\t: fpu sse4_2 avx2 fma", False),
+    # Neoverse V1 (Graviton3) lists Arm's BF16 extension under Features.
+    ("Features\t: fp asimd sve i8mm bf16 svebf16", True),
+])
+def test_bf16_units_are_read_from_the_cpu_flags(tmp_path, monkeypatch, line, native):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nmodel name\t: test\n{line}\n\nprocessor\t: 1\n")
+    monkeypatch.setattr(precision, "_CPUINFO", str(cpuinfo))
+    assert precision.cpu_has_bf16_units.__wrapped__() is native
+    monkeypatch.setattr(precision, "_CPUINFO", str(tmp_path / "missing"))
+    assert precision.cpu_has_bf16_units.__wrapped__() is False
+
+
 def test_bfloat16_training_reaches_the_float32_accuracy_on_digits():
     """The numerics: the same model, seed and data, trained in float32 and in mixed_bfloat16
     with its 1024x1024 layer in bf16, reach the same held-out accuracy."""

@@ -102,12 +102,15 @@ class Precision:
 CPU_BF16_MIN_DENSE_MACS = 1 << 24
 
 
+_CPUINFO = "/proc/cpuinfo"
+
+
 @functools.cache
 def cpu_has_bf16_units() -> bool:
     """Whether this CPU computes bf16 natively (AVX512-BF16, AMX-BF16, Arm's BF16), as the
     Linux kernel lists its features; False where they cannot be read."""
     try:
-        with open("/proc/cpuinfo") as file:
+        with open(_CPUINFO) as file:
             text = file.read()
     except OSError:
         return False
