@@ -229,18 +229,18 @@ Point = collections.namedtuple("Point", ["x", "y"])
 def batch_of_every_kind(index, tensor=True):
     """Leaves of every kind a batch may hold, big (shared memory) and small (pickled)."""
     rng = np.random.default_rng(index)
-    images = rng.random((32, 24, 24, 3), dtype=np.float32)  # 221 KiB
+    images = rng.random((32, 64, 64, 3), dtype=np.float32)  # 1.5 MiB
     record = np.dtype([("weight", "<f4"), ("label", "<i2"), ("tag", "S3")])
-    records = np.zeros(8192, record)
-    records["weight"], records["label"] = rng.random(8192), rng.integers(-99, 99, 8192)
+    records = np.zeros(65536, record)  # 576 KiB
+    records["weight"], records["label"] = rng.random(65536), rng.integers(-99, 99, 65536)
     records["tag"] = b"ab"
     batch = {
         "images": images,
         "half": images.astype(np.float16),
         "mask": images > 0.5,
-        "uint16": rng.integers(0, 65535, (300, 400), dtype=np.uint16),
-        "big_endian": rng.random((100, 100)).astype(">f8"),
-        "fortran": np.asfortranarray(rng.random((150, 120))),
+        "uint16": rng.integers(0, 65535, (600, 500), dtype=np.uint16),
+        "big_endian": rng.random((300, 300)).astype(">f8"),
+        "fortran": np.asfortranarray(rng.random((300, 250))),
         "strided": images[:, ::2, ::-1],
         "records": records,
         "nan": np.where(images > 0.9, np.nan, images),
@@ -359,12 +359,15 @@ def test_worker_processes_return_the_batches_of_the_calling_thread(processes):
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="reads Linux's /proc")
-def test_big_arrays_come_back_in_shared_memory_and_stay_writable(processes):
+def test_arrays_of_512_kib_or_more_come_back_in_shared_memory_and_stay_writable(processes):
     (batch, _), *_ = epoch(processes, count=1)
-    for name in ("images", "half", "uint16", "records", "strided"):
-        # A mapping's permissions end in "s" when it is shared and "p" when private.
-        assert memory_mapping(batch[name]).split()[1].endswith("s"), name
-    assert memory_mapping(batch["labels"]).split()[1].endswith("p")  # 256 bytes: pickled
+    shared = {}
+    for name, leaf in batch.items():
+        if type(leaf) is np.ndarray and leaf.nbytes and leaf.dtype != object:
+            # A mapping's permissions end in "s" when it is shared and "p" when private.
+            shared[name] = memory_mapping(leaf).split()[1].endswith("s")
+            assert shared[name] == (leaf.nbytes >= 512 * 1024), (name, leaf.nbytes)
+    assert sum(shared.values()) >= 8 and not shared["mask"]  # a 384 KiB array is pickled
     batch["images"][0, 0, 0] = 7.0
     assert batch["images"][0, 0, 0, 0] == 7.0
 
