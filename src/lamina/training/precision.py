@@ -31,6 +31,7 @@ import torch
 from lamina import mixed_precision as policies
 from lamina.mixed_precision import _POLICIES
 
+
 def resolve_autocast_dtype(mixed_precision: Any,
                            model: torch.nn.Module | None = None) -> torch.dtype | None:
     """The autocast dtype for a compile argument. None: the policy of the model's layers,
@@ -95,10 +96,10 @@ class Precision:
 # A Dense runs in bf16 on a CPU with bf16 units only when its GEMM does at least this many
 # multiply-adds (rows x input_dim x units): below it, casting the input, the kernel and the
 # gradients costs more than the faster product saves. Measured on a Zen 4 CPU (avx512_bf16,
-# no AMX), forward + backward, bench/gemm.py: 128x784->128 (12.8M) 1.05x float32's speed,
-# 128x128->128 (2.1M) 0.62x, 128x2048->64 and 1024x128->128 (16.8M) 1.23-1.25x, 512x784->128
-# (51M) 1.58x. AMX makes the product faster still and the casts no cheaper, so where bf16 wins
-# on Zen 4 it wins there too.
+# no AMX), forward + backward, bench/gemm.py --dense-only: every shape below 2^24 ran at
+# 0.44-1.02x float32's speed (128x784->128, 12.8M: 1.02x; 128x128->128: 0.64x), every one from
+# it at 1.17-1.66x (128x2048->64 and 1024x128->128, 16.8M: 1.17x and 1.25x). AMX makes the
+# product faster still and the casts no cheaper, so where bf16 wins on Zen 4 it wins there too.
 CPU_BF16_MIN_DENSE_MACS = 1 << 24
 
 
