@@ -461,6 +461,24 @@ def test_step_without_any_gradient_raises() -> None:
     optimizer.build(_parameters([1.0]))
     with pytest.raises(ValueError, match=r"No gradients provided for any variable.*loss\.backward\(\)"):
         optimizer.step()
+    # The step switches grad mode off while it runs; a raising step leaves it as it was.
+    assert torch.is_grad_enabled()
+
+
+@pytest.mark.parametrize("grad_mode", [True, False])
+def test_step_updates_without_recording_and_restores_grad_mode(grad_mode: bool) -> None:
+    w = _parameters([1.0, 2.0])
+    optimizer = optimizers.SGD(0.5, weight_decay=0.1, use_ema=True)
+    optimizer.build(w)
+    (3 * w[0]).sum().backward()
+    with torch.set_grad_enabled(grad_mode):
+        optimizer.step()
+        assert torch.is_grad_enabled() is grad_mode
+    # Keras's order: decay w *= 1 - lr * wd, then w -= lr * g (a recorded update would have
+    # given w a grad_fn).
+    np.testing.assert_allclose(w[0].detach(), [1.0 * 0.95 - 1.5, 2.0 * 0.95 - 1.5], rtol=1e-15)
+    assert w[0].grad_fn is None and w[0].requires_grad
+    assert not optimizer._averages[0].requires_grad
 
 
 def test_setting_a_float_learning_rate_on_a_schedule_raises() -> None:
