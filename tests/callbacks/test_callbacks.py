@@ -176,6 +176,30 @@ def test_backup_and_restore_resumes_an_interrupted_fit_exactly(tmp_path):
     assert not os.path.exists(backup)  # deleted after the completed run
 
 
+def test_backup_and_restore_tells_a_sigterm_inside_the_loop_from_one_after_it():
+    """Inside the training loop a SIGTERM waits for the next batch end, which writes the backup;
+    outside it (fit raised before on_train_end, say) nothing would, so the handler terminates at
+    once. The loop is found on the stack through the model's trainer."""
+    import sys
+
+    from lamina.callbacks.backup_and_restore import _in_training_loop
+
+    x, y = data()
+    seen = []
+
+    class Probe(Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append(_in_training_loop(sys._getframe(), self.model))
+
+        def on_train_end(self, logs=None):
+            seen.append(_in_training_loop(sys._getframe(), self.model))
+
+    net = model()
+    net.fit(x, y, epochs=1, batch_size=16, callbacks=[Probe()], verbose=0)
+    assert seen == [True] * 4 + [False]
+    assert not _in_training_loop(sys._getframe(), net)
+
+
 def test_callbacks_see_the_model_and_params():
     x, y = data()
     seen = {}
