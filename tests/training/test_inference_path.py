@@ -154,6 +154,16 @@ def test_one_sample_predict_skips_the_adapter_and_callbacks_and_matches_torch(mo
         np.testing.assert_allclose(out, expected, rtol=1e-6)
     assert adapters.calls == callback_lists.calls == 0
     assert model.training and model.layers[1].training  # the caller's mode is kept
+    # A torch module reads its mode from `module.training`, not from `training=False`.
+    torch_dropout = lamina.Sequential([layers.Dense(8, input_shape=(4,)), nn.Dropout(0.9),
+                                       layers.Dense(3)])
+    torch_dropout.train()
+    rows = np.repeat(x, 8, axis=0)
+    np.testing.assert_allclose(torch_dropout.predict(rows, verbose=0),
+                               _reference(torch_dropout, rows), rtol=1e-6)
+    torch_dropout.train()
+    torch_dropout.predict(rows, verbose=0)
+    assert torch_dropout.training and torch_dropout.layers[1].training
     # Anything that observes batches, or data of several batches, takes the general path.
     model.predict(x, verbose=1)
     _general(model, x)
