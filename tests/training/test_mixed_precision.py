@@ -157,6 +157,13 @@ def test_a_float32_output_layer_in_a_mixed_model_runs_in_float32(restore_policy)
     assert seen == {hidden: {torch.bfloat16}, head: {torch.float32}}
     assert keras.mixed_precision.layer_compute_dtypes(model) == {hidden: "bfloat16",
                                                                  head: "float32"}
+    # A compiled model that only predicts (never fit) computes as its layers' policies say.
+    fresh = keras.Sequential([layers.Dense(512, activation="relu", input_shape=(512,)),
+                              layers.Dense(512, dtype="float32")])
+    fresh.compile(optimizer="sgd", loss="mse")
+    seen = _record_outputs(fresh)
+    assert fresh.predict(x, batch_size=64, verbose=0).dtype == np.float32
+    assert seen == {fresh.layers[0].name: {torch.bfloat16}, fresh.layers[1].name: {torch.float32}}
 
 
 def test_unknown_policy_names_the_valid_ones(restore_policy):

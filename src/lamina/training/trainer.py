@@ -646,6 +646,9 @@ class Trainer:
         device = _device_of(model)
         if self._precision is None:
             self._precision = Precision(self.autocast_dtype, device)
+            # fit and evaluate place the float32 layers before their first step; a predict-only
+            # model gets them here, once.
+            self._precision.fall_back(model)
         if not callbacks and not verbosity and self._distributed is None \
                 and distributed.distribution() is None:
             # A serving loop's predict(sample): nothing observes the batches, so data that is
