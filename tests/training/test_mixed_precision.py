@@ -267,3 +267,22 @@ def test_bfloat16_training_reaches_the_float32_accuracy_on_digits():
                 == "bfloat16"
     assert accuracies[None] > 0.9
     assert abs(accuracies["bfloat16"] - accuracies[None]) < 0.03
+
+
+def test_the_softmax_loss_stays_fused_when_the_final_layer_is_a_float32_island(monkeypatch):
+    """The island's hooks on the final Dense do not read its output, so they must not count as
+    an observer that turns the logits fusion (fusion.py) off."""
+    from lamina.training import fusion
+
+    fused_steps = []
+    original = fusion.FusedOutput.forward
+    monkeypatch.setattr(fusion.FusedOutput, "forward", lambda self, forward, x: (
+        fused_steps.append(1), original(self, forward, x))[1])
+    model = keras.Sequential([layers.Dense(512, activation="relu", input_shape=(512,)),
+                              layers.Dense(10, activation="softmax")])
+    x, y = _data()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
+                  mixed_precision="bfloat16")
+    model.fit(x, y, batch_size=64, verbose=0)
+    assert model.layers[1]._forward_hooks  # the island is there
+    assert len(fused_steps) == 2

@@ -60,7 +60,8 @@ class FusedOutput:
         """Whether a forward hook watches the final layer's output (bf16's float32 fallback
         hooks aside: they do not read it)."""
         hooks = self.layer._forward_hooks
-        return bool(hooks) and any(hook is not _exit_float32 for hook in hooks.values())
+        return bool(hooks) and any(getattr(hook, "func", hook) is not _exit_float32
+                                   for hook in hooks.values())
 
     def forward(self, forward: Callable[[Any], Any], x: Any) -> Tensor:
         """The model's output before the final activation. The layer's activation is linear
