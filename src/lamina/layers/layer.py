@@ -921,23 +921,26 @@ def _batch_input_shape_from_kwargs(kwargs: dict[str, Any]) -> tuple | None:
 def _to_tensor(value: Any, dtype: torch.dtype) -> Any:
     """numpy arrays and Python numbers become tensors (floats in the layer's dtype), also inside
     dicts and inside lists and tuples of arrays or tensors; a list of numbers is one array."""
+    if isinstance(value, (list, tuple, dict)):
+        return tree.traverse(lambda node: _leaf_to_tensor(node, dtype), value)
+    # A lone array or number, the usual call, skips the walk's own cost (a microsecond a call).
+    return _leaf_to_tensor(value, dtype)
 
-    def convert(node: Any) -> Any:
-        if isinstance(node, Tensor):
-            return node
-        if node is None or isinstance(node, dict) or (
-                isinstance(node, (list, tuple)) and node
-                and isinstance(node[0], (Tensor, np.ndarray))):
-            return None  # look inside
-        array = np.asarray(node)
-        if array.dtype.kind == "f":
-            return torch.as_tensor(array, dtype=dtype)
-        if array.dtype.kind in "iub":
-            return torch.as_tensor(array)
-        return node
 
-    # A lone array or number (the usual call) skips the walk's own cost.
-    return tree.traverse(convert, value) if tree.is_nested(value) else convert(value)
+def _leaf_to_tensor(value: Any, dtype: torch.dtype) -> Any:
+    """`_to_tensor` for one value; None where `traverse` should look inside."""
+    if isinstance(value, Tensor):
+        return value
+    if value is None or isinstance(value, dict) or (
+            isinstance(value, (list, tuple)) and value
+            and isinstance(value[0], (Tensor, np.ndarray))):
+        return None
+    array = np.asarray(value)
+    if array.dtype.kind == "f":
+        return torch.as_tensor(array, dtype=dtype)
+    if array.dtype.kind in "iub":
+        return torch.as_tensor(array)
+    return value
 
 
 def _attach_mask(outputs: Any, mask: Any) -> None:
