@@ -3,9 +3,9 @@
 The one walker over nested lists, tuples, namedtuples and dicts in Lamina. Leaves are everything
 else: tensors, numpy arrays, numbers, strings, `None` and `torch.Size` (a shape is one value).
 Dicts flatten in sorted-key order (an `OrderedDict` in its own order) and `pack_sequence_as`
-restores the template's own key order, as in Keras. `flatten`, `map_structure` and
-`pack_sequence_as` take `insertion_ordered=True` to walk dicts in insertion order instead: the
-order in which Lamina's saved functional configs number tensors.
+restores the template's own key order, as in Keras. `flatten`, `flatten_with_spec`,
+`map_structure` and `pack_sequence_as` take `insertion_ordered=True` to walk dicts in insertion
+order instead: the order in which Lamina's saved functional configs number tensors.
 
 >>> import lamina
 >>> lamina.tree.flatten({"b": [1, 2], "a": (3, None)})
