@@ -286,3 +286,36 @@ def test_the_softmax_loss_stays_fused_when_the_final_layer_is_a_float32_island(m
     model.fit(x, y, batch_size=64, verbose=0)
     assert model.layers[1]._forward_hooks  # the island is there
     assert len(fused_steps) == 2
+
+
+def test_a_model_whose_dense_gemms_are_all_small_runs_its_forward_without_autocast():
+    """Every layer with weights would fall back at this batch size, so the whole forward runs
+    without autocast (whose per-op dispatch is pure cost then); a larger batch, or a layer
+    that always runs bf16 (a convolution), keeps it."""
+    if not precision.cpu_has_bf16_units():
+        pytest.skip("this CPU has no bf16 units: every layer falls back")
+
+    def autocast_seen_by_flatten(model, batch_size):
+        seen = []
+        flatten = next(layer for layer in model.layers if isinstance(layer, layers.Flatten))
+        handle = flatten.register_forward_pre_hook(
+            lambda module, args: seen.append(torch.is_autocast_enabled("cpu")))
+        model.fit(x, y, batch_size=batch_size, verbose=0)
+        handle.remove()
+        return set(seen)
+
+    rng = np.random.default_rng(0)
+    x = rng.random((512, 28, 28), dtype=np.float32)
+    y = rng.integers(0, 10, 512)
+    # The sheet's MLP: 784 x 128 multiply-adds per sample, so bf16 from 168 rows on.
+    mlp = keras.Sequential([layers.Input((28, 28)), layers.Flatten(),
+                            layers.Dense(128, activation="relu"), layers.Dense(10)])
+    mlp.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(
+        from_logits=True), mixed_precision="bfloat16")
+    assert autocast_seen_by_flatten(mlp, 128) == {False}
+    assert autocast_seen_by_flatten(mlp, 256) == {True}
+    with_conv = keras.Sequential([layers.Input((28, 28)), layers.Reshape((28, 28, 1)),
+                                  layers.Conv2D(2, 3), layers.Flatten(), layers.Dense(10)])
+    with_conv.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(
+        from_logits=True), mixed_precision="bfloat16")
+    assert autocast_seen_by_flatten(with_conv, 128) == {True}

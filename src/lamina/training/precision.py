@@ -86,12 +86,20 @@ class Precision:
             handle.remove()
         handles.clear()
         fixed, sized = _islands(model, self.dtype, self.device_type)
+        leave = functools.partial(_exit_float32, self.device_type)
         for layer in fixed + sized:
             check = _kernel_macs(layer) if layer in sized else None
             enter = functools.partial(_enter_float32, self.device_type, check)
-            leave = functools.partial(_exit_float32, self.device_type)
             handles.append(layer.register_forward_pre_hook(enter))
             handles.append(layer.register_forward_hook(leave, always_call=True))
+        batch_macs = _largest_dense_per_sample(model, fixed, sized)
+        if batch_macs is not None:
+            # Every layer with weights is an island or a Dense too small for this batch: the
+            # whole forward runs without autocast, whose dispatch on every op costs ~4% of a
+            # small MLP's step.
+            enter = functools.partial(_enter_float32_model, self.device_type, batch_macs)
+            handles.append(model.register_forward_pre_hook(enter))
+            handles.append(model.register_forward_hook(leave, always_call=True))
 
 
 # A Dense runs in bf16 on a CPU with bf16 units only when its GEMM does at least this many
@@ -148,6 +156,32 @@ def _islands(model: torch.nn.Module, dtype: torch.dtype | None, device_type: str
 def _kernel_macs(layer: torch.nn.Module) -> int:
     """input_dim x units of a Dense: its GEMM's multiply-adds per input row."""
     return layer.kernel.numel()
+
+
+def _largest_dense_per_sample(model: torch.nn.Module, fixed: list, sized: list) -> int | None:
+    """The most multiply-adds per sample of the batch that any sized Dense does, when every
+    module with weights is an island or a sized Dense (else None: some layer runs bf16 at any
+    batch size)."""
+    if not sized:
+        return None
+    islands = {id(m) for m in fixed + sized}
+    for module in model.modules():
+        if id(module) in islands:
+            continue
+        if next(module.parameters(recurse=False), None) is not None and \
+                not any(id(m) in islands for m in module.modules()):
+            return None
+    largest = 0
+    for layer in sized:
+        shape = layer.__dict__.get("_build_input_shape")
+        if not isinstance(shape, (tuple, list)) or not all(
+                isinstance(d, int) for d in shape[1:-1]):
+            return None
+        rows_per_sample = 1
+        for d in shape[1:-1]:
+            rows_per_sample *= d
+        largest = max(largest, rows_per_sample * _kernel_macs(layer))
+    return largest
 
 
 def layer_compute_dtypes(model: torch.nn.Module) -> dict[str, str]:
@@ -213,12 +247,29 @@ def _enter_float32(device_type: str, kernel_macs: int | None, module: torch.nn.M
         if not small:
             stack.append(None)
             return None
+    _autocast_off(device_type, stack)
+    return tuple(a.float() if isinstance(a, torch.Tensor) and a.dtype in _LOW else a
+                 for a in args)
+
+
+def _enter_float32_model(device_type: str, batch_macs: int, module: torch.nn.Module,
+                         args: tuple) -> None:
+    """Run a whole model's forward without autocast when its batch is too small for any of
+    its Dense layers (`batch_macs` multiply-adds per sample at the most) to run in bf16."""
+    stack = _ISLANDS.__dict__.setdefault("stack", [])
+    first = args[0] if args else None
+    if isinstance(first, torch.Tensor) and first.ndim and \
+            first.shape[0] * batch_macs < CPU_BF16_MIN_DENSE_MACS:
+        _autocast_off(device_type, stack)
+    else:
+        stack.append(None)
+
+
+def _autocast_off(device_type: str, stack: list) -> None:
     # The autocast flag itself, not a `torch.autocast(enabled=False)` context: the context
     # object costs ~10 us a call, a third of a small Dense's forward pass.
     stack.append(torch.is_autocast_enabled(device_type))
     torch.set_autocast_enabled(device_type, False)
-    return tuple(a.float() if isinstance(a, torch.Tensor) and a.dtype in _LOW else a
-                 for a in args)
 
 
 _LOW = (torch.bfloat16, torch.float16)
