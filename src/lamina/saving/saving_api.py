@@ -53,8 +53,8 @@ from lamina.saving.optimizer_state import (
     stage_optimizer_state,
     write_optimizer_state,
 )
+from lamina.saving.compile_config import deserialize_compile_config, serialize_compile_config
 from lamina.saving.serialization import deserialize, serialize
-from lamina.training.compile import deserialize_compile_config, serialize_compile_config
 
 FORMAT_VERSION = "1"
 

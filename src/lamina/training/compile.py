@@ -1,32 +1,28 @@
 """`model.compile`: resolve optimizer, losses and metrics, and remember the arguments so a saved
-model can be compiled again when loaded."""
+model can be compiled again when loaded (lamina.saving.compile_config writes and reads them)."""
 
 from __future__ import annotations
 
 import warnings
 from typing import Any
 
-import torch
-
 from lamina import losses as losses_module
 from lamina import metrics as metrics_module
 from lamina import optimizers as optimizers_module
 from lamina import tree
-from lamina.saving.serialization import deserialize, serialize
+from lamina.saving.compile_config import LAMINA_COMPILE_ARGUMENTS
 from lamina.training.trainer import Trainer
-
-_KNOWN_EXTRA = ("device", "mixed_precision")
 
 
 def compile_model(model, optimizer: Any = "rmsprop", loss: Any = None, loss_weights: Any = None,
                   metrics: Any = None, weighted_metrics: Any = None, run_eagerly: bool = False,
                   steps_per_execution: int = 1, jit_compile: Any = "auto",
                   auto_scale_loss: bool = True, **kwargs: Any) -> None:
-    unknown = set(kwargs) - set(_KNOWN_EXTRA)
+    unknown = set(kwargs) - set(LAMINA_COMPILE_ARGUMENTS)
     if unknown:
         raise TypeError(
             f"Invalid keyword arguments to compile(): {sorted(unknown)}. Lamina's own additions "
-            f"are {list(_KNOWN_EXTRA)}."
+            f"are {list(LAMINA_COMPILE_ARGUMENTS)}."
         )
     if not isinstance(steps_per_execution, int) or steps_per_execution < 1:
         raise ValueError(
@@ -78,43 +74,3 @@ def _resolve_jit_compile(jit_compile: Any, run_eagerly: bool) -> bool:
 def _names(argument: Any) -> list[str]:
     """The string identifiers inside a compile argument (a name, or lists/dicts of them)."""
     return [leaf for leaf in tree.flatten(argument) if isinstance(leaf, str)]
-
-
-def _serialize_node(value: Any) -> Any:
-    # Bottom-up: containers arrive with their items serialized (json writes a tuple as a list).
-    if value is None or isinstance(value, (str, int, float, bool, list, tuple, dict)):
-        return None  # kept as it is
-    if isinstance(value, torch.optim.Optimizer) or callable(value) and not hasattr(value, "get_config"):
-        raise ValueError("not serializable")
-    return serialize(value)
-
-
-def _serialize_value(value: Any) -> Any:
-    return tree.traverse(_serialize_node, value, top_down=False)
-
-
-def serialize_compile_config(compile_config: dict[str, Any]) -> dict[str, Any] | None:
-    """A JSON-able compile config; entries that cannot be described (a torch optimizer, a lambda
-    loss) are left out, and the loaded model is then recompiled without them."""
-    document = {}
-    for key, value in compile_config.items():
-        try:
-            document[key] = _serialize_value(value)
-        except ValueError:
-            continue
-    return document
-
-
-def deserialize_compile_config(document: dict[str, Any],
-                               custom_objects: dict | None = None) -> dict[str, Any]:
-    def revive(value: Any) -> Any:
-        # Top-down: a serialized object is rebuilt whole; other lists and dicts are walked.
-        if isinstance(value, dict) and "class_name" in value:
-            return deserialize(value, custom_objects)
-        return None
-
-    return {k: tree.traverse(revive, v) for k, v in document.items() if k in (
-        "optimizer", "loss", "loss_weights", "metrics", "weighted_metrics", "run_eagerly",
-        "steps_per_execution", "jit_compile", "auto_scale_loss", *_KNOWN_EXTRA)}
-
-
