@@ -59,15 +59,19 @@ def broadcast(tensor: torch.Tensor) -> torch.Tensor:
 def broadcast_all(tensors: list[torch.Tensor], chunk_bytes: int = 64 << 20) -> None:
     """Rank 0's values of every tensor of `tensors`, in place: tensors of one dtype and device
     go together, one broadcast per `chunk_bytes`, instead of one collective per tensor."""
-    groups: dict[tuple, list[list[torch.Tensor]]] = {}
+    chunks: dict[tuple, list[list[torch.Tensor]]] = {}
+    filled: dict[tuple, int] = {}  # bytes in each group's last chunk
     for tensor in tensors:
-        chunks = groups.setdefault((tensor.dtype, tensor.device), [[]])
-        if chunks[-1] and sum(t.numel() for t in chunks[-1]) * tensor.element_size() >= chunk_bytes:
-            chunks.append([])
-        chunks[-1].append(tensor)
+        key = (tensor.dtype, tensor.device)
+        group = chunks.setdefault(key, [[]])
+        if group[-1] and filled[key] >= chunk_bytes:
+            group.append([])
+            filled[key] = 0
+        group[-1].append(tensor)
+        filled[key] = filled.get(key, 0) + tensor.numel() * tensor.element_size()
     with torch.no_grad():
-        for chunks in groups.values():
-            for chunk in chunks:
+        for group in chunks.values():
+            for chunk in group:
                 flat = broadcast(torch.cat([t.detach().reshape(-1) for t in chunk]))
                 for tensor, value in zip(chunk, flat.split([t.numel() for t in chunk])):
                     tensor.copy_(value.view(tensor.shape))
