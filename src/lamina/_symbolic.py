@@ -17,6 +17,7 @@ function applied to symbolic tensors (`TorchOp`) is found through the registry.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import math
 import threading
 from typing import Any, Callable, Iterator, Sequence
@@ -46,7 +47,9 @@ class Node:
         self.args = args          # with KerasTensors in place
         self.kwargs = kwargs
         self.outputs = outputs
-        self.inputs = symbolic_leaves((args, kwargs))
+        # Insertion order: the graph is walked (and its layers keyed) in it, as always, so
+        # state dicts keep their keys; files name tensors by `symbolic_leaves`' order.
+        self.inputs = symbolic_leaves((args, kwargs), insertion_ordered=True)
 
 
 class KerasTensor:
@@ -128,11 +131,31 @@ for _name in ("__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__
     setattr(KerasTensor, _name, _operator(_name))
 
 
-def symbolic_leaves(structure: Any) -> list[KerasTensor]:
-    """The KerasTensors of a structure, dicts in insertion order: the order in which a node
-    lists its inputs, a layer numbers its outputs and a saved config names them (by index), so
-    files already written keep naming the same tensors."""
-    return [t for t in tree.flatten(structure, insertion_ordered=True) if isinstance(t, KerasTensor)]
+def symbolic_leaves(structure: Any, *, insertion_ordered: bool = False) -> list[KerasTensor]:
+    """The KerasTensors of a structure, dicts in sorted-key order as Keras 3 flattens them: the
+    order in which a layer numbers its outputs and a saved config names them (by index).
+    Files of Lamina's format 1 numbered them in insertion order (`insertion_ordered=True`)."""
+    return [t for t in tree.flatten(structure, insertion_ordered=insertion_ordered)
+            if isinstance(t, KerasTensor)]
+
+
+_INSERTION_ORDERED_FILE = contextvars.ContextVar("lamina_insertion_ordered_file", default=False)
+
+
+@contextlib.contextmanager
+def reading_insertion_ordered_file(insertion_ordered: bool = True) -> Iterator[None]:
+    """While a file of Lamina's format 1 is read: the tensor indices of its config count a
+    layer's dict outputs in insertion order (docs/keras-files.md)."""
+    token = _INSERTION_ORDERED_FILE.set(insertion_ordered)
+    try:
+        yield
+    finally:
+        _INSERTION_ORDERED_FILE.reset(token)
+
+
+def file_is_insertion_ordered() -> bool:
+    """Whether the config being read numbers dict outputs in insertion order (format 1)."""
+    return _INSERTION_ORDERED_FILE.get()
 
 
 def make_probes(shape: Sequence[int | None], dtype: torch.dtype) -> tuple[Tensor, Tensor]:
@@ -218,8 +241,8 @@ def _wrap_outputs(out_a: Any, out_b: Any, node_factory: Callable[[list[KerasTens
         created.append(tensor)
         return tensor
 
-    # Numbered in `symbolic_leaves`' order, which a saved config's tensor indices follow.
-    outputs = tree.map_structure(wrap, out_a, out_b, insertion_ordered=True)
+    # Numbered in `symbolic_leaves`' order (sorted keys), which a config's tensor indices follow.
+    outputs = tree.map_structure(wrap, out_a, out_b)
     node = node_factory(created)
     for tensor in created:
         tensor.node = node

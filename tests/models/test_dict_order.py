@@ -2,10 +2,11 @@
 
 A saved config names a layer's output by its index, lists a TorchOp's symbolic inputs in order,
 and a weights file numbers same-class layers (`layers/dense_2`, ...) in the order of `layers`.
-Lamina has always walked dicts in insertion order for these, where `lamina.tree` (like Keras)
-sorts the keys: the files below pin that order against the file itself and check predictions
-against NumPy. Real Keras 3 (torch backend) is the oracle where its files agree with ours, and
-the strict xfails record where they do not yet (Keras sorts the keys there).
+Keras 3 sorts dict keys for all of these (`tree.flatten`) and so, from format 2, does Lamina;
+its format-1 files kept insertion order and must still load as they did (the committed
+`dict_order_format1.*` fixtures, written before the change, with each layer's weights by name
+in an `.npz`). Predictions are checked against NumPy, and real Keras 3 (torch backend) reads
+our files and we read its.
 """
 
 from __future__ import annotations
@@ -50,18 +51,26 @@ def unsorted_model() -> lamina.Model:
     )
 
 
-def numpy_predictions(model: lamina.Model, x: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    inner = model.get_layer("inner")
-
-    def dense(layer, value):
-        kernel, bias = layer.get_weights()
+def numpy_predictions(weights, x: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The model's outputs in NumPy; `weights(name)` gives a layer's (kernel, bias)."""
+    def dense(name, value):
+        kernel, bias = weights(name)
         return value @ kernel + bias
 
-    branch_zeta = dense(inner.get_layer("branch_zeta"), x["zeta"])
-    branch_alpha = dense(inner.get_layer("branch_alpha"), x["alpha"])
-    middle = dense(model.get_layer("middle"), x["zeta"])
+    branch_zeta = dense("inner/branch_zeta", x["zeta"])
+    branch_alpha = dense("inner/branch_alpha", x["alpha"])
+    middle = dense("middle", x["zeta"])
     clamped = np.minimum(np.maximum(middle, branch_alpha), branch_zeta)  # torch.clamp's rule
-    return {key: dense(model.get_layer(f"head_{key}"), clamped) for key in KEYS}
+    return {key: dense(f"head_{key}", clamped) for key in KEYS}
+
+
+def weights_of(model: lamina.Model):
+    def weights(name: str):
+        layer = model
+        for part in name.split("/"):
+            layer = layer.get_layer(part)
+        return layer.get_weights()
+    return weights
 
 
 def inputs(seed: int = 0) -> dict[str, np.ndarray]:
@@ -95,44 +104,79 @@ def number(path: str) -> int:
     return int(match.group(1) or 0)
 
 
-def test_saved_file_names_tensors_in_insertion_order_and_loads_identically(tmp_path):
+def test_saved_file_names_tensors_in_sorted_order_and_loads_identically(tmp_path):
     torch.manual_seed(0)
     model = unsorted_model()
     x = inputs()
-    expected = numpy_predictions(model, x)
+    expected = numpy_predictions(weights_of(model), x)
     assert_predicts(model, expected, x)
-    assert [t.name for t in model.inputs] == KEYS
+    assert [t.name for t in model.inputs] == sorted(KEYS)
+    assert [t.name for t in model.get_layer("inner").outputs] == ["branch_alpha", "branch_zeta"]
 
     path = str(tmp_path / "unsorted.keras")
     model.save(path)
     with zipfile.ZipFile(path) as archive:
         config = json.loads(archive.read("config.json"))["config"]
+        metadata = json.loads(archive.read("metadata.json"))
         with h5py.File(archive.open("model.weights.h5")) as h5:
             heads = dense_paths(h5, model, ["head_zeta", "head_alpha"])
+    assert metadata["format_version"] == "2"
+    # The dicts themselves keep their keys' order, as Keras writes them.
     assert list(config["input_layers"]) == KEYS and list(config["output_layers"]) == KEYS
-    by_name = {entry["name"]: entry for entry in config["layers"]}
     # The clamp's inputs: its tensor argument, then min= (the inner model's "alpha" output, its
-    # second), then max= ("zeta", its first): the call's order, and insertion-order numbering.
+    # first in sorted-key numbering), then max= ("zeta", its second).
     clamp = next(entry for entry in config["layers"] if entry["class_name"] == "TorchOp")
     histories = [ref["config"]["keras_history"] for ref in clamp["inbound_nodes"][0]["args"][0]]
     assert [(name, index) for name, _, index in histories] == [
-        ("middle", 0), ("inner", 1), ("inner", 0)]
+        ("middle", 0), ("inner", 0), ("inner", 1)]
     assert list(clamp["config"]["kwargs"]) == ["min", "max"]
-    assert "inner" in by_name
-    # Same-class layers are numbered in `layers` order: the "zeta" head first.
-    assert number(heads[0]) < number(heads[1])
+    # Same-class layers are numbered in `layers` order, sorted keys: the "alpha" head first.
+    assert number(heads[1]) < number(heads[0])
 
     loaded = lamina.models.load_model(path)
     assert [layer.name for layer in loaded.layers] == [layer.name for layer in model.layers]
-    assert [t.name for t in loaded.inputs] == KEYS
+    assert [t.name for t in loaded.inputs] == sorted(KEYS)
     assert_predicts(loaded, expected, x)
-    # A list of inputs goes in `inputs` order, as before.
-    listed = loaded.predict([x[key] for key in KEYS], verbose=0)
-    np.testing.assert_allclose(np.asarray(listed["zeta"]), expected["zeta"], rtol=1e-5, atol=1e-5)
+    # A list is ambiguous here (insertion or sorted order?): refused, as Keras refuses it.
+    with pytest.raises(ValueError, match=r"not in sorted order.*Pass a dict by input name"):
+        loaded.predict([x[key] for key in KEYS], verbose=0)
 
     rebuilt = lamina.Model.from_config(model.get_config())
     rebuilt.set_weights(model.get_weights())
     assert_predicts(rebuilt, expected, x)
+
+
+def test_list_on_a_sorted_dict_input_model_goes_in_key_order():
+    alpha, beta = lamina.Input((2,), name="alpha"), lamina.Input((2,), name="beta")
+    model = lamina.Model({"alpha": alpha, "beta": beta}, alpha - beta)
+    a, b = np.ones((3, 2), "float32"), np.zeros((3, 2), "float32")
+    np.testing.assert_array_equal(np.asarray(model.predict([a, b], verbose=0)), a - b)
+
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "dict_order_format1")
+
+
+def fixture_weights():
+    stored = np.load(f"{FIXTURES}_weights.npz")
+    return lambda name: [stored[f"{name}/0"], stored[f"{name}/1"]]
+
+
+@pytest.mark.parametrize("suffix", [".keras", ".h5", ".weights.h5"])
+def test_format1_files_in_insertion_order_load_as_before(suffix):
+    """Files Lamina wrote before sorting (format 1, insertion order) load every layer's own
+    weights: same-class layers and the nested model's output indices are not swapped."""
+    weights = fixture_weights()
+    if suffix == ".weights.h5":
+        torch.manual_seed(1)
+        model = unsorted_model()
+        model.load_weights(FIXTURES + suffix)
+    else:
+        model = lamina.models.load_model(FIXTURES + suffix)
+    for name in ["middle", "head_zeta", "head_alpha", "inner/branch_zeta", "inner/branch_alpha"]:
+        for got, want in zip(weights_of(model)(name), weights(name)):
+            np.testing.assert_array_equal(got, want, err_msg=name)
+    x = inputs(2)
+    assert_predicts(model, numpy_predictions(weights, x), x)
 
 
 def flat_dict_model(K):
@@ -205,9 +249,7 @@ def nested_dict_outputs(K):
 
 
 # Keras orders these by sorted key: `layers` (so the weights file's `dense`, `dense_1`) and a
-# nested model's output indices. Lamina keeps insertion order, which its own files depend on.
-@pytest.mark.xfail(strict=True, reason="Keras sorts dict keys where Lamina's files keep "
-                   "insertion order: same-class layers and dict output indices swap")
+# nested model's output indices.
 @pytest.mark.filterwarnings("ignore::DeprecationWarning:keras")
 @pytest.mark.parametrize("build", [same_class_heads, nested_dict_outputs])
 def test_keras_files_with_order_dependent_dicts_cross(build, tmp_path):

@@ -16,8 +16,8 @@ from torch import nn
 from lamina import config, tree
 from lamina._registry import register
 from lamina._strings import STRING, StringTensor, as_strings, is_string_array
-from lamina._symbolic import (_BATCH_PROBES, _FREE_AXIS_PROBES, KerasTensor, Node, make_probes,
-                              symbolic_leaves)
+from lamina._symbolic import (_BATCH_PROBES, _FREE_AXIS_PROBES, KerasTensor, Node,
+                              file_is_insertion_ordered, make_probes, symbolic_leaves)
 from lamina.layers.core import TorchOp
 from lamina.layers.layer import Layer, _to_tensor, module_key, unique_name
 from lamina.models.model import Model
@@ -109,11 +109,15 @@ def _topological_nodes(outputs: list[KerasTensor]) -> list[Node]:
     return order
 
 
-def _keras_layer_order(inputs: list[KerasTensor], outputs: list[KerasTensor],
-                       nodes: list[Node]) -> list[Any]:
+def _keras_layer_order(inputs: list[KerasTensor], outputs: list[KerasTensor], nodes: list[Node],
+                       insertion_ordered: bool = False) -> list[Any]:
     """The layers in the order Keras 3 lists a functional model's `layers` (and so orders
     `get_weights()` and weights files): by depth from the outputs, deepest (the inputs) first,
-    ties broken by when a depth-first walk from the outputs first meets the layer."""
+    ties broken by when a depth-first walk from the outputs first meets the layer. The walk
+    visits a node's inputs with dicts in sorted-key order, as Keras does; Lamina's format 1
+    walked them (and `inputs`/`outputs`) in insertion order (`insertion_ordered=True`)."""
+    parents = {id(node): node.inputs if insertion_ordered
+               else symbolic_leaves((node.args, node.kwargs)) for node in nodes}
     in_graph = {id(node) for node in nodes}
     input_ids = {id(t) for t in inputs}
     first_seen: dict[int, int] = {}
@@ -128,7 +132,7 @@ def _keras_layer_order(inputs: list[KerasTensor], outputs: list[KerasTensor],
             finished.add(id(node))
             return
         first_seen.setdefault(id(node.layer), len(first_seen))
-        for parent in node.inputs:
+        for parent in parents[id(node)]:
             visit(parent)
         finished.add(id(node))
         post_order.append(node)
@@ -143,7 +147,7 @@ def _keras_layer_order(inputs: list[KerasTensor], outputs: list[KerasTensor],
         layer_depth[id(node.layer)] = depth
         layers[id(node.layer)] = node.layer
         node_depth[id(node)] = depth
-        for parent in node.inputs:
+        for parent in parents[id(node)]:
             if id(parent.node) in in_graph:
                 node_depth[id(parent.node)] = max(depth + 1, node_depth.get(id(parent.node), 0))
     for tensor in inputs:  # inputs the outputs do not use are listed too, at depth 0
@@ -169,10 +173,10 @@ class Functional(Model):
     def __init__(self, inputs: Any, outputs: Any, name: str | None = None, trainable: bool = True,
                  **kwargs: Any):
         super().__init__(name=name, trainable=trainable, **kwargs)
-        # Dicts in insertion order, as `inputs`, `outputs` and `layers` (so weights files) have
-        # always listed them; Keras lists them in sorted-key order (docs/tree.md).
-        flat_inputs = tree.flatten(inputs, insertion_ordered=True)
-        flat_outputs = tree.flatten(outputs, insertion_ordered=True)
+        # Dicts in sorted-key order, as Keras lists `inputs`, `outputs` and so `layers` (and
+        # numbers same-class layers in weights files); docs/keras-files.md.
+        flat_inputs = tree.flatten(inputs)
+        flat_outputs = tree.flatten(outputs)
         for tensor in flat_inputs + flat_outputs:
             if not isinstance(tensor, KerasTensor):
                 raise TypeError(
@@ -199,6 +203,10 @@ class Functional(Model):
                 )
         self._nodes = nodes
         self._register_layers(nodes, _keras_layer_order(flat_inputs, flat_outputs, nodes))
+        # The order Lamina's format 1 listed `layers` in, which its weights files follow.
+        self._insertion_ordered_layers = _keras_layer_order(
+            tree.flatten(inputs, insertion_ordered=True),
+            tree.flatten(outputs, insertion_ordered=True), nodes, insertion_ordered=True)
         self._plan = self._make_plan(nodes)
         self.built = True
         self._build_input_shape = _map_structure(lambda t: t.shape, inputs)
@@ -314,6 +322,16 @@ class Functional(Model):
                     f"Model {self.name!r} expects {len(flat)} inputs, but it received {count} "
                     "input tensors. Pass a list (in the order of `inputs`) or a dict by input name."
                 )
+            keys = list(self._inputs_struct) if isinstance(self._inputs_struct, dict) else []
+            if keys != sorted(keys):
+                # Lamina matched such a list in the dict's own order, Keras (and `inputs`) in
+                # sorted-key order: either reading silently swaps inputs for someone.
+                raise ValueError(
+                    f"Model {self.name!r} takes a dict of inputs whose keys {keys} are not in "
+                    f"sorted order, so a list of {len(inputs)} arrays is ambiguous (earlier Lamina "
+                    f"matched it in that order, Keras and `model.inputs` go by sorted order "
+                    f"{sorted(keys)}). Pass a dict by input name."
+                )
             values = list(inputs)
         bound = {}
         for tensor, value in zip(flat, values):
@@ -346,7 +364,7 @@ class Functional(Model):
             if len(output_ids) == 1 and isinstance(outputs, Tensor):
                 values[output_ids[0]] = outputs
             else:
-                flat = tree.flatten(outputs, insertion_ordered=True)
+                flat = tree.flatten(outputs)
                 for key, value in zip(output_ids, [o for o in flat if isinstance(o, Tensor)]):
                     values[key] = value
         return _map_structure(lambda t: values[id(t)], self._outputs_struct)
@@ -404,6 +422,8 @@ class Functional(Model):
                     safe_mode: bool = True) -> "Functional":
         created: dict[str, Any] = {}
         produced: dict[tuple[str, int], Any] = {}
+        # Lamina's format 1 numbered a layer's dict outputs in insertion order.
+        insertion_ordered = file_is_insertion_ordered()
         pending = []
         # Names whose [layer, node, tensor] endpoints Keras counts from 1 (functional models).
         functional_names: set[str] = set()
@@ -418,7 +438,8 @@ class Functional(Model):
                 pending.append((entry["name"], node_index, node))
 
         def lookup(name: str, node_index: int, tensor_index: int) -> KerasTensor:
-            return symbolic_leaves(produced[(name, node_index)])[tensor_index]
+            return symbolic_leaves(produced[(name, node_index)],
+                                   insertion_ordered=insertion_ordered)[tensor_index]
 
         def resolve(value: Any) -> Any:
             triplet = _history(value)

@@ -191,12 +191,20 @@ def _attribute_order(name: str) -> str:
     return f"~{name}" if name.startswith("_") else name
 
 
-def _keras_children(module: nn.Module) -> list[tuple[str, Any]]:
+def _model_layers(module: nn.Module, insertion_ordered: bool) -> list[nn.Module]:
+    """A model's `layers`; for a file of Lamina's format 1, in the order that format listed a
+    functional model's layers (its dicts in insertion order), which numbers same-class layers."""
+    if insertion_ordered and hasattr(module, "_insertion_ordered_layers"):
+        return list(module._insertion_ordered_layers)
+    return list(module.layers)
+
+
+def _keras_children(module: nn.Module, insertion_ordered: bool = False) -> list[tuple[str, Any]]:
     """(key, child or list of children) in the order Keras's saver visits a layer's state:
     a model's `layers` first, then sublayers by attribute name."""
     children: list[tuple[str, Any]] = []
     if getattr(module, "_keras_saves_layers", False):
-        children.append(("layers", list(module.layers)))
+        children.append(("layers", _model_layers(module, insertion_ordered)))
     for attr in sorted(module._modules, key=_attribute_order):
         child = module._modules[attr]
         if child is None:
@@ -209,7 +217,7 @@ def _keras_children(module: nn.Module) -> list[tuple[str, Any]]:
 
 
 def _keras_groups(module: nn.Module, path: str, label: str, visited: set[int],
-                  out: list[WeightGroup]) -> None:
+                  out: list[WeightGroup], insertion_ordered: bool = False) -> None:
     if id(module) in visited:
         return  # a layer reachable twice is stored once, where Keras's walk meets it first
     visited.add(id(module))
@@ -224,13 +232,14 @@ def _keras_groups(module: nn.Module, path: str, label: str, visited: set[int],
         out.append(WeightGroup(_join(path, key), parts[prefix], module, f"{label}/{key}"))
     if not isinstance(module, Layer):
         return
-    for key, child in _keras_children(module):
+    for key, child in _keras_children(module, insertion_ordered):
         if isinstance(child, list):
             for child_key, item in _numbered(child):
                 _keras_groups(item, _join(path, f"{key}/{child_key}"),
-                              f"{label}/{child_key}".lstrip("/"), visited, out)
+                              f"{label}/{child_key}".lstrip("/"), visited, out, insertion_ordered)
         else:
-            _keras_groups(child, _join(path, key), f"{label}/{key}".lstrip("/"), visited, out)
+            _keras_groups(child, _join(path, key), f"{label}/{key}".lstrip("/"), visited, out,
+                          insertion_ordered)
 
 
 def _lamina_v1_groups(module: nn.Module, path: str, label: str, out: list[WeightGroup]) -> None:
@@ -247,13 +256,15 @@ def _lamina_v1_groups(module: nn.Module, path: str, label: str, out: list[Weight
                           f"{label}/{key}".lstrip("/"), out)
 
 
-def weight_groups(module: nn.Module, layout: str = "keras") -> list[WeightGroup]:
+def weight_groups(module: nn.Module, layout: str = "keras",
+                  insertion_ordered: bool = False) -> list[WeightGroup]:
     """Every `vars` group of `module`'s weights tree, in the Keras 3 layout (`layers/<key>/`
     for a model's layers, the attribute name for a sublayer, each layer stored once) or in
-    Lamina's earlier one (`layout="lamina-v1"`)."""
+    Lamina's earlier one (`layout="lamina-v1"`). `insertion_ordered`: as Lamina's format 1
+    numbered a functional model's same-class layers (`_model_layers`)."""
     out: list[WeightGroup] = []
     if layout == "keras":
-        _keras_groups(module, "", "", set(), out)
+        _keras_groups(module, "", "", set(), out, insertion_ordered)
     else:
         _lamina_v1_groups(module, "", "", out)
     return out
@@ -282,6 +293,9 @@ class WeightsInventory:
     # "keras-h5" (Keras's legacy `.h5` layout, whose layers and weights `legacy` lists).
     layout: str = "keras"
     legacy: list[tuple[str, list[str]]] | None = None
+    # Written by Lamina's format 1, which listed a functional model's layers with its dicts in
+    # insertion order (docs/keras-files.md); Keras and later Lamina sort the keys.
+    insertion_ordered: bool = False
 
     @property
     def num_elements(self) -> int:
@@ -443,7 +457,7 @@ def _plan(module: nn.Module, inventory: WeightsInventory, layout: str, skip_mism
     if layout == "keras-h5":
         _plan_legacy(module, inventory, mismatch, planned)
         return
-    for entry in weight_groups(module, layout):
+    for entry in weight_groups(module, layout, inventory.insertion_ordered):
         where = entry.label or "the model"
         own = entry.arrays
         vars_path = _join(entry.path, "vars")
@@ -499,7 +513,8 @@ def _plan_legacy(module: nn.Module, inventory: WeightsInventory, mismatch,
                  planned: list[_Planned]) -> None:
     """Keras's legacy rule: the model's layers that have weights, in order, take the file's
     layers that list weights, in order."""
-    layers = [layer for layer in (list(getattr(module, "layers", [])) or [module])
+    layers = [layer for layer in (_model_layers(module, inventory.insertion_ordered)
+                                  if hasattr(module, "layers") else []) or [module]
               if legacy_weights(layer)]
     stored = [(name, paths) for name, paths in inventory.legacy or [] if paths]
     if len(layers) != len(stored):
@@ -509,6 +524,8 @@ def _plan_legacy(module: nn.Module, inventory: WeightsInventory, mismatch,
     for layer, (stored_name, paths) in zip(layers, stored):
         where = getattr(layer, "name", type(layer).__name__)
         entries = legacy_weights(layer)
+        if inventory.insertion_ordered and hasattr(layer, "_insertion_ordered_layers"):
+            entries = _format1_order(layer, entries)
         if len(entries) != len(paths):
             mismatch(f"Layer {where!r} ({type(layer).__name__}) expects {len(entries)} weights, "
                      f"but the file's layer {stored_name!r} has {len(paths)}.",
@@ -518,6 +535,27 @@ def _plan_legacy(module: nn.Module, inventory: WeightsInventory, mismatch,
         for (owner, name, tensor), path in zip(entries, paths):
             _check_planned(path, name, tensor, owner if isinstance(owner, Layer) else None,
                            where, inventory, mismatch, planned)
+
+
+def _format1_walk(module: nn.Module) -> Iterator[torch.Tensor]:
+    """A layer's weights as Lamina's format 1 walked them: a functional model's layers (nested
+    ones too) in the insertion order of its dicts."""
+    if not hasattr(module, "_insertion_ordered_layers"):
+        yield from (tensor for _, _, tensor in legacy_weights(module))
+        return
+    for child in module._insertion_ordered_layers:
+        yield from _format1_walk(child)
+
+
+def _format1_order(layer: nn.Module, entries: list) -> list:
+    """`legacy_weights(layer)` (trainable first, then the others) with each part in the order
+    format 1 wrote a nested functional model's weights."""
+    rank: dict[int, int] = {}
+    for tensor in _format1_walk(layer):
+        rank.setdefault(id(tensor), len(rank))
+    trainable = sum(1 for _, _, t in entries if isinstance(t, nn.Parameter) and t.requires_grad)
+    return (sorted(entries[:trainable], key=lambda e: rank[id(e[2])])
+            + sorted(entries[trainable:], key=lambda e: rank[id(e[2])]))
 
 
 def _convert(array: np.ndarray, entry: _Planned, source: str) -> torch.Tensor:

@@ -30,6 +30,7 @@ import h5py
 
 from lamina import __version__
 from lamina._load_budget import load_budget
+from lamina._symbolic import reading_insertion_ordered_file
 from lamina.distribution.files import chief_writes
 from lamina.errors import FileFormatError, UnknownNameError, UnsafeLoadError
 from lamina.saving.file_format import (
@@ -56,7 +57,9 @@ from lamina.saving.optimizer_state import (
 from lamina.saving.compile_config import deserialize_compile_config, serialize_compile_config
 from lamina.saving.serialization import deserialize, serialize
 
-FORMAT_VERSION = "1"
+# 2: dicts of a functional model in sorted-key order, as Keras 3 writes them (its `layers`, so
+# the numbering of same-class layers, and a layer's dict outputs); 1 kept insertion order.
+FORMAT_VERSION = "2"
 
 # Caps on what a file may make Lamina read before it is checked. A config of the largest zoo
 # model is under 1 MiB; 32 MiB leaves room for 10,000-layer models.
@@ -140,6 +143,7 @@ def _write_legacy_h5(model, temporary: str) -> None:
         h5.attrs["model_config"] = config
         h5.attrs[CONFIG_CHECKSUM_ATTRIBUTE] = _sha256(config.encode())
         h5.attrs["lamina_version"] = __version__
+        h5.attrs["format_version"] = FORMAT_VERSION
         h5.attrs["backend"] = "torch"
         # Keras's legacy layout (layers matched by order), which Keras 3's load_model reads.
         weights = h5.create_group("model_weights")
@@ -163,6 +167,7 @@ def save_weights(model, filepath: str | os.PathLike, overwrite: bool = True) -> 
     def write(temporary: str) -> None:
         with h5py.File(temporary, "w") as h5:
             h5.attrs["lamina_version"] = __version__
+            h5.attrs["format_version"] = FORMAT_VERSION
             h5.attrs[WEIGHTS_CHECKSUM_ATTRIBUTE] = _write_weights_with_digest(model, h5)
 
     atomic_write(path, write)
@@ -213,7 +218,10 @@ def _open_file(path: str, purpose: str, want_config: bool, verify_checksum: bool
                 ) from None
         with h5:
             root = _weights_root(h5, path)
-            yield _Opened(path, _inventory(h5, root, path, len(weights_bytes)), document,
+            inventory = _inventory(h5, root, path, len(weights_bytes))
+            inventory.insertion_ordered = _insertion_ordered(
+                metadata.get("lamina_version"), metadata.get("format_version"))
+            yield _Opened(path, inventory, document,
                           _checksum(metadata.get("weights_sha256"), "weights checksum", path),
                           h5[root] if root else h5)
         return
@@ -242,10 +250,20 @@ def _open_file(path: str, purpose: str, want_config: bool, verify_checksum: bool
             root = _weights_root(h5, path) if not has_model_weights else "model_weights"
         else:
             raise FileFormatError(f"{path!r} is an HDF5 file but holds no Lamina/Keras weights.")
+        inventory = _inventory(h5, root, path, os.path.getsize(path))
+        inventory.insertion_ordered = _insertion_ordered(
+            string_attribute(h5, "lamina_version", 64, path),
+            string_attribute(h5, "format_version", 64, path))
         yield _Opened(
-            path, _inventory(h5, root, path, os.path.getsize(path)), document,
+            path, inventory, document,
             _checksum(string_attribute(h5, WEIGHTS_CHECKSUM_ATTRIBUTE, 64, path),
                       "weights checksum", path), h5[root] if root else h5)
+
+
+def _insertion_ordered(lamina_version: Any, format_version: Any) -> bool:
+    """Whether Lamina's format 1 wrote the file: dicts in insertion order (a file without a
+    `lamina_version` is Keras's, in sorted-key order, as is Lamina's format 2 on)."""
+    return lamina_version is not None and format_version in (None, "1")
 
 
 def _weights_root(h5: h5py.File, path: str) -> str:
@@ -394,7 +412,8 @@ def load_model(filepath: str | os.PathLike, custom_objects: dict[str, Any] | Non
     with _open_file(path, "load a model from it", True, verify_checksum) as opened:
         document = opened.document
         # The config may ask for any size of model; it may only build what its weights fill.
-        with load_budget(opened.inventory.num_elements, path):
+        with load_budget(opened.inventory.num_elements, path), \
+                reading_insertion_ordered_file(opened.inventory.insertion_ordered):
             model = _building(path, "the model", lambda: _model_from_document(
                 document, custom_objects, safe_mode))
         with reading(path, "the weights"):
