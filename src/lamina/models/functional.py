@@ -203,10 +203,11 @@ class Functional(Model):
                 )
         self._nodes = nodes
         self._register_layers(nodes, _keras_layer_order(flat_inputs, flat_outputs, nodes))
-        # The order Lamina's format 1 listed `layers` in, which its weights files follow.
-        self._insertion_ordered_layers = _keras_layer_order(
+        # The order Lamina's format 1 listed `layers` in, which its weights files follow; a
+        # tuple, which Layer does not track as sublayers (registered once, above).
+        self._insertion_ordered_layers = tuple(_keras_layer_order(
             tree.flatten(inputs, insertion_ordered=True),
-            tree.flatten(outputs, insertion_ordered=True), nodes, insertion_ordered=True)
+            tree.flatten(outputs, insertion_ordered=True), nodes, insertion_ordered=True))
         self._plan = self._make_plan(nodes)
         self.built = True
         self._build_input_shape = _map_structure(lambda t: t.shape, inputs)

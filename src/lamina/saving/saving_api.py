@@ -143,13 +143,13 @@ def _write_legacy_h5(model, temporary: str) -> None:
         h5.attrs["model_config"] = config
         h5.attrs[CONFIG_CHECKSUM_ATTRIBUTE] = _sha256(config.encode())
         h5.attrs["lamina_version"] = __version__
-        h5.attrs["format_version"] = FORMAT_VERSION
         h5.attrs["backend"] = "torch"
         # Keras's legacy layout (layers matched by order), which Keras 3's load_model reads.
         weights = h5.create_group("model_weights")
         write_legacy_weights(model, weights)
         h5.attrs[WEIGHTS_CHECKSUM_ATTRIBUTE] = weights_digest(
             inspect_weights(weights, "the file being written", None))
+        h5.attrs["format_version"] = FORMAT_VERSION
 
 
 @chief_writes
