@@ -5,7 +5,7 @@ else: tensors, numpy arrays, numbers, strings, `None` and `torch.Size` (a shape 
 Dicts flatten in sorted-key order (an `OrderedDict` in its own order) and `pack_sequence_as`
 restores the template's own key order, as in Keras. `flatten`, `flatten_with_spec`,
 `map_structure` and `pack_sequence_as` take `insertion_ordered=True` to walk dicts in insertion
-order instead: the order in which Lamina's saved functional configs number tensors.
+order instead: the order files of Lamina's format 1 numbered tensors in (docs/tree.md).
 
 >>> import lamina
 >>> lamina.tree.flatten({"b": [1, 2], "a": (3, None)})
