@@ -27,7 +27,7 @@ BATCH = 128
 
 
 def raw_epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor):
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, foreach=True)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
 
     def epoch():
         model.train()

@@ -42,7 +42,7 @@ def torch_mlp() -> nn.Module:
 
 def tuned_raw_loop(x: np.ndarray, y: np.ndarray):
     model = torch_mlp()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, foreach=True)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
 
     def epoch():
