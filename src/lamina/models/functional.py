@@ -203,11 +203,6 @@ class Functional(Model):
                 )
         self._nodes = nodes
         self._register_layers(nodes, _keras_layer_order(flat_inputs, flat_outputs, nodes))
-        # The order Lamina's format 1 listed `layers` in, which its weights files follow; a
-        # tuple, which Layer does not track as sublayers (registered once, above).
-        self._insertion_ordered_layers = tuple(_keras_layer_order(
-            tree.flatten(inputs, insertion_ordered=True),
-            tree.flatten(outputs, insertion_ordered=True), nodes, insertion_ordered=True))
         self._plan = self._make_plan(nodes)
         self.built = True
         self._build_input_shape = _map_structure(lambda t: t.shape, inputs)
@@ -272,6 +267,13 @@ class Functional(Model):
     @property
     def layers(self) -> list[nn.Module]:
         return list(self._graph_layers)
+
+    def _insertion_ordered_layers(self) -> list[Any]:
+        """The order Lamina's format 1 listed `layers` in (its dicts in insertion order), which
+        that format's weights files follow; worked out only when such a file is read."""
+        return _keras_layer_order(tree.flatten(self._inputs_struct, insertion_ordered=True),
+                                  tree.flatten(self._outputs_struct, insertion_ordered=True),
+                                  self._nodes, insertion_ordered=True)
 
     @property
     def inputs(self) -> list[KerasTensor]:

@@ -195,7 +195,7 @@ def _model_layers(module: nn.Module, insertion_ordered: bool) -> list[nn.Module]
     """A model's `layers`; for a file of Lamina's format 1, in the order that format listed a
     functional model's layers (its dicts in insertion order), which numbers same-class layers."""
     if insertion_ordered and hasattr(module, "_insertion_ordered_layers"):
-        return list(module._insertion_ordered_layers)
+        return module._insertion_ordered_layers()
     return list(module.layers)
 
 
@@ -543,7 +543,7 @@ def _format1_walk(module: nn.Module) -> Iterator[torch.Tensor]:
     if not hasattr(module, "_insertion_ordered_layers"):
         yield from (tensor for _, _, tensor in legacy_weights(module))
         return
-    for child in module._insertion_ordered_layers:
+    for child in module._insertion_ordered_layers():
         yield from _format1_walk(child)
 
 
