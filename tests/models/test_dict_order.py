@@ -153,6 +153,17 @@ def test_list_on_a_sorted_dict_input_model_goes_in_key_order():
     np.testing.assert_array_equal(np.asarray(model.predict([a, b], verbose=0)), a - b)
 
 
+def test_fit_checks_dict_data_against_the_inputs_of_the_same_key():
+    """Data validation pairs a dict of arrays with `model.inputs` (sorted keys) key by key."""
+    model = flat_dict_model(lamina)
+    model.compile(optimizer="sgd", loss="mse")
+    x = inputs()
+    y = {"zeta": np.zeros((5, 2), "float32"), "alpha": np.zeros((5, 6), "float32")}
+    model.fit(x, y, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=r"`x\['alpha'\]` has shape \(5, 4\).*\(None, 3\)"):
+        model.fit({"zeta": x["zeta"], "alpha": x["zeta"]}, y, epochs=1, verbose=0)
+
+
 FIXTURES = os.path.join(os.path.dirname(__file__), "dict_order_format1")
 
 

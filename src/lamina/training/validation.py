@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lamina import tree
 from lamina.errors import DataError, ShapeError
 
 Tensor = torch.Tensor
@@ -146,7 +147,9 @@ def named_leaves(structure: Any, name: str) -> list[tuple[str, Tensor]]:
     if isinstance(structure, (list, tuple)):
         return [leaf for i, s in enumerate(structure) for leaf in named_leaves(s, f"{name}[{i}]")]
     if isinstance(structure, dict):
-        return [leaf for k, s in structure.items() for leaf in named_leaves(s, f"{name}[{k!r}]")]
+        # Keys in `lamina.tree`'s order (sorted), the order of a dict model's `inputs`.
+        keys = [path[0] for path, _ in tree.flatten_with_path(dict.fromkeys(structure))]
+        return [leaf for k in keys for leaf in named_leaves(structure[k], f"{name}[{k!r}]")]
     return [(name, structure)]
 
 
