@@ -164,6 +164,18 @@ def test_fit_checks_dict_data_against_the_inputs_of_the_same_key():
         model.fit({"zeta": x["zeta"], "alpha": x["zeta"]}, y, epochs=1, verbose=0)
 
 
+def test_export_takes_dict_inputs_as_a_list_in_sorted_key_order(tmp_path):
+    model = flat_dict_model(lamina)
+    x = inputs(3)
+    expected = model.predict(x, verbose=0)
+    path = str(tmp_path / "model.pt2")
+    model.export(path, verbose=False)
+    program = torch.export.load(path).module()
+    got = program([torch.from_numpy(x[key]) for key in sorted(KEYS)])
+    for key in KEYS:
+        np.testing.assert_allclose(got[key].detach().numpy(), expected[key], rtol=1e-5, atol=1e-6)
+
+
 FIXTURES = os.path.join(os.path.dirname(__file__), "dict_order_format1")
 
 

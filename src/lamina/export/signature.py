@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lamina import config
+from lamina import config, tree
 
 # torch.export specializes sizes 0 and 1, so a free dimension is traced at this size.
 TRACE_SIZE = 2
@@ -29,8 +29,15 @@ class InferenceWrapper(torch.nn.Module):
     def __init__(self, model: torch.nn.Module) -> None:
         super().__init__()
         self.model = model
+        # A model of dict inputs gets the list (in `model.inputs`' sorted-key order) as a dict:
+        # it refuses a list when its keys are not sorted (docs/keras-files.md).
+        struct = getattr(model, "_inputs_struct", None)
+        self._keys = [path[0] for path, _ in tree.flatten_with_path(dict.fromkeys(struct))] \
+            if isinstance(struct, dict) and len(struct) > 1 else None
 
     def forward(self, inputs: Any) -> Any:
+        if self._keys is not None and isinstance(inputs, (list, tuple)):
+            inputs = dict(zip(self._keys, inputs))
         return self.model(inputs)
 
 
