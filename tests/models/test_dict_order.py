@@ -277,3 +277,17 @@ def nested_dict_outputs(K):
 @pytest.mark.parametrize("build", [same_class_heads, nested_dict_outputs])
 def test_keras_files_with_order_dependent_dicts_cross(build, tmp_path):
     exchange(keras_or_skip(), build, tmp_path)
+
+
+def test_format1_file_resumes_adam_with_each_weights_own_moments():
+    """A format-1 `.keras` file of two same-class heads, saved after one Adam step: one more step
+    here gives the weights the uninterrupted run (written by that Lamina) reached."""
+    after = np.load(f"{FIXTURES}_adam_after_step2.npz")
+    model = lamina.models.load_model(f"{FIXTURES}_adam.keras")
+    x = {key: after[f"x/{key}"] for key in KEYS}
+    y = {key: after[f"y/{key}"] for key in KEYS}
+    model.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0)
+    for name in ["head_zeta", "head_alpha"]:
+        for index, weight in enumerate(model.get_layer(name).get_weights()):
+            np.testing.assert_allclose(weight, after[f"{name}/{index}"], rtol=1e-6, atol=1e-6,
+                                       err_msg=name)

@@ -547,6 +547,15 @@ def _format1_walk(module: nn.Module) -> Iterator[torch.Tensor]:
         yield from _format1_walk(child)
 
 
+def format1_trainable_weights(model: nn.Module) -> list[torch.Tensor]:
+    """`model.trainable_weights` in the order Lamina's format 1 listed them, which the
+    optimizer variables of its files follow."""
+    seen: dict[int, torch.Tensor] = {}
+    for tensor in _format1_walk(model):
+        seen.setdefault(id(tensor), tensor)
+    return [t for t in seen.values() if isinstance(t, nn.Parameter) and t.requires_grad]
+
+
 def _format1_order(layer: nn.Module, entries: list) -> list:
     """`legacy_weights(layer)` (trainable first, then the others) with each part in the order
     format 1 wrote a nested functional model's weights."""

@@ -111,14 +111,16 @@ def _attributes(group: h5py.Group, source: str) -> dict[str, Any]:
 
 
 def restore_optimizer_state(model, staged: tuple[list[np.ndarray], dict[str, Any]] | None,
-                            source: str) -> None:
+                            source: str, weights: list | None = None) -> None:
     """Hand staged optimizer variables to the (compiled) model's optimizer; it applies them
-    when it is built, at the first step."""
+    when it is built, at the first step. `weights`: the trainable weights in the file's order,
+    when it is not the model's (`file_format.format1_trainable_weights`)."""
     optimizer = getattr(model, "optimizer", None)
     if staged is None or optimizer is None or not hasattr(optimizer, "load_keras_variables"):
         return
     arrays, attributes = staged
     try:
-        optimizer.load_keras_variables(model.trainable_weights, arrays, attributes)
+        optimizer.load_keras_variables(model.trainable_weights if weights is None else weights,
+                                       arrays, attributes)
     except ValueError as error:
         raise FileFormatError(f"{source!r}: {error}") from None

@@ -39,6 +39,7 @@ from lamina.saving.file_format import (
     check_hdf5_heaps,
     check_overwrite,
     commit,
+    format1_trainable_weights,
     inspect_weights,
     open_h5,
     reading,
@@ -427,7 +428,8 @@ def load_model(filepath: str | os.PathLike, custom_objects: dict[str, Any] | Non
     if compile and document.get("compile_config"):
         _building(path, "the compile settings", lambda: model.compile(
             **deserialize_compile_config(document["compile_config"], custom_objects)))
-        restore_optimizer_state(model, optimizer_state, path)
+        restore_optimizer_state(model, optimizer_state, path, format1_trainable_weights(model)
+                                if opened.inventory.insertion_ordered else None)
     return model
 
 
