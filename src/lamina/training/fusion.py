@@ -34,6 +34,10 @@ import torch
 from lamina import activations
 from lamina import losses as losses_module
 from lamina import metrics as metrics_module
+from lamina.layers.convolutional._base import _BaseConvolution
+from lamina.layers.core import Activation, Dense
+from lamina.models.functional import Functional
+from lamina.models.sequential import Sequential
 from lamina.training.precision import _exit_float32
 
 Tensor = torch.Tensor
@@ -121,11 +125,6 @@ def _single_loss(argument: Any) -> Any:
 def final_layer(model: torch.nn.Module) -> torch.nn.Module | None:
     """The layer whose single call produces the model's single output, when it is one whose
     `activation` is applied last (Dense, Activation, convolutions); else None."""
-    from lamina.layers.convolutional._base import _BaseConvolution
-    from lamina.layers.core import Activation, Dense
-    from lamina.models.functional import Functional
-    from lamina.models.sequential import Sequential
-
     if type(model).call not in (Sequential.call, Functional.call):
         return None
     if isinstance(model, Sequential):

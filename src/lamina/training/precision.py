@@ -29,7 +29,10 @@ from typing import Any
 import torch
 
 from lamina import mixed_precision as policies
+from lamina.layers.core import Dense
+from lamina.layers.layer import Layer
 from lamina.mixed_precision import _POLICIES
+from lamina.models.model import Model
 
 
 def resolve_autocast_dtype(mixed_precision: Any,
@@ -137,10 +140,6 @@ def _islands(model: torch.nn.Module, dtype: torch.dtype | None, device_type: str
     their GEMM is small) under `dtype` autocast on `device_type`."""
     if dtype is None:
         return [], []
-    from lamina.layers.core import Dense
-    from lamina.layers.layer import Layer
-    from lamina.models.model import Model
-
     leaves = [m for m in model.modules() if isinstance(m, Layer) and not isinstance(m, Model)]
     fixed: list[torch.nn.Module] = []
     if any(m.__dict__.get("_autocast_policy") is not None for m in leaves):
@@ -189,9 +188,6 @@ def layer_compute_dtypes(model: torch.nn.Module) -> dict[str, str]:
     convolutions run in under the model's compiled precision (or its layers' policies). A
     `Dense` that bf16 runs by its GEMM's size reports the dtype of its last call (before any,
     the one a batch of 32, Keras's default batch size, would get)."""
-    from lamina.layers.layer import Layer
-    from lamina.models.model import Model
-
     trainer = model.__dict__.get("_lamina_trainer")
     dtype = trainer.autocast_dtype if trainer is not None else _policy_dtype(model)
     parameter = next(model.parameters(), None)
@@ -217,8 +213,6 @@ def layer_compute_dtypes(model: torch.nn.Module) -> dict[str, str]:
 def _policy_dtype(model: torch.nn.Module | None) -> torch.dtype | None:
     """The autocast dtype of a model's layers' policies: the mixed one any of them has; the
     global policy's for a model without Lamina layers (or no model)."""
-    from lamina.layers.layer import Layer
-
     layers = [m for m in model.modules() if isinstance(m, Layer)] if model is not None else []
     if not layers:
         return _POLICIES[policies._GLOBAL_POLICY]

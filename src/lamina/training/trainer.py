@@ -8,6 +8,7 @@ accumulate on the device; values are read back only when something is shown or a
 from __future__ import annotations
 
 import gc
+import inspect
 import threading
 from collections.abc import Mapping
 from typing import Any, Iterator
@@ -23,7 +24,10 @@ from lamina.callbacks.callback_list import CallbackList
 from lamina.callbacks.terminate_on_nan import TerminateOnNaN
 from lamina.distribution import runtime as distributed
 from lamina.errors import DataError, NonFiniteError, NotCompiledError
+from lamina.layers import layer as layer_module
+from lamina.layers.layer import Layer
 from lamina.metrics.metric import divide_no_nan
+from lamina.models.model import Model
 from lamina.training import concurrency, data_adapters, fusion, validation
 from lamina.training.data_adapters import flatten, map_structure, unpack_x_y_sample_weight
 from lamina.training.logs import logs_to_floats
@@ -263,10 +267,9 @@ class Trainer:
         has no weights until then, as in Keras), find the weights with penalties and
         constraints, and (for training) bind the optimizer."""
         model = self.model
-        layer = _layer_class()
         # A model with only a train_step (a GAN holding its networks) has no forward to run;
         # Keras builds its sublayers themselves, so they are built already or build on use.
-        if _has_call(model) and any(isinstance(m, layer) and not m.built for m in model.modules()):
+        if _has_call(model) and any(isinstance(m, Layer) and not m.built for m in model.modules()):
             was_training = model.training
             model.eval()
             with torch.no_grad():
@@ -274,7 +277,7 @@ class Trainer:
             model.train(was_training)
         if self._precision is not None:
             self._precision.fall_back(model)
-        layers = [m for m in model.modules() if isinstance(m, layer)]
+        layers = [m for m in model.modules() if isinstance(m, Layer)]
         self._regularized = any(m._regularized or m.activity_regularizer is not None for m in layers)
         self._constrained = [(m, attr, c) for m in layers for attr, c in m._constrained]
         if training:
@@ -365,7 +368,7 @@ class Trainer:
                     self._output_trackers[index].update_state(value.detach(),
                                                               sample_weight=_batch_size(y_pred))
                 total = total + weight * value
-        if self._regularized or _layer_module().holds_losses(self.model):
+        if self._regularized or layer_module.holds_losses(self.model):
             # Regularization penalties and `add_loss` terms of the forward pass just run.
             penalties = self.model.losses
             self.model._clear_losses()
@@ -752,18 +755,6 @@ def _batch_size(y_pred: Any) -> int:
     return first.shape[0] if first.ndim else 1
 
 
-def _layer_class():
-    from lamina.layers.layer import Layer
-
-    return Layer
-
-
-def _layer_module():
-    from lamina.layers import layer
-
-    return layer
-
-
 def _step_data(batch: Any) -> Any:
     """The batch as Keras hands it to `train_step`/`test_step`/`predict_step`: `x` itself for
     x-only data (not `(x,)`), unless x is a list or tuple of inputs."""
@@ -773,18 +764,12 @@ def _step_data(batch: Any) -> Any:
 
 
 def _has_call(model) -> bool:
-    from lamina.models.model import Model
-
     return not (isinstance(model, Model) and type(model).call is Model.call)
 
 
 def _overridden_compute_loss(model) -> str | None:
     """None for the built-in `compute_loss`; else "training" or "plain", whether the model's
     override takes `training` (added to Keras's signature in 3.3)."""
-    import inspect
-
-    from lamina.models.model import Model
-
     method = getattr(type(model), "compute_loss", None)
     if not isinstance(model, Model) or method is None or method is Model.compute_loss:
         return None
