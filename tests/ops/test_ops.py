@@ -109,6 +109,29 @@ def test_introspection_ops():
         ops.convert_to_numpy(symbolic)
 
 
+def test_scan_walks_nested_structures_as_keras_does():
+    # Keras's scan: xs and the outputs may be any tree; None inside an output stays None.
+    a = np.arange(6, dtype=np.float32).reshape(3, 2)
+    b = np.ones((3, 2), np.float32)
+
+    def step(carry, x):
+        carry = carry + 2 * x["a"] + x["b"]
+        return carry, {"sum": carry, "pair": (carry * 2, None)}
+
+    carry, ys = ops.scan(step, torch.zeros(2), {"b": b, "a": a})
+    expected = np.cumsum(2 * a + b, axis=0)
+    np.testing.assert_allclose(carry.numpy(), expected[-1])
+    np.testing.assert_allclose(ys["sum"].numpy(), expected)
+    np.testing.assert_allclose(ys["pair"][0].numpy(), 2 * expected)
+    assert ys["pair"][1] is None
+    carry, ys = ops.scan(lambda c, x: (c + 1, None), 0, None, length=3)
+    assert (carry, ys) == (3, None)
+    sums = ops.associative_scan(lambda p, q: {"x": p["x"] + q["x"], "y": p["y"] * q["y"]},
+                                {"x": a, "y": a + 1})
+    np.testing.assert_allclose(sums["x"].numpy(), np.cumsum(a, axis=0))
+    np.testing.assert_allclose(sums["y"].numpy(), np.cumprod(a + 1, axis=0))
+
+
 def test_control_flow_against_python():
     assert int(ops.cond(torch.tensor(True), lambda: torch.tensor(1), lambda: torch.tensor(2))) == 1
     assert int(ops.switch(5, [lambda x: x, lambda x: x * 10], torch.tensor(3))) == 30

@@ -9,7 +9,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from lamina import config
+from lamina import config, tree
 from lamina.ops._op import op, public_names, standardize_dtype, to_tensor
 
 Tensor = torch.Tensor
@@ -167,9 +167,8 @@ def scatter_update(inputs: Any, indices: Any, updates: Any, reduction: str | Non
 # but are never saveable: a file cannot hold their Python function.
 
 def _tree_map(fn: Callable, *trees: Any) -> Any:
-    from torch.utils._pytree import tree_map
-
-    return tree_map(fn, *trees)
+    # None inside a step's output stays None, as Keras's scan leaves it.
+    return tree.map_structure(fn, *trees, none_is_leaf=False)
 
 
 def cond(pred: Any, true_fn: Callable, false_fn: Callable) -> Any:
@@ -213,9 +212,7 @@ def scan(f: Callable, init: Any, xs: Any = None, length: int | None = None,
          reverse: bool = False, unroll: int = 1) -> tuple[Any, Any]:
     """`carry, y = f(carry, x)` over the leading axis of `xs`; returns the final carry and the
     stacked ys."""
-    from torch.utils._pytree import tree_flatten, tree_unflatten
-
-    leaves, spec = tree_flatten(xs)
+    leaves, spec = tree.flatten_with_spec(xs) if xs is not None else ([], None)
     leaves = [to_tensor(leaf) for leaf in leaves]
     n = length if not leaves else leaves[0].shape[0]
     if n is None:
@@ -223,7 +220,7 @@ def scan(f: Callable, init: Any, xs: Any = None, length: int | None = None,
     order = range(n - 1, -1, -1) if reverse else range(n)
     carry, ys = init, []
     for i in order:
-        x = tree_unflatten([leaf[i] for leaf in leaves], spec) if leaves else None
+        x = spec.unflatten([leaf[i] for leaf in leaves]) if leaves else None
         carry, y = f(carry, x)
         ys.append(y)
     if reverse:
@@ -237,15 +234,13 @@ def scan(f: Callable, init: Any, xs: Any = None, length: int | None = None,
 @op(saveable=False)
 def associative_scan(f: Callable, elems: Any, reverse: bool = False, axis: int = 0) -> Any:
     """Inclusive prefix scan with the associative binary `f` along `axis` (sequential)."""
-    from torch.utils._pytree import tree_flatten, tree_unflatten
-
-    leaves, spec = tree_flatten(elems)
+    leaves, spec = tree.flatten_with_spec(elems)
     leaves = [torch.movedim(to_tensor(leaf), axis, 0) for leaf in leaves]
     n = leaves[0].shape[0]
     order = list(range(n - 1, -1, -1)) if reverse else list(range(n))
     outputs, carry = [None] * n, None
     for i in order:
-        item = tree_unflatten([leaf[i] for leaf in leaves], spec)
+        item = spec.unflatten([leaf[i] for leaf in leaves])
         carry = item if carry is None else (f(item, carry) if reverse else f(carry, item))
         outputs[i] = carry
     stacked = _tree_map(lambda *items: torch.movedim(torch.stack(items), 0, axis), *outputs)
