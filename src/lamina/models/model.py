@@ -14,8 +14,12 @@ import torch
 from torch import nn
 
 from lamina._registry import register
+from lamina._symbolic import _run_probes, make_probes
 from lamina.layers.layer import Layer, _is_symbolic
+from lamina.metrics.metric import Metric
 from lamina.saving import saving_api, serialization
+from lamina.training.data_adapters import unpack_x_y_sample_weight
+from lamina.training.logs import trainer_of
 
 
 _FUNCTIONAL_SUBCLASSES: dict[type, type] = {}
@@ -103,8 +107,6 @@ class Model(Layer):
                 f"Model {self.name!r} needs an input shape to be built, e.g. "
                 "model.build((None, 784)); or call it on a batch of data."
             )
-        from lamina._symbolic import _run_probes, make_probes
-
         def probe(shape: Any) -> Any:
             if isinstance(shape, (list, tuple)) and shape and isinstance(shape[0], (list, tuple)):
                 return [probe(s) for s in shape]
@@ -147,8 +149,6 @@ class Model(Layer):
                       auto_scale_loss=auto_scale_loss, **kwargs)
 
     def _trainer(self):
-        from lamina.training.logs import trainer_of
-
         return trainer_of(self)
 
     def fit(self, x: Any = None, y: Any = None, batch_size: int | None = None, epochs: int = 1,
@@ -251,8 +251,6 @@ class Model(Layer):
             # predict() needs no compile (as in Keras); an uncompiled model just runs forward.
             if isinstance(data, torch.Tensor):  # one input: nothing to unpack
                 return self(data, training=False)
-            from lamina.training.data_adapters import unpack_x_y_sample_weight
-
             x, _, _ = unpack_x_y_sample_weight(data)
             return self(x, training=False)
         return trainer.default_predict_step(data)
@@ -272,8 +270,6 @@ class Model(Layer):
     def metrics(self) -> list:
         """The loss tracker and compiled metrics (after `compile`), then the metrics kept as
         attributes of the model (`self.loss_tracker = metrics.Mean(...)`), as in Keras 3."""
-        from lamina.metrics import Metric
-
         found = self._trainer().model_metrics() if self._compile_config is not None else []
         return found + [v for v in self.__dict__.values() if isinstance(v, Metric)]
 
