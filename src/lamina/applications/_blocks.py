@@ -38,11 +38,14 @@ def start(family: str, weights: Any, include_top: bool, classes: Any, pooling: A
           classifier_activation: Any, input_tensor: Any, input_shape: Any, *,
           default_size: int, keras_file: _builder.KerasFile | str | None,
           data_format: str | None,
-          min_size: int = 32, require_flatten: bool | None = None) -> tuple[Any, Any, str]:
+          min_size: int = 32, require_flatten: bool | None = None,
+          known_size: bool = False, display: str | None = None) -> tuple[Any, Any, str]:
     """The checks and the image input every Keras application starts with.
 
     Returns `(x, inputs, data_format)`. `require_flatten` defaults to `include_top` (Keras's
-    applications fix the input size when they carry their classifier).
+    applications fix the input size when they carry their classifier). `known_size` refuses a
+    free image size, for stems that compare sizes or need more than the probe images' 32-40
+    pixels; `display` names the model in that error (default: `family`).
     """
     data_format = standardize_data_format(data_format)
     _builder.check_arguments(weights, include_top, classes, pooling, classifier_activation,
@@ -52,6 +55,12 @@ def start(family: str, weights: Any, include_top: bool, classes: Any, pooling: A
         data_format=data_format,
         require_flatten=include_top if require_flatten is None else require_flatten,
         weights=weights)
+    spatial = x.shape[2:] if data_format == "channels_first" else x.shape[1:3]
+    if known_size and None in spatial:
+        raise ValueError(
+            f"{display or family} needs a known image size (at least {min_size}x{min_size}): "
+            f"pass input_shape=, e.g. ({default_size}, {default_size}, 3). Received an input of "
+            f"shape {tuple(x.shape)}.")
     return x, inputs, data_format
 
 

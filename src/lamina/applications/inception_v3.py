@@ -71,17 +71,10 @@ def start(display: str, family: str, keras_file: str, weights: Any, include_top:
           classes: int, pooling: Any, classifier_activation: Any, input_tensor: Any,
           input_shape: Any, data_format: str | None) -> tuple[Any, Any, str]:
     """The Inception families' input: 299x299 by default, at least 75x75, and a known size."""
-    x, inputs, data_format = _blocks.start(
+    return _blocks.start(
         family, weights, include_top, classes, pooling, classifier_activation, input_tensor,
         input_shape, default_size=299, min_size=75, keras_file=keras_file,
-        data_format=data_format)
-    spatial = x.shape[2:] if data_format == "channels_first" else x.shape[1:3]
-    if None in spatial:
-        # Free sizes are inferred from 32- and 40-pixel probe images, too small for this stem.
-        raise ValueError(
-            f"{display} needs a known image size (at least 75x75): pass input_shape=, e.g. "
-            f"(299, 299, 3). Received an input of shape {tuple(x.shape)}.")
-    return x, inputs, data_format
+        data_format=data_format, known_size=True, display=display)
 
 
 @register("InceptionV3", kind="model")

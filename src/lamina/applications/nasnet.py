@@ -194,12 +194,7 @@ def _nasnet(penultimate_filters: int, num_blocks: int, stem_block_filters: int,
     x, inputs, data_format = _blocks.start(
         family, weights, include_top, classes, pooling, classifier_activation, input_tensor,
         input_shape, default_size=default_size, min_size=32, keras_file=keras_file,
-        data_format=data_format)
-    spatial = x.shape[2:] if data_format == "channels_first" else x.shape[1:3]
-    if None in spatial:
-        raise ValueError(
-            f"{family} needs a known image size (at least 32x32): pass input_shape=, e.g. "
-            f"({default_size}, {default_size}, 3). Received an input of shape {tuple(x.shape)}.")
+        data_format=data_format, known_size=True)
     b = _Builder(data_format)
     filters = penultimate_filters // 24
     x = Conv2D(stem_block_filters, 3, strides=2, padding="valid", use_bias=False,
