@@ -40,3 +40,18 @@ def test_named_objects_come_back_as_objects(tmp_path):
     assert loaded._compile_config["loss"].get_config()["delta"] == 0.5
     assert isinstance(loaded._compile_config["optimizer"], lamina.optimizers.Adam)
     np.testing.assert_allclose(float(loaded._compile_config["optimizer"].learning_rate), 0.25)
+
+
+def test_lamina_compile_arguments_come_back(tmp_path):
+    # compile(device=, mixed_precision=) are Lamina's own; a loaded model is compiled with them.
+    model = lamina.Sequential([lamina.Input((3,)), layers.Dense(2)])
+    model.compile(optimizer="sgd", loss="mse", device="cpu", mixed_precision="bfloat16",
+                  steps_per_execution=2)
+    model.save(tmp_path / "m.keras")
+    with zipfile.ZipFile(tmp_path / "m.keras") as archive:
+        recorded = json.loads(archive.read("config.json"))["compile_config"]
+    assert recorded["mixed_precision"] == "bfloat16" and recorded["device"] == "cpu"
+    loaded = lamina.saving.load_model(tmp_path / "m.keras")
+    assert loaded._compile_config["mixed_precision"] == "bfloat16"
+    assert loaded._compile_config["steps_per_execution"] == 2
+    assert loaded._trainer().autocast_dtype == torch.bfloat16
