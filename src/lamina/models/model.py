@@ -18,6 +18,7 @@ from lamina._symbolic import _run_probes, make_probes
 from lamina.layers.layer import Layer, _is_symbolic
 from lamina.metrics.metric import Metric
 from lamina.saving import saving_api, serialization
+from lamina.training import concurrency
 from lamina.training.data_adapters import unpack_x_y_sample_weight
 from lamina.training.logs import trainer_of
 
@@ -88,6 +89,14 @@ class Model(Layer):
         self._compile_config: dict[str, Any] | None = None
         self.stop_training = False
         self.history = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # copy.deepcopy, pickle and torch.save: the copy gets no thread's lock or guard.
+        return concurrency.copy_state(self, super().__getstate__())
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        concurrency.after_copy(self)
 
     def call(self, inputs: Any, training: Any = None) -> Any:
         raise NotImplementedError(

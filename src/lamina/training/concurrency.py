@@ -11,6 +11,12 @@ afterwards is what it was.
 
 `fit` registers itself: inference from another thread while `fit` runs, or `fit` while another
 thread is inside inference, raises instead of silently training in the wrong mode.
+
+Copies (`copy.deepcopy`, pickle, `torch.save` of the whole model) never carry a guard or a lock:
+a copy is a new model that no thread is using, so it gets a fresh lock and an idle guard. A copy
+taken while another thread is inside inference gets the modes the model has outside inference,
+read under the guard's lock before anything is copied (the copy's modules are otherwise copied
+one by one, and a predict starting or ending meanwhile would leave some of them in eval mode).
 """
 
 from __future__ import annotations
@@ -31,6 +37,49 @@ class ModeGuard:
         self.fit_thread: int | None = None
 
 
+class Lock:
+    """A `threading.Lock` (a context manager) whose copies are new, unlocked locks: the object
+    that owns it stays copyable (`threading.Lock` itself refuses to be pickled)."""
+
+    __slots__ = ("_lock",)
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> bool:
+        return self._lock.acquire()
+
+    def __exit__(self, *exc: Any) -> None:
+        self._lock.release()
+
+    def __reduce__(self) -> tuple:
+        return (Lock, ())
+
+
+_MODES = "_lamina_copy_modes"
+
+
+def copy_state(model: Any, state: dict[str, Any]) -> dict[str, Any]:
+    """`state` (the model's `__dict__` as `__getstate__` returns it) without the guard, and
+    with the modules that are in training mode outside any inference call, for `after_copy`."""
+    state.pop("_lamina_mode_guard", None)
+    guard = guard_of(model)
+    with guard.lock:
+        state[_MODES] = list(guard.restore) if guard.users else _training_modules(model)
+    return state
+
+
+def after_copy(model: Any) -> None:
+    """Give a copy made from `copy_state` the recorded modes. Called from `__setstate__`, when
+    every submodule of the copy is built (unpickling builds an object's state before it)."""
+    modes = model.__dict__.pop(_MODES, None)
+    if modes is None:
+        return
+    training = {id(module) for module in modes}
+    for module in _training_modules(model, every=True):
+        module.__dict__["training"] = id(module) in training
+
+
 def guard_of(model: Any) -> ModeGuard:
     guard = model.__dict__.get("_lamina_mode_guard")
     if guard is None:
@@ -42,17 +91,17 @@ def guard_of(model: Any) -> ModeGuard:
     return guard
 
 
-def _training_modules(model: Any) -> list[Any]:
-    """The modules of `model` in training mode, `model.modules()` order. A plain walk over the
-    `_modules` dicts: `modules()` (a generator per level, a memo set) cost more than a small
-    model's forward pass at batch 1. A module reached twice (shared) is listed once."""
+def _training_modules(model: Any, every: bool = False) -> list[Any]:
+    """The modules of `model` in training mode (all of them with `every`), `model.modules()` order.
+    A plain walk over the `_modules` dicts: `modules()` (a generator per level, a memo set) cost
+    more than a small model's forward pass at batch 1. A shared module is listed once."""
     found, seen, stack = [], set(), [model]
     while stack:
         module = stack.pop()
         if id(module) in seen:
             continue
         seen.add(id(module))
-        if module.training:
+        if every or module.training:
             found.append(module)
         stack.extend(reversed([m for m in module._modules.values() if m is not None]))
     return found

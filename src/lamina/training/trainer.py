@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gc
 import inspect
-import threading
 from collections.abc import Mapping
 from typing import Any, Iterator
 
@@ -169,7 +168,7 @@ class Trainer:
         # a bad step is then never applied) and 100 on accelerators (see nonfinite.py).
         self.nonfinite_check_every: int | None = None
         # evaluate's metrics are one set of accumulators: concurrent evaluates take turns.
-        self._evaluate_lock = threading.Lock()
+        self._evaluate_lock = concurrency.Lock()
         self._resumed_metrics: dict[str, Any] | None = None  # see load_metric_state
         # `after_backward(data, loss)` of the fit's callbacks that define it (the training
         # doctor): called with the gradients present, before the guard or the update.
@@ -180,6 +179,12 @@ class Trainer:
         self._fused: fusion.FusedOutput | None = None
         # The distribution set when the model was compiled (lamina.distribution), or None.
         self._distributed = distributed.at_compile()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A copy of the model (deepcopy, pickle, torch.save, also from a callback inside fit)
+        # carries no run: torch.compile's wrapper cannot be copied (the copy compiles its own
+        # at its first fit), and the non-finite guard and the hooks belong to this fit.
+        return {**self.__dict__, "_forward": None, "_guard": None, "after_backward_hooks": []}
 
     # ------------------------------------------------------------------- set-up
 
