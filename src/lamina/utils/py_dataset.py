@@ -253,6 +253,14 @@ def _worker_context() -> multiprocessing.context.BaseContext:
     return context
 
 
+def _start_worker_process() -> None:
+    # One intra-op thread per worker, as a DataLoader's workers have: torch's default (one per
+    # core) in each of N workers runs N x cores threads for augmentations on tensors, which
+    # spin against each other and against the training step. A __getitem__ that wants more can
+    # call torch.set_num_threads itself.
+    torch.set_num_threads(1)
+
+
 class _ProcessPool:
     """Worker processes kept for the life of one dataset. Starting a worker imports torch: a
     pool made per epoch ran at 0.03x a DataLoader with persistent workers on a JPEG folder
@@ -260,7 +268,8 @@ class _ProcessPool:
     worker reads once, so changes made in `on_epoch_end` reach the workers."""
 
     def __init__(self, workers: int) -> None:
-        self.executor = ProcessPoolExecutor(max_workers=workers, mp_context=_worker_context())
+        self.executor = ProcessPoolExecutor(max_workers=workers, mp_context=_worker_context(),
+                                            initializer=_start_worker_process)
         self.workers = workers
         self.folder = tempfile.mkdtemp(prefix="lamina-pydataset-")
         self.epochs = 0
