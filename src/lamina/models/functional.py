@@ -264,6 +264,11 @@ class Functional(Model):
                          [id(t) for t in node.outputs], takes_training))
         return plan
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        # The plan names tensors by id(): a copy's (deepcopy, pickle) are new objects.
+        self._plan = self._make_plan(self._nodes)
+
     @property
     def layers(self) -> list[nn.Module]:
         return list(self._graph_layers)

@@ -24,6 +24,8 @@ from lamina.training.logs import trainer_of
 
 
 _FUNCTIONAL_SUBCLASSES: dict[type, type] = {}
+# Functional's and Sequential's tables keyed by id(layer) (names, plain modules' output shapes).
+_KEYED_BY_LAYER = ("_layer_names", "_plain_output_shapes")
 
 
 def _functional_arguments(args: tuple, kwargs: dict) -> bool:
@@ -41,6 +43,15 @@ def _functional_subclass(cls: type, functional: type) -> type:
                                                       "__qualname__": cls.__qualname__})
         _FUNCTIONAL_SUBCLASSES[cls] = made
     return made
+
+
+def _new_functional_subclass(cls: type) -> "Model":
+    """An empty instance of what `cls(inputs, outputs)` makes, for unpickling: that class is
+    made at run time under `cls`'s name, so pickle cannot find it by name."""
+    from lamina.models.functional import Functional
+
+    made = _functional_subclass(cls, Functional)
+    return made.__new__(made)
 
 
 def _sample_count(x: Any) -> int | None:
@@ -91,10 +102,27 @@ class Model(Layer):
         self.history = None
 
     def __getstate__(self) -> dict[str, Any]:
-        # copy.deepcopy, pickle and torch.save: the copy gets no thread's lock or guard.
-        return concurrency.copy_state(self, super().__getstate__())
+        # copy.deepcopy, pickle and torch.save: the copy gets no thread's lock or guard, and
+        # the tables keyed by id(layer) travel keyed by the layer (the copy's are new objects).
+        state = concurrency.copy_state(self, super().__getstate__())
+        if any(key in state for key in _KEYED_BY_LAYER):
+            layers = {id(module): module for module in self.modules()}
+            for key in _KEYED_BY_LAYER:
+                if key in state:
+                    state[key] = [(layers[k], v) for k, v in state[key].items() if k in layers]
+        return state
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        reduced = super().__reduce_ex__(protocol)
+        base = type(self).__bases__[0]
+        if _FUNCTIONAL_SUBCLASSES.get(base) is type(self):
+            return (_new_functional_subclass, (base,), *reduced[2:])
+        return reduced
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        for key in _KEYED_BY_LAYER:
+            if key in state:
+                state[key] = {id(layer): value for layer, value in state[key]}
         super().__setstate__(state)
         concurrency.after_copy(self)
 
