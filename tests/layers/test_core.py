@@ -110,6 +110,72 @@ def test_dense_keras_defaults_and_layout():
     assert np.abs(kernel).max() <= limit and np.abs(kernel).max() > 0.9 * limit
 
 
+class _RecordGemms(torch.utils._python_dispatch.TorchDispatchMode):
+    """The strides of the weight operand of every GEMM the layer runs."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight_strides = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func in (torch.ops.aten.addmm.default, torch.ops.aten.mm.default):
+            self.weight_strides.append(args[-1].stride())
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("units, rows, uses_linear_layout", [
+    (10, 256, True),  # a 10-class head over a real batch: nn.Linear's layout
+    (2, 64, True),
+    (1, 256, False),  # a single output is a matrix-vector product either way
+    (16, 256, False),
+    (10, 4, False),  # too small a product for the transposed copy to pay
+])
+def test_dense_narrow_outputs_compute_on_nn_linears_layout(units, rows, uses_linear_layout):
+    # MKL's float32 GEMM is up to 4x slower on the row-major (in, units) kernel than on
+    # nn.Linear's (units, in) weight for 2-10 outputs (docs/benchmarks.md). Whatever layout it
+    # runs on, the values and the gradients are those of x @ kernel + b, in Keras's layout.
+    torch.manual_seed(0)
+    dense = layers.Dense(units)
+    x = torch.randn(rows, 300, requires_grad=True)
+    dense(x)
+    with torch.no_grad():
+        dense.bias.normal_()
+    recorder = _RecordGemms()
+    with recorder:
+        out = dense(x)
+    weight_stride = recorder.weight_strides[0]
+    assert (weight_stride == (1, 300)) == uses_linear_layout, weight_stride
+    grad = torch.randn(rows, units)
+    out.backward(grad)
+    x64, kernel64 = x.detach().double().numpy(), dense.kernel.detach().double().numpy()
+    np.testing.assert_allclose(out.detach().numpy(), x64 @ kernel64 + dense.bias.detach().numpy(),
+                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(dense.kernel.grad.numpy(), x64.T @ grad.double().numpy(),
+                               rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(x.grad.numpy(), grad.double().numpy() @ kernel64.T,
+                               rtol=1e-5, atol=1e-5)
+    # Gradients arrive in the kernel's own strides (DDP buckets copy them without a warning).
+    assert dense.kernel.is_contiguous() and dense.kernel.grad.stride() == dense.kernel.stride()
+
+
+def test_dense_narrow_outputs_take_the_plain_product_in_float64_and_under_dynamic_export(
+        tmp_path):
+    # Where the layout was not measured (float64), and under torch.export with a dynamic batch,
+    # where a branch on the product's size would guard on the batch size and fail the export.
+    dense = layers.Dense(10, dtype="float64")
+    recorder = _RecordGemms()
+    with recorder:
+        dense(torch.randn(512, 300, dtype=torch.float64))
+    assert recorder.weight_strides == [(10, 1)]
+    model = lamina.Sequential([lamina.Input((300,)), layers.Dense(10)])
+    model.export(str(tmp_path / "m.pt2"), format="torch", verbose=False)  # a dynamic batch
+    program = torch.export.load(str(tmp_path / "m.pt2")).module()
+    x = torch.randn(512, 300)
+    with torch.no_grad():
+        torch.testing.assert_close(program(x[:3]), model(x[:3]))
+        torch.testing.assert_close(program(x), model(x))
+
+
 @pytest.mark.parametrize("units", [0, -3, 2.5, True, "8"])
 def test_dense_rejects_bad_units(units):
     with pytest.raises(ValueError, match=re.escape(f"`units` must be a positive integer. Received: units={units!r}.")):
