@@ -176,3 +176,34 @@ def test_correct_calls_still_pass_every_check():
     assert len(history.history["loss"]) == 1 and "val_loss" in history.history
     assert net.predict(X, batch_size=7, verbose=0).shape == (N, CLASSES)
     assert np.isfinite(net.evaluate(X, Y, batch_size=5, verbose=0))
+
+
+def test_evaluate_scans_the_features_only_when_a_result_is_not_finite():
+    # The up-front scan of x is one pass over all of it per call; evaluate changes no weights, so
+    # it reads x for NaN/Inf only when the loss or a metric comes out non-finite.
+    net = model()
+    scanned = []
+
+    class RecordScans(torch.utils._python_dispatch.TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func is torch.ops.aten.aminmax.default:
+                scanned.append(tuple(args[0].shape))
+            return func(*args, **(kwargs or {}))
+
+    with RecordScans():
+        net.evaluate(X, Y, verbose=0)
+    assert (N, FEATURES) not in scanned and (N,) in scanned  # the labels keep their range check
+    with RecordScans(), pytest.raises(DataError, match=r"`x` holds 0 NaN and 1 infinite .*sample 9"):
+        net.evaluate(with_value(X, (9, 0), np.inf), Y, verbose=0)
+    assert (N, FEATURES) in scanned
+
+
+def test_evaluate_accepts_non_finite_features_that_the_model_itself_handles():
+    # A model whose first layer imputes missing values (NaN -> 0) gives finite results on such
+    # data, as in Keras; only a non-finite result makes evaluate look for the bad sample.
+    net = keras.Sequential([keras.Input((FEATURES,)), layers.Lambda(torch.nan_to_num),
+                            layers.Dense(CLASSES)])
+    net.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                metrics=["accuracy"])
+    imputed = np.nan_to_num(NAN_LAST)
+    assert net.evaluate(NAN_LAST, Y, verbose=0) == net.evaluate(imputed, Y, verbose=0)

@@ -188,10 +188,13 @@ def _first_bad_sample(bad: Tensor) -> int:
     return int(rows.nonzero()[0, 0])
 
 
-def check_data(x: Any, y: Any, sample_weight: Any, prefix: str = "") -> dict[str, tuple]:
-    """Finiteness of every in-memory tensor; returns {name: (min, max)} for later checks."""
+def check_data(x: Any, y: Any, sample_weight: Any, prefix: str = "",
+               scan_x: bool = True) -> dict[str, tuple]:
+    """Finiteness of every in-memory tensor; returns {name: (min, max)} for later checks.
+    `scan_x=False` leaves the features to the caller (evaluate scans them only when a result
+    comes out non-finite)."""
     ranges = {}
-    for part, structure, nonnegative in (("x", x, False), ("y", y, False),
+    for part, structure, nonnegative in (("x", x if scan_x else None, False), ("y", y, False),
                                          ("sample_weight", sample_weight, True)):
         for name, tensor in named_leaves(structure, prefix + part):
             if isinstance(tensor, Tensor):  # text (a StringTensor) has no range to check
