@@ -259,10 +259,17 @@ class Optimizer:
         self.built = False
         self._iterations = 0  # calls to step(), accumulation steps included (Keras's counter)
         self._variables: list[torch.Tensor] = []
-        self._exclude_ids: set[int] = set()
+        self._excluded: list[torch.Tensor] = []  # held, not their id()s: see __setstate__
         self._exclude_pattern: re.Pattern[str] | None = None
         self._pending_state: dict[str, Any] | None = None
         self._pending_keras_state: tuple[list[int], list[np.ndarray], dict[str, Any]] | None = None
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        # A copy (deepcopy, pickle, torch.save of a compiled model) holds new tensors, so the
+        # id()s of the decayed variables are the copy's, not the original's.
+        if "_decayed" in state:
+            self._decayed_ids = {id(v) for v in self._decayed}
 
     # ----------------------------------------------------------------------------- counters
 
@@ -331,12 +338,12 @@ class Optimizer:
                 "`exclude_from_weight_decay()` can only be configured before the optimizer is "
                 "built. Call it before `build()`, `compile()` or the first step."
             )
-        self._exclude_ids = {id(variable) for variable in var_list or ()}
+        self._excluded = list(var_list or ())
         names = list(var_names or ())
         self._exclude_pattern = re.compile("|".join(names)) if names else None
 
     def _use_weight_decay(self, variable: torch.Tensor) -> bool:
-        if id(variable) in self._exclude_ids:
+        if any(variable is excluded for excluded in self._excluded):
             return False
         if self._exclude_pattern is not None:
             name = getattr(variable, "path", None) or getattr(variable, "name", None)
