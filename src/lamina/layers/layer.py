@@ -247,6 +247,15 @@ class Layer(nn.Module):
         self._constrained: list[tuple[str, Any]] = []
         self._activity_losses: list[Tensor] = []
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        # A copy's (deepcopy, pickle) weights are new tensors: key them by their own id()s, so
+        # `self.w = self.kernel` renames the weight in the copy as in the original.
+        weights = {**self._parameters, **self._buffers}
+        self.__dict__["_weight_attr_by_id"] = {
+            id(weights[attr]): attr for attr in state.get("_keras_weight_names", ())
+            if weights.get(attr) is not None}
+
     # ----------------------------------------------------------------- the Keras contract
 
     def build(self, input_shape: Any) -> None:
