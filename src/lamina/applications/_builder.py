@@ -348,8 +348,10 @@ def _arrays_by_layer_name(path: str) -> dict[str, list[np.ndarray]]:
     """Every layer's arrays, after the file passed the loaders' checks (no links out of the file,
     no external or virtual storage, plain numbers, sizes within the file; finite values)."""
     from lamina.saving.file_format import inspect_weights, open_h5, reading
+    from lamina.saving.format_version import h5_versions
 
     with open_h5(path, "load weights from it by layer name") as h5, reading(path, "its weights"):
+        h5_versions(h5, path)
         inventory = inspect_weights(h5, path, os.path.getsize(path))
         root = "model_weights" if "model_weights" in h5 else ""
         if "layer_names" in (h5[root] if root else h5).attrs:

@@ -56,11 +56,8 @@ from lamina.saving.optimizer_state import (
     write_optimizer_state,
 )
 from lamina.saving.compile_config import deserialize_compile_config, serialize_compile_config
+from lamina.saving.format_version import FORMAT_VERSION, check_format_version, h5_versions
 from lamina.saving.serialization import deserialize, serialize
-
-# 2: dicts of a functional model in sorted-key order, as Keras 3 writes them (its `layers`, so
-# the numbering of same-class layers, and a layer's dict outputs); 1 kept insertion order.
-FORMAT_VERSION = "2"
 
 # Caps on what a file may make Lamina read before it is checked. A config of the largest zoo
 # model is under 1 MiB; 32 MiB leaves room for 10,000-layer models.
@@ -206,6 +203,7 @@ def _open_file(path: str, purpose: str, want_config: bool, verify_checksum: bool
         raise FileNotFoundError(f"No file found at {path!r}; cannot {purpose}.")
     if path.endswith(".keras") or zipfile.is_zipfile(path):
         config, metadata, weights_bytes = _read_keras_zip(path)
+        check_format_version(metadata.get("format_version"), metadata.get("lamina_version"), path)
         document = _document(path, config, metadata.get("config_sha256"), verify_checksum) \
             if want_config else None
         with reading(path, "the weights inside the archive"):
@@ -227,6 +225,7 @@ def _open_file(path: str, purpose: str, want_config: bool, verify_checksum: bool
                           h5[root] if root else h5)
         return
     with open_h5(path, purpose) as h5:
+        lamina_version, format_version = h5_versions(h5, path)
         config = string_attribute(h5, "model_config", MAX_CONFIG_BYTES, path) \
             if want_config else None
         with reading(path, "the file's groups"):
@@ -252,9 +251,7 @@ def _open_file(path: str, purpose: str, want_config: bool, verify_checksum: bool
         else:
             raise FileFormatError(f"{path!r} is an HDF5 file but holds no Lamina/Keras weights.")
         inventory = _inventory(h5, root, path, os.path.getsize(path))
-        inventory.insertion_ordered = _insertion_ordered(
-            string_attribute(h5, "lamina_version", 64, path),
-            string_attribute(h5, "format_version", 64, path))
+        inventory.insertion_ordered = _insertion_ordered(lamina_version, format_version)
         yield _Opened(
             path, inventory, document,
             _checksum(string_attribute(h5, WEIGHTS_CHECKSUM_ATTRIBUTE, 64, path),

@@ -29,6 +29,7 @@ from lamina.saving.file_format import (
     string_attribute,
     weights_digest,
 )
+from lamina.saving.format_version import STATE_FORMAT_VERSION, h5_versions
 
 MAX_STATE_JSON_BYTES = 64 << 20
 CHECKSUM_ATTRIBUTE = "lamina_sha256"
@@ -182,6 +183,7 @@ def save_state(path: str | os.PathLike, state: Any) -> None:
     def write(temporary: str) -> None:
         with h5py.File(temporary, "w") as h5:
             h5.attrs["state"] = document
+            h5.attrs["format_version"] = STATE_FORMAT_VERSION
             group = h5.create_group("arrays")
             for index, array in enumerate(arrays):
                 group.create_dataset(str(index), data=array)
@@ -195,6 +197,8 @@ def load_state(path: str | os.PathLike) -> Any:
     """Read a file written by `save_state`; a damaged or crafted file raises FileFormatError."""
     source = str(path)
     with open_h5(path, "restore training state from it") as h5:
+        # A file without a version is this same layout, written before versions were recorded.
+        h5_versions(h5, source, known=(STATE_FORMAT_VERSION,))
         document = string_attribute(h5, "state", MAX_STATE_JSON_BYTES, source)
         checksum = string_attribute(h5, CHECKSUM_ATTRIBUTE, 64, source)
         with reading(source, "the training state"):
