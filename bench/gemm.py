@@ -17,7 +17,13 @@ kernel and the gradients included) against float32, over GEMM shapes rows x inpu
 Lamina's rule (`CPU_BF16_MIN_DENSE_MACS` in lamina/training/precision.py) keeps bf16 where
 rows x input_dim x units reaches 2^24; the column "rule" says what it picks.
 
-Run: `python bench/gemm.py [--rounds N]`. Prints tables of speed ratios to `fp32` and relative
+A third table answers which memory layout a float32 Dense kernel should be multiplied in: Keras
+stores it row-major as `(in, units)`, nn.Linear as `(units, in)`, and the BLAS picks different
+kernels for the two. Forward (no autograd) and forward + backward, over output widths 1-32; the
+nn.Linear layout includes the per-call transposed copy Lamina makes, and "rule" is what
+`Dense` picks (`_NARROW_UNITS`, `_NARROW_MIN_WORK` in lamina/layers/core.py).
+
+Run: `python bench/gemm.py [--rounds N] [--dense-only | --layout-only]`. Prints tables of speed ratios to `fp32` and relative
 errors; docs/benchmarks.md records the figures and the decisions.
 """
 
@@ -140,6 +146,59 @@ def measure_dense(rounds: int, clock: Callable[[], float] = time.perf_counter) -
               f"| {rule} |", flush=True)
 
 
+LAYOUT_SHAPES = ((32, 784), (128, 128), (128, 784), (1024, 128), (1024, 784))  # rows, input_dim
+LAYOUT_UNITS = (1, 2, 3, 5, 8, 10, 12, 16, 32)
+
+
+def layout_step(rows: int, inputs: int, units: int, linear_layout: bool,
+                backward: bool) -> Callable[[], None]:
+    """One Dense product on the row-major Keras kernel, or on nn.Linear's layout (copy included)."""
+    x = torch.randn(rows, inputs, requires_grad=backward)
+    kernel = torch.randn(inputs, units, requires_grad=backward)
+    bias = torch.zeros(units, requires_grad=backward)
+    upstream = torch.randn(rows, units)
+
+    def step() -> None:
+        with torch.set_grad_enabled(backward):
+            y = (F.linear(x, kernel.t().contiguous(), bias) if linear_layout
+                 else torch.addmm(bias, x, kernel))
+        if backward:
+            y.backward(upstream)
+            x.grad = kernel.grad = bias.grad = None
+
+    return step
+
+
+def measure_layouts(rounds: int, clock: Callable[[], float] = time.perf_counter) -> None:
+    from lamina.layers.core import _NARROW_MIN_WORK, _NARROW_UNITS
+
+    print("\n| rows x in -> units | row-major fwd us | nn.Linear layout fwd | fwd+bwd us | "
+          "nn.Linear layout fwd+bwd | rule |")
+    print("|---|---:|---:|---:|---:|---|")
+    for rows, inputs in LAYOUT_SHAPES:
+        for units in LAYOUT_UNITS:
+            cells = []
+            for backward in (False, True):
+                runs = {layout: layout_step(rows, inputs, units, layout, backward)
+                        for layout in (False, True)}
+                calls = max(5, int(2e7 / (rows * inputs * units * (3 if backward else 1))))
+                times: dict[bool, list[float]] = {False: [], True: []}
+                for run in runs.values():
+                    run()
+                for _ in range(rounds):
+                    for key, run in runs.items():
+                        start = clock()
+                        for _ in range(calls):
+                            run()
+                        times[key].append((clock() - start) / calls)
+                speeds = sorted(a / b for a, b in zip(times[False], times[True]))
+                cells += [f"{statistics.median(times[False]) * 1e6:.0f}",
+                          f"{statistics.median(speeds):.2f}x ({speeds[0]:.2f}-{speeds[-1]:.2f})"]
+            picked = units in _NARROW_UNITS and rows * inputs >= _NARROW_MIN_WORK
+            print(f"| {rows}x{inputs}->{units} | {' | '.join(cells)} | "
+                  f"{'nn.Linear' if picked else 'row-major'} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=7)
@@ -148,7 +207,12 @@ def main() -> None:
     parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                         help="cpu: the Dense table counts this process's CPU seconds (a "
                              "machine shared with other jobs)")
+    parser.add_argument("--layout-only", action="store_true",
+                        help="only the kernel-layout table (Dense's narrow-output rule)")
+    parser.add_argument("--threads", type=int, default=None, help="torch's thread count")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
     torch.manual_seed(0)
     flags = open("/proc/cpuinfo").read() if platform.system() == "Linux" else ""
@@ -157,6 +221,9 @@ def main() -> None:
           f"flags {' '.join(units)}; torch {torch.__version__}")
     if args.dense_only:
         measure_dense(args.rounds, clock)
+        return
+    if args.layout_only:
+        measure_layouts(args.rounds, clock)
         return
     print("| GEMM | fp32 GFLOP/s | fp32 | fp32->bf16 | bf16 |")
     print("|---|---|---|---|---|")
@@ -168,6 +235,7 @@ def main() -> None:
     measure(name, flops, lambda x, w: F.conv2d(x, w, padding=1), torch.randn(image),
             torch.randn(kernel) / (kernel[1] * 9) ** 0.5, args.rounds)
     measure_dense(args.rounds, clock)
+    measure_layouts(args.rounds, clock)
 
 
 if __name__ == "__main__":
