@@ -10,6 +10,7 @@ moved to the device.
 from __future__ import annotations
 
 import math
+import types
 from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
@@ -88,6 +89,8 @@ def to_tensor(value: Any, device: torch.device | None = None, non_blocking: bool
         check_array_dtype(array, what)
         if array.dtype.kind == "u" and array.dtype != np.uint8:
             array = array.astype(np.int64)
+        if not array.flags.writeable:
+            array = _writable_view(array)
         # from_numpy, then a cast only when needed: as_tensor(array, dtype) cost a tenth of
         # predict at batch 1.
         try:
@@ -102,6 +105,19 @@ def to_tensor(value: Any, device: torch.device | None = None, non_blocking: bool
     if device is not None and tensor.device != device:
         tensor = tensor.to(device, non_blocking=non_blocking)
     return tensor
+
+
+def _writable_view(array: np.ndarray) -> np.ndarray:
+    """The same memory as `array`, flagged writable.
+
+    torch has no read-only tensors: from_numpy warns on a read-only array (a memmap opened with
+    mode 'r', a `setflags(write=False)` array), which fails suites that treat warnings as errors.
+    Copying would double the memory of a large memmap; nothing in fit, evaluate or predict writes
+    to its inputs, so the tensor shares the memory, as from_numpy would after its warning."""
+    interface = dict(array.__array_interface__)
+    interface["data"] = (interface["data"][0], False)  # (address, read-only)
+    # The namespace becomes the view's base and keeps `array` (and its mapping) alive.
+    return np.asarray(types.SimpleNamespace(__array_interface__=interface, base=array))
 
 
 def batch_to_device(batch: Any, device: torch.device, strings: bool = False) -> Any:
