@@ -203,6 +203,14 @@ def test_a_copy_predicts_and_trains_as_the_original_and_apart_from_it(kind, stat
     assert metric_values(clone) == metric_values(original)
     assert_same_arrays(optimizer_state(clone), optimizer_state(original))
 
+    # And the original training on other data leaves the copy's weights, slots and metrics.
+    kept = weights(clone), optimizer_state(clone), metric_values(clone)
+    original.fit(X[:8], Y[:8], epochs=2, verbose=0)
+    assert metric_values(original) != kept[2]
+    assert_same_arrays(weights(clone), kept[0])
+    assert_same_arrays(optimizer_state(clone), kept[1])
+    assert metric_values(clone) == kept[2]
+
 
 def test_a_copy_taken_inside_predict_in_another_thread_has_the_modes_outside_predict():
     model = sequential()
