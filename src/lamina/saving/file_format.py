@@ -651,6 +651,41 @@ def reading(source: str, what: str) -> Iterator[None]:
         ) from None
 
 
+_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+# Where the superblock's end-of-file address lies, after the signature, by superblock version:
+# 0 and 1 list base, free-space and end-of-file addresses; 2 and 3 base, extension and end of
+# file. The second number is where the size of an address is recorded.
+_EOF_ADDRESS = {0: (16, 5), 1: (20, 5), 2: (4, 1), 3: (4, 1)}
+
+
+def _check_length(data: Any, source: str) -> None:
+    """Refuse a file shorter than the end-of-file address its superblock records, as the HDF5
+    library would on opening it, but before the heaps are walked: a cut that falls inside a
+    heap is then reported as the truncation it is, not as a damaged heap."""
+    start = 0
+    while data[start:start + 8] != _SIGNATURE:  # HDF5 looks at 0, 512, 1024, 2048, ...
+        start = 512 if start == 0 else start * 2
+        if start + 8 > len(data):
+            return
+    version = data[start + 8] if start + 9 <= len(data) else None
+    if version not in _EOF_ADDRESS:
+        return
+    addresses, size_at = (start + 8 + offset for offset in _EOF_ADDRESS[version])
+    size = data[size_at] if size_at < len(data) else 0
+    end = addresses + 3 * size
+    if size not in (4, 8) or end > len(data):
+        return
+    recorded = int.from_bytes(data[end - size:end], "little")
+    # Addresses count from the base address (a user block's end), so `recorded` is a lower
+    # bound of the full length whatever the base; all ones means undefined.
+    if recorded != 2 ** (8 * size) - 1 and len(data) < recorded:
+        raise FileFormatError(
+            f"{source!r} is truncated: it holds {len(data):,} of the {recorded:,} bytes its "
+            "HDF5 header records (it may still be being written, or was cut short in a copy "
+            "or download). Save or copy it again."
+        )
+
+
 _COLLECTION = struct.Struct("<4sB3sQ")    # "GCOL", version, reserved, collection size
 _HEAP_OBJECT = struct.Struct("<HH4sQ")    # index, reference count, reserved, object size
 
@@ -665,6 +700,7 @@ def check_hdf5_heaps(data: Any, source: str) -> None:
     (16-byte headers, data padded to 8 bytes, index 0 the free space); a walk that leaves the
     collection or repeats an index means a damaged file. `data` is bytes or an mmap.
     """
+    _check_length(data, source)
     start = data.find(b"GCOL")
     while start != -1:
         signature, version, reserved, size = _COLLECTION.unpack_from(data, start) \
