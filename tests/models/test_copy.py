@@ -254,7 +254,7 @@ def test_a_copy_taken_while_evaluate_runs_evaluates_at_once():
     class Blocking(Callback):
         def on_test_batch_end(self, batch, logs=None):
             entered.set()
-            release.wait(10)
+            release.wait(60)
 
     thread = threading.Thread(target=lambda: model.evaluate(X, Y, batch_size=48, verbose=0,
                                                             callbacks=[Blocking()]))
@@ -267,7 +267,7 @@ def test_a_copy_taken_while_evaluate_runs_evaluates_at_once():
         worker = threading.Thread(target=lambda: results.extend(
             c.evaluate(X, Y, verbose=0) for c in clones))
         worker.start()
-        worker.join(20)
+        worker.join(15)  # well before the original's evaluate would give up waiting
         assert not worker.is_alive() and len(results) == 3
     finally:
         release.set()
