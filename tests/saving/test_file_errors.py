@@ -14,6 +14,7 @@ import pytest
 import lamina
 from lamina import layers
 from lamina.errors import FileFormatError
+from lamina.saving.file_format import open_h5
 
 
 def small_model(units=4):
@@ -86,6 +87,21 @@ def test_a_cut_anywhere_is_reported_as_truncation(load, name, saved):
                 "records (it may still be being written, or was cut short in a copy or "
                 "download)")):
             load(saved / name)
+
+
+@pytest.mark.parametrize("libver", ["earliest", "v108", "latest"])  # superblocks 0, 2 and 3
+def test_truncation_agrees_with_hdf5_for_every_superblock(tmp_path, libver):
+    path = tmp_path / "data.h5"
+    with h5py.File(path, "w", libver=libver) as h5:
+        h5.create_dataset("x", data=np.arange(500.0))
+    data = path.read_bytes()
+    open_h5(path, "read it").close()
+    path.write_bytes(data[:-1])
+    with pytest.raises(OSError, match="truncated file"):  # the HDF5 library's own verdict
+        h5py.File(path, "r")
+    with pytest.raises(FileFormatError, match=f"is truncated: it holds {len(data) - 1:,} of "
+                                              f"the {len(data):,} bytes"):
+        open_h5(path, "read it")
 
 
 @pytest.mark.parametrize("load, name, message", [
