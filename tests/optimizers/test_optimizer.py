@@ -222,6 +222,74 @@ def test_cpu_variables_get_the_fused_kernel_where_torch_has_one(cls) -> None:
         assert group.get("foreach", True) is True and not group.get("fused")
 
 
+def _adam_runs(make, steps: int, torch_step_hook: bool):
+    """Weights and moments after `steps` updates of a float32 and a float64 weight (one without a
+    gradient on odd steps), with torch's step() forced by a no-op hook or not."""
+    torch.manual_seed(0)
+    weights = [torch.nn.Parameter(torch.randn(7, 3)), torch.nn.Parameter(torch.randn(5)),
+               torch.nn.Parameter(torch.randn(4, dtype=torch.float64))]
+    optimizer = make()
+    optimizer.build(weights)
+    if torch_step_hook:
+        optimizer.torch_optimizer.register_step_post_hook(lambda *args: None)
+    calls = []
+    step = optimizer.torch_optimizer.step
+    optimizer.torch_optimizer.step = lambda *a, **k: (calls.append(1), step(*a, **k))[1]
+    for index in range(steps):
+        loss = (weights[0] ** 3).sum() + weights[2].sin().sum()
+        if index % 2 == 0:
+            loss = loss + (weights[1] * torch.arange(5.0)).sum()
+        loss.backward()
+        optimizer.step()
+    state = optimizer.torch_optimizer.state
+    return weights, [state[w] for w in weights], len(calls)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: optimizers.Adam(0.01),
+    lambda: optimizers.Adam(0.01, amsgrad=True),
+    lambda: optimizers.AdamW(0.01, weight_decay=0.1),
+], ids=["adam", "amsgrad", "adamw"])
+def test_adam_calls_torchs_fused_kernel_directly_with_torchs_own_result(make) -> None:
+    # torch.optim's step() is ~50 us of Python around one kernel; after torch's first step has
+    # created the state, Lamina calls the kernel itself. The result must be torch's, bit for bit.
+    direct, direct_state, direct_calls = _adam_runs(make, 6, torch_step_hook=False)
+    through_torch, torch_state, torch_calls = _adam_runs(make, 6, torch_step_hook=True)
+    assert torch_calls == 6 and direct_calls == 1  # the first step creates torch's state
+    for ours, theirs in zip(direct + direct_state, through_torch + torch_state):
+        if isinstance(ours, dict):
+            assert ours.keys() == theirs.keys()
+            for key in ours:
+                assert torch.equal(ours[key], theirs[key]), key
+        else:
+            assert torch.equal(ours, theirs)
+    assert int(direct_state[0]["step"]) == 6 and int(direct_state[1]["step"]) == 3
+
+
+def test_adam_steps_through_torch_while_step_hooks_are_registered() -> None:
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    weight = torch.nn.Parameter(torch.ones(3))
+    optimizer = optimizers.Adam(0.1)
+    optimizer.build([weight])
+    seen = []
+
+    def steps(count: int) -> None:
+        for _ in range(count):
+            weight.sum().backward()
+            optimizer.step()
+
+    steps(1)  # torch's state exists: the direct path is open from here on
+    handle = register_optimizer_step_post_hook(lambda *args: seen.append("global"))
+    try:
+        steps(2)
+    finally:
+        handle.remove()
+    optimizer.torch_optimizer.register_step_pre_hook(lambda *args: seen.append("own"))
+    steps(2)
+    assert seen == ["global", "global", "own", "own"]
+
+
 def test_variables_off_the_cpu_and_cuda_get_the_foreach_kernels() -> None:
     # torch has no fused Adam for the meta device; asking for one would fail at build.
     optimizer = optimizers.Adam()

@@ -422,6 +422,11 @@ class Optimizer:
         for group in self._torch.param_groups:
             group["lr"] = learning_rate
 
+    def _torch_update(self) -> None:
+        """The torch optimizer's update on the gradients in `.grad` (a subclass may call its
+        kernel directly)."""
+        self._torch.step()
+
     # ------------------------------------------------------------------------------ stepping
 
     def scale_loss(self, loss: torch.Tensor) -> torch.Tensor:
@@ -515,7 +520,7 @@ class Optimizer:
             if decayed:
                 torch._foreach_mul_(decayed, 1.0 - learning_rate * self.weight_decay)
         self._prepare_update(learning_rate, gradients)
-        self._torch.step()
+        self._torch_update()
         for param in params:
             param.grad = None
         self._finish_step()
