@@ -348,6 +348,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch's intra-op threads (default: torch's own choice)")
     parser.add_argument("--only", default="", help="comma-separated words of contender names")
+    parser.add_argument("--workloads", default="MLP,CNN,LSTM",
+                        help="comma-separated workloads to run (a subset only prints)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -356,6 +358,12 @@ def main() -> None:
     rounds = 3 if args.quick else args.rounds
     sizes = {"MLP": 6_000, "CNN": 512, "LSTM": 512} if args.quick else \
         {"MLP": 60_000, "CNN": 4_096, "LSTM": 4_096}
+    chosen = [w for w in args.workloads.split(",") if w]
+    unknown = set(chosen) - set(sizes)
+    if unknown:
+        parser.error(f"unknown workloads {sorted(unknown)}; choose from {', '.join(sizes)}")
+    partial = len(chosen) < len(sizes)
+    sizes = {w: n for w, n in sizes.items() if w in chosen}
     results = {}
     for workload, samples in sizes.items():
         results[workload] = run(workload, samples, rounds, clock, only)
@@ -371,7 +379,7 @@ def main() -> None:
               f"loop), with the {coverage:.0%} distribution-free interval of that median.")
     text = header + "\n\n" + table(results)
     print("\n" + text)
-    if not (args.quick or args.no_write or only):
+    if not (args.quick or args.no_write or only or partial):
         write_docs(text)
         print(f"\nwrote the table into {DOCS}")
 
