@@ -95,6 +95,8 @@ class Metric:
         def update_state(self: Metric, *args: Any, **kwargs: Any) -> Any:
             if not self._placed:
                 self._place_on(args, kwargs)
+            if not torch.is_grad_enabled():  # a training step's metrics: already off
+                return update(self, *args, **kwargs)
             with torch.no_grad():
                 return update(self, *args, **kwargs)
 

@@ -427,11 +427,18 @@ class Trainer:
         self.loss_tracker.record(loss.detach(), _batch_size(y_pred))
         if not self._metric_routes:
             return _StepLogs(self)
-        with torch.no_grad():
-            y_pred = map_structure(lambda t: t.detach(), y_pred)
+        # Grad mode set directly, and a lone output detached without a tree walk: the
+        # context object and the walk cost a few percent of a small model's step.
+        y_pred = y_pred.detach() if isinstance(y_pred, Tensor) \
+            else map_structure(lambda t: t.detach(), y_pred)
+        enabled = torch.is_grad_enabled()
+        torch._C._set_grad_enabled(False)
+        try:
             if fused is not None:
                 y_pred = fused.metric_outputs(y_pred, self._compiled_metrics)
             return self.compute_metrics(x, y, y_pred, sample_weight)
+        finally:
+            torch._C._set_grad_enabled(enabled)
 
     def _backward_and_step(self, loss: Tensor, data: Any = None) -> None:
         precision, guard = self._precision, self._guard
