@@ -134,9 +134,36 @@ class _CallContext(threading.local):
     training: Any = None
     mode_set = False
     root: Any = None  # the outermost layer of the call in progress
+    # How many of the float32 islands of training/precision.py turned autocast off around this
+    # call: inside one, autocast is off on purpose and the layers' policies do not turn it on.
+    islands = 0
 
 
 _CALL = _CallContext()
+
+
+class _Policies:
+    """What an outermost call needs to know about mixed policies, process-wide.
+
+    `in_use`: a layer with a mixed policy was created, or a model compiled with mixed precision;
+    until then an outermost call skips the policy check (one attribute read). `epoch` counts
+    the events after which a model's cached policy decision may be stale: a layer created,
+    built or converted (`.to(dtype)`)."""
+
+    in_use = False
+    epoch = 0
+
+
+_POLICIES = _Policies()
+
+
+def note_policy_change(in_use: bool = False) -> None:
+    """Invalidate the policy decisions cached for outermost calls (and, with `in_use`, turn
+    the policy check on): called when a layer is created, built or converted, and when a
+    model is compiled with mixed precision."""
+    _POLICIES.epoch += 1
+    if in_use:
+        _POLICIES.in_use = True
 # What a symbolic call passes to a layer whose call takes `training` and was not given it.
 _PROBE_KWARGS = {"training": False}
 
@@ -232,6 +259,7 @@ class Layer(nn.Module):
         # creation is the layer's for good.
         self._autocast_policy, dtype = mixed_precision.layer_policy(dtype)
         self._dtype = config.torch_dtype(dtype)
+        note_policy_change(self._autocast_policy is not None)
         self.autocast = autocast
         self.activity_regularizer = regularizers_module.get(activity_regularizer)
         self.built = False
@@ -325,12 +353,23 @@ class Layer(nn.Module):
         context = _CALL
         depth = context.depth
         if not depth:
+            if _POLICIES.in_use:
+                policy = _policy_autocast(self, args, kwargs)
+                if policy is not None:
+                    # Keras computes in the layers' policies in every call, compiled or not.
+                    with torch.autocast(*policy):
+                        return self.forward(*args, **kwargs)
             # The terms added by the previous call go (they hold its graph), as in Keras.
             if self.__dict__.get("_holds_losses"):
                 self._clear_losses()
             context.root = self
             context.training = kwargs.get("training")
             context.mode_set = self.__dict__.get("_mode_set", False)
+        cast_to = self._input_cast
+        if cast_to is not None and (kwargs or len(args) != 1 or not isinstance(first, Tensor)
+                                    or first.dtype is not cast_to):
+            args, kwargs = _cast_inputs(self, cast_to, args, kwargs)
+            first = args[0] if args else next(iter(kwargs.values()), None)
         if self._call_takes_training:
             if kwargs.get("training") is None:
                 training = context.training
@@ -366,6 +405,10 @@ class Layer(nn.Module):
             self.add_loss(self.activity_regularizer(outputs))
         return outputs
 
+    # Keras's input conversion (`_cast_inputs`); a model leaves it to its layers.
+    _casts_inputs = True
+    # The dtype floating inputs are cast to, set when built (`_update_input_cast`); None: none.
+    _input_cast: torch.dtype | None = None
     # Layers that create masks (Embedding(mask_zero=True), Masking) set this in __init__.
     _produces_mask = False
     _custom_compute_mask = False
@@ -421,6 +464,8 @@ class Layer(nn.Module):
         _set_training(self, self.training, explicit=False)
         if not self._trainable:
             self.trainable = False
+        self._input_cast = _input_cast_of(self)
+        note_policy_change()
 
     def build_from_config_shape(self, input_shape: Sequence[int | None]) -> None:
         """Build from a shape with a None batch axis (used when loading and by `Sequential`)."""
@@ -472,6 +517,8 @@ class Layer(nn.Module):
             self.register_buffer(attr, weight)
         self._keras_weight_names[attr] = keras_name
         self._weight_attr_by_id[id(weight)] = attr
+        if self.built:
+            self._input_cast = _input_cast_of(self)
         if regularizer is not None:
             self._regularized.append((attr, regularizers_module.get(regularizer)))
         if constraint is not None:
@@ -758,8 +805,17 @@ class Layer(nn.Module):
                 self._buffers[attr] = variable
                 self._weight_attr_by_id[id(variable)] = attr
         converted = fn(torch.empty(0, dtype=self._dtype))
-        if isinstance(converted, Tensor) and converted.is_floating_point():
+        if isinstance(converted, Tensor) and converted.is_floating_point() and \
+                converted.dtype is not self._dtype:
             object.__setattr__(self, "_dtype", converted.dtype)
+            # A mixed policy computes in bf16/f16 from float32 weights; weights now in another
+            # dtype compute in it, as `.double()` means in torch: the policy becomes that
+            # dtype's, so policy and weights never disagree (and the config says so).
+            object.__setattr__(self, "_autocast_policy", None)
+        # A device move too: the float32 islands depend on the device.
+        note_policy_change()
+        if self.built:
+            object.__setattr__(self, "_input_cast", _input_cast_of(self))
         return result
 
     def __repr__(self) -> str:
@@ -867,6 +923,104 @@ def _has_array(value: Any) -> bool:
     if isinstance(value, dict):
         return any(isinstance(v, np.ndarray) for v in value.values())
     return False
+
+
+_LOW_PRECISION = (torch.bfloat16, torch.float16)
+
+
+def _input_cast_of(layer: Layer) -> torch.dtype | None:
+    """The dtype a layer's floating inputs are cast to (`_cast_inputs`): its own, when it has
+    floating weights (its own or its sublayers') or a dtype other than floatx; None for a layer
+    without weights at the default dtype, which computes in its inputs' dtype (float64 data
+    stays float64 through pooling or an activation), and for models, whose layers cast."""
+    dtype = layer._dtype
+    if not type(layer)._casts_inputs or not dtype.is_floating_point:
+        return None
+    if dtype is not config.torch_dtype(None):
+        return dtype
+    weights = (*layer.parameters(), *layer.buffers())
+    return dtype if any(w.is_floating_point() for w in weights) else None
+
+
+def _cast_inputs(layer: Layer, dtype: torch.dtype, args: tuple, kwargs: dict
+                 ) -> tuple[tuple, dict]:
+    """Keras's input conversion at `__call__`: floating tensors among the arguments (nested in
+    lists and dicts too) become `dtype`, so a float64 layer takes float32 data and a float32
+    one float64 data; integer and bool tensors stay. Not for `autocast=False` layers, as in
+    Keras. Under autocast a float32 layer takes bf16/f16 activations as they are: autocast
+    picks each operation's dtype."""
+    if not layer.autocast:
+        return args, kwargs
+    cast = functools.partial(_cast_value, dtype)
+    new_args = tuple(cast(a) for a in args)
+    if kwargs:
+        kwargs = {k: cast(v) for k, v in kwargs.items()}
+    return new_args, kwargs
+
+
+def _cast_value(dtype: torch.dtype, value: Any) -> Any:
+    if isinstance(value, Tensor):
+        if value.dtype is dtype or not value.is_floating_point() or (
+                value.dtype in _LOW_PRECISION and dtype is torch.float32
+                and torch.is_autocast_enabled(value.device.type)):
+            return value
+        mask = getattr(value, "_keras_mask", None)
+        value = value.to(dtype)
+        if mask is not None:
+            value._keras_mask = mask
+        return value
+    if isinstance(value, (list, tuple, dict)) and value:
+        return tree.map_structure(functools.partial(_cast_value, dtype), value)
+    return value
+
+
+def _policy_autocast(layer: Layer, args: tuple, kwargs: dict) -> tuple[str, torch.dtype] | None:
+    """(device type, dtype) of the autocast an outermost call of `layer` runs under, as the
+    policies of its layers (or its compiled `mixed_precision=`) say, with the float32 islands
+    of training/precision.py; None to run the call as it is: nothing mixed in the layer,
+    autocast already on (fit, evaluate, predict, a user's `torch.autocast`), a float32 island,
+    or a shape probe. The decision is cached on the layer until a layer is created, built or
+    converted (`.to()`), the model is compiled, or the call comes on another device."""
+    state = layer.__dict__.get("_lamina_call_policy")
+    trainer = layer.__dict__.get("_lamina_trainer")
+    if state is None or state[0] != _POLICIES.epoch or state[1] is not trainer or \
+            state[2] != len(layer._modules):
+        # The engine's precision module imports the layers; a layer asks it only here, once
+        # per model and change, and only in a process that uses mixed precision.
+        from lamina.training import precision
+
+        state = [_POLICIES.epoch, trainer, len(layer._modules),
+                 precision.dtype_of_call(layer), None, None]
+        layer.__dict__["_lamina_call_policy"] = state
+    dtype = state[3]
+    if dtype is None or _CALL.islands or _symbolic.is_probing():
+        return None
+    tensor = _first_tensor(args, kwargs)
+    if tensor is None:
+        return None
+    device_type = tensor.device.type
+    if device_type == "meta" or torch.is_autocast_enabled(device_type):
+        return None
+    if state[4] != device_type:
+        from lamina.training import precision
+
+        state[5] = precision.islands_of_call(layer, dtype, device_type)
+        state[4] = device_type
+    runs_low = state[5]
+    if runs_low is not None and not runs_low(args):
+        return None
+    return device_type, dtype
+
+
+def _first_tensor(args: tuple, kwargs: dict) -> Tensor | None:
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, Tensor):
+            return value
+        if isinstance(value, (list, tuple, dict)):
+            found = next((v for v in tree.flatten(value) if isinstance(v, Tensor)), None)
+            if found is not None:
+                return found
+    return None
 
 
 def _iter_sublayers(module: nn.Module) -> Iterator[nn.Module]:

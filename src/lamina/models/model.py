@@ -75,6 +75,10 @@ class Model(Layer):
     PyTorch loops work on it.
     """
 
+    # Each layer inside casts its own inputs to its dtype (layers/layer.py `_cast_inputs`); a
+    # cast here to the model's dtype would drop float64 data to float32 before float64 layers.
+    _casts_inputs = False
+
     def __new__(cls, *args: Any, **kwargs: Any):
         if cls is Model and (len(args) >= 2 or ("inputs" in kwargs and "outputs" in kwargs)
                              or (len(args) == 1 and "outputs" in kwargs)):

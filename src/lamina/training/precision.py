@@ -24,13 +24,14 @@ from __future__ import annotations
 import contextlib
 import functools
 import threading
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
 from lamina import mixed_precision as policies
+from lamina.layers import layer as layer_module
 from lamina.layers.core import Dense
-from lamina.layers.layer import Layer
+from lamina.layers.layer import Layer, note_policy_change
 from lamina.mixed_precision import _POLICIES
 from lamina.models.model import Model
 
@@ -53,6 +54,8 @@ def resolve_autocast_dtype(mixed_precision: Any,
         raise ValueError(
             f"Unknown mixed_precision {mixed_precision!r}. Use 'bfloat16', 'float16' or None."
         )
+    # The compiled precision holds for the model's plain calls too (`policy_of_call`).
+    note_policy_change(in_use=_POLICIES[key] is not None)
     return _POLICIES[key]
 
 
@@ -79,19 +82,29 @@ class Precision:
             return contextlib.nullcontext()
         return torch.autocast(self.device_type, dtype=self.dtype)
 
-    def fall_back(self, model: torch.nn.Module) -> None:
+    def fall_back(self, model: torch.nn.Module, *, hooks_on_model: bool = True
+                  ) -> Callable[[tuple], bool] | None:
         """Place the float32 islands of `model` (see the module docstring): hooks around each
         island layer, and around each `Dense` that bf16 on the CPU runs by its GEMM's size.
         Called again (after layers were added or built, or by a recompiled model's new
-        trainer), it replaces the hooks placed before."""
+        trainer), it replaces the hooks placed before.
+
+        `hooks_on_model=False`, for a call of `model` already under way (its own hooks have
+        run): only the layers inside get hooks, and what those on `model` would decide comes
+        back as a function of the call's positional arguments, True where the call runs under
+        autocast (None: always)."""
         handles = model.__dict__.setdefault("_lamina_float32_hooks", [])
         for handle in handles:
             handle.remove()
         handles.clear()
         fixed, sized = _islands(model, self.dtype, self.device_type)
         leave = functools.partial(_exit_float32, self.device_type)
+        rules: list[Callable[[tuple], bool]] = []
         for layer in fixed + sized:
             check = _kernel_macs(layer) if layer in sized else None
+            if layer is model and not hooks_on_model:
+                rules.append(functools.partial(_island_runs_low, check, layer))
+                continue
             enter = functools.partial(_enter_float32, self.device_type, check)
             handles.append(layer.register_forward_pre_hook(enter))
             handles.append(layer.register_forward_hook(leave, always_call=True))
@@ -100,9 +113,31 @@ class Precision:
             # Every layer with weights is an island or a Dense too small for this batch: the
             # whole forward runs without autocast, whose dispatch on every op costs ~4% of a
             # small MLP's step.
-            enter = functools.partial(_enter_float32_model, self.device_type, batch_macs)
-            handles.append(model.register_forward_pre_hook(enter))
-            handles.append(model.register_forward_hook(leave, always_call=True))
+            if hooks_on_model:
+                enter = functools.partial(_enter_float32_model, self.device_type, batch_macs)
+                handles.append(model.register_forward_pre_hook(enter))
+                handles.append(model.register_forward_hook(leave, always_call=True))
+            else:
+                rules.append(functools.partial(_batch_runs_low, batch_macs))
+        if not rules:
+            return None
+        return rules[0] if len(rules) == 1 else functools.partial(_all_run_low, tuple(rules))
+
+
+def dtype_of_call(layer: Layer) -> torch.dtype | None:
+    """The autocast dtype of an outermost call of `layer` (a model or a lone layer) outside
+    autocast, as `predict` of a compiled model uses: its compiled `mixed_precision=`, else its
+    layers' policies (None: no autocast)."""
+    trainer = layer.__dict__.get("_lamina_trainer")
+    return trainer.autocast_dtype if trainer is not None else _policy_dtype(layer)
+
+
+def islands_of_call(layer: Layer, dtype: torch.dtype, device_type: str
+                    ) -> Callable[[tuple], bool] | None:
+    """Place the float32 islands inside `layer` for its calls under `dtype` on `device_type`,
+    and return the rule for `layer` itself (see `Precision.fall_back`)."""
+    precision = Precision(dtype, torch.device(device_type), scale_loss=False)
+    return precision.fall_back(layer, hooks_on_model=False)
 
 
 # A Dense runs in bf16 on a CPU with bf16 units only when its GEMM does at least this many
@@ -232,18 +267,25 @@ def _enter_float32(device_type: str, kernel_macs: int | None, module: torch.nn.M
     """Enter a float32 island: always (`kernel_macs` None), or for a Dense whose GEMM on this
     input (rows x `kernel_macs` multiply-adds) is below `CPU_BF16_MIN_DENSE_MACS`."""
     stack = _ISLANDS.__dict__.setdefault("stack", [])
-    if kernel_macs is not None:
-        first = args[0] if args else None
-        rows = first.numel() // max(first.shape[-1], 1) if isinstance(first, torch.Tensor) \
-            and first.ndim else 0
-        small = rows * kernel_macs < CPU_BF16_MIN_DENSE_MACS
-        module.__dict__["_lamina_ran_float32"] = small
-        if not small:
-            stack.append(None)
-            return None
+    if kernel_macs is not None and _island_runs_low(kernel_macs, module, args):
+        stack.append(None)
+        return None
     _autocast_off(device_type, stack)
     return tuple(a.float() if isinstance(a, torch.Tensor) and a.dtype in _LOW else a
                  for a in args)
+
+
+def _island_runs_low(kernel_macs: int | None, module: torch.nn.Module, args: tuple) -> bool:
+    """Whether an island layer runs in the low dtype on this input: never (`kernel_macs`
+    None), or a Dense whose GEMM is at least `CPU_BF16_MIN_DENSE_MACS`."""
+    if kernel_macs is None:
+        return False
+    first = args[0] if args else None
+    rows = first.numel() // max(first.shape[-1], 1) if isinstance(first, torch.Tensor) \
+        and first.ndim else 0
+    small = rows * kernel_macs < CPU_BF16_MIN_DENSE_MACS
+    module.__dict__["_lamina_ran_float32"] = small
+    return not small
 
 
 def _enter_float32_model(device_type: str, batch_macs: int, module: torch.nn.Module,
@@ -251,19 +293,31 @@ def _enter_float32_model(device_type: str, batch_macs: int, module: torch.nn.Mod
     """Run a whole model's forward without autocast when its batch is too small for any of
     its Dense layers (`batch_macs` multiply-adds per sample at the most) to run in bf16."""
     stack = _ISLANDS.__dict__.setdefault("stack", [])
-    first = args[0] if args else None
-    if isinstance(first, torch.Tensor) and first.ndim and \
-            first.shape[0] * batch_macs < CPU_BF16_MIN_DENSE_MACS:
-        _autocast_off(device_type, stack)
-    else:
+    if _batch_runs_low(batch_macs, args):
         stack.append(None)
+    else:
+        _autocast_off(device_type, stack)
+
+
+def _batch_runs_low(batch_macs: int, args: tuple) -> bool:
+    first = args[0] if args else None
+    return not (isinstance(first, torch.Tensor) and first.ndim
+                and first.shape[0] * batch_macs < CPU_BF16_MIN_DENSE_MACS)
+
+
+def _all_run_low(rules: tuple, args: tuple) -> bool:
+    return all(rule(args) for rule in rules)
 
 
 def _autocast_off(device_type: str, stack: list) -> None:
     # The autocast flag itself, not a `torch.autocast(enabled=False)` context: the context
     # object costs ~10 us a call, a third of a small Dense's forward pass.
-    stack.append(torch.is_autocast_enabled(device_type))
+    enabled = torch.is_autocast_enabled(device_type)
+    stack.append(enabled)
     torch.set_autocast_enabled(device_type, False)
+    if enabled:
+        # Tells the outermost call inside that autocast is off on purpose (layer.py).
+        layer_module._CALL.islands += 1
 
 
 _LOW = (torch.bfloat16, torch.float16)
@@ -273,6 +327,8 @@ def _exit_float32(device_type: str, module: torch.nn.Module, args: tuple, output
     enabled = _ISLANDS.stack.pop()
     if enabled is not None:
         torch.set_autocast_enabled(device_type, enabled)
+        if enabled:
+            layer_module._CALL.islands -= 1
 
 
 class _ScalerView:
