@@ -338,3 +338,40 @@ def test_kl_divergence_of_near_equal_distributions_clips_at_keras_epsilon() -> N
     assert got.dtype == torch.float64
     _close(got, expected, rtol=1e-9)
     assert np.all(expected < 1e-5)
+
+
+def test_sparse_crossentropy_on_logits_reduces_in_one_kernel_to_the_batch_mean():
+    # An unweighted, unmasked (batch, classes) batch takes torch's own mean reduction; the
+    # value and the gradient are still -mean(log softmax(z)[label]) (numpy, float64).
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(64, 10)) * 3
+    labels = rng.integers(0, 10, 64)
+    z = torch.tensor(logits, dtype=torch.float32, requires_grad=True)
+    seen = []
+
+    class RecordOps(torch.utils._python_dispatch.TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            seen.append(func)
+            return func(*args, **(kwargs or {}))
+
+    loss_fn = losses.SparseCategoricalCrossentropy(from_logits=True)
+    loss_fn(torch.tensor(labels), z)  # the first call checks the labels
+    with RecordOps():
+        loss = loss_fn(torch.tensor(labels), z)
+    assert torch.ops.aten.mean.default not in seen
+    log_p = logits - logits.max(1, keepdims=True)
+    log_p = log_p - np.log(np.exp(log_p).sum(1, keepdims=True))
+    np.testing.assert_allclose(loss.item(), -log_p[np.arange(64), labels].mean(), rtol=1e-6)
+    loss.backward()
+    expected = np.exp(log_p)
+    expected[np.arange(64), labels] -= 1
+    np.testing.assert_allclose(z.grad.numpy(), expected / 64, rtol=1e-5, atol=1e-7)
+    # Weighted, masked-by-ignore_class and probability inputs keep the general path.
+    weights = rng.random(64)
+    weighted = loss_fn(torch.tensor(labels), z, sample_weight=torch.tensor(weights))
+    np.testing.assert_allclose(weighted.item(),
+                               (-log_p[np.arange(64), labels] * weights).mean(), rtol=1e-5)
+    ignoring = losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)
+    kept = labels != 0
+    np.testing.assert_allclose(ignoring(torch.tensor(labels), z).item(),
+                               -log_p[np.arange(64), labels][kept].mean(), rtol=1e-5)

@@ -223,6 +223,11 @@ class Loss:
             if not torch.compiler.is_compiling():
                 self.check_inputs(y_true.detach(), y_pred.detach())
             self._inputs_checked = True
+        if sample_weight is None and in_mask is None \
+                and self.reduction in ("sum_over_batch_size", "mean"):
+            mean = self._batch_mean(y_true, y_pred)
+            if mean is not None:
+                return mean
         losses = self.call(y_true, y_pred)
         out_mask = get_mask(losses)
         if in_mask is not None and out_mask is not None:
@@ -231,6 +236,11 @@ class Loss:
         else:
             loss_mask = in_mask if in_mask is not None else out_mask
         return reduce_weighted_values(losses, sample_weight, loss_mask, self.reduction)
+
+    def _batch_mean(self, y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor | None:
+        """The mean of `call`'s per-sample values in one kernel, where a subclass has one (an
+        unweighted, unmasked batch); None: compute them and reduce."""
+        return None
 
     def call(self, y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError(
