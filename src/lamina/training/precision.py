@@ -231,6 +231,10 @@ def layer_compute_dtypes(model: torch.nn.Module) -> dict[str, str]:
     name = "float32" if dtype is None else str(dtype).removeprefix("torch.")
 
     def runs(layer: torch.nn.Module) -> str:
+        if dtype is None:
+            # No autocast: each layer computes in its weights' dtype (float64 after .double()).
+            return layer.variable_dtype if isinstance(layer, Layer) else \
+                str(next(layer.parameters()).dtype).removeprefix("torch.")
         if layer in fixed:
             return layer.variable_dtype if isinstance(layer, Layer) else "float32"
         if layer in sized:
