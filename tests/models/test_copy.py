@@ -234,6 +234,8 @@ def test_a_copy_taken_inside_predict_in_another_thread_has_the_modes_outside_pre
         clones = [make_copy(model) for make_copy in COPIES]
         for clone in clones:
             assert modes(clone) == expected
+        copy.copy(model)  # shares the modules: must not switch them under the running predict
+        assert not any(modes(model))
         # No counters came along: the copy trains while the original is still inside predict
         # (which refuses fit on the original itself).
         with pytest.raises(RuntimeError, match="predict/evaluate is running"):

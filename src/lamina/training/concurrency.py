@@ -65,15 +65,20 @@ def copy_state(model: Any, state: dict[str, Any]) -> dict[str, Any]:
     state.pop("_lamina_mode_guard", None)
     guard = guard_of(model)
     with guard.lock:
-        state[_MODES] = list(guard.restore) if guard.users else _training_modules(model)
+        modes = list(guard.restore) if guard.users else _training_modules(model)
+    # The model itself goes along: a deep copy or a pickle maps it to the copy, a shallow copy
+    # (`copy.copy`, whose submodules are the original's) keeps the original.
+    state[_MODES] = (model, modes)
     return state
 
 
 def after_copy(model: Any) -> None:
     """Give a copy made from `copy_state` the recorded modes. Called from `__setstate__`, when
     every submodule of the copy is built (unpickling builds an object's state before it)."""
-    modes = model.__dict__.pop(_MODES, None)
-    if modes is None:
+    owner, modes = model.__dict__.pop(_MODES, (None, None))
+    if owner is not model:
+        # A shallow copy shares the modules: setting their modes would switch the original's
+        # under a predict running in another thread.
         return
     training = {id(module) for module in modes}
     for module in _training_modules(model, every=True):
