@@ -68,7 +68,7 @@ def _narrow_layout_pays(inputs: Tensor) -> bool:
     would add a guard on the batch size, so such a trace keeps the plain product."""
     work = inputs.numel()
     return (type(work) is int and work >= _NARROW_MIN_WORK and inputs.dtype is torch.float32
-            and inputs.device.type == "cpu" and not torch.is_autocast_enabled("cpu"))
+            and inputs.is_cpu and not torch.is_autocast_enabled("cpu"))
 
 
 @register("Dense")
