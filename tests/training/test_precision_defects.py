@@ -89,6 +89,17 @@ def test_an_uncompiled_model_computes_as_a_compiled_predict_does(restore_policy,
     assert (got.float() - float32).abs().max() > 1e-4  # bf16's rounding, not float32
 
 
+def test_a_lone_mixed_layer_follows_the_fallback_rule(bf16_cpu):
+    """Called by itself, a mixed Dense is its own outermost call: bf16 from
+    CPU_BF16_MIN_DENSE_MACS multiply-adds (64 x 512 x 512) on, float32 below, as in `fit`."""
+    dense = layers.Dense(512, dtype="mixed_bfloat16")
+    with torch.no_grad():
+        assert dense(torch.ones(64, 512)).dtype == torch.bfloat16
+        assert dense(torch.ones(63, 512)).dtype == torch.float32
+        assert layers.Conv1D(2, 3, dtype="mixed_bfloat16")(torch.ones(1, 5, 2)).dtype == \
+            torch.bfloat16
+
+
 def test_a_cpu_without_bf16_units_keeps_plain_calls_in_float32(restore_policy, monkeypatch):
     monkeypatch.setattr(precision, "cpu_has_bf16_units", lambda: False)
     model, seen = _mixed_model()
