@@ -7,6 +7,8 @@ its weights; a layer casts floating inputs to its dtype. Oracles: Keras 3 on its
 from __future__ import annotations
 
 import os
+import threading
+from typing import Any
 
 import numpy as np
 import pytest
@@ -141,6 +143,34 @@ def test_compiled_mixed_precision_decides_plain_calls_too(restore_policy, bf16_c
     plain.compile(optimizer="sgd", loss="mse", mixed_precision="bfloat16")
     with torch.no_grad():
         assert plain(torch.ones(2, 8, 8, 3)).dtype == torch.bfloat16
+
+
+def test_a_jit_compiled_mixed_model_trains_in_a_fresh_thread(restore_policy, bf16_cpu,
+                                                             monkeypatch):
+    """Under torch.compile the island hooks count while dynamo traces; the count is in each
+    thread's dict from the start, or dynamo's guards fail on the frame they were made for (a
+    first call in a thread, as here). `backend="eager"`: dynamo's tracing, without the minutes
+    of a CPU kernel compile."""
+    original = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda model: original(model, backend="eager"))
+    model, seen = _mixed_model()
+    x = np.random.default_rng(0).normal(size=(8, 8, 8, 3)).astype("float32")
+    model.compile(optimizer="sgd", loss="mse", jit_compile=True)
+    found: dict[str, Any] = {}
+
+    def run():
+        try:
+            found["history"] = model.fit(x, np.zeros((8, 2), "float32"), batch_size=4,
+                                         verbose=0)
+        except Exception as error:  # handed to the test's thread
+            found["error"] = error
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    assert "error" not in found, found.get("error")
+    assert np.isfinite(found["history"].history["loss"]).all()
+    assert seen[model.layers[0].name] == {torch.bfloat16}
 
 
 # ---------------------------------------------------------------- .to(dtype) of a mixed layer

@@ -138,6 +138,16 @@ class _CallContext(threading.local):
     # call: inside one, autocast is off on purpose and the layers' policies do not turn it on.
     islands = 0
 
+    def __init__(self) -> None:
+        # Each thread's dict holds every field from the start: torch.compile guards on the
+        # dict's keys, and a call it traces sets them (a jit_compile fit in a new thread
+        # failed its guards on `depth`).
+        self.depth = 0
+        self.training = None
+        self.mode_set = False
+        self.root = None
+        self.islands = 0
+
 
 _CALL = _CallContext()
 
@@ -981,6 +991,10 @@ def _policy_autocast(layer: Layer, args: tuple, kwargs: dict) -> tuple[str, torc
     autocast already on (fit, evaluate, predict, a user's `torch.autocast`), a float32 island,
     or a shape probe. The decision is cached on the layer until a layer is created, built or
     converted (`.to()`), the model is compiled, or the call comes on another device."""
+    if torch.compiler.is_compiling():
+        # Traced by torch.compile, whose caller decides the autocast (compile(jit_compile=True)
+        # runs it under the model's): deciding here would place hooks while tracing.
+        return None
     state = layer.__dict__.get("_lamina_call_policy")
     trainer = layer.__dict__.get("_lamina_trainer")
     if state is None or state[0] != _POLICIES.epoch or state[1] is not trainer or \
