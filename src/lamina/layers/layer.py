@@ -936,6 +936,7 @@ def _has_array(value: Any) -> bool:
 
 
 _LOW_PRECISION = (torch.bfloat16, torch.float16)
+_CONTAINERS = (list, tuple, dict)
 
 
 def _input_cast_of(layer: Layer) -> torch.dtype | None:
@@ -958,17 +959,34 @@ def _cast_inputs(layer: Layer, dtype: torch.dtype, args: tuple, kwargs: dict
     lists and dicts too) become `dtype`, so a float64 layer takes float32 data and a float32
     one float64 data; integer and bool tensors stay. Not for `autocast=False` layers, as in
     Keras. Under autocast a float32 layer takes bf16/f16 activations as they are: autocast
-    picks each operation's dtype."""
+    picks each operation's dtype. Arguments that need nothing are passed on as they are."""
     if not layer.autocast:
         return args, kwargs
-    cast = functools.partial(_cast_value, dtype)
-    new_args = tuple(cast(a) for a in args)
-    if kwargs:
-        kwargs = {k: cast(v) for k, v in kwargs.items()}
-    return new_args, kwargs
+    new_args = None
+    for index, value in enumerate(args):
+        # A tensor of the dtype, or a flag such as training=False: nothing to do, no call.
+        if (value.dtype is dtype) if isinstance(value, Tensor) else \
+                not isinstance(value, _CONTAINERS):
+            continue
+        cast = _cast_value(dtype, value)
+        if cast is not value:
+            new_args = new_args or list(args)
+            new_args[index] = cast
+    new_kwargs = None
+    for key, value in kwargs.items():
+        if (value.dtype is dtype) if isinstance(value, Tensor) else \
+                not isinstance(value, _CONTAINERS):
+            continue
+        cast = _cast_value(dtype, value)
+        if cast is not value:
+            new_kwargs = new_kwargs or dict(kwargs)
+            new_kwargs[key] = cast
+    return (args if new_args is None else tuple(new_args),
+            kwargs if new_kwargs is None else new_kwargs)
 
 
 def _cast_value(dtype: torch.dtype, value: Any) -> Any:
+    """`value` with its floating tensors in `dtype`; `value` itself when none changes."""
     if isinstance(value, Tensor):
         if value.dtype is dtype or not value.is_floating_point() or (
                 value.dtype in _LOW_PRECISION and dtype is torch.float32
@@ -979,8 +997,11 @@ def _cast_value(dtype: torch.dtype, value: Any) -> Any:
         if mask is not None:
             value._keras_mask = mask
         return value
-    if isinstance(value, (list, tuple, dict)) and value:
-        return tree.map_structure(functools.partial(_cast_value, dtype), value)
+    if isinstance(value, _CONTAINERS) and value:
+        leaves = tree.flatten(value)
+        if any(_cast_value(dtype, leaf) is not leaf for leaf in leaves
+               if isinstance(leaf, Tensor)):
+            return tree.map_structure(functools.partial(_cast_value, dtype), value)
     return value
 
 
