@@ -102,6 +102,14 @@ def test_a_lone_mixed_layer_follows_the_fallback_rule(bf16_cpu):
             torch.bfloat16
 
 
+def test_float16_policies_on_the_cpu_are_refused_in_plain_calls_as_in_predict():
+    dense = layers.Dense(3, dtype="mixed_float16")
+    with pytest.raises(ValueError, match=r"float16 mixed precision \(a `mixed_float16` policy "
+                                         r".*needs a CUDA device, but the model runs on the CPU\. "
+                                         r"On the CPU use 'mixed_bfloat16'"):
+        dense(torch.ones(2, 4))
+
+
 def test_a_cpu_without_bf16_units_keeps_plain_calls_in_float32(restore_policy, monkeypatch):
     monkeypatch.setattr(precision, "cpu_has_bf16_units", lambda: False)
     model, seen = _mixed_model()

@@ -69,8 +69,10 @@ class Precision:
     def __init__(self, dtype: torch.dtype | None, device: torch.device, scale_loss: bool = True):
         if dtype == torch.float16 and device.type == "cpu":
             raise ValueError(
-                "float16 mixed precision needs a CUDA device; on CPU use 'bfloat16', which is "
-                "also faster here."
+                "float16 mixed precision (a `mixed_float16` policy or "
+                "compile(mixed_precision='float16')) needs a CUDA device, but the model runs on "
+                "the CPU. On the CPU use 'mixed_bfloat16' (or mixed_precision='bfloat16'), "
+                "which is also faster there."
             )
         self.dtype = dtype
         self.device_type = device.type
