@@ -174,6 +174,8 @@ def note_policy_change(in_use: bool = False) -> None:
     _POLICIES.epoch += 1
     if in_use:
         _POLICIES.in_use = True
+
+
 # What a symbolic call passes to a layer whose call takes `training` and was not given it.
 _PROBE_KWARGS = {"training": False}
 
@@ -417,7 +419,7 @@ class Layer(nn.Module):
 
     # Keras's input conversion (`_cast_inputs`); a model leaves it to its layers.
     _casts_inputs = True
-    # The dtype floating inputs are cast to, set when built (`_update_input_cast`); None: none.
+    # The dtype floating inputs are cast to, set when built (`_input_cast_of`); None: none.
     _input_cast: torch.dtype | None = None
     # Layers that create masks (Embedding(mask_zero=True), Masking) set this in __init__.
     _produces_mask = False
