@@ -10,6 +10,11 @@ Layers start in inference mode: calling a layer or model directly behaves as Ker
 default, so Keras's random augmentation layers augment). `fit` and `model.train()` switch to
 training mode, so a hand-written PyTorch loop calls `model.train()` as any PyTorch loop does;
 once a mode was set, it decides (see `_CallContext`).
+
+Precision as Keras's `__call__` has it: a layer with weights (or a non-default dtype) casts
+floating inputs to its dtype (`_cast_inputs`), and an outermost call outside autocast runs under
+the mixed policy of the layers inside, with training/precision.py's float32 islands
+(`_policy_autocast`), compiled or not.
 """
 
 from __future__ import annotations
