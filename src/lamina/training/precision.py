@@ -17,6 +17,10 @@ inputs cast up), in three cases:
   `fit` at batch 512 runs bf16). bench/gemm.py's Dense table measures the rule's threshold;
   convolutions and recurrent layers stay bf16 (2.5x a small CNN, 1.2-1.6x an LSTM(128)).
 `layer_compute_dtypes(model)` says which layers run in which dtype.
+
+Calls outside the engine's steps (`model(x)`, an uncompiled `predict`, a custom step) get the
+same autocast and islands from the outermost layer's call (layers/layer.py), which asks
+`dtype_of_call` and `islands_of_call`.
 """
 
 from __future__ import annotations
