@@ -191,7 +191,10 @@ class _FileDataset(PyDataset):
         seed: int,
         class_names: list[str] | None,
     ) -> None:
-        super().__init__()
+        # Batches load on one thread per CPU: PIL decodes and resizes with the GIL released,
+        # and a single loading thread left a 2-core machine at 0.88x a DataLoader with two
+        # worker processes (bench/input_pipeline.py).
+        super().__init__(workers=max(1, os.cpu_count() or 1))
         self.file_paths = file_paths
         self.class_names = class_names
         self._labels = labels
