@@ -119,6 +119,21 @@ def dense_step(rows: int, inputs: int, units: int, bf16: bool) -> Callable[[], N
     return step
 
 
+def interleaved_pair(runs: dict[bool, Callable[[], None]], calls: int, rounds: int,
+                     clock: Callable[[], float]) -> dict[bool, list[float]]:
+    """Each run's time per call in every round, the two alternating (after one warm-up call)."""
+    times: dict[bool, list[float]] = {key: [] for key in runs}
+    for run in runs.values():
+        run()
+    for _ in range(rounds):
+        for key, run in runs.items():
+            start = clock()
+            for _ in range(calls):
+                run()
+            times[key].append((clock() - start) / calls)
+    return times
+
+
 def measure_dense(rounds: int, clock: Callable[[], float] = time.perf_counter) -> None:
     from lamina.training.precision import CPU_BF16_MIN_DENSE_MACS
 
@@ -129,15 +144,7 @@ def measure_dense(rounds: int, clock: Callable[[], float] = time.perf_counter) -
                 True: dense_step(rows, inputs, units, True)}
         macs = rows * inputs * units
         calls = max(3, int(5e7 / macs))
-        times: dict[bool, list[float]] = {False: [], True: []}
-        for run in runs.values():
-            run()
-        for _ in range(rounds):
-            for key, run in runs.items():
-                start = clock()
-                for _ in range(calls):
-                    run()
-                times[key].append((clock() - start) / calls)
+        times = interleaved_pair(runs, calls, rounds, clock)
         speeds = sorted(a / b for a, b in zip(times[False], times[True]))
         base = statistics.median(times[False])
         rule = "bf16" if macs >= CPU_BF16_MIN_DENSE_MACS else "fp32"
@@ -182,15 +189,7 @@ def measure_layouts(rounds: int, clock: Callable[[], float] = time.perf_counter)
                 runs = {layout: layout_step(rows, inputs, units, layout, backward)
                         for layout in (False, True)}
                 calls = max(5, int(2e7 / (rows * inputs * units * (3 if backward else 1))))
-                times: dict[bool, list[float]] = {False: [], True: []}
-                for run in runs.values():
-                    run()
-                for _ in range(rounds):
-                    for key, run in runs.items():
-                        start = clock()
-                        for _ in range(calls):
-                            run()
-                        times[key].append((clock() - start) / calls)
+                times = interleaved_pair(runs, calls, rounds, clock)
                 speeds = sorted(a / b for a, b in zip(times[False], times[True]))
                 cells += [f"{statistics.median(times[False]) * 1e6:.0f}",
                           f"{statistics.median(speeds):.2f}x ({speeds[0]:.2f}-{speeds[-1]:.2f})"]
