@@ -26,7 +26,7 @@ import re
 import threading
 import warnings
 from collections import defaultdict
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -969,27 +969,27 @@ def _cast_inputs(layer: Layer, dtype: torch.dtype, args: tuple, kwargs: dict
     picks each operation's dtype. Arguments that need nothing are passed on as they are."""
     if not layer.autocast:
         return args, kwargs
-    new_args = None
-    for index, value in enumerate(args):
+    changed_args = _cast_arguments(dtype, enumerate(args))
+    changed_kwargs = _cast_arguments(dtype, kwargs.items())
+    if changed_args:
+        args = tuple(changed_args.get(index, value) for index, value in enumerate(args))
+    if changed_kwargs:
+        kwargs = {**kwargs, **changed_kwargs}
+    return args, kwargs
+
+
+def _cast_arguments(dtype: torch.dtype, items: Iterable[tuple[Any, Any]]) -> dict[Any, Any]:
+    """{position or name: cast value} of the arguments that `_cast_value` changes."""
+    changed = {}
+    for key, value in items:
         # A tensor of the dtype, or a flag such as training=False: nothing to do, no call.
         if (value.dtype is dtype) if isinstance(value, Tensor) else \
                 not isinstance(value, _CONTAINERS):
             continue
         cast = _cast_value(dtype, value)
         if cast is not value:
-            new_args = new_args or list(args)
-            new_args[index] = cast
-    new_kwargs = None
-    for key, value in kwargs.items():
-        if (value.dtype is dtype) if isinstance(value, Tensor) else \
-                not isinstance(value, _CONTAINERS):
-            continue
-        cast = _cast_value(dtype, value)
-        if cast is not value:
-            new_kwargs = new_kwargs or dict(kwargs)
-            new_kwargs[key] = cast
-    return (args if new_args is None else tuple(new_args),
-            kwargs if new_kwargs is None else new_kwargs)
+            changed[key] = cast
+    return changed
 
 
 def _cast_value(dtype: torch.dtype, value: Any) -> Any:
@@ -1058,7 +1058,7 @@ def _first_tensor(args: tuple, kwargs: dict) -> Tensor | None:
     for value in (*args, *kwargs.values()):
         if isinstance(value, Tensor):
             return value
-        if isinstance(value, (list, tuple, dict)):
+        if isinstance(value, _CONTAINERS):
             found = next((v for v in tree.flatten(value) if isinstance(v, Tensor)), None)
             if found is not None:
                 return found

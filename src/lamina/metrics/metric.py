@@ -18,6 +18,7 @@ from typing import Any, Callable
 import torch
 
 from lamina import config
+from lamina._grad_mode import call_without_grad
 from lamina._naming import to_snake_case
 from lamina.errors import ShapeError
 from lamina.losses.loss import squeeze_or_expand_to_same_rank
@@ -95,10 +96,7 @@ class Metric:
         def update_state(self: Metric, *args: Any, **kwargs: Any) -> Any:
             if not self._placed:
                 self._place_on(args, kwargs)
-            if not torch.is_grad_enabled():  # a training step's metrics: already off
-                return update(self, *args, **kwargs)
-            with torch.no_grad():
-                return update(self, *args, **kwargs)
+            return call_without_grad(update, self, *args, **kwargs)
 
         update_state._places_state = True  # type: ignore[attr-defined]
         cls.update_state = update_state  # type: ignore[method-assign]

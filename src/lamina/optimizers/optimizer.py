@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 import torch
 
+from lamina._grad_mode import call_without_grad
 from lamina._naming import to_snake_case
 from lamina.optimizers.schedules import LearningRateSchedule
 from lamina.optimizers.schedules import deserialize as deserialize_schedule
@@ -457,14 +458,7 @@ class Optimizer:
                 f"Optimizer '{self.name}' is not built. Call `optimizer.build(variables)` "
                 "before `step()`, or use `apply_gradients(zip(gradients, variables))`."
             )
-        # Grad mode switched directly: a no_grad context object costs a measurable share of a
-        # small model's step.
-        enabled = torch.is_grad_enabled()
-        torch._C._set_grad_enabled(False)
-        try:
-            self._step()
-        finally:
-            torch._C._set_grad_enabled(enabled)
+        call_without_grad(self._step)
 
     def _step(self) -> None:
         variables = self._variables

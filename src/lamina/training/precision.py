@@ -281,8 +281,8 @@ def _enter_float32(device_type: str, kernel_macs: int | None, module: torch.nn.M
         stack.append(None)
         return None
     _autocast_off(device_type, stack)
-    return tuple(a.float() if isinstance(a, torch.Tensor) and a.dtype in _LOW else a
-                 for a in args)
+    low = layer_module._LOW_PRECISION
+    return tuple(a.float() if isinstance(a, torch.Tensor) and a.dtype in low else a for a in args)
 
 
 def _island_runs_low(kernel_macs: int | None, module: torch.nn.Module, args: tuple) -> bool:
@@ -329,8 +329,6 @@ def _autocast_off(device_type: str, stack: list) -> None:
         # Tells the outermost call inside that autocast is off on purpose (layer.py).
         layer_module._CALL.islands += 1
 
-
-_LOW = (torch.bfloat16, torch.float16)
 
 
 def _exit_float32(device_type: str, module: torch.nn.Module, args: tuple, output: Any) -> None:

@@ -20,6 +20,7 @@ from torch import nn
 from lamina import config
 from lamina import losses as losses_module
 from lamina import metrics as metrics_module
+from lamina._grad_mode import call_without_grad
 from lamina.callbacks.callback_list import CallbackList
 from lamina.callbacks.terminate_on_nan import TerminateOnNaN
 from lamina.distribution import runtime as distributed
@@ -427,18 +428,17 @@ class Trainer:
         self.loss_tracker.record(loss.detach(), _batch_size(y_pred))
         if not self._metric_routes:
             return _StepLogs(self)
-        # Grad mode set directly, and a lone output detached without a tree walk: the
-        # context object and the walk cost a few percent of a small model's step.
+        # A lone output detached without a tree walk: the walk costs a few percent of a small
+        # model's step.
         y_pred = y_pred.detach() if isinstance(y_pred, Tensor) \
             else map_structure(lambda t: t.detach(), y_pred)
-        enabled = torch.is_grad_enabled()
-        torch._C._set_grad_enabled(False)
-        try:
-            if fused is not None:
-                y_pred = fused.metric_outputs(y_pred, self._compiled_metrics)
-            return self.compute_metrics(x, y, y_pred, sample_weight)
-        finally:
-            torch._C._set_grad_enabled(enabled)
+        return call_without_grad(self._metrics_of_step, x, y, y_pred, sample_weight, fused)
+
+    def _metrics_of_step(self, x: Any, y: Any, y_pred: Any, sample_weight: Any,
+                         fused: fusion.FusedOutput | None) -> Mapping:
+        if fused is not None:
+            y_pred = fused.metric_outputs(y_pred, self._compiled_metrics)
+        return self.compute_metrics(x, y, y_pred, sample_weight)
 
     def _backward_and_step(self, loss: Tensor, data: Any = None) -> None:
         precision, guard = self._precision, self._guard
@@ -678,14 +678,7 @@ class Trainer:
             batch = data_adapters.single_batch(x, device, batch_size or 32)
             if batch is not None:
                 with concurrency.inference(model):
-                    # What torch.no_grad() does (grad mode is per thread), without its context
-                    # objects: they cost a fifth of a 3-layer MLP's forward pass.
-                    grad_enabled = torch.is_grad_enabled()
-                    torch._C._set_grad_enabled(False)
-                    try:
-                        outputs = model.predict_step(_step_data((batch,)))
-                    finally:
-                        torch._C._set_grad_enabled(grad_enabled)
+                    outputs = call_without_grad(model.predict_step, _step_data((batch,)))
                 return _concatenate_outputs([outputs])
         adapter = data_adapters.make_adapter(x, None, None, batch_size=batch_size, shuffle=False,
                                              device=device, steps=steps, for_what="predict",
