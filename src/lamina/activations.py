@@ -11,6 +11,7 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
+from lamina import _short_softmax
 from lamina._registry import canonical_name, lookup, names, register
 from lamina.saving import serialization
 
@@ -136,13 +137,13 @@ def exponential(x: Tensor) -> Tensor:
 @register("softmax", kind="activation")
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
     """`f(x_i) = e^x_i / sum_j e^x_j` along `axis`: each slice sums to 1."""
-    return torch.softmax(x, dim=axis)
+    return _short_softmax.softmax(x, axis)
 
 
 @register("log_softmax", kind="activation")
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
     """`f(x_i) = x_i - log(sum_j e^x_j)`, computed stably."""
-    return torch.log_softmax(x, dim=axis)
+    return _short_softmax.log_softmax(x, axis)
 
 
 def get(identifier: Any) -> Callable[[Tensor], Tensor]:

@@ -119,7 +119,7 @@ class Softmax(Layer):
     def call(self, inputs, mask=None):
         if mask is not None:
             inputs = inputs.masked_fill(~mask.bool(), torch.finfo(inputs.dtype).min)
-        return torch.softmax(inputs, dim=self.axis)
+        return activations.softmax(inputs, self.axis)
 
     def get_config(self):
         return {**super().get_config(), "axis": self.axis}

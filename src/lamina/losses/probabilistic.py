@@ -27,7 +27,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from lamina import config
+from lamina import _short_softmax, activations, config
 from lamina._registry import register
 from lamina.errors import DataError, ShapeError
 from lamina.losses.loss import Loss, as_float_tensor, set_mask, standardize_pair
@@ -108,7 +108,7 @@ def _smooth_one_hot(y_true: torch.Tensor, label_smoothing: float, axis: int) -> 
 def _log_probabilities(y_pred: torch.Tensor, from_logits: bool, axis: int) -> torch.Tensor:
     """log p along `axis`: log_softmax on logits; on probabilities, renormalize then clip."""
     if from_logits:
-        return F.log_softmax(y_pred, dim=axis)
+        return activations.log_softmax(y_pred, axis)
     epsilon = config.epsilon()
     # Keras renormalizes so that unnormalized scores still form a distribution.
     probabilities = y_pred / y_pred.sum(dim=axis, keepdim=True)
@@ -226,7 +226,7 @@ def sparse_categorical_crossentropy(
     moved = y_pred.dim() > 2 and axis % y_pred.dim() != 1
     class_first = y_pred.movedim(axis, 1) if moved else y_pred
     if from_logits:
-        losses = F.cross_entropy(class_first, labels, reduction="none")
+        losses = _short_softmax.cross_entropy(class_first, labels, reduction="none")
     else:
         log_p = _log_probabilities(class_first, False, 1 if y_pred.dim() > 1 else 0)
         losses = F.nll_loss(log_p, labels, reduction="none")
@@ -640,7 +640,7 @@ class SparseCategoricalCrossentropy(_CrossentropyLoss):
         # forward and three backward, ~1% of the sheet's MLP step.
         if not self.from_logits or self.ignore_class is not None or y_pred.dim() != 2:
             return None
-        return F.cross_entropy(y_pred, _sparse_labels(y_true, y_pred, -1, self.name))
+        return _short_softmax.cross_entropy(y_pred, _sparse_labels(y_true, y_pred, -1, self.name))
 
     def check_inputs(self, y_true: torch.Tensor, y_pred: torch.Tensor) -> None:
         super().check_inputs(y_true, y_pred)

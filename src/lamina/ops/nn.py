@@ -10,7 +10,7 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
-from lamina import config
+from lamina import _short_softmax, config
 from lamina.ops._op import floating, op, public_names, standardize_dtype, to_tensor
 
 Tensor = torch.Tensor
@@ -181,7 +181,7 @@ def softmax(x: Any, axis: Any = -1) -> Tensor:
     x = _f(x)
     if axis is None or isinstance(axis, (tuple, list)):
         return torch.exp(log_softmax(x, axis))
-    return torch.softmax(x, dim=axis)
+    return _short_softmax.softmax(x, axis)
 
 
 @op
@@ -191,7 +191,7 @@ def log_softmax(x: Any, axis: Any = -1) -> Tensor:
     if axis is None or isinstance(axis, (tuple, list)):
         dims = tuple(range(x.ndim)) if axis is None else tuple(axis)
         return x - torch.logsumexp(x, dim=dims, keepdim=True)
-    return torch.log_softmax(x, dim=axis)
+    return _short_softmax.log_softmax(x, axis)
 
 
 @op

@@ -45,8 +45,7 @@ Tensor = torch.Tensor
 # Metrics whose value depends only on the order of the class scores, which softmax keeps.
 _ORDER_ONLY = (metrics_module.SparseCategoricalAccuracy, metrics_module.CategoricalAccuracy,
                metrics_module.TopKCategoricalAccuracy)
-_ACTIVATIONS = {activations.softmax: ("softmax", torch.softmax),
-                activations.sigmoid: ("sigmoid", torch.sigmoid)}
+_ACTIVATIONS = {activations.softmax: "softmax", activations.sigmoid: "sigmoid"}
 
 
 class FusedOutput:
@@ -57,7 +56,6 @@ class FusedOutput:
         self.activation = activation
         self.loss = loss
         self._original = layer.activation
-        self._probabilities = torch.softmax if activation == "softmax" else torch.sigmoid
         self._metrics_take_logits: bool | None = None
 
     def observed(self) -> bool:
@@ -88,7 +86,7 @@ class FusedOutput:
         if self._metrics_take_logits:
             return logits
         if self.activation == "softmax":
-            return torch.softmax(logits, dim=-1)
+            return activations.softmax(logits)
         return torch.sigmoid(logits)
 
 
@@ -103,15 +101,15 @@ def plan(trainer: Any) -> FusedOutput | None:
     if layer is None or any(getattr(m, "activity_regularizer", None) is not None
                             for m in (layer, trainer.model)):
         return None
-    found = _ACTIVATIONS.get(getattr(layer, "activation", None))
-    if found is None:
+    activation = _ACTIVATIONS.get(getattr(layer, "activation", None))
+    if activation is None:
         return None
-    if found[0] == "softmax" and getattr(loss, "axis", -1) != -1:
+    if activation == "softmax" and getattr(loss, "axis", -1) != -1:
         return None
-    twin = losses_module.logits_equivalent(loss, found[0])
+    twin = losses_module.logits_equivalent(loss, activation)
     if twin is None:
         return None
-    return FusedOutput(layer, found[0], twin)
+    return FusedOutput(layer, activation, twin)
 
 
 def _single_loss(argument: Any) -> Any:
