@@ -361,3 +361,14 @@ def test_the_logged_loss_does_not_depend_on_when_logs_are_read():
 
     unread = history(0.0)
     assert history(0.3) == unread and history(1.0) == unread
+
+
+def test_reset_metrics_zeroes_the_loss_tracker_and_compiled_metrics_as_keras_does():
+    x, y = classification_data(64)
+    model = mlp()
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    loss, accuracy = model.evaluate(x, y, verbose=0)
+    assert loss > 0 and accuracy > 0
+    assert [float(m.result()) for m in model.metrics] == pytest.approx([loss, accuracy])
+    model.reset_metrics()
+    assert [float(m.result()) for m in model.metrics] == [0.0, 0.0]  # Keras's Mean and accuracy

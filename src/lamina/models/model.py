@@ -318,6 +318,11 @@ class Model(Layer):
     def metrics_names(self) -> list[str]:
         return [m.name for m in self.metrics]
 
+    def reset_metrics(self) -> None:
+        """Reset the state of every metric in `model.metrics` (the loss tracker included)."""
+        for metric in self.metrics:
+            metric.reset_state()
+
     @property
     def optimizer(self):
         return self._trainer().optimizer if self._compile_config is not None else None
