@@ -1,10 +1,10 @@
 """Softmax over short rows: torch's CPU kernel against the rows padded to a whole vector.
 
 torch's float32 CPU kernels for softmax, log_softmax and cross_entropy over the last axis take a
-row shorter than one SIMD vector element by element. Lamina pads such rows with -inf where no
-gradient is recorded (lamina/_short_softmax.py). Each cell times torch's kernel and the padded
-path interleaved, forward only and forward + backward, over rows x classes; "rule" says what
-Lamina picks without a gradient (with one it always keeps torch's kernel).
+row shorter than one SIMD vector element by element. Lamina pads such rows with -inf where that
+pays (lamina/_short_softmax.py). Each cell times torch's kernel and the padded path
+interleaved, forward only and forward + backward, over rows x classes; "rule" says what Lamina
+picks without a gradient / with one.
 
 Run: `python bench/softmax_rows.py [--rounds N] [--clock cpu]`; docs/benchmarks.md ("Short
 softmax rows") records the figures and the decision. `ATEN_CPU_CAPABILITY=avx2` in the
@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from gemm import interleaved_pair
 from lamina import _short_softmax
 
-ROWS = (64, 128, 256, 1024, 4096)
+ROWS = (64, 128, 256, 512, 1024, 4096)
 CLASSES = (2, 3, 5, 10, 15, 16, 17, 100)
 
 
@@ -68,7 +68,7 @@ def main() -> None:
           f"vector width {_short_softmax._vector_width()} floats, 1 thread; padded time / torch's, "
           "median (range)")
     print("\n| kernel | rows x classes | torch fwd us | padded fwd | torch fwd+bwd us | "
-          "padded fwd+bwd | rule without grad |")
+          "padded fwd+bwd | rule without / with grad |")
     print("|---|---|---:|---:|---:|---:|---|")
     for kind in ("cross_entropy", "softmax"):
         for rows in ROWS:
@@ -82,7 +82,9 @@ def main() -> None:
                     ratios = sorted(p / t for t, p in zip(times[False], times[True]))
                     cells += [f"{statistics.median(times[False]) * 1e6:.1f}",
                               f"{statistics.median(ratios):.2f} ({ratios[0]:.2f}-{ratios[-1]:.2f})"]
-                rule = "padded" if _short_softmax.padding(torch.empty(rows, classes)) else "torch"
+                rules = [_short_softmax.padding(torch.empty(rows, classes, requires_grad=grad))
+                         for grad in (False, True)]
+                rule = " / ".join("padded" if pad else "torch" for pad in rules)
                 print(f"| {kind} | {rows}x{classes} | {' | '.join(cells)} | {rule} |", flush=True)
 
 

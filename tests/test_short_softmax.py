@@ -1,7 +1,7 @@
 """Softmax, log_softmax and cross-entropy over short rows (lamina/_short_softmax.py).
 
 torch's float32 CPU kernels take a row shorter than one SIMD vector element by element; lamina
-pads such rows with -inf where no gradient is recorded. These tests hold the padded path to
+pads such rows with -inf where that was measured to pay. These tests hold the padded path to
 numpy's float64 formulas and to torch's own errors, and check where it is (and is not) taken.
 """
 
@@ -106,18 +106,29 @@ def test_infinite_and_nan_rows_come_out_as_torchs(avx512):
                                    equal_nan=True)
 
 
-def test_computations_that_record_a_gradient_keep_torchs_kernel(avx512):
-    # Under autograd the pad and slice nodes cost more than the kernel saves.
-    x = torch.randn(1024, 10, requires_grad=True)
-    labels = torch.randint(0, 10, (1024,))
+@pytest.mark.parametrize("shape, pads", [
+    ((256, 10), False),  # a usual training batch: the pad and slice nodes cost more than they save
+    ((1024, 3), False),  # too few classes for the backward pass to gain
+    ((1024, 10), True),
+    ((512, 15), True),
+])
+def test_a_gradient_takes_the_padded_path_only_on_large_batches(avx512, shape, pads):
+    torch.manual_seed(0)
+    logits = (torch.randn(shape) * 3).requires_grad_()
+    labels = torch.randint(0, shape[1], shape[:1])
+    upstream = torch.randn(shape)
     recorder = _RecordPads()
     with recorder:
-        loss = _short_softmax.cross_entropy(x, labels) + activations.softmax(x).square().sum()
-    assert recorder.pads == []
+        loss = _short_softmax.cross_entropy(logits, labels) \
+            + (activations.softmax(logits) * upstream).sum()
+    assert bool(recorder.pads) == pads
     loss.backward()
-    with torch.no_grad(), recorder:
-        activations.softmax(x)
-    assert recorder.pads == [(0, 6)]
+    # d/dz of mean(-log p_y) + sum(g * p): (p - onehot) / n + p * (g - sum(g * p)).
+    log_p = _numpy_log_softmax(logits.detach().numpy())
+    p, g = np.exp(log_p), upstream.double().numpy()
+    onehot = np.eye(shape[1])[labels.numpy()]
+    expected = (p - onehot) / shape[0] + p * (g - (g * p).sum(-1, keepdims=True))
+    np.testing.assert_allclose(logits.grad.numpy(), expected, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])

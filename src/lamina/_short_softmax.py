@@ -5,8 +5,9 @@ a row shorter than one SIMD vector (16 floats with AVX-512, 8 with AVX2) element
 1024 x 10 logits each runs 5-6x as long as on 1024 x 16, about 17 ns an element. Padding such
 rows with -inf to a full vector changes no value (`exp(-inf) = 0` adds nothing to a row's sum;
 an all -inf or NaN row stays NaN) and puts them on the vector path. Under autograd the pad and
-slice nodes cost more than the kernels save at the usual batch sizes, so only computations that
-record no gradient take it: evaluate, predict, metrics. Figures: docs/benchmarks.md, "Short
+slice nodes cost more than the kernels save below about 5,000 elements (128-256 rows of 10
+classes), so training takes the padded path only on larger batches of 5 or more classes;
+evaluate, predict and metrics take it from 2,048 elements. Figures: docs/benchmarks.md, "Short
 softmax rows".
 """
 
@@ -21,8 +22,10 @@ Tensor = torch.Tensor
 
 # Float32 lanes of one vector, by the kernels torch dispatched to; others were not measured.
 _VECTOR_WIDTH = {"AVX512": 16, "AVX2": 8}
-# Below about 2,048 elements the pad's own cost eats the gain (a 128 x 5 batch breaks even).
+# Below about 2,048 elements the pad's own cost eats the gain (a 128 x 5 batch breaks even);
+# with a backward pass, below about 5,000, and at any size for 3-4 classes.
 _MIN_ELEMENTS = 2048
+_MIN_ELEMENTS_WITH_GRAD, _MIN_CLASSES_WITH_GRAD = 5000, 5
 
 
 @functools.cache
@@ -44,7 +47,8 @@ def padding(x: Tensor, axis: int = -1) -> int:
         return 0
     if x.dtype is not torch.float32 or not x.is_cpu:
         return 0
-    if x.requires_grad and torch.is_grad_enabled():
+    if x.requires_grad and torch.is_grad_enabled() and (
+            elements < _MIN_ELEMENTS_WITH_GRAD or classes < _MIN_CLASSES_WITH_GRAD):
         return 0
     return width - classes
 
