@@ -7,7 +7,9 @@ file holds no loop code.
 
 from __future__ import annotations
 
+import inspect
 import json
+import warnings
 from typing import Any, Callable
 
 import torch
@@ -78,6 +80,10 @@ class Model(Layer):
     # Each layer inside casts its own inputs to its dtype (layers/layer.py `_cast_inputs`); a
     # cast here to the model's dtype would drop float64 data to float32 before float64 layers.
     _casts_inputs = False
+    # Keras's step callables (`make_train_function` and its twins); `compile` clears them.
+    train_function: Callable[[Any], Any] | None = None
+    test_function: Callable[[Any], Any] | None = None
+    predict_function: Callable[[Any], Any] | None = None
 
     def __new__(cls, *args: Any, **kwargs: Any):
         if cls is Model and (len(args) >= 2 or ("inputs" in kwargs and "outputs" in kwargs)
@@ -188,6 +194,79 @@ class Model(Layer):
                       metrics=metrics, weighted_metrics=weighted_metrics, run_eagerly=run_eagerly,
                       steps_per_execution=steps_per_execution, jit_compile=jit_compile,
                       auto_scale_loss=auto_scale_loss, **kwargs)
+        self.__dict__["_run_eagerly"] = bool(run_eagerly)
+        self.train_function = self.test_function = self.predict_function = None
+
+    def compile_from_config(self, config: dict[str, Any]) -> None:
+        """Compile with `get_compile_config()`'s dict (a saved model's compile settings), as
+        Keras does when loading; the optimizer is built for the weights of a built model."""
+        from lamina.saving.compile_config import LAMINA_COMPILE_ARGUMENTS, deserialize_compile_config
+
+        if type(self).compile is not Model.compile:
+            warnings.warn(
+                "`compile()` was not called as part of model loading because the model's "
+                "`compile()` method is custom. All subclassed Models that have `compile()` "
+                "overridden should also override `get_compile_config()` and "
+                "`compile_from_config(config)`. Alternatively, you can call `compile()` "
+                "manually after loading.", stacklevel=2)
+            return
+        if not isinstance(config, dict):
+            raise TypeError(
+                "`compile_from_config` takes the dict that `get_compile_config()` returns. "
+                f"Received: config={config!r:.80}."
+            )
+        valid = [name for name in inspect.signature(Model.compile).parameters
+                 if name not in ("self", "kwargs")] + list(LAMINA_COMPILE_ARGUMENTS)
+        unknown = sorted(set(config) - set(valid))
+        if unknown:
+            raise TypeError(
+                f"`compile_from_config` received keys {unknown} that compile() does not take. "
+                f"Valid keys: {valid}."
+            )
+        self.compile(**deserialize_compile_config(config))
+        if self.built and self.trainable_variables:
+            trainer = self._trainer()
+            trainer._place()  # the optimizer's state is made on the weights' final device
+            self.optimizer.build([p for p in self.parameters() if p.requires_grad])
+
+    @property
+    def jit_compile(self) -> bool:
+        """Whether `fit` runs the model through `torch.compile` (Keras: XLA; "auto" is False on
+        torch). Settable; set before `compile`, `compile`'s own argument replaces it."""
+        trainer = self.__dict__.get("_lamina_trainer")
+        if trainer is not None:
+            return trainer.jit_compile
+        return self.__dict__.get("_jit_compile", False)
+
+    @jit_compile.setter
+    def jit_compile(self, value: Any) -> None:
+        from lamina.training.compile import _resolve_jit_compile
+
+        resolved = _resolve_jit_compile(value, run_eagerly=False)
+        trainer = self.__dict__.get("_lamina_trainer")
+        if trainer is None:
+            self.__dict__["_jit_compile"] = resolved
+        else:
+            _set_trainer_jit_compile(trainer, resolved)
+
+    @property
+    def run_eagerly(self) -> bool:
+        """`compile`'s `run_eagerly`. Lamina's steps always run eagerly unless `jit_compile`
+        asks for torch.compile; setting it to True turns `jit_compile` off (nothing compiled)."""
+        return self.__dict__.get("_run_eagerly", False)
+
+    @run_eagerly.setter
+    def run_eagerly(self, value: Any) -> None:
+        if value not in (True, False):
+            raise ValueError(
+                f"`run_eagerly` must be True or False. Received: run_eagerly={value!r}."
+            )
+        self.__dict__["_run_eagerly"] = bool(value)
+        if value:
+            trainer = self.__dict__.get("_lamina_trainer")
+            if trainer is not None:
+                _set_trainer_jit_compile(trainer, False)
+            self.__dict__["_jit_compile"] = False
 
     def _trainer(self):
         return trainer_of(self)
@@ -296,6 +375,44 @@ class Model(Layer):
             return self(x, training=False)
         return trainer.default_predict_step(data)
 
+    def make_train_function(self, force: bool = False) -> Callable[[Any], Any]:
+        """The callable `fit` would run per batch, as Keras's torch trainer makes it: one
+        `train_step` per call on `[batch]` (or on `next(iterator)`); returns the logs dict.
+        Also kept as `model.train_function`; made once unless `force`."""
+        return self._step_function("train", force)
+
+    def make_test_function(self, force: bool = False) -> Callable[[Any], Any]:
+        """One `test_step` per call, without gradients, in inference mode; returns the logs."""
+        return self._step_function("test", force)
+
+    def make_predict_function(self, force: bool = False) -> Callable[[Any], Any]:
+        """One `predict_step` per call, without gradients; returns the outputs as tensors."""
+        return self._step_function("predict", force)
+
+    def _step_function(self, kind: str, force: bool) -> Callable[[Any], Any]:
+        from lamina.models.step_functions import StepFunction
+
+        attribute = f"{kind}_function"
+        function = getattr(self, attribute)
+        if function is None or force:
+            function = StepFunction(self, kind)
+            setattr(self, attribute, function)
+        return function
+
+    def stateless_call(self, trainable_variables: Any, non_trainable_variables: Any, *args: Any,
+                       return_losses: bool = False, **kwargs: Any) -> tuple:
+        """Call the model on the given weight values without changing the model's own.
+
+        Returns `(outputs, non_trainable_variables)`, the latter the state after the call
+        (BatchNormalization's moving statistics in training mode), in the order of
+        `model.non_trainable_variables`; with `return_losses`, also the call's losses
+        (`add_loss` terms, weight penalties on the values given). Gradients flow to the
+        trainable values given, so `torch.func.grad` works over it."""
+        from lamina.models.stateless import stateless_call
+
+        return stateless_call(self, trainable_variables, non_trainable_variables, args, kwargs,
+                              return_losses=return_losses)
+
     def compute_loss(self, x: Any = None, y: Any = None, y_pred: Any = None,
                      sample_weight: Any = None, training: bool = True):
         """The compiled loss (plus regularization losses), as Keras 3's `compute_loss`.
@@ -322,6 +439,36 @@ class Model(Layer):
         """Reset the state of every metric in `model.metrics` (the loss tracker included)."""
         for metric in self.metrics:
             metric.reset_state()
+
+    def get_metrics_result(self) -> dict[str, Any]:
+        """The values of `model.metrics` as a dict of tensors (a metric whose result is a dict,
+        like the compiled metrics before the first step, adds its entries), as in Keras."""
+        results: dict[str, Any] = {}
+        for metric in self.metrics:
+            result = metric.result()
+            if isinstance(result, dict):
+                results.update(result)
+            else:
+                results[metric.name] = result
+        return results
+
+    @property
+    def metrics_variables(self) -> list[torch.Tensor]:
+        """The state tensors of every metric in `model.metrics`, in that order."""
+        found = []
+        for metric in self.metrics:
+            if getattr(metric, "pending", None):
+                _fold_step_losses(metric)
+            found.extend(metric.variables)
+        return found
+
+    def add_metric(self, *args: Any, **kwargs: Any) -> None:
+        raise NotImplementedError(
+            "Layer `add_metric()` method is deprecated. Add your metric in "
+            "`Model.compile(metrics=[...])`, or create metric trackers in init() or build() "
+            "when subclassing the layer or model, then call `metric.update_state()` whenever "
+            "necessary."
+        )
 
     @property
     def optimizer(self):
@@ -399,5 +546,28 @@ class Model(Layer):
     def to_json(self, **kwargs: Any) -> str:
         return json.dumps(serialization.serialize(self), **kwargs)
 
-    def get_compile_config(self) -> dict[str, Any] | None:
-        return self._compile_config
+    def get_compile_config(self) -> dict[str, Any]:
+        """The arguments `compile` was given, as JSON-able data (what a saved model holds; a
+        name stays a name, an object becomes its config); `{}` before `compile`. Entries that
+        cannot be described (a torch optimizer, a lambda loss) are left out."""
+        if self._compile_config is None:
+            return {}
+        from lamina.saving.compile_config import serialize_compile_config
+
+        return serialize_compile_config(self._compile_config)
+
+
+def _fold_step_losses(tracker: Any) -> None:
+    """Add the step losses the loss tracker keeps aside (training/trainer.py `StepLossMean`)
+    into its `total` and `count`, so its variables hold the whole epoch, as Keras's `Mean`'s."""
+    total, count = tracker._pending_sums()
+    tracker.pending = []
+    tracker.total.add_(total)
+    tracker.count.add_(count)
+
+
+def _set_trainer_jit_compile(trainer: Any, jit_compile: bool) -> None:
+    trainer.jit_compile = jit_compile
+    if not jit_compile:
+        # The compiled wrapper the next step would use; fit makes one again when turned on.
+        trainer._forward = None

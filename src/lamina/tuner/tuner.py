@@ -530,7 +530,8 @@ class Tuner:
     def _build_model(self, hp: HyperParameters) -> Any:
         model = self.hypermodel.build(hp)
         if self._compile_overrides:
-            config = dict(model.get_compile_config() or {})
+            # compile's own arguments (get_compile_config() holds their JSON form).
+            config = dict(model._compile_config or {})
             config.update(self._compile_overrides)
             optimizer = config.get("optimizer")
             if hasattr(optimizer, "get_config") and hasattr(optimizer, "from_config"):
