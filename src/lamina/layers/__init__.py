@@ -2,6 +2,7 @@
 
 from lamina.layers.activation import ELU, LeakyReLU, PReLU, ReLU, Softmax
 from lamina.layers.core import Activation, Dense, Dropout, Embedding, Identity, Lambda, Masking
+from lamina.layers.input_spec import InputSpec
 from lamina.layers.layer import Layer
 from lamina.layers.merging import (
     Add,
@@ -31,6 +32,7 @@ from lamina.models.functional import Input, InputLayer
 __all__ = [
     "Activation", "Add", "Average", "BatchNormalization", "Concatenate", "Dense", "Dot", "Dropout",
     "ELU", "Embedding", "Flatten", "GroupNormalization", "Identity", "Input", "InputLayer",
+    "InputSpec",
     "Lambda", "Layer", "LayerNormalization", "LeakyReLU", "Masking", "Maximum", "Minimum",
     "Multiply", "PReLU", "Permute", "ReLU", "RMSNormalization", "RepeatVector", "Rescaling",
     "Reshape", "Softmax",

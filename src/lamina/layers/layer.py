@@ -41,6 +41,7 @@ from lamina._naming import to_snake_case
 from lamina._symbolic import KerasTensor
 from lamina.errors import ShapeError
 from lamina.saving.serialization import serialize
+from lamina.layers.input_spec import assert_input_compatibility
 from lamina.layers.variable import StateVariable, Variable, as_state_variable
 
 Tensor = torch.Tensor
@@ -227,6 +228,13 @@ class Layer(nn.Module):
     _call_takes_training = False
     _call_takes_mask = False
     _call_training_default: Any = None
+    # Keras's defaults, as class attributes so that a subclass may set them in its class body:
+    # a layer that overrides `compute_mask` supports masking unless it says otherwise.
+    supports_masking = False
+    # An `InputSpec` (or a list of them) that the first argument of each call must meet.
+    input_spec: Any = None
+
+    _custom_build_config = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -240,6 +248,13 @@ class Layer(nn.Module):
         cls._call_takes_mask = "mask" in parameters
         # With the base compute_mask, a call without an input mask makes no mask: skip it.
         cls._custom_compute_mask = cls.compute_mask is not Layer.compute_mask
+        # Saving writes a build config, and loading calls build_from_config, for layers that
+        # customize them (saving/serialization.py); other layers build from the graph.
+        cls._custom_build_config = cls.get_build_config is not Layer.get_build_config or \
+            cls.build_from_config is not Layer.build_from_config
+        declared = next(c for c in cls.__mro__ if "supports_masking" in c.__dict__)
+        if declared is Layer and cls._custom_compute_mask:
+            cls.supports_masking = True
         if "build" in cls.__dict__:
             cls.build = _mark_built_after(cls.__dict__["build"])
 
@@ -280,7 +295,6 @@ class Layer(nn.Module):
         self.autocast = autocast
         self.activity_regularizer = regularizers_module.get(activity_regularizer)
         self.built = False
-        self.supports_masking = False
         self.training = False
         self._batch_input_shape = _batch_input_shape_from_kwargs(kwargs)
         self._initial_weights = kwargs.get("weights")
@@ -315,6 +329,24 @@ class Layer(nn.Module):
     def compute_output_shape(self, input_shape: Any) -> Any:
         """The output shape for an input shape (batch axis None), found by a probe call."""
         return _symbolic.output_shape_by_probe(self, input_shape)
+
+    def compute_output_spec(self, *args: Any, **kwargs: Any) -> Any:
+        """Symbolic tensors (shape and dtype, no data) of the outputs for inputs given as
+        KerasTensors or tensors, without recording a graph node. From `compute_output_shape`
+        where a layer overrides it for one input, else by running the layer on probes."""
+        args, kwargs = tree.map_structure(_as_symbolic, (args, kwargs))
+        if not self.built:
+            self._maybe_build(_build_shapes(self, args, kwargs))
+        if type(self).compute_output_shape is not Layer.compute_output_shape and \
+                len(args) == 1 and isinstance(args[0], KerasTensor):
+            shape = self.compute_output_shape(args[0].shape)
+            dtype = config.torch_dtype(self.compute_dtype)
+            if isinstance(shape, list) and shape and isinstance(shape[0], (list, tuple)):
+                return [_symbolic_spec(s, dtype) for s in shape]
+            return _symbolic_spec(shape, dtype)
+        probe_kwargs = _PROBE_KWARGS if self._call_takes_training else None
+        outputs = _symbolic.symbolic_call(self, args, kwargs, probe_kwargs)
+        return tree.map_structure(_detached_spec, outputs)
 
     def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
         """The mask of the output: the input's mask for layers that support masking, else None."""
@@ -387,6 +419,8 @@ class Layer(nn.Module):
                                     or first.dtype is not cast_to):
             args, kwargs = _cast_inputs(self, cast_to, args, kwargs)
             first = args[0] if args else next(iter(kwargs.values()), None)
+        if self.input_spec is not None:
+            assert_input_compatibility(self.input_spec, first, self.name)
         if self._call_takes_training:
             if kwargs.get("training") is None:
                 training = context.training
@@ -436,6 +470,7 @@ class Layer(nn.Module):
         """A call on KerasTensors: build from their shapes, find the output's by a probe call
         (in inference mode, as Keras's symbolic calls run), record the node."""
         if not self.built:
+            self._check_spec_before_build(args, kwargs)
             self._maybe_build(_build_shapes(self, args, kwargs))
             if self._initial_weights is not None:
                 self.set_weights(self._initial_weights)
@@ -450,13 +485,24 @@ class Layer(nn.Module):
 
     def _build_on_first_call(self, args: tuple, kwargs: dict) -> tuple:
         args = tuple(_to_tensor(a, self._dtype) for a in args)
+        self._check_spec_before_build(args, kwargs)
         self._maybe_build(_build_shapes(self, args, kwargs))
         if self._initial_weights is not None:
             self.set_weights(self._initial_weights)
             self._initial_weights = None
         return args
 
-    def _maybe_build(self, input_shape: Any) -> None:
+    def _check_spec_before_build(self, args: tuple, kwargs: dict) -> None:
+        # As Keras does before `build`, so a wrong input is reported as such, not as whatever
+        # `build` makes of its shape; the dtype is checked on the call, after the input cast.
+        if self.input_spec is not None:
+            first = args[0] if args else next(iter(kwargs.values()), None)
+            assert_input_compatibility(self.input_spec, first, self.name, check_dtype=False)
+
+    def _maybe_build(self, input_shape: Any, shapes_by_name: dict[str, Any] | None = None
+                     ) -> None:
+        """Build once for `input_shape`; with `shapes_by_name`, call `build(**shapes_by_name)`
+        (Keras's `shapes_dict` build config) instead."""
         if self.built:
             return
         self._build_input_shape = input_shape
@@ -465,7 +511,9 @@ class Layer(nn.Module):
             # Real weights, seeded as an eager build, even for a layer first called inside
             # another layer's shape probe (which runs on meta).
             with _symbolic.real_weights():
-                if isinstance(input_shape, tuple) and len(input_shape) == 2 and \
+                if shapes_by_name is not None:
+                    self.build(**shapes_by_name)
+                elif isinstance(input_shape, tuple) and len(input_shape) == 2 and \
                         _build_arity(self) == 2:
                     self.build(*input_shape)
                 else:
@@ -487,6 +535,31 @@ class Layer(nn.Module):
     def build_from_config_shape(self, input_shape: Sequence[int | None]) -> None:
         """Build from a shape with a None batch axis (used when loading and by `Sequential`)."""
         self._maybe_build(tuple(input_shape))
+
+    def get_build_config(self) -> dict[str, Any] | None:
+        """What `build_from_config` needs to create the layer's state: the input shape it was
+        built with (`{"input_shape": shape}`, or `{"shapes_dict": {"a_shape": ..., ...}}` for a
+        `build` of several shapes), None before it is built. Override both to rebuild state
+        that does not follow from the input shape; saved files carry an override's result."""
+        shape = self._build_input_shape
+        if not self.built or shape is None:
+            return None
+        names = _build_parameter_names(self)
+        if len(names) >= 2 and isinstance(shape, tuple) and len(shape) == len(names):
+            return {"shapes_dict": dict(zip(names, shape))}
+        return {"input_shape": shape}
+
+    def build_from_config(self, config_dict: dict[str, Any] | None) -> None:
+        """Create the layer's state from `get_build_config()`'s dict (as Keras's loader does
+        before it loads the weights): `build(input_shape)` by default."""
+        if not config_dict:
+            return
+        if "input_shape" in config_dict:
+            self._maybe_build(_shape_from_config(config_dict["input_shape"]))
+        elif "shapes_dict" in config_dict:
+            shapes = {name: _shape_from_config(shape)
+                      for name, shape in config_dict["shapes_dict"].items()}
+            self._maybe_build(tuple(shapes.values()), shapes_by_name=shapes)
 
     # ----------------------------------------------------------------- weights
 
@@ -541,6 +614,32 @@ class Layer(nn.Module):
         if constraint is not None:
             self._constrained.append((attr, constraints_module.get(constraint)))
         return weight
+
+    def _load_build_config(self, config_dict: dict[str, Any] | None) -> None:
+        """Loading's call of `build_from_config` (as Keras's loader makes it): the layer is
+        built afterwards, even when an override creates its state without `build`."""
+        if self.built or not config_dict:
+            return
+        self.build_from_config(config_dict)
+        if not self.built:
+            self.built = True
+            self._after_build()
+
+    def add_variable(
+        self,
+        shape: Sequence[int],
+        initializer: Any,
+        dtype: Any = None,
+        trainable: bool = True,
+        autocast: bool = True,
+        regularizer: Any = None,
+        constraint: Any = None,
+        name: str | None = None,
+    ) -> Tensor:
+        """Keras 3's name for `add_weight`, with the shape and initializer first."""
+        return self.add_weight(shape=shape, initializer=initializer, dtype=dtype,
+                               trainable=trainable, autocast=autocast, regularizer=regularizer,
+                               constraint=constraint, name=name)
 
     def __setattr__(self, name: str, value: Any) -> None:
         weight_attrs = self.__dict__.get("_weight_attr_by_id")
@@ -659,6 +758,49 @@ class Layer(nn.Module):
                     value = owner._from_keras_layout(name, value)
                 tensor.copy_(value.to(tensor.device))
 
+    def _stored_weights(self) -> list[tuple[str, Tensor]]:
+        """The (Keras name, tensor) pairs of this layer's own `vars` group in a `.keras` file:
+        its own weights less those it files under Keras's sublayers (`_keras_weight_groups`)."""
+        split = getattr(type(self), "_keras_weight_groups", None) or {}
+        return [(n, t) for n, t in self._own_weights() if n.split("/")[0] not in split]
+
+    def save_own_variables(self, store: dict[str, Any]) -> None:
+        """Put this layer's own state into `store` for `model.save()`: its weights (Keras
+        layouts) under "0", "1", .... Override it, with `load_own_variables`, to save state
+        that is not a weight; values are tensors or arrays of numbers."""
+        for index, (name, tensor) in enumerate(self._stored_weights()):
+            store[str(index)] = self._to_keras_layout(name, tensor.detach())
+
+    def load_own_variables(self, store: Any) -> None:
+        """Set this layer's own state from what `save_own_variables` stored: a mapping of
+        numpy arrays (`load_model` passes the file's values, as Keras's loader does)."""
+        own = self._stored_weights()
+        if len(store.keys()) != len(own):
+            if not own and not self.built:
+                raise ValueError(
+                    f"Layer '{self.name}' was never built and thus it doesn't have any "
+                    f"variables. However the weights file lists {len(store.keys())} variables "
+                    "for this layer. Create all of its state in `build()` (children's too), or "
+                    "implement `build_from_config(config)` (and `get_build_config()`) so that "
+                    "loading can rebuild it.")
+            raise ValueError(
+                f"Layer '{self.name}' expected {len(own)} variables, but received "
+                f"{len(store.keys())} variables during loading. Expected: "
+                f"{[name for name, _ in own]}")
+        values = []
+        for index, (name, tensor) in enumerate(own):
+            value = torch.as_tensor(np.asarray(store[str(index)]), dtype=tensor.dtype)
+            expected = tuple(self._to_keras_layout(name, tensor).shape)
+            if tuple(value.shape) != expected:
+                raise ValueError(
+                    f"Layer '{self.name}' weight '{name}' has shape {expected}, but the stored "
+                    f"value has shape {tuple(value.shape)}. Load a file saved from the same "
+                    "architecture.")
+            values.append((tensor, self._from_keras_layout(name, value)))
+        with torch.no_grad():
+            for tensor, value in values:
+                tensor.copy_(value.to(tensor.device))
+
     def count_params(self) -> int:
         """The number of scalars in all weights, trainable or not (Keras's `count_params`)."""
         if not self.built:
@@ -697,6 +839,17 @@ class Layer(nn.Module):
     @property
     def variable_dtype(self) -> str:
         return self.dtype
+
+    @property
+    def input_dtype(self) -> str:
+        """The dtype the layer's inputs are converted to (Keras's: the compute dtype)."""
+        return self.compute_dtype
+
+    @property
+    def path(self) -> str | None:
+        """The prefix of the layer's variable paths (`v.path == f"{layer.path}/{v.name}"`):
+        its name once built, None before."""
+        return self.name if self.built else None
 
     @property
     def input_shape(self) -> Any:
@@ -1102,6 +1255,41 @@ def _build_arity(layer: Layer) -> int:
     parameters = [p for p in inspect.signature(layer.build).parameters.values()
                   if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     return len(parameters)
+
+
+def _build_parameter_names(layer: Layer) -> list[str]:
+    return [p.name for p in inspect.signature(layer.build).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+
+def _shape_from_config(shape: Any) -> Any:
+    """A shape read back from JSON: a list of sizes is a tuple, a list of shapes a list of
+    tuples (several inputs), as `build` got them."""
+    if isinstance(shape, (list, tuple)) and shape and all(
+            isinstance(s, (list, tuple)) or s is None for s in shape) and any(
+            isinstance(s, (list, tuple)) for s in shape):
+        return [_shape_from_config(s) for s in shape]
+    if isinstance(shape, dict):
+        return {k: _shape_from_config(v) for k, v in shape.items()}
+    return tuple(shape) if isinstance(shape, (list, tuple)) else shape
+
+
+def _symbolic_spec(shape: Sequence[int | None], dtype: torch.dtype) -> KerasTensor:
+    shape = tuple(shape)
+    return KerasTensor(shape, dtype, _symbolic.make_probes(shape, dtype))
+
+
+def _as_symbolic(value: Any) -> Any:
+    if isinstance(value, (Tensor, np.ndarray)) and not isinstance(value, KerasTensor):
+        return _symbolic_spec(tuple(value.shape), config.torch_dtype(value.dtype))
+    return value
+
+
+def _detached_spec(value: Any) -> Any:
+    # compute_output_spec describes outputs; it adds no call to any graph.
+    if isinstance(value, KerasTensor):
+        value.node = None
+    return value
 
 
 def _build_shapes(layer: Layer, args: tuple, kwargs: dict) -> Any:

@@ -184,6 +184,9 @@ class WeightGroup:
     arrays: list[tuple[str, torch.Tensor, Any]]
     module: nn.Module
     label: str
+    # The group of a layer's own state in Keras 3's tree (not a part filed under a sublayer's
+    # key, not Lamina's earlier tree): the one its save/load_own_variables overrides fill.
+    own: bool = False
 
 
 def _attribute_order(name: str) -> str:
@@ -227,7 +230,7 @@ def _keras_groups(module: nn.Module, path: str, label: str, visited: set[int],
     split = getattr(type(module), "_keras_weight_groups", None) or {}
     parts = {prefix: [a for a in arrays if a[0].split("/")[0] == prefix] for prefix in split}
     out.append(WeightGroup(path, [a for a in arrays if a[0].split("/")[0] not in split],
-                           module, label))
+                           module, label, own=True))
     for prefix, key in split.items():
         out.append(WeightGroup(_join(path, key), parts[prefix], module, f"{label}/{key}"))
     if not isinstance(module, Layer):
@@ -270,12 +273,50 @@ def weight_groups(module: nn.Module, layout: str = "keras",
     return out
 
 
+def _overrides(entry: WeightGroup, method: str) -> bool:
+    """Whether the layer of a group's own state overrides `save_own_variables` or
+    `load_own_variables` (Keras's per-layer hooks); other layers keep Lamina's own path."""
+    return entry.own and isinstance(entry.module, Layer) and \
+        getattr(type(entry.module), method) is not getattr(Layer, method)
+
+
+def _store_array(value: Any) -> np.ndarray:
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu()
+        # numpy has no bfloat16; float32 holds every bfloat16 value exactly.
+        return (value.float() if value.dtype == torch.bfloat16 else value).numpy()
+    return np.asarray(value)
+
+
+def _write_store(entry: WeightGroup, variables: h5py.Group) -> None:
+    """Write what a layer's `save_own_variables` override puts in its store, as Keras does."""
+    layer = entry.module
+    store: dict[str, Any] = {}
+    layer.save_own_variables(store)
+    where = f"{type(layer).__name__}.save_own_variables (layer {layer.name!r})"
+    for key, value in store.items():
+        if not isinstance(key, str) or not key or "/" in key or key == ".":
+            raise ValueError(f"{where} stored a value under the key {key!r}; keys are names "
+                             "without '/' (Keras uses '0', '1', ...). Rename the key.")
+        array = _store_array(value)
+        if array.dtype.kind not in "fiucb" or array.dtype.fields is not None:
+            raise ValueError(
+                f"{where} stored {type(value).__name__} of dtype {array.dtype} under {key!r}; "
+                "a weights file holds arrays of numbers (float, int, bool) only. Encode it as "
+                "numbers (e.g. strings as their UTF-8 bytes, np.frombuffer(text.encode(), "
+                "np.uint8)), or keep it in the layer's config.")
+        variables.create_dataset(key, data=array)
+
+
 def write_weights(module: nn.Module, group: h5py.Group, layout: str = "keras") -> None:
     """Write `module`'s weights into `group` in Keras 3's tree (which Keras reads), or in
     Lamina's earlier tree (`layout="lamina-v1"`)."""
     for entry in weight_groups(module, layout):
         variables = group.require_group(_join(entry.path, "vars"))
         variables.attrs["name"] = str(getattr(entry.module, "name", type(entry.module).__name__))
+        if _overrides(entry, "save_own_variables"):
+            _write_store(entry, variables)
+            continue
         for index, (name, tensor, owner) in enumerate(entry.arrays):
             value = owner._to_keras_layout(name, tensor) if owner is not None else tensor
             dataset = variables.create_dataset(str(index), data=value.detach().cpu().numpy())
@@ -445,8 +486,33 @@ def _compatible(stored: np.dtype, target: torch.dtype) -> bool:
     return stored.kind in "iu"
 
 
+@dataclasses.dataclass
+class _OwnVariables:
+    """A layer whose `load_own_variables` override takes its group's values (numpy arrays by
+    dataset name, as Keras's loader passes them), read and checked with the rest of the file."""
+
+    layer: Layer
+    paths: dict[str, str]
+    store: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+
+
+def _plan_own_variables(entry: WeightGroup, inventory: WeightsInventory,
+                        hooked: list[_OwnVariables]) -> None:
+    vars_path = _join(entry.path, "vars")
+    paths = {}
+    for name in sorted(inventory.children.get(vars_path, ())):
+        path = _join(vars_path, name)
+        if path not in inventory.datasets:
+            raise FileFormatError(f"{inventory.source!r}: {path!r} is a group inside the "
+                                  "variables of a layer, which hold arrays only; the file is "
+                                  "damaged.")
+        paths[name] = path
+    hooked.append(_OwnVariables(entry.module, paths))
+
+
 def _plan(module: nn.Module, inventory: WeightsInventory, layout: str, skip_mismatch: bool,
-          planned: list[_Planned], skipped: list[str]) -> None:
+          planned: list[_Planned], skipped: list[str],
+          hooked: list[_OwnVariables] | None = None) -> None:
     source = inventory.source
 
     def mismatch(message: str, fix: str) -> None:
@@ -464,6 +530,9 @@ def _plan(module: nn.Module, inventory: WeightsInventory, layout: str, skip_mism
         if vars_path in inventory.datasets:
             raise FileFormatError(f"{source!r}: {vars_path!r} is a dataset where a group of "
                                   "weights belongs; the file is damaged.")
+        if hooked is not None and _overrides(entry, "load_own_variables"):
+            _plan_own_variables(entry, inventory, hooked)
+            continue
         if own and vars_path not in inventory.children:
             mismatch(f"Layer {where!r} ({type(entry.module).__name__}) has no weights in the "
                      f"file (no group {vars_path!r}).",
@@ -594,44 +663,58 @@ def _convert(array: np.ndarray, entry: _Planned, source: str) -> torch.Tensor:
 
 
 def stage_weights(module: nn.Module, inventory: WeightsInventory, skip_mismatch: bool,
-                  expected_digest: str | None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+                  expected_digest: str | None) -> list[Any]:
     """Read and check every weight the model takes from the file, without changing the model.
 
-    Returns (model tensor, new value) pairs for `commit`. With `expected_digest`, every dataset
-    of the file is hashed and a mismatch raises before any value is converted.
+    Returns (model tensor, new value) pairs, and the stores of layers that load their own
+    variables, for `commit`. With `expected_digest`, every dataset of the file is hashed and a
+    mismatch raises before any value is converted.
     """
     planned: list[_Planned] = []
     skipped: list[str] = []
-    _plan(module, inventory, inventory.layout, skip_mismatch, planned, skipped)
+    hooked: list[_OwnVariables] = []
+    _plan(module, inventory, inventory.layout, skip_mismatch, planned, skipped, hooked)
     by_path = {entry.path: entry for entry in planned}
+    store_of = {path: (own, name) for own in hooked for name, path in own.paths.items()}
     digest = hashlib.sha256() if expected_digest is not None else None
     raw: list[tuple[_Planned, np.ndarray]] = []
-    for path in sorted(inventory.datasets if digest is not None else by_path):
+    for path in sorted(inventory.datasets if digest is not None else [*by_path, *store_of]):
         array = _read(inventory.datasets[path])
         if digest is not None:
             _update_digest(digest, path, array)
         if path in by_path:
             raw.append((by_path[path], array))
+        elif path in store_of:
+            own, name = store_of[path]
+            own.store[name] = np.asarray(array, dtype=array.dtype.newbyteorder("="), order="C")
     if digest is not None and digest.hexdigest() != expected_digest:
         raise FileFormatError(
             f"{inventory.source!r} is corrupted: its weights do not match the SHA-256 checksum "
             "recorded when it was saved (the file was damaged on disk or in transfer, or edited). "
             "Restore it from a good copy; to load it anyway, pass verify_checksum=False."
         )
-    staged = []
+    staged: list[Any] = []
     while raw:
         entry, array = raw.pop(0)
         staged.append((entry.tensor, _convert(array, entry, inventory.source)))
     for message in skipped:
         warnings.warn(message, stacklevel=4)
-    return staged
+    return [*hooked, *staged]
 
 
-def commit(staged: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
-    """Copy staged values into the model's tensors (after the whole file was validated)."""
+def commit(staged: list[Any]) -> None:
+    """Copy staged values into the model's tensors (after the whole file was validated).
+
+    Layers that load their own variables go first: their code may still refuse its values,
+    and the model's other weights are then left as they were."""
+    for own in staged:
+        if isinstance(own, _OwnVariables):
+            own.layer.load_own_variables(own.store)
     with torch.no_grad():
-        for tensor, value in staged:
-            tensor.copy_(value.to(tensor.device))
+        for item in staged:
+            if not isinstance(item, _OwnVariables):
+                tensor, value = item
+                tensor.copy_(value.to(tensor.device))
 
 
 # --------------------------------------------------------------------------- opening files

@@ -79,8 +79,9 @@ def _model_document(model) -> dict[str, Any]:
     compile_config = getattr(model, "_compile_config", None)
     if compile_config is not None:
         document["compile_config"] = serialize_compile_config(compile_config)
-    # json writes the shape's tuples as lists, as Keras does.
-    document["build_config"] = {"input_shape": getattr(model, "_build_input_shape", None)}
+    # json writes the shape's tuples as lists, as Keras does. A model class with its own
+    # get_build_config has written its own already.
+    document.setdefault("build_config", {"input_shape": getattr(model, "_build_input_shape", None)})
     return document
 
 

@@ -164,13 +164,20 @@ def serialize(obj: Any) -> Any:
             "config": {k: v for k, v in inner.items() if k not in absent or v != absent[k]},
             "registered_name": None,
         }
-    return {
+    document = {
         "module": cls.__module__,
         "class_name": cls.__name__,
         "registered_name": get_registered_name(cls),
         "kind": kind,
         "config": obj.get_config(),
     }
+    if getattr(cls, "_custom_build_config", False):
+        # A layer whose state does not follow from its input shape alone: Keras's loader (and
+        # Lamina's) rebuild it from this before loading its weights.
+        build_config = obj.get_build_config()
+        if build_config is not None:
+            document["build_config"] = serialize(build_config)
+    return document
 
 
 def deserialize(config: Any, custom_objects: dict[str, Any] | None = None,
@@ -211,7 +218,10 @@ def deserialize(config: Any, custom_objects: dict[str, Any] | None = None,
         kwargs["custom_objects"] = custom_objects
     if "safe_mode" in signature:
         kwargs["safe_mode"] = safe_mode
-    return cls.from_config(inner, **kwargs)
+    instance = cls.from_config(inner, **kwargs)
+    if getattr(cls, "_custom_build_config", False):
+        instance._load_build_config(config.get("build_config"))
+    return instance
 
 
 def _lookup(kinds: tuple[str, ...] | str | None, name: str, custom_objects: dict | None,
