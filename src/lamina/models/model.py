@@ -554,7 +554,12 @@ class Model(Layer):
             return {}
         from lamina.saving.compile_config import serialize_compile_config
 
-        return serialize_compile_config(self._compile_config)
+        config = serialize_compile_config(self._compile_config)
+        if "jit_compile" in config:
+            # What compile settled on, as Keras records it ("auto" is eager on torch, and
+            # run_eagerly wins over jit_compile).
+            config["jit_compile"] = config["jit_compile"] is True and not config.get("run_eagerly")
+        return config
 
 
 def _fold_step_losses(tracker: Any) -> None:

@@ -64,12 +64,13 @@ def stateless_call(model: Layer, trainable_variables: Sequence[Any],
         # A copy: the call updates state in place, and the caller's tensors (often the model's
         # own, `model.non_trainable_variables`) must not change.
         _map(values, names[id(own)], _value_for(own, given, names[id(own)][0]).clone())
-    saved_losses = _activity_losses(model)
     try:
         outputs, losses = torch.func.functional_call(
             _CallAndLosses(model, return_losses), values, (args, kwargs))
     finally:
-        _restore_activity_losses(model, saved_losses)
+        # The call's `add_loss` terms are returned, not kept; as in Keras, the terms of the
+        # call before it are gone too (a call starts by dropping them).
+        model._clear_losses()
     # functional_call writes a value the call re-assigned (`self.count = self.count + 1`) back
     # into `values`; in-place updates (moving statistics) changed the copies themselves.
     new_state = [values[names[id(own)][0]] for own in own_non_trainable]
@@ -104,18 +105,3 @@ def _value_for(own: Tensor, given: Any, name: str) -> Tensor:
 def _map(values: dict[str, Tensor], names: list[str], value: Tensor) -> None:
     for name in names:
         values[name] = value
-
-
-def _activity_losses(model: nn.Module) -> list[tuple[Layer, list, bool]]:
-    """The `add_loss` terms of the model's last call, which the stateless call must not drop."""
-    return [(module, module._activity_losses, module.__dict__.get("_holds_losses", False))
-            for module in model.modules() if isinstance(module, Layer)]
-
-
-def _restore_activity_losses(model: nn.Module, saved: list[tuple[Layer, list, bool]]) -> None:
-    for module, terms, holds in saved:
-        module.__dict__["_activity_losses"] = terms
-        if holds:
-            module.__dict__["_holds_losses"] = True
-        else:
-            module.__dict__.pop("_holds_losses", None)
