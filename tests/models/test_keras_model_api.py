@@ -9,6 +9,7 @@ stateful way, or against torch.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import warnings
@@ -203,6 +204,28 @@ def test_stateless_call_on_a_shared_layer_maps_each_weight_once():
     kernel, bias = (torch.tensor(a) for a in trainable)
     torch.testing.assert_close(outputs, (x @ kernel + bias) @ kernel + bias)
     assert state == []
+
+
+def test_stateless_call_returns_a_torch_batchnorm_state_as_torch_computes_it():
+    """A plain torch module inside (its running statistics and its int64 step count are
+    non-trainable variables) updates the copies given, exactly as torch updates its own."""
+    norm = torch.nn.BatchNorm1d(3)
+    model = lamina.Sequential([lamina.Input((3,)), norm, lamina.layers.Dense(2)])
+    reference = copy.deepcopy(norm)
+    x = torch.tensor(_data(seed=12)[0])
+    model.train()
+    outputs, state = model.stateless_call(model.trainable_variables,
+                                          model.non_trainable_variables, x)
+    expected = reference.train()(x)
+    for value, own, wanted in zip(state, (norm.running_mean, norm.running_var,
+                                          norm.num_batches_tracked),
+                                  (reference.running_mean, reference.running_var,
+                                   reference.num_batches_tracked), strict=True):
+        torch.testing.assert_close(value, wanted)
+        assert value is not own
+    dense = model.layers[-1]
+    torch.testing.assert_close(outputs, dense(expected))
+    assert int(norm.num_batches_tracked) == 0 and float(norm.running_var.sum()) == 3.0
 
 
 # ------------------------------------------------------------------- make_*_function
