@@ -209,8 +209,9 @@ def deserialize(config: Any, custom_objects: dict[str, Any] | None = None,
     name = config.get("registered_name") or config["class_name"]
     cls = _lookup(kinds, name, custom_objects, fallback=config["class_name"])
     inner = config.get("config", {})
-    if keras_kinds is not None or kind is None and "module" not in config:
-        # Keras's (or Keras's legacy `.h5` configs, which name no module at the top level).
+    if keras_kinds is not None or "kind" not in config:
+        # Keras's (or Keras's legacy `.h5` configs, which name no module at the top level);
+        # Keras writes no "kind", also for a user's custom class (whose dtype is a policy).
         inner = _from_keras_config(inner)
     signature = inspect.signature(cls.from_config).parameters
     kwargs = {}
