@@ -261,11 +261,14 @@ def test_train_test_and_predict_functions_match_keras(keras):
         _close(mine, reference.value, "weights after three train_function steps")
         torch.testing.assert_close(other, mine, rtol=0, atol=0)
 
+    assert not ours.training  # the train function put back the mode it found
+
     for model in (ours, theirs):
         model.reset_metrics()
         model.make_test_function()
         model.make_predict_function()
     weights = [w.detach().clone() for w in ours.weights]
+    ours.train()  # as inside fit: the test and predict steps still run in inference mode
     for batch in _batches():
         logs, k_logs = ours.test_function([batch]), theirs.test_function([batch])
         for name in ("loss", "mae"):
@@ -275,11 +278,31 @@ def test_train_test_and_predict_functions_match_keras(keras):
         _close(outputs, theirs.predict_function([(batch[0],)]), "predict_function outputs")
     for before, after in zip(weights, ours.weights):  # test and predict change nothing
         torch.testing.assert_close(after.detach(), before, rtol=0, atol=0)
-    assert not ours.training
+    assert ours.training
 
     for module, model in ((lamina, ours), (keras, theirs)):
         model.compile(optimizer="sgd", loss="mse")
         assert model.train_function is None and model.test_function is None
+
+
+def test_test_and_predict_functions_run_torch_modules_in_eval_mode():
+    """A torch module follows the module mode, not `training=`: inside fit (train mode) the
+    test and predict steps still normalize with the running statistics, then the mode is back."""
+    norm = torch.nn.BatchNorm1d(3)
+    model = lamina.Sequential([lamina.Input((3,)), norm, lamina.layers.Dense(2)])
+    model.compile(optimizer="sgd", loss="mse")
+    with torch.no_grad():
+        norm.running_mean.fill_(0.5)
+        norm.running_var.fill_(4.0)
+    x, y = (torch.tensor(a) for a in _data(seed=13, rows=6))
+    kernel, bias = (torch.tensor(w) for w in model.layers[-1].get_weights())
+    expected = ((x - 0.5) / torch.sqrt(torch.tensor(4.0 + norm.eps))) @ kernel + bias
+    model.train()
+    logs = model.make_test_function()([(x, y)])
+    outputs = model.make_predict_function()([x])
+    torch.testing.assert_close(outputs, expected)
+    torch.testing.assert_close(logs["loss"], ((expected - y) ** 2).mean())
+    assert model.training and norm.training and int(norm.num_batches_tracked) == 0
 
 
 def test_step_functions_are_made_once_unless_forced(keras):
