@@ -456,9 +456,11 @@ class Model(Layer):
     def metrics_variables(self) -> list[torch.Tensor]:
         """The state tensors of every metric in `model.metrics`, in that order."""
         found = []
+        from lamina.training.trainer import StepLossMean
+
         for metric in self.metrics:
-            if getattr(metric, "pending", None):
-                _fold_step_losses(metric)
+            if isinstance(metric, StepLossMean):
+                metric.fold()  # the step losses the loss tracker keeps aside
             found.extend(metric.variables)
         return found
 
@@ -560,15 +562,6 @@ class Model(Layer):
             # run_eagerly wins over jit_compile).
             config["jit_compile"] = config["jit_compile"] is True and not config.get("run_eagerly")
         return config
-
-
-def _fold_step_losses(tracker: Any) -> None:
-    """Add the step losses the loss tracker keeps aside (training/trainer.py `StepLossMean`)
-    into its `total` and `count`, so its variables hold the whole epoch, as Keras's `Mean`'s."""
-    total, count = tracker._pending_sums()
-    tracker.pending = []
-    tracker.total.add_(total)
-    tracker.count.add_(count)
 
 
 def _set_trainer_jit_compile(trainer: Any, jit_compile: bool) -> None:

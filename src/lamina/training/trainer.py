@@ -83,6 +83,11 @@ class StepLossMean(metrics_module.Metric):
     def record(self, loss: Tensor, batch_size: int) -> None:
         self.pending.append((loss, batch_size))
         if len(self.pending) >= self.FOLD_EVERY:
+            self.fold()
+
+    def fold(self) -> None:
+        """Add the recorded step losses into `total` and `count` (Keras's `Mean` state)."""
+        if self.pending:
             total, count = self._pending_sums()
             self.pending = []
             self.total.add_(total)
