@@ -117,6 +117,10 @@ def assert_input_compatibility(input_spec: Any, inputs: Any, layer_name: str,
     to its dtype, the dtype an input arrives in is not yet the one the spec constrains."""
     if not input_spec:
         return
+    if isinstance(input_spec, InputSpec) and hasattr(inputs, "shape"):
+        # The usual case, one spec and one tensor, without walking structures.
+        _check_one(input_spec, inputs, 0, layer_name, check_dtype)
+        return
     specs = tree.flatten(input_spec)
     if isinstance(inputs, dict):
         names = [spec.name for spec in specs]
