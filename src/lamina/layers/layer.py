@@ -233,7 +233,7 @@ class Layer(nn.Module):
     supports_masking = False
     # An `InputSpec` (or a list of them) that the first argument of each call must meet.
     input_spec: Any = None
-
+    # Set per class by __init_subclass__: overrides get_build_config or build_from_config.
     _custom_build_config = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -561,6 +561,16 @@ class Layer(nn.Module):
                       for name, shape in config_dict["shapes_dict"].items()}
             self._maybe_build(tuple(shapes.values()), shapes_by_name=shapes)
 
+    def _load_build_config(self, config_dict: dict[str, Any] | None) -> None:
+        """Loading's call of `build_from_config` (as Keras's loader makes it): the layer is
+        built afterwards, even when an override creates its state without `build`."""
+        if self.built or not config_dict:
+            return
+        self.build_from_config(config_dict)
+        if not self.built:
+            self.built = True
+            self._after_build()
+
     # ----------------------------------------------------------------- weights
 
     def add_weight(
@@ -614,16 +624,6 @@ class Layer(nn.Module):
         if constraint is not None:
             self._constrained.append((attr, constraints_module.get(constraint)))
         return weight
-
-    def _load_build_config(self, config_dict: dict[str, Any] | None) -> None:
-        """Loading's call of `build_from_config` (as Keras's loader makes it): the layer is
-        built afterwards, even when an override creates its state without `build`."""
-        if self.built or not config_dict:
-            return
-        self.build_from_config(config_dict)
-        if not self.built:
-            self.built = True
-            self._after_build()
 
     def add_variable(
         self,
@@ -1251,15 +1251,13 @@ def _free_attribute(layer: Layer, base: str) -> str:
     return candidate
 
 
-def _build_arity(layer: Layer) -> int:
-    parameters = [p for p in inspect.signature(layer.build).parameters.values()
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    return len(parameters)
-
-
 def _build_parameter_names(layer: Layer) -> list[str]:
     return [p.name for p in inspect.signature(layer.build).parameters.values()
             if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+
+def _build_arity(layer: Layer) -> int:
+    return len(_build_parameter_names(layer))
 
 
 def _shape_from_config(shape: Any) -> Any:
@@ -1280,7 +1278,7 @@ def _symbolic_spec(shape: Sequence[int | None], dtype: torch.dtype) -> KerasTens
 
 
 def _as_symbolic(value: Any) -> Any:
-    if isinstance(value, (Tensor, np.ndarray)) and not isinstance(value, KerasTensor):
+    if isinstance(value, (Tensor, np.ndarray)):
         return _symbolic_spec(tuple(value.shape), config.torch_dtype(value.dtype))
     return value
 
