@@ -34,13 +34,14 @@ from lamina import (
     utils,
 )
 from lamina.config import set_random_seed
+from lamina.layers.input_spec import InputSpec
 from lamina.layers.layer import Layer, clear_session
 from lamina.models import Input, Model, Sequential
 from lamina.models.wrapped import wrap
 from lamina.utils.dataset import AUTOTUNE
 
 __all__ = [
-    "AUTOTUNE", "Input", "Layer", "Model", "Sequential", "activations", "applications", "backend", "callbacks",
+    "AUTOTUNE", "Input", "InputSpec", "Layer", "Model", "Sequential", "activations", "applications", "backend", "callbacks",
     "clear_session", "config", "constraints", "datasets", "distribution", "evaluation", "initializers", "layers",
     "losses", "metrics", "mixed_precision", "models", "nn", "ops", "optimizers", "preprocessing", "random",
     "regularizers",

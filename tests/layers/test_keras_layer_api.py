@@ -432,3 +432,37 @@ def test_compute_output_spec_as_keras(libraries):
                         if isinstance(s.dtype, torch.dtype) else s.dtype) for s in specs]
     assert found["lamina"] == found["keras"]
     assert found["lamina"][2] == ((None, 5, 2), "int32")
+
+
+def test_activity_penalties_match_keras_per_output_and_per_sample():
+    # Keras 3 adds one penalty per output tensor, divided by that output's batch size; the
+    # loss evaluate reports includes it.
+    def build(K, Split):
+        inputs = K.Input((3,))
+        dense = K.layers.Dense(4, activity_regularizer=K.regularizers.L1L2(0.01, 0.02),
+                               kernel_initializer="ones")
+        split = Split(activity_regularizer="l2")
+        model = K.Model(inputs, split(dense(inputs)))
+        model.compile("sgd", ["mse", "mse"])
+        return model
+
+    def split_class(K):
+        class Split(K.layers.Layer):
+            def call(self, inputs):
+                return inputs[:, :2], inputs[:, 2:] * 2.0
+        return Split
+
+    x = np.arange(15, dtype="float32").reshape(5, 3) / 10
+    targets = [np.zeros((5, 2), "float32")] * 2
+    ours, theirs = build(lamina, split_class(lamina)), build(keras, split_class(keras))
+    ours(torch.from_numpy(x))
+    theirs(x)
+    np.testing.assert_allclose([float(v.detach()) for v in ours.losses],
+                               [float(v.detach()) for v in theirs.losses], rtol=1e-6)
+    np.testing.assert_allclose(ours.evaluate(x, targets, verbose=0)[0],
+                               theirs.evaluate(x, targets, verbose=0)[0], rtol=1e-6)
+
+
+def test_input_spec_is_exported_where_keras_exports_it():
+    assert keras.InputSpec is keras.layers.InputSpec
+    assert lamina.InputSpec is lamina.layers.InputSpec

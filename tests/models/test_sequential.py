@@ -231,7 +231,7 @@ def test_activity_regularizer_losses_are_the_last_calls_only():
     model(first)
     model(second)
     # Dense with a ones kernel: each of the 3 outputs is the sum of the inputs.
-    expected = 0.01 * 3 * (second.sum(dim=1) ** 2).sum()
+    expected = 0.01 * 3 * (second.sum(dim=1) ** 2).sum() / 2  # per sample of the batch of 2
     assert len(model.losses) == 1
     torch.testing.assert_close(model.losses[0], expected)
     dense(first)  # an outermost call of the layer alone clears and adds its own term

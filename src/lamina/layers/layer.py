@@ -453,8 +453,18 @@ class Layer(nn.Module):
                 self.supports_masking and self._custom_compute_mask):
             _attach_mask(outputs, self.compute_mask(first, input_mask))
         if self.activity_regularizer is not None and not _symbolic.is_probing():
-            self.add_loss(self.activity_regularizer(outputs))
+            self._add_activity_penalties(outputs)
         return outputs
+
+    def _add_activity_penalties(self, outputs: Any) -> None:
+        """Keras 3's activity penalty: one per output tensor, divided by its batch size so the
+        regularization strength does not grow with the batch (tf.keras divided too)."""
+        for output in tree.flatten(outputs):
+            if isinstance(output, Tensor):
+                penalty = self.activity_regularizer(output)
+                if output.ndim and output.shape[0]:
+                    penalty = penalty / output.shape[0]
+                self.add_loss(penalty)
 
     # Keras's input conversion (`_cast_inputs`); a model leaves it to its layers.
     _casts_inputs = True
