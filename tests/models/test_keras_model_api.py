@@ -536,3 +536,45 @@ def test_compile_from_config_skips_a_custom_compile_with_keras_warning(keras):
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             assert model.get_compile_config() == {}
+
+
+@pytest.mark.parametrize("metrics", [
+    [["mae"], ["mse", "mae", "msle"]],  # Keras sorts a multi-output model's metrics by name
+    {"b": ["mse", "mae"], "z": ["msle"]},
+    None,
+])
+def test_evaluate_and_the_on_batch_lists_come_in_kerass_order(keras, metrics):
+    # Code that unpacks `loss, a_loss, ... = model.evaluate(...)` written against Keras must
+    # get the same values in the same places.
+    def build(K):
+        inputs = K.Input((4,))
+        outputs = [K.layers.Dense(2, name="z", kernel_initializer="ones")(inputs),
+                   K.layers.Dense(3, name="b", kernel_initializer="ones")(inputs)]
+        model = K.Model(inputs, outputs)
+        model.compile("sgd", loss=["mse", "mae"], metrics=metrics)
+        return model
+
+    x = np.arange(32, dtype="float32").reshape(8, 4) / 10
+    ys = [np.zeros((8, 2), "float32"), np.ones((8, 3), "float32")]
+    ours, theirs = build(lamina), build(keras)
+    np.testing.assert_allclose(ours.evaluate(x, ys, verbose=0), theirs.evaluate(x, ys, verbose=0),
+                               rtol=1e-5)
+    np.testing.assert_allclose(ours.test_on_batch(x, ys), theirs.test_on_batch(x, ys), rtol=1e-5)
+    np.testing.assert_allclose(ours.train_on_batch(x, ys), theirs.train_on_batch(x, ys), rtol=1e-5)
+
+
+def test_a_custom_test_steps_extra_logs_follow_the_metrics_sorted_as_in_keras(keras):
+    def build(K):
+        class Scored(K.Sequential):
+            def test_step(self, data):
+                logs = super().test_step(data)
+                return {**logs, "zeta": 3.0, "alpha": 1.0}
+
+        model = Scored([K.Input((2,)), K.layers.Dense(1, kernel_initializer="ones")])
+        model.compile("sgd", "mse", metrics=["mse", "mae"])  # compile order, not sorted
+        return model
+
+    x, y = np.ones((4, 2), "float32"), np.zeros((4, 1), "float32")
+    ours, theirs = build(lamina), build(keras)
+    np.testing.assert_allclose(ours.evaluate(x, y, verbose=0), theirs.evaluate(x, y, verbose=0),
+                               rtol=1e-6)

@@ -200,8 +200,10 @@ class Trainer:
         return [self.loss_tracker, *self._output_trackers, *self._compiled_metrics]
 
     def model_metrics(self) -> list:
-        """The engine's part of `model.metrics`, in Keras's order: the loss, the per-output
-        losses, the compiled metrics (one `CompileMetrics` until the first step)."""
+        """The engine's part of `model.metrics`: the loss, the per-output losses, the compiled
+        metrics (one `CompileMetrics` until the first step). Keras lists its one
+        `CompileMetrics` before the per-output losses; the lists `evaluate` returns follow
+        Keras's order all the same (`_logs_as_list`)."""
         if self._metrics_built or (self.metrics_argument is None
                                    and self.weighted_metrics_argument is None):
             return self.metrics
@@ -216,6 +218,18 @@ class Trainer:
         seen = {id(m) for m in found}
         extra = [m for m in _model_metrics(self.model) if id(m) not in seen]
         return found + extra if extra else found
+
+    def _logs_as_list(self, logs: dict[str, float]) -> Any:
+        """The logs as `evaluate` and the `*_on_batch` methods return them without `return_dict`,
+        in Keras's order (`_flatten_metrics_in_order`): the loss, a single output's compiled
+        metrics, the per-output losses, the model's own metrics, then every other entry sorted
+        by name. So a multi-output model's `a_mae`, `b_mse`, ... come sorted, whatever their
+        order in `compile`: code unpacking Keras's list gets the same values here."""
+        keyed = {id(metric) for metric, key, _ in self._metric_routes if key is not None}
+        names = [m.name for m in self.logged_metrics() if id(m) not in keyed]
+        values = [logs[name] for name in names if name in logs]
+        values += [logs[key] for key in sorted(logs) if key not in names]
+        return values[0] if len(values) == 1 else values
 
     def reset_metrics(self) -> None:
         self._resumed_metrics = None
@@ -660,10 +674,8 @@ class Trainer:
                     and not all(math.isfinite(v) for v in logs.values()):
                 validation.check_data(unsharded.x, None, None)  # the DataError naming the sample
             callbacks.on_test_end(logs)
-            values = [logs[m.name] for m in self.logged_metrics() if m.name in logs]
-        if return_dict:
-            return logs
-        return values[0] if len(values) == 1 else values
+            values = self._logs_as_list(logs)
+        return logs if return_dict else values
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None, **kwargs):
         validation.check_count("batch_size", batch_size, allow_none=True)
@@ -714,7 +726,7 @@ class Trainer:
         self.model.train()
         logs = logs_to_floats(self.model.train_step(_step_data(batch)))
         self.model.eval()
-        return logs if return_dict else _as_list(logs, self.logged_metrics())
+        return logs if return_dict else self._logs_as_list(logs)
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         device = self._place()
@@ -725,7 +737,7 @@ class Trainer:
         self.model.eval()
         with torch.no_grad():
             logs = logs_to_floats(self.model.test_step(_step_data(batch)))
-        return logs if return_dict else _as_list(logs, self.logged_metrics())
+        return logs if return_dict else self._logs_as_list(logs)
 
 
 def predict_without_compile(model, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
@@ -882,11 +894,6 @@ def _class_weights_to_sample_weights(y: Any, class_weight: dict) -> np.ndarray:
     for key, weight in class_weight.items():
         table[int(key)] = weight
     return table[labels]
-
-
-def _as_list(logs: dict[str, float], metrics: list) -> Any:
-    values = [logs[m.name] for m in metrics if m.name in logs]
-    return values[0] if len(values) == 1 else values
 
 
 def _concatenate_outputs(outputs: list[Any]) -> Any:
