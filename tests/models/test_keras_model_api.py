@@ -578,3 +578,30 @@ def test_a_custom_test_steps_extra_logs_follow_the_metrics_sorted_as_in_keras(ke
     ours, theirs = build(lamina), build(keras)
     np.testing.assert_allclose(ours.evaluate(x, y, verbose=0), theirs.evaluate(x, y, verbose=0),
                                rtol=1e-6)
+
+
+def test_layer_classes_named_like_model_attributes_build_as_in_keras(keras):
+    # `AddLoss` and `Summary` become `add_loss` and `summary`: Model attributes, which torch
+    # refuses to shadow with a submodule; Keras accepts such classes.
+    def build(K):
+        class AddLoss(K.layers.Layer):
+            def call(self, x):
+                return x * 2.0
+
+        class Summary(K.layers.Layer):
+            def call(self, x):
+                return x + 1.0
+
+        sequential = K.Sequential([K.Input((2,)), AddLoss(), Summary(),
+                                   K.layers.Dense(1, kernel_initializer="ones", name="head")])
+        inputs = K.Input((2,))
+        functional = K.Model(inputs, Summary()(AddLoss()(inputs)))
+        return sequential, functional
+
+    x = np.array([[1.0, 2.0]], "float32")
+    for ours, theirs in zip(build(lamina), build(keras)):
+        names = [[layer.name for layer in model.layers if "input" not in layer.name]
+                 for model in (ours, theirs)]
+        assert names[0] == names[1]
+        np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0))
+    assert callable(ours.add_loss) and callable(ours.summary)  # the methods stay the methods

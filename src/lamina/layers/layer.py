@@ -94,13 +94,15 @@ def unique_name(base: str) -> str:
     return base if count == 0 else f"{base}_{count}"
 
 
-def module_key(modules: dict[str, Any], module: nn.Module) -> str:
-    """The key a model registers a layer under: its class in snake case, numbered per class
+def module_key(modules: dict[str, Any], module: nn.Module, owner: nn.Module) -> str:
+    """The key `owner` registers a layer under: its class in snake case, numbered per class
     (`dense`, `dense_1`, ...), as Keras keys weights files. The keys, and so `state_dict()`,
-    depend on the architecture alone: a state dict loads into any identically built model."""
+    depend on the architecture alone: a state dict loads into any identically built model.
+    A key that names an attribute of the owner's class (a layer class `AddLoss` against
+    `Model.add_loss`) is numbered too, since torch refuses to shadow an attribute."""
     base = to_snake_case(type(module).__name__)
     key, index = base, 1
-    while key in modules:
+    while key in modules or hasattr(type(owner), key):
         key, index = f"{base}_{index}", index + 1
     return key
 

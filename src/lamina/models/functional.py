@@ -216,7 +216,7 @@ class Functional(Model):
         taken: dict[str, Any] = {}
         for node in nodes:
             if id(node.layer) not in keys:
-                keys[id(node.layer)] = key = module_key(taken, node.layer)
+                keys[id(node.layer)] = key = module_key(taken, node.layer, self)
                 taken[key] = node.layer
         seen: set[int] = set()
         self._graph_layers: list[nn.Module] = []

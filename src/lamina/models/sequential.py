@@ -72,7 +72,7 @@ class Sequential(Model):
             )
         if not self._stack and self._input_batch_shape is None:
             self._input_batch_shape = getattr(layer, "_batch_input_shape", None)
-        self.add_module(module_key(self._modules, layer), layer)
+        self.add_module(module_key(self._modules, layer, self), layer)
         layer.train(self.training)
         self._stack.append(layer)
         self._takes_training.append(bool(getattr(layer, "_call_takes_training", False)))
