@@ -15,21 +15,13 @@ import lamina
 from lamina import layers
 from lamina.errors import FileFormatError
 from lamina.saving.file_format import open_h5
-
-
-def small_model(units=4):
-    return lamina.Sequential([layers.Dense(units, input_shape=(3,), name="hidden"),
-                              layers.Dense(2, name="head")])
+from tests.saving.files import save_each_kind, small_model
 
 
 @pytest.fixture
 def saved(tmp_path):
     """A real file of each kind, written by the library."""
-    model = small_model()
-    model.save(tmp_path / "model.keras")
-    model.save(tmp_path / "model.h5")
-    model.save_weights(tmp_path / "model.weights.h5")
-    return tmp_path
+    return save_each_kind(tmp_path)
 
 
 def truncate(path):

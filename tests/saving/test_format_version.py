@@ -15,15 +15,10 @@ import pytest
 import torch
 
 import lamina
-from lamina import layers
 from lamina.applications import load_weights_by_name
 from lamina.errors import FileFormatError
 from lamina.saving import state_file
-
-
-def small_model():
-    return lamina.Sequential([layers.Dense(4, input_shape=(3,), name="hidden"),
-                              layers.Dense(2, name="head")])
+from tests.saving.files import save_each_kind, small_model
 
 
 def set_version(path, version, config=None):
@@ -59,11 +54,7 @@ def weights(model):
 
 @pytest.fixture
 def saved(tmp_path):
-    model = small_model()
-    model.save(tmp_path / "model.keras")
-    model.save(tmp_path / "model.h5")
-    model.save_weights(tmp_path / "model.weights.h5")
-    return tmp_path
+    return save_each_kind(tmp_path)
 
 
 LOADERS = {
