@@ -65,10 +65,10 @@ class StepFunction:
         """The engine's set-up before a first step (device, precision, layers built on first
         call, the optimizer bound to the weights), as fit, evaluate and predict do it."""
         from lamina.training.data_adapters import batch_to_device
+        from lamina.training.trainer import _device_of
 
         if self.trainer is None:
-            parameter = next(self.model.parameters(), None)
-            return parameter.device if parameter is not None else torch.device("cpu")
+            return _device_of(self.model)
         device = self.trainer._place()
         self.trainer._prepare_for(batch_to_device(batch, device), training=self.kind == "train")
         return device

@@ -662,12 +662,20 @@ def _convert(array: np.ndarray, entry: _Planned, source: str) -> torch.Tensor:
     return value
 
 
+@dataclasses.dataclass
+class Staged:
+    """What `stage_weights` read and checked, for `commit`: (model tensor, new value) pairs, and
+    the stores of layers that load their own variables."""
+
+    values: list[tuple[torch.Tensor, torch.Tensor]]
+    own_variables: list[_OwnVariables]
+
+
 def stage_weights(module: nn.Module, inventory: WeightsInventory, skip_mismatch: bool,
-                  expected_digest: str | None) -> list[Any]:
+                  expected_digest: str | None) -> Staged:
     """Read and check every weight the model takes from the file, without changing the model.
 
-    Returns (model tensor, new value) pairs, and the stores of layers that load their own
-    variables, for `commit`. With `expected_digest`, every dataset of the file is hashed and a
+    With `expected_digest`, every dataset of the file is hashed and a
     mismatch raises before any value is converted.
     """
     planned: list[_Planned] = []
@@ -693,28 +701,25 @@ def stage_weights(module: nn.Module, inventory: WeightsInventory, skip_mismatch:
             "recorded when it was saved (the file was damaged on disk or in transfer, or edited). "
             "Restore it from a good copy; to load it anyway, pass verify_checksum=False."
         )
-    staged: list[Any] = []
+    values = []
     while raw:
         entry, array = raw.pop(0)
-        staged.append((entry.tensor, _convert(array, entry, inventory.source)))
+        values.append((entry.tensor, _convert(array, entry, inventory.source)))
     for message in skipped:
         warnings.warn(message, stacklevel=4)
-    return [*hooked, *staged]
+    return Staged(values, hooked)
 
 
-def commit(staged: list[Any]) -> None:
+def commit(staged: Staged) -> None:
     """Copy staged values into the model's tensors (after the whole file was validated).
 
     Layers that load their own variables go first: their code may still refuse its values,
     and the model's other weights are then left as they were."""
-    for own in staged:
-        if isinstance(own, _OwnVariables):
-            own.layer.load_own_variables(own.store)
+    for own in staged.own_variables:
+        own.layer.load_own_variables(own.store)
     with torch.no_grad():
-        for item in staged:
-            if not isinstance(item, _OwnVariables):
-                tensor, value = item
-                tensor.copy_(value.to(tensor.device))
+        for tensor, value in staged.values:
+            tensor.copy_(value.to(tensor.device))
 
 
 # --------------------------------------------------------------------------- opening files
