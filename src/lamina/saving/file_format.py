@@ -675,8 +675,8 @@ def stage_weights(module: nn.Module, inventory: WeightsInventory, skip_mismatch:
                   expected_digest: str | None) -> Staged:
     """Read and check every weight the model takes from the file, without changing the model.
 
-    With `expected_digest`, every dataset of the file is hashed and a
-    mismatch raises before any value is converted.
+    With `expected_digest`, every dataset of the file is hashed and a mismatch raises before any
+    value is converted.
     """
     planned: list[_Planned] = []
     skipped: list[str] = []
