@@ -4,6 +4,7 @@ shape, config round trips, plain torch modules as layers, and its errors."""
 from __future__ import annotations
 
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -240,3 +241,122 @@ def test_activity_regularizer_losses_are_the_last_calls_only():
     assert len(model.losses) == 1 and len(dense.losses) == 1
     lamina.Model(model.input, model.output)  # a functional model over it probes: no loss added
     assert len(model.losses) == 1
+
+
+# ----------------------------------------------------------------- the direct layer calls
+# Inside a model's call, a built layer with nothing for the call machinery to do runs its
+# `call` directly (`Layer.calls_directly`): each skipped wrapper cost ~1% of evaluate at batch
+# 1024. Whatever the machinery would do must still happen.
+
+
+def _called_model():
+    model = lamina.Sequential([layers.Dense(8, activation="relu"), layers.Dropout(0.5),
+                               layers.Dense(3)])
+    model(torch.randn(2, 4))
+    return model
+
+
+def _by_hand(model, x, training=False):
+    dense, dropout, head = model.layers
+    h = torch.relu(x @ dense.kernel + dense.bias)
+    h = dropout.call(h, training=training)
+    return h @ head.kernel + head.bias
+
+
+def test_a_called_model_runs_its_layers_calls_directly_with_the_same_values(monkeypatch):
+    model = _called_model()
+    x = torch.randn(5, 4)
+    forwards = []
+    forward = layers.Layer.forward
+    monkeypatch.setattr(layers.Layer, "forward",
+                        lambda self, *a, **k: forwards.append(self) or forward(self, *a, **k))
+    for training in (None, False):
+        forwards.clear()
+        out = model(x) if training is None else model(x, training=training)
+        # The Dropout's call takes `training`: with none given it goes the full way, which
+        # resolves it from the mode; the Dense layers run directly either way.
+        assert forwards == ([model, model.layers[1]] if training is None else [model])
+        torch.testing.assert_close(out, _by_hand(model, x))
+
+
+def test_training_reaches_a_directly_called_layer():
+    model = _called_model()
+    x = torch.ones(64, 4)
+    torch.manual_seed(0)
+    dropped = model(x, training=True)
+    torch.manual_seed(0)
+    torch.testing.assert_close(dropped, _by_hand(model, x, training=True))
+    assert not torch.equal(dropped, model(x, training=False))
+
+
+def test_hooks_added_after_the_first_call_still_run():
+    model = _called_model()
+    x = torch.randn(5, 4)
+    head = model.layers[2]
+    seen = []
+    handle = head.register_forward_pre_hook(lambda module, args: (args[0] * 0,))
+    after = head.register_forward_hook(lambda module, args, out: seen.append(out.shape))
+    torch.testing.assert_close(model(x, training=False), head.bias.expand(5, 3))
+    assert seen == [(5, 3)]
+    handle.remove(), after.remove()
+    from torch.nn.modules.module import register_module_forward_hook
+    everywhere = register_module_forward_hook(lambda module, args, out: seen.append(module))
+    try:
+        model(x, training=False)
+    finally:
+        everywhere.remove()
+    assert all(layer in seen for layer in model.layers)
+
+
+def test_an_input_spec_or_activity_regularizer_set_after_the_first_call_applies():
+    model = _called_model()
+    head = model.layers[2]
+    head.activity_regularizer = lamina.regularizers.L2(1.0)
+    out = model(torch.randn(5, 4), training=False)
+    (penalty,) = model.losses
+    torch.testing.assert_close(penalty, (out ** 2).sum() / 5)
+    head.activity_regularizer = None
+    head.input_spec = lamina.InputSpec(ndim=3)
+    with pytest.raises(ValueError, match="expected ndim=3"):
+        model(torch.randn(5, 4), training=False)
+
+
+def test_a_layer_that_overrides_forward_or_call_dunder_keeps_its_own():
+    class Doubling(layers.Layer):
+        def call(self, inputs):
+            return inputs
+
+        def forward(self, *args, **kwargs):
+            return super().forward(*args, **kwargs) * 2
+
+    model = lamina.Sequential([layers.Dense(3), Doubling()])
+    x = torch.randn(2, 4)
+    model(x)
+    dense = model.layers[0]
+    torch.testing.assert_close(model(x), (x @ dense.kernel + dense.bias) * 2)
+    dense.forward = lambda inputs: torch.zeros(2, 3)  # an instance's own forward, patched in
+    torch.testing.assert_close(model(x), torch.zeros(2, 3))
+
+
+def test_inputs_the_first_layer_would_cast_or_mask_go_the_full_way():
+    model = _called_model()
+    x = torch.randn(5, 4)
+    out = model(x.double(), training=False)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, model(x, training=False))
+    masked = lamina.Sequential([layers.Embedding(10, 4, mask_zero=True), layers.LSTM(3)])
+    ids = torch.tensor([[1, 2, 0, 0], [3, 0, 0, 0]])
+    masked(ids)
+    # The mask made by Embedding reaches the LSTM: padded steps leave the state alone.
+    torch.testing.assert_close(masked(ids), masked(ids[:, :2]))
+
+
+def test_the_jit_tracer_sees_every_layer_call():
+    model = _called_model().eval()
+    x = torch.randn(5, 4)
+    with warnings.catch_warnings():  # deprecated in torch 2.13, still what TensorBoard uses
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(model, (x,))
+    torch.testing.assert_close(traced(x), model(x))
+    # Each layer is a submodule call of the traced graph, as torch's own modules are.
+    assert str(traced.graph).count('prim::CallMethod[name="forward"]') == 3

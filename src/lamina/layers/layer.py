@@ -31,6 +31,7 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.modules import module as _torch_module
 
 from lamina import _symbolic, config, mixed_precision, tree
 from lamina import constraints as constraints_module
@@ -184,6 +185,20 @@ def note_policy_change(in_use: bool = False) -> None:
         _POLICIES.in_use = True
 
 
+_MODULE_CALL = nn.Module.__call__
+_GLOBAL_HOOKS = (_torch_module._global_forward_hooks, _torch_module._global_forward_pre_hooks,
+                 _torch_module._global_backward_hooks, _torch_module._global_backward_pre_hooks)
+
+
+def direct_calls_allowed() -> bool:
+    """Whether a model's call may run its layers' `call` directly (`Layer.calls_directly`):
+    inside a layer call (the model's own, which did the outermost call's work), while nothing
+    watches module calls (global hooks, FX or JIT tracing) and no probe is running."""
+    return (_CALL.depth > 0 and nn.Module.__call__ is _MODULE_CALL
+            and not any(_GLOBAL_HOOKS) and not torch._C._get_tracing_state()
+            and not _symbolic.is_probing())
+
+
 # What a symbolic call passes to a layer whose call takes `training` and was not given it.
 _PROBE_KWARGS = {"training": False}
 
@@ -229,6 +244,7 @@ class Layer(nn.Module):
     # Set per class by __init_subclass__ from `call`'s signature.
     _call_takes_training = False
     _call_takes_mask = False
+    _plain_call_path = True
     _call_training_default: Any = None
     # Keras's defaults, as class attributes so that a subclass may set them in its class body:
     # a layer that overrides `compute_mask` supports masking unless it says otherwise.
@@ -248,6 +264,10 @@ class Layer(nn.Module):
         default = parameters["training"].default if "training" in parameters else None
         cls._call_training_default = None if default is inspect.Parameter.empty else default
         cls._call_takes_mask = "mask" in parameters
+        # A class that keeps torch's and Lamina's call path may be run by `calls_directly`.
+        cls._plain_call_path = (cls.forward is Layer.forward and cls.__call__ is nn.Module.__call__
+                                and cls._call_impl is nn.Module._call_impl
+                                and cls._wrapped_call_impl is nn.Module._wrapped_call_impl)
         # With the base compute_mask, a call without an input mask makes no mask: skip it.
         cls._custom_compute_mask = cls.compute_mask is not Layer.compute_mask
         # Saving writes a build config, and loading calls build_from_config, for layers that
@@ -457,6 +477,21 @@ class Layer(nn.Module):
         if self.activity_regularizer is not None and not _symbolic.is_probing():
             self._add_activity_penalties(outputs)
         return outputs
+
+    def calls_directly(self, x: Tensor) -> bool:
+        """Whether `self.call(x)` does all that `self(x)` would for the tensor `x` inside a
+        model's call (`direct_calls_allowed()`): the layer was called before, and neither
+        torch's call machinery (hooks, `module.compile()`) nor Lamina's (input casts and
+        specs, masks, activity penalties) has anything to do."""
+        return (self._plain_call_path and self._output_shape is not None
+                and not (self._forward_hooks or self._forward_pre_hooks or self._backward_hooks
+                         or self._backward_pre_hooks)
+                and self._compiled_call_impl is None and "forward" not in self.__dict__
+                and self.input_spec is None and self.activity_regularizer is None
+                and not self._produces_mask
+                and not (self.supports_masking and self._custom_compute_mask)
+                and (self._input_cast is None or x.dtype is self._input_cast)
+                and getattr(x, "_keras_mask", None) is None)
 
     def _add_activity_penalties(self, outputs: Any) -> None:
         """Keras 3's activity penalty: one per output tensor, divided by its batch size so the

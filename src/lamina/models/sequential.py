@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from torch import nn
+from torch import Tensor, nn
 
 from lamina import config
 from lamina._registry import register
 from lamina._symbolic import KerasTensor, symbolic_call
-from lamina.layers.layer import Layer, module_key
+from lamina.layers.layer import Layer, direct_calls_allowed, module_key
 from lamina.models.functional import Input, InputLayer
 from lamina.models.model import Model
 from lamina.saving.serialization import deserialize, serialize
@@ -140,12 +140,15 @@ class Sequential(Model):
 
     def call(self, inputs: Any, training: Any = None, mask: Any = None) -> Any:
         x = inputs
-        if training is None:
-            for layer in self._stack:
+        direct = direct_calls_allowed()
+        for layer, takes_training in zip(self._stack, self._takes_training):
+            if direct and isinstance(x, Tensor) and isinstance(layer, Layer) \
+                    and (training is not None or not takes_training) and layer.calls_directly(x):
+                x = layer.call(x, training=training) if takes_training else layer.call(x)
+            elif takes_training and training is not None:
+                x = layer(x, training=training)
+            else:
                 x = layer(x)
-        else:
-            for layer, takes_training in zip(self._stack, self._takes_training):
-                x = layer(x, training=training) if takes_training else layer(x)
         return x
 
     @property
