@@ -372,3 +372,43 @@ def test_reset_metrics_zeroes_the_loss_tracker_and_compiled_metrics_as_keras_doe
     assert [float(m.result()) for m in model.metrics] == pytest.approx([loss, accuracy])
     model.reset_metrics()
     assert [float(m.result()) for m in model.metrics] == [0.0, 0.0]  # Keras's Mean and accuracy
+
+
+def test_the_loss_tracker_sums_in_place_and_keeps_no_tensor_of_a_step():
+    # A list of the steps' losses pinned one small allocation a step above the freed
+    # activations, and glibc grew the heap by an activation every evaluate step.
+    import weakref
+
+    from lamina.training.trainer import StepLossMean
+
+    tracker = StepLossMean()
+    losses = [torch.tensor(v) for v in (0.5, 2.0, 1.25)]
+    kept = [weakref.ref(loss) for loss in losses]
+    for loss, size in zip(losses, (4, 4, 2)):
+        tracker.record(loss, size)
+    del losses, loss
+    assert [ref() for ref in kept] == [None, None, None]
+    expected = (0.5 * 4 + 2.0 * 4 + 1.25 * 2) / 10
+    assert float(tracker.result()) == pytest.approx(expected)
+    assert float(tracker.count) == 0  # counted on the host until a reader folds it in
+    tracker.fold()
+    assert (float(tracker.total), float(tracker.count)) == (12.5, 10.0)
+    assert float(tracker.result()) == pytest.approx(expected)
+    tracker.reset_state()
+    tracker.record(torch.tensor(3.0), 2)
+    assert float(tracker.result()) == 3.0
+
+
+def test_a_backup_written_with_unsummed_step_losses_resumes_their_sum():
+    # Backups from before the in-place sum list the steps' losses under "pending".
+    x, y = classification_data(64)
+    model = mlp()
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    model.evaluate(x, y, verbose=0)
+    trainer = model._lamina_trainer
+    trainer.load_metric_state({"pending": [(torch.tensor(2.0), 3), (torch.tensor(1.0), 1)],
+                               "metrics": {"loss": [torch.tensor(4.0), torch.tensor(2.0)]}})
+    assert float(trainer.loss_tracker.result()) == pytest.approx((4 + 6 + 1) / 6)
+    state = trainer.metric_state()
+    assert "pending" not in state
+    assert [float(v) for v in state["metrics"]["loss"]] == [11.0, 6.0]

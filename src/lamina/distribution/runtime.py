@@ -377,12 +377,7 @@ def reduce(trainer, logs: Mapping, adapter: Any) -> Mapping:
     engine = _engine(trainer)
     if engine is None:
         return logs
-    tracker = trainer.loss_tracker
-    if tracker.pending:
-        total, count = tracker._pending_sums()
-        tracker.pending = []
-        tracker.total.add_(total)
-        tracker.count.add_(count)
+    trainer.loss_tracker.fold()
     metrics = trainer.logged_metrics()
     variables = [v for m in metrics for v in m.variables]
     if variables:
@@ -503,17 +498,13 @@ def metric_state(trainer) -> dict[str, Any]:
         return state
     metrics = {name: [v.detach().clone() for v in values]
                for name, values in state["metrics"].items()}
-    if state["pending"]:
-        total, count = trainer.loss_tracker._pending_sums()
-        name = trainer.loss_tracker.name
-        metrics[name] = [metrics[name][0] + total, metrics[name][1] + count]
     tensors = [v for values in metrics.values() for v in values]
     if tensors:
         flat = torch.cat([v.reshape(-1).to(torch.float64) for v in tensors])
         flat = _all_reduce(flat) / (engine.processes // engine.parts)
         for tensor, value in zip(tensors, torch.split(flat, [v.numel() for v in tensors])):
             tensor.copy_(value.reshape(tensor.shape).to(tensor.dtype))
-    return {"pending": [], "metrics": metrics}
+    return {"metrics": metrics}
 
 
 def load_metric_state(trainer, state: dict[str, Any]) -> None:
@@ -522,9 +513,8 @@ def load_metric_state(trainer, state: dict[str, Any]) -> None:
     engine = _engine(trainer)
     if engine is not None:
         part = (engine.processes // engine.parts) / engine.processes
-        state = {"pending": state["pending"],
-                 "metrics": {name: [v * part for v in values]
-                             for name, values in state["metrics"].items()}}
+        state = {**state, "metrics": {name: [v * part for v in values]
+                                      for name, values in state["metrics"].items()}}
     trainer.load_metric_state(state)
 
 

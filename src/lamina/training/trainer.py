@@ -65,33 +65,32 @@ class _StepLogs(Mapping):
 
 
 class StepLossMean(metrics_module.Metric):
-    """The epoch's mean loss, `sum(loss_i * batch_size_i) / sum(batch_size_i)`, tracked without a
-    kernel per step: each step's detached loss is recorded, and every `FOLD_EVERY` steps the
-    records are folded into `total`/`count`. A read adds the records not yet folded without
-    folding them, so the value never depends on when a progress bar or callback read it (a
-    resumed run logs the same losses, bit for bit, as an uninterrupted one).
-    """
+    """The epoch's mean loss, `sum(loss_i * batch_size_i) / sum(batch_size_i)`, as Keras's loss
+    tracker sums it: each step adds its detached loss times its batch size into `total` in place
+    (one kernel, no host sync). The batch sizes are host integers: they are counted on the host
+    and folded into `count` when its variable is read (`fold`), which saves a second kernel.
 
-    FOLD_EVERY = 32  # also keeps the list short-lived (see fit's gc note)
+    Nothing is kept per step. A list of the steps' loss tensors, summed every few steps, cost
+    no kernel a step but left one small allocation alive per step, above the step's freed
+    activations: glibc then grew the heap by an activation's size every step, and each new page
+    faulted in (~4% of evaluate at batch 1024, docs/benchmarks.md).
+    """
 
     def __init__(self, name: str = "loss") -> None:
         super().__init__(name=name)
         self.total = self.add_variable("total", shape=())
         self.count = self.add_variable("count", shape=())
-        self.pending: list[tuple[Tensor, int]] = []
+        self.uncounted = 0  # samples added into `total` but not yet into `count`
 
     def record(self, loss: Tensor, batch_size: int) -> None:
-        self.pending.append((loss, batch_size))
-        if len(self.pending) >= self.FOLD_EVERY:
-            self.fold()
+        self.total.add_(loss, alpha=batch_size)
+        self.uncounted += batch_size
 
     def fold(self) -> None:
-        """Add the recorded step losses into `total` and `count` (Keras's `Mean` state)."""
-        if self.pending:
-            total, count = self._pending_sums()
-            self.pending = []
-            self.total.add_(total)
-            self.count.add_(count)
+        """Bring `count` up to date, for a reader of the variables."""
+        if self.uncounted:
+            self.count.add_(self.uncounted)
+            self.uncounted = 0
 
     def update_state(self, values: Any, sample_weight: Any = None) -> None:
         """A loss of one batch (the mean over its samples) and the batch size as its weight."""
@@ -100,20 +99,12 @@ class StepLossMean(metrics_module.Metric):
         self.total.add_(values.sum() * weight)
         self.count.add_(weight)
 
-    def _pending_sums(self) -> tuple[Tensor, Tensor]:
-        losses = torch.stack([loss.to(self.total.dtype) for loss, _ in self.pending])
-        sizes = torch.tensor([size for _, size in self.pending], dtype=losses.dtype,
-                             device=losses.device)
-        return (losses * sizes).sum(), sizes.sum()
-
     def result(self) -> Tensor:
-        if not self.pending:
-            return divide_no_nan(self.total, self.count)
-        total, count = self._pending_sums()
-        return divide_no_nan(self.total + total, self.count + count)
+        count = self.count + self.uncounted if self.uncounted else self.count
+        return divide_no_nan(self.total, count)
 
     def reset_state(self) -> None:
-        self.pending = []
+        self.uncounted = 0
         super().reset_state()
 
 
@@ -237,21 +228,21 @@ class Trainer:
             metric.reset_state()
 
     def metric_state(self) -> dict[str, Any]:
-        """The running epoch's accumulators, for a backup taken mid-epoch. The step losses not
-        yet folded into the tracker stay unfolded, so a resumed epoch sums in the same order."""
+        """The running epoch's accumulators, for a backup taken mid-epoch."""
+        self.loss_tracker.fold()
         trackers = [self.loss_tracker, *self._output_trackers, *self._compiled_metrics]
-        return {"pending": list(self.loss_tracker.pending),
-                "metrics": {m.name: list(m.variables) for m in trackers}}
+        return {"metrics": {m.name: list(m.variables) for m in trackers}}
 
     def load_metric_state(self, state: dict[str, Any]) -> None:
         """Put back `metric_state()`; compiled metrics that are built at the first step get
         theirs then (before their first update)."""
-        parameter = next(self.model.parameters(), None)
-        device = parameter.device if parameter is not None else torch.device("cpu")
-        self.loss_tracker.pending = [(loss.to(device), int(size))
-                                     for loss, size in state["pending"]]
+        self.loss_tracker.uncounted = 0
         self._resumed_metrics = dict(state["metrics"])
         self._apply_resumed_metrics()
+        # A backup written before the tracker summed in place lists its unsummed step losses.
+        with torch.no_grad():
+            for loss, size in state.get("pending", ()):
+                self.loss_tracker.record(loss.to(self.loss_tracker.total.device), int(size))
 
     def _apply_resumed_metrics(self) -> None:
         saved = self._resumed_metrics
