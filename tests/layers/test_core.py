@@ -176,6 +176,38 @@ def test_dense_narrow_outputs_take_the_plain_product_in_float64_and_under_dynami
         torch.testing.assert_close(program(x), model(x))
 
 
+@pytest.mark.parametrize("rows, units, shape, use_bias", [
+    (4, 5, (), True),  # addmm
+    (4, 5, (3,), True),  # a time axis: matmul, then the bias
+    (4, 5, (), False),
+    (256, 10, (), True),  # a narrow head on nn.Linear's layout
+])
+def test_dense_relu_rectifies_its_product_in_place_with_exact_gradients(rows, units, shape,
+                                                                       use_bias):
+    # The product is fresh and its backward does not read it, so relu runs in place on it.
+    dense = layers.Dense(units, activation="relu", use_bias=use_bias, dtype="float64")
+    x = torch.randn(rows, *shape, 300 if units == 10 else 6, dtype=torch.float64,
+                    requires_grad=True)
+    dense(x)
+    with torch.no_grad():
+        if use_bias:
+            dense.bias.normal_()
+    kernel, bias = dense.kernel, dense.bias
+    reference = lambda x: torch.relu(x @ kernel + (bias if use_bias else 0))  # noqa: E731
+    torch.testing.assert_close(dense(x), reference(x))
+    assert torch.autograd.gradcheck(lambda x: dense(x), (x[:3],))
+    weights = [kernel] + ([bias] if use_bias else [])
+    grads = torch.autograd.grad(dense(x).sum(), [x, *weights])
+    expected = torch.autograd.grad(reference(x).sum(), [x, *weights])
+    for got, want in zip(grads, expected):
+        torch.testing.assert_close(got, want)
+    # float32 on the CPU takes the narrow-output layout here (the other product).
+    dense32 = layers.Dense(units, activation="relu")
+    x32 = x.detach().float()
+    out = dense32(x32)
+    torch.testing.assert_close(out, torch.relu(x32 @ dense32.kernel + dense32.bias))
+
+
 @pytest.mark.parametrize("units", [0, -3, 2.5, True, "8"])
 def test_dense_rejects_bad_units(units):
     with pytest.raises(ValueError, match=re.escape(f"`units` must be a positive integer. Received: units={units!r}.")):
