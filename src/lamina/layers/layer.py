@@ -478,12 +478,15 @@ class Layer(nn.Module):
             self._add_activity_penalties(outputs)
         return outputs
 
-    def calls_directly(self, x: Tensor) -> bool:
-        """Whether `self.call(x)` does all that `self(x)` would for the tensor `x` inside a
-        model's call (`direct_calls_allowed()`): the layer was called before, and neither
-        torch's call machinery (hooks, `module.compile()`) nor Lamina's (input casts and
-        specs, masks, activity penalties) has anything to do."""
+    def calls_directly(self, x: Any, training: Any = None) -> bool:
+        """Whether `self.call(x)` (with `training=training` when `call` takes it) does all
+        that `self(x, training=training)` would inside a model's call, where
+        `direct_calls_allowed()`: `x` is a tensor, the layer was called before, and neither
+        torch's call machinery (hooks, `module.compile()`) nor Lamina's (input casts and specs,
+        masks, activity penalties, resolving an unset `training`) has anything to do."""
         return (self._plain_call_path and self._output_shape is not None
+                and isinstance(x, Tensor)
+                and (training is not None or not self._call_takes_training)
                 and not (self._forward_hooks or self._forward_pre_hooks or self._backward_hooks
                          or self._backward_pre_hooks)
                 and self._compiled_call_impl is None and "forward" not in self.__dict__

@@ -19,7 +19,7 @@ from lamina._strings import STRING, StringTensor, as_strings, is_string_array
 from lamina._symbolic import (_BATCH_PROBES, _FREE_AXIS_PROBES, KerasTensor, Node,
                               file_is_insertion_ordered, make_probes, symbolic_leaves)
 from lamina.layers.core import TorchOp
-from lamina.layers.layer import Layer, _to_tensor, module_key, unique_name
+from lamina.layers.layer import Layer, _to_tensor, direct_calls_allowed, module_key, unique_name
 from lamina.models.model import Model
 from lamina.saving.serialization import deserialize, serialize
 
@@ -358,10 +358,15 @@ class Functional(Model):
 
     def call(self, inputs: Any, training: Any = None, mask: Any = None) -> Any:
         values = self._bind_inputs(inputs)
+        direct = direct_calls_allowed()
         for layer, kind, input_ids, template, output_ids, takes_training in self._plan:
             extra = {"training": training} if training is not None and takes_training else {}
             if kind == "single":
-                outputs = layer(values[input_ids[0]], **extra)
+                x = values[input_ids[0]]
+                if direct and isinstance(layer, Layer) and layer.calls_directly(x, training):
+                    outputs = layer.call(x, **extra)  # what layer(x) would do, as Sequential
+                else:
+                    outputs = layer(x, **extra)
             elif kind == "list":
                 outputs = layer([values[i] for i in input_ids], **extra)
             else:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from torch import Tensor, nn
+from torch import nn
 
 from lamina import config
 from lamina._registry import register
@@ -142,8 +142,7 @@ class Sequential(Model):
         x = inputs
         direct = direct_calls_allowed()
         for layer, takes_training in zip(self._stack, self._takes_training):
-            if direct and isinstance(x, Tensor) and isinstance(layer, Layer) \
-                    and (training is not None or not takes_training) and layer.calls_directly(x):
+            if direct and isinstance(layer, Layer) and layer.calls_directly(x, training):
                 x = layer.call(x, training=training) if takes_training else layer.call(x)
             elif takes_training and training is not None:
                 x = layer(x, training=training)
