@@ -285,6 +285,24 @@ def test_train_test_and_predict_functions_match_keras(keras):
         assert model.train_function is None and model.test_function is None
 
 
+def test_train_and_test_steps_called_by_hand_right_after_compile_match_keras(keras):
+    # A custom loop may call the steps before any fit or evaluate: the engine sets itself up
+    # (precision, built layers, the optimizer bound to the weights) on the first one.
+    ours, theirs = _compiled_pair(keras)
+    first, *rest = _batches()
+    logs, k_logs = ours.test_step(first), theirs.test_step(first)
+    for name in ("loss", "mae"):
+        _close(logs[name], k_logs[name], f"test_step {name}")
+    for batch in rest:
+        logs, k_logs = ours.train_step(batch), theirs.train_step(batch)
+        for name in ("loss", "mae"):  # running means over all the steps, as in Keras
+            _close(logs[name], k_logs[name], f"train_step {name}")
+    # BatchNormalization normalized with the batch's statistics and moved its averages.
+    for mine, reference in zip(ours.weights, theirs.weights):
+        _close(mine, reference.value, "weights after two train steps")
+    assert not ours.training  # the mode it found is back
+
+
 def test_test_and_predict_functions_run_torch_modules_in_eval_mode():
     """A torch module follows the module mode, not `training=`: inside fit (train mode) the
     test and predict steps still normalize with the running statistics, then the mode is back."""

@@ -47,15 +47,8 @@ class StepFunction:
         batch = batch_to_device(batch, self._device)
         model = self.model
         if self.kind == "train":
-            with concurrency.training(model):
-                switched = not model.training
-                if switched:
-                    model.train()
-                try:
-                    return _as_dict(model.train_step(batch))
-                finally:
-                    if switched:
-                        model.eval()
+            with concurrency.one_training_step(model):
+                return _as_dict(model.train_step(batch))
         with concurrency.inference(model), torch.no_grad():
             if self.kind == "test":
                 return _as_dict(model.test_step(batch))

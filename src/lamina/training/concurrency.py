@@ -176,3 +176,20 @@ class training:  # noqa: N801
         if self.outer:
             with self.guard.lock:
                 self.guard.fit_thread = None
+
+
+class one_training_step(training):  # noqa: N801
+    """A train step called outside fit (by hand, or by `make_train_function`'s function): fit's
+    mark, and fit's train mode for the step (Keras's step runs the model with training=True);
+    the eval mode it found is put back after."""
+
+    def __enter__(self) -> None:
+        super().__enter__()
+        self.switched = not self.model.training
+        if self.switched:
+            self.model.train()
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.switched:
+            self.model.eval()
+        super().__exit__(*exc)

@@ -302,6 +302,14 @@ class Trainer:
             self._prepare_optimizer()
             self._fused = fusion.plan(self)
 
+    def _prepare_outside_the_loops(self, data: Any, training: bool) -> None:
+        """The set-up of fit and evaluate for a `train_step`/`test_step` called by hand before
+        either ran (Keras allows it), on the device the model and data are on."""
+        if self._precision is None:
+            self._precision = Precision(self.autocast_dtype, _device_of(self.model),
+                                        self.auto_scale_loss)
+        self._prepare_for(data, training=training)
+
     def _output_keys(self, y_pred: Any) -> list[Any]:
         if isinstance(y_pred, dict):
             return list(y_pred)
@@ -421,6 +429,11 @@ class Trainer:
         return _StepLogs(self)
 
     def default_train_step(self, data: Any) -> Mapping:
+        if not self.model.training:  # called by hand: fit and the train function train in it
+            with concurrency.one_training_step(self.model):
+                return self.default_train_step(data)
+        if self._precision is None or (self.optimizer is not None and not self.optimizer.built):
+            self._prepare_outside_the_loops(data, training=True)
         x, y, sample_weight = unpack_x_y_sample_weight(data)
         forward = self.model if self._forward is None else self._forward
         fused = self._fused
@@ -474,6 +487,8 @@ class Trainer:
                     weight.copy_(constraint(weight))
 
     def default_test_step(self, data: Any) -> Mapping:
+        if self._precision is None:
+            self._prepare_outside_the_loops(data, training=False)
         x, y, sample_weight = unpack_x_y_sample_weight(data)
         with self._precision.autocast():
             y_pred = self.model(x, training=False)
