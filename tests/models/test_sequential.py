@@ -240,4 +240,3 @@ def test_activity_regularizer_losses_are_the_last_calls_only():
     assert len(model.losses) == 1 and len(dense.losses) == 1
     lamina.Model(model.input, model.output)  # a functional model over it probes: no loss added
     assert len(model.losses) == 1
-
