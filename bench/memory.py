@@ -7,8 +7,8 @@ process's peak RSS is reset (`/proc/self/clear_refs`), then `--epochs` epochs ru
 `fit` call for Lamina). Two peaks are read from /proc/self/status (`VmHWM`), both over the RSS
 after `import lamina`: the whole run's (data, model, warm-up epoch, epochs) and the steady-state
 epochs' alone. Both are measured from that one baseline, not from the RSS just before the
-epochs: a contender that gives its temporaries back between epochs (a `fit` call returns them,
-glibc trims the heap, the next call's first steps fault them in again) would otherwise read as
+epochs: a contender that gives its temporaries back between epochs (a `fit` call returns them
+to the system, the next call's first steps fault them in again) would otherwise read as
 "growing" by what the other kept mapped all along, with no higher peak. Contenders alternate
 over `--repeats` runs and the smallest value of each is kept (a run can only be inflated by
 noise).
