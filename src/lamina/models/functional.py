@@ -380,6 +380,8 @@ class Functional(Model):
                 flat = tree.flatten(outputs)
                 for key, value in zip(output_ids, [o for o in flat if isinstance(o, Tensor)]):
                     values[key] = value
+        if isinstance(self._outputs_struct, KerasTensor):  # one output: no structure walk
+            return values[id(self._outputs_struct)]
         return _map_structure(lambda t: values[id(t)], self._outputs_struct)
 
     # ------------------------------------------------------------------- config
