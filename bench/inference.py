@@ -11,8 +11,9 @@ in the same round; the median of those ratios is reported with their quartiles (
   `predict(x, batch_size=1024)` against a raw loop slicing the same tensor (target >= 0.95x
   the raw throughput);
 - batch 1024 evaluate: compiled with sparse categorical crossentropy and accuracy, against a raw
-  loop summing the loss and the correct predictions (target <= 1.05x the raw time); two more
-  contenders split Lamina's time: the raw loop calling Lamina's model instead of the torch one,
+  loop summing the loss and the correct predictions (target <= 1.05x the raw time), the
+  Sequential model and the same model written with the functional API; two more contenders
+  split Lamina's time: the raw loop calling Lamina's model instead of the torch one,
   and a bare loop of `model.test_step`.
 
 Times are wall-clock (`time.perf_counter`); `--cpu-time` uses the thread's CPU time instead,
@@ -162,13 +163,24 @@ def batch_1024(rounds: int, evaluate_only: bool = False) -> dict[str, float]:
                                                                     verbose=0)},
                            rounds, 1),
                "lamina >= 0.95x raw throughput, i.e. <= 1.05x time")
+    # The same model written with the functional API, as many Keras users write it.
+    inputs = lamina.Input((28, 28))
+    hidden = layers.Dense(128, activation="relu")(layers.Flatten()(inputs))
+    functional = lamina.Model(inputs, layers.Dense(10)(hidden))
+    functional.set_weights(model.get_weights())
+    functional.compile(optimizer="adam",
+                       loss=lamina.losses.SparseCategoricalCrossentropy(from_logits=True),
+                       metrics=["accuracy"])
     # The contenders compute the same numbers (the same weights), or the ratios mean nothing.
-    np.testing.assert_allclose(model.evaluate(x, y, batch_size=BATCH, verbose=0),
-                               raw_evaluate(), rtol=1e-4)
+    for compiled in (model, functional):
+        np.testing.assert_allclose(compiled.evaluate(x, y, batch_size=BATCH, verbose=0),
+                                   raw_evaluate(), rtol=1e-4)
     return report(f"evaluate, {SAMPLES} samples, batch {BATCH}",
            interleaved({"raw loss + accuracy loop": raw_evaluate,
                         "lamina evaluate": lambda: model.evaluate(x, y, batch_size=BATCH,
                                                                   verbose=0),
+                        "lamina evaluate, functional model":
+                            lambda: functional.evaluate(x, y, batch_size=BATCH, verbose=0),
                         # Where the time goes: the raw loop around Lamina's model call, and a
                         # loop of Lamina's test_step without evaluate's set-up and logs.
                         "(raw loop, Lamina's model call)": lambda: raw_evaluate(model),
