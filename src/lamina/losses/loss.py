@@ -58,7 +58,7 @@ def as_float_tensor(x: Any, dtype: torch.dtype | None = None) -> torch.Tensor:
     if not isinstance(x, torch.Tensor):
         x = torch.as_tensor(x)
     if dtype is not None:
-        return x.to(dtype)
+        return x if x.dtype is dtype else x.to(dtype)
     if not x.is_floating_point():
         return x.to(config.torch_dtype(None))
     return x

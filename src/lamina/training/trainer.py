@@ -413,7 +413,7 @@ class Trainer:
         """The default steps' loss: a model's own `compute_loss` when it overrides it."""
         custom = self._model_compute_loss
         if custom is None:
-            return self.compute_loss(x, y, y_pred, sample_weight)
+            return self._compute_loss(y, y_pred, sample_weight)
         if custom == "training":
             return self.model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
                                            training=training)
