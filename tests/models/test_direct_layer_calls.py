@@ -1,5 +1,5 @@
 """Direct layer calls: inside a Sequential or functional model's call, a built layer with nothing
-for the call machinery to do runs its `call` directly (`Layer.calls_directly`); each skipped
+for the call machinery to do runs its `call` directly (`Layer._calls_directly`); each skipped
 wrapper cost ~1% of evaluate at batch 1024 (docs/benchmarks.md). Whatever the machinery would
 do must still happen."""
 

@@ -191,7 +191,7 @@ _GLOBAL_HOOKS = (_torch_module._global_forward_hooks, _torch_module._global_forw
 
 
 def direct_calls_allowed() -> bool:
-    """Whether a model's call may run its layers' `call` directly (`Layer.calls_directly`):
+    """Whether a model's call may run its layers' `call` directly (`Layer._calls_directly`):
     inside a layer call (the model's own, which did the outermost call's work), while nothing
     watches module calls (global hooks, FX or JIT tracing) and no probe is running."""
     return (_CALL.depth > 0 and nn.Module.__call__ is _MODULE_CALL
@@ -264,7 +264,7 @@ class Layer(nn.Module):
         default = parameters["training"].default if "training" in parameters else None
         cls._call_training_default = None if default is inspect.Parameter.empty else default
         cls._call_takes_mask = "mask" in parameters
-        # A class that keeps torch's and Lamina's call path may be run by `calls_directly`.
+        # A class that keeps torch's and Lamina's call path may be run by `_calls_directly`.
         cls._plain_call_path = (cls.forward is Layer.forward and cls.__call__ is nn.Module.__call__
                                 and cls._call_impl is nn.Module._call_impl
                                 and cls._wrapped_call_impl is nn.Module._wrapped_call_impl)
@@ -478,7 +478,7 @@ class Layer(nn.Module):
             self._add_activity_penalties(outputs)
         return outputs
 
-    def calls_directly(self, x: Any, training: Any = None) -> bool:
+    def _calls_directly(self, x: Any, training: Any = None) -> bool:
         """Whether `self.call(x)` (with `training=training` when `call` takes it) does all
         that `self(x, training=training)` would inside a model's call, where
         `direct_calls_allowed()`: `x` is a tensor, the layer was called before, and neither

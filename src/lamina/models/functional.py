@@ -363,7 +363,7 @@ class Functional(Model):
             extra = {"training": training} if training is not None and takes_training else {}
             if kind == "single":
                 x = values[input_ids[0]]
-                if direct and isinstance(layer, Layer) and layer.calls_directly(x, training):
+                if direct and isinstance(layer, Layer) and layer._calls_directly(x, training):
                     outputs = layer.call(x, **extra)  # what layer(x) would do, as Sequential
                 else:
                     outputs = layer(x, **extra)

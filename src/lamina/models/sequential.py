@@ -142,7 +142,7 @@ class Sequential(Model):
         x = inputs
         direct = direct_calls_allowed()
         for layer, takes_training in zip(self._stack, self._takes_training):
-            if direct and isinstance(layer, Layer) and layer.calls_directly(x, training):
+            if direct and isinstance(layer, Layer) and layer._calls_directly(x, training):
                 x = layer.call(x, training=training) if takes_training else layer.call(x)
             elif takes_training and training is not None:
                 x = layer(x, training=training)
