@@ -377,7 +377,6 @@ def reduce(trainer, logs: Mapping, adapter: Any) -> Mapping:
     engine = _engine(trainer)
     if engine is None:
         return logs
-    trainer.loss_tracker.fold()
     metrics = trainer.logged_metrics()
     variables = [v for m in metrics for v in m.variables]
     if variables:

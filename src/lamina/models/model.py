@@ -455,14 +455,7 @@ class Model(Layer):
     @property
     def metrics_variables(self) -> list[torch.Tensor]:
         """The state tensors of every metric in `model.metrics`, in that order."""
-        found = []
-        from lamina.training.trainer import StepLossMean
-
-        for metric in self.metrics:
-            if isinstance(metric, StepLossMean):
-                metric.fold()  # the step losses the loss tracker keeps aside
-            found.extend(metric.variables)
-        return found
+        return [variable for metric in self.metrics for variable in metric.variables]
 
     def add_metric(self, *args: Any, **kwargs: Any) -> None:
         raise NotImplementedError(

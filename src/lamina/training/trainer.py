@@ -87,10 +87,18 @@ class StepLossMean(metrics_module.Metric):
         self.uncounted += batch_size
 
     def fold(self) -> None:
-        """Bring `count` up to date, for a reader of the variables."""
+        """Bring `count` up to date with the samples counted on the host."""
         if self.uncounted:
             self.count.add_(self.uncounted)
             self.uncounted = 0
+
+    @property
+    def variables(self) -> list[Tensor]:
+        """`total` and `count` as Keras's `Mean` holds them: every reader of the state
+        (`model.metrics_variables`, mid-epoch backups, the distributed all-reduce) gets the
+        host-counted samples folded in first."""
+        self.fold()
+        return super().variables
 
     def update_state(self, values: Any, sample_weight: Any = None) -> None:
         """A loss of one batch (the mean over its samples) and the batch size as its weight."""
@@ -229,7 +237,6 @@ class Trainer:
 
     def metric_state(self) -> dict[str, Any]:
         """The running epoch's accumulators, for a backup taken mid-epoch."""
-        self.loss_tracker.fold()
         trackers = [self.loss_tracker, *self._output_trackers, *self._compiled_metrics]
         return {"metrics": {m.name: list(m.variables) for m in trackers}}
 
